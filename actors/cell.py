@@ -1,0 +1,706 @@
+"""The runtime side of one actor: its task, mailbox, lifecycle and supervision.
+
+An actor's ``Cell`` lives as long as its ``ActorRef`` is meaningful, across restarts:
+one task runs incarnation after incarnation (a fresh instance each time) until the
+actor ends for good. The instance is what the user wrote; the cell is everything
+the runtime keeps around it.
+
+Supervision decisions are made by the parent's *cell*, not by the parent's
+``receive``: a parent busy awaiting inside ``receive`` (perhaps an ``ask`` to the
+very child that crashed) still restarts its children on time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+import types
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from .context import current_cell
+from .errors import ActorCrashed, ActorError, ActorKilled, ActorStopped, MailboxFull
+from .events import (
+    Crashed,
+    DeadLetter,
+    Escalated,
+    Restarted,
+    Started,
+    Stopped,
+    Terminated,
+)
+from .mailbox import Mailbox
+from .ref import ActorRef
+from .reply import Ask
+from .snapshot import ActorSnapshot, ActorState
+from .supervision import (
+    Backoff,
+    Overflow,
+    RestartType,
+    RestartWindow,
+    Supervision,
+    restart_group,
+    validate_spawn_options,
+)
+from .timers import Timer
+
+if TYPE_CHECKING:
+    from .actor import Actor
+    from .system import ActorSystem
+
+__all__ = ["Cell"]
+
+logger = logging.getLogger("actors")
+
+#: Messages handled per wake-up before the actor yields to others.
+BATCH: Final = 256
+
+_NOTHING: Final = object()
+
+
+class _GroupRestart:
+    """The interruption a sibling's group restart (one_for_all, rest_for_one) sends."""
+
+
+_GROUP_RESTART: Final = _GroupRestart()
+
+
+class _HardStop:
+    """The interruption that ends a stop whose grace period ran out."""
+
+
+_HARD_STOP: Final = _HardStop()
+
+_receive_checked: dict[type[Any], None] = {}
+
+
+def _check_actor_class(instance: object, factory: Callable[..., Any]) -> None:
+    from .actor import Actor  # noqa: PLC0415 - actor.py imports this module
+
+    cls = type(instance)
+    if cls in _receive_checked:
+        return
+    if not isinstance(instance, Actor):
+        raise ActorError(
+            f"factory {factory!r} returned {instance!r}, which is not an Actor"
+        )
+    for hook in ("on_start", "receive", "on_stop"):
+        if not inspect.iscoroutinefunction(getattr(cls, hook)):
+            raise ActorError(f"{cls.__qualname__}.{hook} must be an async def")
+    _receive_checked[cls] = None
+
+
+class Cell:
+    """One actor's runtime state; the target behind every ``ActorRef`` to it."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        parent: Cell | None,
+        name: str,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        *,
+        restart: RestartType,
+        backoff: Backoff | None,
+        capacity: int,
+        overflow: Overflow,
+    ) -> None:
+        self.system = system
+        self.parent = parent
+        self.name = name
+        self.path = f"{parent.path}/{name}" if parent is not None else f"/{name}"
+        self.factory = factory
+        self.args = args
+        self.restart_type: RestartType = restart
+        self.backoff = backoff
+        self.mailbox = Mailbox(capacity, overflow, self._overflowed)
+        self.ref = ActorRef(self)
+        #: Children by name; insertion order is start order.
+        self.children: dict[str, Cell] = {}
+        self.state: ActorState = "starting"
+        self.instance: Actor | None = None
+        self.supervision = Supervision()
+        # Counters over every incarnation.
+        self.processed = 0
+        self.failures = 0
+        self.restarts = 0
+        self.last_error: BaseException | None = None
+        self.started_at: float | None = None
+        # Restart bookkeeping.
+        self._up_since = 0.0
+        self._consecutive = 0
+        self._window: RestartWindow | None = None
+        self._orchestrations: set[anyio.CancelScope] = set()
+        self._group_lock: anyio.Lock | None = None
+        # The system lane: notifications that overtake user messages.
+        self._system_lane: deque[Any] | None = None
+        #: True when the message loop must look at the system lane or a stop request.
+        self.control = False
+        self.stop_request: str | None = None
+        self._interrupt: BaseException | _GroupRestart | _HardStop | None = None
+        self._scope: anyio.CancelScope | None = None
+        self.current: Any = _NOTHING
+        self._next_child = 0
+        self._timers: set[Timer] = set()
+        self._watchers: set[Cell] = set()
+        self._watching: set[Cell] = set()
+        #: False once the actor has ended for good: refs then dead-letter.
+        self.accepting = True
+        self.ended = anyio.Event()
+        self._settled = anyio.Event()  # the current start attempt finished, either way
+        self._parked = anyio.Event()  # the current incarnation is over
+        self._decision = anyio.Event()  # a parked cell was told what to do next
+        self._verdict = "restart"
+        self._verdict_error: BaseException | None = None
+        self._backoff_scope: anyio.CancelScope | None = None
+        self._finishing = False
+        self.incarnation = 0
+        self._restart_delay = 0.0
+        self._start_error: BaseException | None = None
+        self._first = True
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.path} {self.state}>"
+
+    # ------------------------------------------------------------------ sending
+
+    def deliver_system(self, message: Any) -> None:
+        """Queue a runtime notification (``Terminated``) ahead of user messages."""
+        if not self.accepting:
+            self.system.dead_letter(self, message, "stopped")
+            return
+        if self._system_lane is None:
+            self._system_lane = deque()
+        self._system_lane.append(message)
+        self.control = True
+        self.mailbox.wake()
+
+    def _overflowed(self, message: Any) -> None:
+        if type(message) is Ask:
+            message.slot.fail(MailboxFull(f"{self.path}: message dropped, mailbox full"))
+        self.system.dead_letter(self, message, "mailbox_full")
+
+    # ---------------------------------------------------------------- spawning
+
+    async def spawn_child(
+        self,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        *,
+        name: str | None,
+        capacity: int,
+        overflow: Overflow,
+        restart: RestartType,
+        backoff: Backoff | None,
+    ) -> ActorRef:
+        """Create a child, start it, and return its ref once ``on_start`` is done."""
+        system = self.system
+        system.check_running()
+        try:
+            validate_spawn_options(
+                capacity=capacity, overflow=overflow, restart=restart, backoff=backoff
+            )
+        except ValueError as exc:
+            raise ActorError(f"spawn under {self.path}: {exc}") from None
+        if not callable(factory):
+            raise ActorError(f"spawn under {self.path}: factory {factory!r} is not callable")
+        if not self.accepting or self.state in ("stopping", "stopped", "failed"):
+            raise ActorError(f"cannot spawn under {self.path}: it is {self.state}")
+        if name is None:
+            self._next_child += 1
+            name = f"${self._next_child}"
+        elif not isinstance(name, str) or not name or "/" in name or name.startswith("$"):
+            raise ActorError(
+                f"actor name must be a non-empty string without '/' that does not "
+                f"start with '$', got {name!r}"
+            )
+        if name in self.children:
+            raise ActorError(f"{self.path} already has a child named {name!r}")
+        child = Cell(
+            system,
+            self,
+            name,
+            factory,
+            args,
+            restart=restart,
+            backoff=backoff,
+            capacity=capacity,
+            overflow=overflow,
+        )
+        self.children[name] = child
+        system.task_group.start_soon(child.run, name=f"actor {child.path}")
+        await child._settled.wait()
+        if child._start_error is not None:
+            raise ActorCrashed(f"{child.path} failed to start") from child._start_error
+        return child.ref
+
+    # ------------------------------------------------------------------ the task
+
+    async def run(self) -> None:
+        """Run incarnation after incarnation until the actor ends for good."""
+        current_cell.set(self)
+        reason = "stopped"
+        error: BaseException | None = None
+        try:
+            while True:
+                reason, error = await self._live_once()
+                if reason != "restart":
+                    break
+        finally:
+            self._finalize(reason, error)
+
+    async def _live_once(self) -> tuple[str, BaseException | None]:
+        """Run one incarnation; return ``("restart", None)`` or the final reason."""
+        crash = await self._incarnation()
+        stop_request = self.stop_request
+        if stop_request is not None:
+            return stop_request, None
+        interrupt = self._interrupt
+        if interrupt is _HARD_STOP:
+            return "stopped", None
+        if interrupt is _GROUP_RESTART:
+            return await self._park_for_parent()
+        if self._first:
+            # A first start that failed fails the spawn instead of being restarted.
+            self._start_error = crash or ActorStopped(f"{self.path} stopped during start")
+            return "failed", crash
+        if crash is None:  # it ended itself with self.stop()
+            if self.restart_type != "permanent":
+                return "finished", None
+        elif self.restart_type == "temporary":
+            return "failed", crash
+        if self.parent is None:
+            if crash is not None:
+                self.system.fatal(crash)
+                return "failed", crash
+            return "finished", None
+        return await self._ask_parent(crash)
+
+    async def _incarnation(self) -> BaseException | None:
+        """Create an instance and run it; return its crash, or None if it stopped."""
+        self.incarnation += 1
+        self._interrupt = None
+        self._finishing = False
+        self.control = self.stop_request is not None
+        # Whoever decided this restart may already wait on the next _settled.
+        if self._settled.is_set():
+            self._settled = anyio.Event()
+        if self._parked.is_set():
+            self._parked = anyio.Event()
+        self.state = "starting" if self._first else "restarting"
+        crash: BaseException | None = None
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            try:
+                instance = self.factory(*self.args)
+                _check_actor_class(instance, self.factory)
+                instance._cell = self
+                self.instance = instance
+                self.supervision = instance.supervision
+                await instance.on_start()
+                await self._started()
+                await self._message_loop(instance)
+            except Exception as exc:
+                crash = exc
+        interrupt = self._interrupt
+        if isinstance(interrupt, BaseException):
+            crash = interrupt  # kill or escalation: the reason we cancelled it
+        message, self.current = self.current, _NOTHING
+        final = self.stop_request is not None or interrupt is _HARD_STOP
+        self.state = "stopping" if final else "restarting"
+        if crash is not None:
+            self._record_crash(crash, message)
+        elif message is not _NOTHING:
+            self._lost_in_flight(message)
+        await self._teardown()
+        self._settled.set()
+        self._parked.set()
+        return crash
+
+    async def _started(self) -> None:
+        self.state = "running"
+        self.started_at = time.time()
+        self._up_since = self.system.clock.now()
+        self._settled.set()
+        if self._first:
+            self._first = False
+            self.system.publish(Started(path=self.path))
+        else:
+            self.restarts += 1
+            self.system.publish(
+                Restarted(path=self.path, restarts=self.restarts, delay=self._restart_delay)
+            )
+        await anyio.lowlevel.checkpoint()
+
+    async def _message_loop(self, instance: Actor) -> None:
+        """Process messages until a stop request; raises what ``receive`` raises."""
+        mailbox = self.mailbox
+        queue = mailbox.queue
+        senders = mailbox._senders
+        receive = instance.receive
+        checkpoint = anyio.lowlevel.checkpoint
+        while True:
+            if self.control:
+                if self.stop_request is not None or self._finishing:
+                    return
+                lane = self._system_lane
+                while lane:
+                    message = lane.popleft()
+                    self.current = message
+                    await receive(message)
+                    self.processed += 1
+                self.current = _NOTHING
+                self.control = self.stop_request is not None or self._finishing
+                continue
+            if not queue:
+                await mailbox.wait_nonempty()
+                continue
+            budget = BATCH
+            while queue and budget and not self.control:
+                message = queue.popleft()
+                if senders:
+                    senders.popleft().set()
+                self.current = message
+                if type(message) is Ask:
+                    reply = await receive(message.message)
+                    if reply is not None and isinstance(reply, types.CoroutineType):
+                        self._bad_reply(reply)
+                    message.slot.set(reply)
+                else:
+                    reply = await receive(message)
+                    if reply is not None and isinstance(reply, types.CoroutineType):
+                        self._bad_reply(reply)
+                self.processed += 1
+                budget -= 1
+            self.current = _NOTHING
+            await checkpoint()
+
+    def _bad_reply(self, reply: types.CoroutineType[Any, Any, Any]) -> None:
+        reply.close()
+        raise ActorError(
+            f"{self.path}: receive returned a coroutine ({reply.__qualname__}); "
+            f"an await is missing"
+        )
+
+    def _record_crash(self, crash: BaseException, message: Any) -> None:
+        self.failures += 1
+        self.last_error = crash
+        if message is _NOTHING:
+            message = None
+        elif type(message) is Ask:
+            if isinstance(crash, ActorKilled):
+                message.slot.fail(ActorStopped(f"{self.path} was killed before replying"))
+            else:
+                error = ActorCrashed(f"{self.path} crashed processing {message.message!r}")
+                error.__cause__ = crash
+                message.slot.fail(error)
+            message = message.message
+        if not isinstance(crash, ActorKilled):
+            logger.error("%s crashed", self.path, exc_info=crash)
+        self.system.publish(Crashed(path=self.path, error=crash, message=message))
+
+    def _lost_in_flight(self, message: Any) -> None:
+        """A message cut short by a hard stop or a sibling's restart: a dead letter."""
+        self.system.dead_letter(self, message, "interrupted")
+
+    async def _teardown(self) -> None:
+        """End the instance: timers, watches, children (last first), ``on_stop``."""
+        for timer in list(self._timers):
+            timer.cancel()
+        for target in self._watching:
+            target._watchers.discard(self)
+        self._watching.clear()
+        if self._system_lane:
+            for message in self._system_lane:
+                self.system.dead_letter(self, message, "stopped")
+            self._system_lane.clear()
+        instance, self.instance = self.instance, None
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self._interrupt is _HARD_STOP:
+                scope.cancel()
+            for orchestration in list(self._orchestrations):
+                orchestration.cancel()
+            reason = "shutdown" if self.system.shutting_down else "stopped"
+            await self.stop_children(reason)
+            if self._window is not None:
+                self._window.clear()
+            if instance is not None:
+                with anyio.move_on_after(self.system.shutdown_timeout):
+                    try:
+                        await instance.on_stop()
+                    except Exception as exc:
+                        self.last_error = exc
+                        logger.error("%s: on_stop raised", self.path, exc_info=exc)
+        self._scope = None
+
+    async def stop_children(self, reason: str) -> None:
+        """Stop every child for good, the last started first, each in its grace."""
+        while self.children:
+            child = next(reversed(self.children.values()))
+            await child.stop_for_good(reason)
+            self.children.pop(child.name, None)
+
+    # ------------------------------------------------------------- supervision
+
+    def _decide(self, verdict: str, error: BaseException | None = None) -> None:
+        """Tell this parked actor what comes next: ``"restart"`` or a final reason."""
+        self._verdict = verdict
+        self._verdict_error = error
+        self._decision.set()
+
+    async def _park_for_parent(self) -> tuple[str, BaseException | None]:
+        """Wait, with no instance, for the parent to say restart or stop."""
+        await self._decision.wait()
+        self._decision = anyio.Event()
+        if self.stop_request is not None:
+            return self.stop_request, None
+        return self._verdict, self._verdict_error
+
+    async def _ask_parent(
+        self, crash: BaseException | None
+    ) -> tuple[str, BaseException | None]:
+        parent = self.parent
+        assert parent is not None
+        if not parent.accepting or parent.state in ("stopping", "stopped", "failed"):
+            return "stopped", None
+        now = self.system.clock.now()
+        if now - self._up_since >= (self.backoff.reset_after if self.backoff else 0):
+            self._consecutive = 0
+        if parent.supervision.strategy != "one_for_one":
+            parent._start_group_restart(self, crash)
+            return await self._park_for_parent()
+        if not parent._allow_restart(now):
+            parent._give_up(self, crash)
+            return "failed", crash
+        delay = self._next_delay()
+        if delay > 0:
+            with anyio.CancelScope() as self._backoff_scope:
+                await self.system.clock.sleep_until(now + delay)
+            self._backoff_scope = None
+            if self.stop_request is not None:
+                return self.stop_request, None
+        self._restart_delay = delay
+        return "restart", None
+
+    def _next_delay(self) -> float:
+        if self.backoff is None:
+            return 0.0
+        delay = self.backoff.delay(self._consecutive, self.system.random)
+        self._consecutive += 1
+        return delay
+
+    def _allow_restart(self, now: float) -> bool:
+        if self._window is None:
+            self._window = RestartWindow()
+        return self._window.allow(now, self.supervision)
+
+    def _give_up(self, child: Cell, crash: BaseException | None) -> None:
+        """Stop restarting ``child`` and fail this actor with its error."""
+        error = crash if crash is not None else ActorError(f"{child.path} kept stopping")
+        self.system.publish(Escalated(path=self.path, child=child.path, error=error))
+        self.fail(error)
+
+    def fail(self, error: BaseException) -> None:
+        """Crash this actor with ``error`` wherever it is (kill, escalation).
+
+        An actor between incarnations (restarting) has nothing to crash: no-op.
+        """
+        if self._scope is None:
+            return
+        if self._interrupt is None:
+            self._interrupt = error
+        self._scope.cancel()
+
+    def _start_group_restart(self, child: Cell, crash: BaseException | None) -> None:
+        self.system.task_group.start_soon(
+            self._group_restart,
+            child,
+            child.incarnation,
+            crash,
+            name=f"restart under {self.path}",
+        )
+
+    async def _group_restart(
+        self, failed: Cell, incarnation: int, crash: BaseException | None
+    ) -> None:
+        """Restart ``failed`` and, by the strategy, its siblings (in start order).
+
+        Runs in a task of its own so that neither this actor's ``receive`` nor the
+        failed child waits on the other. Cancelled when this actor goes down: its
+        teardown then stops the children itself.
+        """
+        with anyio.CancelScope() as scope:
+            self._orchestrations.add(scope)
+            try:
+                if self._group_lock is None:
+                    self._group_lock = anyio.Lock()
+                async with self._group_lock:
+                    await self._restart_group_locked(failed, incarnation, crash)
+            finally:
+                self._orchestrations.discard(scope)
+
+    async def _restart_group_locked(
+        self, failed: Cell, incarnation: int, crash: BaseException | None
+    ) -> None:
+        if (
+            self.children.get(failed.name) is not failed
+            or failed.incarnation != incarnation
+            or failed._decision.is_set()
+        ):
+            return  # already restarted with an earlier group, or gone
+        now = self.system.clock.now()
+        if not self._allow_restart(now):
+            failed._decide("failed", crash)
+            self._give_up(failed, crash)
+            return
+        group = restart_group(self.supervision.strategy, list(self.children.values()), failed)
+        for sibling in reversed(group):
+            if sibling is not failed:
+                await sibling._interrupt_for_group()
+        delay = failed._next_delay()
+        if delay > 0:
+            await self.system.clock.sleep_until(now + delay)
+        for member in group:
+            if self.children.get(member.name) is not member or member.ended.is_set():
+                continue
+            await member._parked.wait()
+            member._restart_delay = delay
+            member._settled = settled = anyio.Event()
+            member._decide("restart")
+            await settled.wait()
+
+    async def _interrupt_for_group(self) -> None:
+        """Take this actor down so that its parent can restart it with a sibling."""
+        if self.ended.is_set():
+            return
+        if not self._parked.is_set():
+            if self._interrupt is None:
+                self._interrupt = _GROUP_RESTART
+            if self._scope is not None:
+                self._scope.cancel()
+        await self._parked.wait()
+
+    # ------------------------------------------------------------------ stopping
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the actor to end for good after its current message. Never blocks."""
+        if self.stop_request is not None or self.ended.is_set():
+            return
+        self.stop_request = reason
+        self.control = True
+        self.mailbox.wake()
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()  # no need to wait out a backoff to stop
+        if self._parked.is_set():
+            self._decide(reason)
+
+    async def stop_for_good(self, reason: str) -> None:
+        """Stop the actor and wait until it has ended, cutting it short if it dawdles."""
+        self.request_stop(reason)
+        if current_cell.get() is self:
+            return
+        with anyio.move_on_after(self.system.shutdown_timeout):
+            await self.ended.wait()
+        if not self.ended.is_set():
+            self._interrupt = _HARD_STOP
+            if self._scope is not None:
+                self._scope.cancel()
+            await self.ended.wait()
+
+    def request_finish(self) -> None:
+        """The actor asked to end itself (``self.stop()``): a normal exit."""
+        self._finishing = True
+        self.control = True
+        self.mailbox.wake()
+
+    def _finalize(self, reason: str, error: BaseException | None) -> None:
+        """The actor has ended for good: settle everything that waits on it."""
+        if self.ended.is_set():
+            return
+        self.accepting = False
+        self.instance = None
+        self.state = "failed" if reason == "failed" else "stopped"
+        for message in self.mailbox.close():
+            self.system.dead_letter(self, message, "stopped")
+        for timer in list(self._timers):
+            timer.cancel()
+        for target in self._watching:
+            target._watchers.discard(self)
+        self._watching.clear()
+        parent = self.parent
+        if parent is not None and parent.children.get(self.name) is self:
+            del parent.children[self.name]
+        notice = Terminated(ref=self.ref, reason=reason, error=error)
+        for watcher in self._watchers:
+            watcher._watching.discard(self)
+            watcher.deliver_system(notice)
+        self._watchers.clear()
+        self._settled.set()
+        self._parked.set()
+        self.ended.set()
+        self.system.publish(Stopped(path=self.path, reason=reason, error=error))
+
+    # ------------------------------------------------------------------- watches
+
+    def watch(self, target: Cell) -> None:
+        """Deliver ``Terminated`` to this actor when ``target`` ends for good."""
+        if target.ended.is_set():
+            self.deliver_system(Terminated(ref=target.ref, reason="stopped"))
+            return
+        target._watchers.add(self)
+        self._watching.add(target)
+
+    def unwatch(self, target: Cell) -> None:
+        """Stop watching ``target``; a ``Terminated`` already queued stays queued."""
+        target._watchers.discard(self)
+        self._watching.discard(target)
+
+    # -------------------------------------------------------------------- timers
+
+    def start_timer(self, delay: float, interval: float | None, message: Any) -> Timer:
+        """Tell this actor ``message`` after ``delay``, then every ``interval``."""
+        if math.isnan(delay):
+            raise ValueError("delay must be a number")
+        ref = self.ref
+
+        def fire() -> None:
+            try:
+                ref.tell(message)
+            except MailboxFull:
+                self.system.dead_letter(self, message, "mailbox_full")
+
+        timer = self.system.timers.schedule(delay, interval, fire, self._timers.discard)
+        self._timers.add(timer)
+        return timer
+
+    # -------------------------------------------------------------- introspection
+
+    def snapshot(self) -> ActorSnapshot:
+        """Return this actor's snapshot, with its children's."""
+        instance_cls = type(self.instance) if self.instance is not None else None
+        if instance_cls is None:
+            factory = self.factory
+            name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+        else:
+            name = instance_cls.__qualname__
+        error = self.last_error
+        return ActorSnapshot(
+            path=self.path,
+            actor_class=name,
+            state=self.state,
+            mailbox_depth=len(self.mailbox.queue),
+            mailbox_capacity=self.mailbox.capacity,
+            processed=self.processed,
+            failures=self.failures,
+            restarts=self.restarts,
+            last_error=repr(error) if error is not None else None,
+            started_at=self.started_at,
+            children=tuple(child.snapshot() for child in list(self.children.values())),
+        )

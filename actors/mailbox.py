@@ -1,0 +1,186 @@
+"""A bounded mailbox with an overflow policy, shared by all incarnations of an actor."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import attrs
+
+from .errors import MailboxFull
+from .supervision import Overflow
+
+__all__ = ["Mailbox", "MailboxStatistics"]
+
+
+@attrs.frozen(kw_only=True)
+class MailboxStatistics:
+    """Counters of one mailbox.
+
+    Attributes:
+        depth: Messages waiting now (not counting the one being processed).
+        capacity: The most messages that may wait.
+        overflow: The overflow policy.
+        blocked_senders: ``send`` calls waiting for room now.
+        dropped: Messages dropped by the overflow policy so far.
+    """
+
+    depth: int
+    capacity: int
+    overflow: Overflow
+    blocked_senders: int
+    dropped: int
+
+
+class Mailbox:
+    """Messages waiting for one actor, at most ``capacity`` of them.
+
+    ``capacity`` counts the messages waiting, not the one being processed. The
+    consumer takes messages straight from ``queue`` (no copy into a batch), so the
+    count stays exact while it drains. What a full mailbox does with one more
+    message is its ``overflow`` policy: ``"block"`` (``put`` waits,
+    ``put_nowait`` raises ``MailboxFull``), ``"fail"`` (both raise), ``"drop_newest"``
+    (the incoming message is dropped) or ``"drop_oldest"`` (the oldest waiting one
+    is dropped). Dropped messages are handed to ``on_drop``.
+    """
+
+    __slots__ = (
+        "_consumer",
+        "_senders",
+        "capacity",
+        "closed",
+        "dropped",
+        "on_drop",
+        "overflow",
+        "queue",
+    )
+
+    def __init__(
+        self, capacity: int, overflow: Overflow, on_drop: Callable[[Any], None]
+    ) -> None:
+        self.queue: deque[Any] = deque()
+        self.capacity = capacity
+        self.overflow = overflow
+        self.on_drop = on_drop
+        self.closed = False
+        self.dropped = 0
+        self._consumer: anyio.Event | None = None
+        self._senders: deque[anyio.Event] = deque()
+
+    def put_nowait(self, message: Any) -> None:
+        """Add ``message`` now, or apply the overflow policy. Never blocks.
+
+        Raises:
+            MailboxFull: The mailbox is full and the policy is ``"block"`` or
+                ``"fail"``.
+        """
+        queue = self.queue
+        if len(queue) >= self.capacity or (self._senders and self.overflow == "block"):
+            self._overflow(message)
+            return
+        queue.append(message)
+        if self._consumer is not None:
+            self._consumer.set()
+            self._consumer = None
+
+    async def put(self, message: Any) -> bool:
+        """Add ``message``, waiting for room under the ``"block"`` policy.
+
+        A checkpoint. Returns False, without adding it, if the mailbox was closed
+        while waiting. Cancelled while waiting, the message is not added.
+
+        Raises:
+            MailboxFull: The mailbox is full and the policy is ``"fail"``.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        queue = self.queue
+        while len(queue) >= self.capacity and self.overflow == "block":
+            waiter = anyio.Event()
+            self._senders.append(waiter)
+            try:
+                await waiter.wait()
+            except BaseException:
+                if waiter in self._senders:
+                    self._senders.remove(waiter)
+                elif waiter.is_set():
+                    self._wake_sender()  # pass our turn on rather than lose it
+                raise
+            if self.closed:
+                return False
+        if len(queue) >= self.capacity:
+            self._overflow(message)
+        else:
+            queue.append(message)
+            if self._consumer is not None:
+                self._consumer.set()
+                self._consumer = None
+            if self._senders and len(queue) < self.capacity:
+                self._wake_sender()
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        return True
+
+    def _overflow(self, message: Any) -> None:
+        policy = self.overflow
+        if policy == "drop_newest":
+            self.dropped += 1
+            self.on_drop(message)
+        elif policy == "drop_oldest":
+            self.dropped += 1
+            self.on_drop(self.queue.popleft())
+            self.queue.append(message)
+            if self._consumer is not None:
+                self._consumer.set()
+                self._consumer = None
+        else:
+            raise MailboxFull(
+                f"mailbox full ({self.capacity} messages waiting, overflow={policy!r})"
+            )
+
+    def _wake_sender(self) -> None:
+        if self._senders:
+            self._senders.popleft().set()
+
+    def took(self) -> None:
+        """Tell the mailbox the consumer took a message: a blocked sender may go."""
+        if self._senders:
+            self._senders.popleft().set()
+
+    async def wait_nonempty(self) -> None:
+        """Wait until a message arrives or ``wake`` is called. A checkpoint."""
+        if self.queue:
+            await anyio.lowlevel.checkpoint()
+            return
+        self._consumer = waiter = anyio.Event()
+        try:
+            await waiter.wait()
+        finally:
+            if self._consumer is waiter:
+                self._consumer = None
+
+    def wake(self) -> None:
+        """Wake the consumer whether or not a message arrived."""
+        if self._consumer is not None:
+            self._consumer.set()
+            self._consumer = None
+
+    def close(self) -> list[Any]:
+        """Refuse further messages; return those still waiting, oldest first."""
+        self.closed = True
+        left = list(self.queue)
+        self.queue.clear()
+        while self._senders:
+            self._senders.popleft().set()
+        self.wake()
+        return left
+
+    def statistics(self) -> MailboxStatistics:
+        """Return the mailbox's counters."""
+        return MailboxStatistics(
+            depth=len(self.queue),
+            capacity=self.capacity,
+            overflow=self.overflow,
+            blocked_senders=len(self._senders),
+            dropped=self.dropped,
+        )
