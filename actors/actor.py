@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -11,6 +10,8 @@ from .errors import ActorError
 from .supervision import Backoff, Overflow, RestartType, Supervision
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .cell import Cell
     from .ref import ActorRef
     from .system import ActorSystem

@@ -18,7 +18,6 @@ import math
 import time
 import types
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -27,7 +26,6 @@ from .context import current_cell
 from .errors import ActorCrashed, ActorError, ActorKilled, ActorStopped, MailboxFull
 from .events import (
     Crashed,
-    DeadLetter,
     Escalated,
     Restarted,
     Started,
@@ -47,11 +45,13 @@ from .supervision import (
     restart_group,
     validate_spawn_options,
 )
-from .timers import Timer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .actor import Actor
     from .system import ActorSystem
+    from .timers import Timer
 
 __all__ = ["Cell"]
 
@@ -80,7 +80,7 @@ _receive_checked: dict[type[Any], None] = {}
 
 
 def _check_actor_class(instance: object, factory: Callable[..., Any]) -> None:
-    from .actor import Actor  # noqa: PLC0415 - actor.py imports this module
+    from .actor import Actor
 
     cls = type(instance)
     if cls in _receive_checked:
@@ -93,6 +93,10 @@ def _check_actor_class(instance: object, factory: Callable[..., Any]) -> None:
         if not inspect.iscoroutinefunction(getattr(cls, hook)):
             raise ActorError(f"{cls.__qualname__}.{hook} must be an async def")
     _receive_checked[cls] = None
+
+
+def _valid_name(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and "/" not in name and name[0] != "$"
 
 
 class Cell:
@@ -114,7 +118,7 @@ class Cell:
         self.system = system
         self.parent = parent
         self.name = name
-        self.path = f"{parent.path}/{name}" if parent is not None else f"/{name}"
+        self.path: str = f"{parent.path}/{name}" if parent is not None else f"/{name}"
         self.factory = factory
         self.args = args
         self.restart_type: RestartType = restart
@@ -183,7 +187,9 @@ class Cell:
 
     def _overflowed(self, message: Any) -> None:
         if type(message) is Ask:
-            message.slot.fail(MailboxFull(f"{self.path}: message dropped, mailbox full"))
+            message.slot.fail(
+                MailboxFull(f"{self.path}: message dropped, mailbox full")
+            )
         self.system.dead_letter(self, message, "mailbox_full")
 
     # ---------------------------------------------------------------- spawning
@@ -209,13 +215,15 @@ class Cell:
         except ValueError as exc:
             raise ActorError(f"spawn under {self.path}: {exc}") from None
         if not callable(factory):
-            raise ActorError(f"spawn under {self.path}: factory {factory!r} is not callable")
+            raise ActorError(
+                f"spawn under {self.path}: factory {factory!r} is not callable"
+            )
         if not self.accepting or self.state in ("stopping", "stopped", "failed"):
             raise ActorError(f"cannot spawn under {self.path}: it is {self.state}")
         if name is None:
             self._next_child += 1
             name = f"${self._next_child}"
-        elif not isinstance(name, str) or not name or "/" in name or name.startswith("$"):
+        elif not _valid_name(name):
             raise ActorError(
                 f"actor name must be a non-empty string without '/' that does not "
                 f"start with '$', got {name!r}"
@@ -268,7 +276,9 @@ class Cell:
             return await self._park_for_parent()
         if self._first:
             # A first start that failed fails the spawn instead of being restarted.
-            self._start_error = crash or ActorStopped(f"{self.path} stopped during start")
+            self._start_error = crash or ActorStopped(
+                f"{self.path} stopped during start"
+            )
             return "failed", crash
         if crash is None:  # it ended itself with self.stop()
             if self.restart_type != "permanent":
@@ -308,7 +318,7 @@ class Cell:
                 await self._message_loop(instance)
             except Exception as exc:
                 crash = exc
-        interrupt = self._interrupt
+        interrupt = self._pending_interrupt()
         if isinstance(interrupt, BaseException):
             crash = interrupt  # kill or escalation: the reason we cancelled it
         message, self.current = self.current, _NOTHING
@@ -323,6 +333,13 @@ class Cell:
         self._parked.set()
         return crash
 
+    def _pending_interrupt(self) -> BaseException | _GroupRestart | _HardStop | None:
+        # A method, so that type checkers do not assume it unchanged across awaits.
+        return self._interrupt
+
+    def _must_leave(self) -> bool:
+        return self.stop_request is not None or self._finishing
+
     async def _started(self) -> None:
         self.state = "running"
         self.started_at = time.time()
@@ -334,7 +351,9 @@ class Cell:
         else:
             self.restarts += 1
             self.system.publish(
-                Restarted(path=self.path, restarts=self.restarts, delay=self._restart_delay)
+                Restarted(
+                    path=self.path, restarts=self.restarts, delay=self._restart_delay
+                )
             )
         await anyio.lowlevel.checkpoint()
 
@@ -347,7 +366,7 @@ class Cell:
         checkpoint = anyio.lowlevel.checkpoint
         while True:
             if self.control:
-                if self.stop_request is not None or self._finishing:
+                if self._must_leave():
                     return
                 lane = self._system_lane
                 while lane:
@@ -356,7 +375,7 @@ class Cell:
                     await receive(message)
                     self.processed += 1
                 self.current = _NOTHING
-                self.control = self.stop_request is not None or self._finishing
+                self.control = self._must_leave()
                 continue
             if not queue:
                 await mailbox.wait_nonempty()
@@ -395,9 +414,13 @@ class Cell:
             message = None
         elif type(message) is Ask:
             if isinstance(crash, ActorKilled):
-                message.slot.fail(ActorStopped(f"{self.path} was killed before replying"))
+                message.slot.fail(
+                    ActorStopped(f"{self.path} was killed before replying")
+                )
             else:
-                error = ActorCrashed(f"{self.path} crashed processing {message.message!r}")
+                error = ActorCrashed(
+                    f"{self.path} crashed processing {message.message!r}"
+                )
                 error.__cause__ = crash
                 message.slot.fail(error)
             message = message.message
@@ -503,7 +526,9 @@ class Cell:
 
     def _give_up(self, child: Cell, crash: BaseException | None) -> None:
         """Stop restarting ``child`` and fail this actor with its error."""
-        error = crash if crash is not None else ActorError(f"{child.path} kept stopping")
+        error = (
+            crash if crash is not None else ActorError(f"{child.path} kept stopping")
+        )
         self.system.publish(Escalated(path=self.path, child=child.path, error=error))
         self.fail(error)
 
@@ -560,7 +585,9 @@ class Cell:
             failed._decide("failed", crash)
             self._give_up(failed, crash)
             return
-        group = restart_group(self.supervision.strategy, list(self.children.values()), failed)
+        group = restart_group(
+            self.supervision.strategy, list(self.children.values()), failed
+        )
         for sibling in reversed(group):
             if sibling is not failed:
                 await sibling._interrupt_for_group()
@@ -602,7 +629,7 @@ class Cell:
             self._decide(reason)
 
     async def stop_for_good(self, reason: str) -> None:
-        """Stop the actor and wait until it has ended, cutting it short if it dawdles."""
+        """Stop the actor and wait until it has ended; cut it short if it dawdles."""
         self.request_stop(reason)
         if current_cell.get() is self:
             return

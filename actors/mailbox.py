@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
 from .errors import MailboxFull
 from .supervision import Overflow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Mailbox", "MailboxStatistics"]
 

@@ -73,7 +73,7 @@ class ActorRef:
             cell.system.dead_letter(cell, message, "stopped")
             await anyio.lowlevel.checkpoint()
 
-    async def ask(self, message: Any, timeout: float = 5.0) -> Any:
+    async def ask(self, message: Any, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
         """Send ``message`` and wait for what ``receive`` returns for it.
 
         A checkpoint. Waits for mailbox room like ``send``, within the same timeout.
@@ -149,4 +149,3 @@ class ActorRef:
 
     def __reduce__(self) -> Any:
         raise ActorError("an ActorRef cannot be pickled: it is local to its system")
-

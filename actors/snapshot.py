@@ -8,7 +8,9 @@ import attrs
 
 __all__ = ["ActorSnapshot", "ActorState"]
 
-ActorState = Literal["starting", "running", "restarting", "stopping", "stopped", "failed"]
+ActorState = Literal[
+    "starting", "running", "restarting", "stopping", "stopped", "failed"
+]
 
 
 @attrs.frozen(kw_only=True)

@@ -6,15 +6,16 @@ same ref and mailbox, fresh instance).
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import attrs
 
+from .actor import Actor
+
 if TYPE_CHECKING:
-    from .actor import Actor
+    import random
 
 __all__ = [
     "Backoff",
@@ -29,12 +30,16 @@ Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
 Overflow = Literal["block", "fail", "drop_newest", "drop_oldest"]
 
+T = TypeVar("T")
+
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 RESTART_TYPES: tuple[str, ...] = get_args(RestartType)
 OVERFLOWS: tuple[str, ...] = get_args(Overflow)
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+def _one_of(
+    choices: tuple[str, ...],
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value not in choices:
             raise ValueError(
@@ -50,7 +55,9 @@ def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> 
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
-def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+def _not_negative(
+    _instance: Any, attribute: attrs.Attribute[Any], value: float
+) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
@@ -71,7 +78,9 @@ class Supervision:
         within: The sliding window for ``max_restarts``, in seconds, 5.0 by default.
     """
 
-    strategy: Strategy = attrs.field(default="one_for_one", validator=_one_of(STRATEGIES))
+    strategy: Strategy = attrs.field(
+        default="one_for_one", validator=_one_of(STRATEGIES)
+    )
     max_restarts: int = attrs.field(default=3, validator=_not_negative)
     within: float = attrs.field(default=5.0, validator=_positive)
 
@@ -109,14 +118,15 @@ class Backoff:
 
 
 def validate_spawn_options(
-    *, capacity: int, overflow: str, restart: str, backoff: Backoff | None
+    *, capacity: object, overflow: object, restart: object, backoff: object
 ) -> None:
     """Raise ``ValueError`` naming the first bad spawn option."""
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
         raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
     if overflow not in OVERFLOWS:
         raise ValueError(
-            f"overflow must be one of {', '.join(map(repr, OVERFLOWS))}, got {overflow!r}"
+            f"overflow must be one of {', '.join(map(repr, OVERFLOWS))}, "
+            f"got {overflow!r}"
         )
     if restart not in RESTART_TYPES:
         raise ValueError(
@@ -183,9 +193,7 @@ class RestartWindow:
         self._times.clear()
 
 
-def restart_group(
-    strategy: Strategy, children: Sequence[Any], failed: Any
-) -> list[Any]:
+def restart_group(strategy: Strategy, children: Sequence[T], failed: T) -> list[T]:
     """Return the children, in start order, that restart when ``failed`` fails."""
     if strategy == "one_for_one":
         return [failed]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .actor import Actor
 from .errors import ActorError
-from .supervision import Child, Supervision
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .supervision import Child, Supervision
 
 __all__ = ["Supervisor"]
 
@@ -24,7 +28,9 @@ class Supervisor(Actor):
         names = [child.name for child in children]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ActorError(f"Supervisor children share names: {', '.join(duplicates)}")
+            raise ActorError(
+                f"Supervisor children share names: {', '.join(duplicates)}"
+            )
         self.declared = tuple(children)
         if supervision is not None:
             # An instance value shadows the class default for this supervisor alone.

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
-from anyio.abc import TaskGroup
 
 from .actor import Actor
 from .cell import Cell
 from .clock import Clock, RealClock
 from .errors import ActorError, ActorStopped
 from .events import ActorEvent, DeadLetter, EventBus, Subscription
-from .ref import ActorRef
 from .reply import Ask
-from .snapshot import ActorSnapshot
-from .supervision import Backoff, Overflow, RestartType
 from .timers import TimerService
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+    from .ref import ActorRef
+    from .snapshot import ActorSnapshot
+    from .supervision import Backoff, Overflow, RestartType
 
 __all__ = ["ActorSystem", "SystemStatistics"]
 
@@ -97,7 +101,9 @@ class ActorSystem:
         if self._state != "new":
             raise ActorError(f"actor system {self.name!r} can be entered once only")
         async with AsyncExitStack() as stack:
-            self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._task_group = await stack.enter_async_context(
+                anyio.create_task_group()
+            )
             self._state = "running"
             self._task_group.start_soon(self.timers.run, name="actor timers")
             guardian = Cell(
@@ -292,7 +298,9 @@ class ActorSystem:
             )
         self._dead_letters += 1
         if self._bus.subscriptions:
-            self._bus.publish(DeadLetter(path=cell.path, message=message, reason=reason))
+            self._bus.publish(
+                DeadLetter(path=cell.path, message=message, reason=reason)
+            )
 
     def statistics(self) -> SystemStatistics:
         """Return the system's counters."""

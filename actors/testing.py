@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC109 - every wait here takes a deadline: a test aid that can hang hides the bug it tests
 """Test aids: a recording ``Probe``, an ``EventLog``, and a ``ManualClock``.
 
 A ``ManualClock`` makes timers, backoff and restart intensity run on time the test
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .actor import Actor
-from .events import ActorEvent
 
 if TYPE_CHECKING:
+    from .events import ActorEvent
     from .ref import ActorRef
     from .system import ActorSystem
 
@@ -111,7 +112,9 @@ class Probe:
         message = self._record.messages[index]
         self._cursor = index + 1
         if not _matches(match, message):
-            raise AssertionError(f"expected a message matching {match!r}, got {message!r}")
+            raise AssertionError(
+                f"expected a message matching {match!r}, got {message!r}"
+            )
         return message
 
     async def wait_for(self, match: Match, *, timeout: float = 5.0) -> Any:
@@ -170,7 +173,9 @@ class EventLog:
 
 
 @asynccontextmanager
-async def record_events(system: ActorSystem, buffer: int = 100_000) -> AsyncIterator[EventLog]:
+async def record_events(
+    system: ActorSystem, buffer: int = 100_000
+) -> AsyncIterator[EventLog]:
     """Record the system's events into an ``EventLog`` for the block's duration."""
     log = EventLog()
     async with system.events(buffer) as events, anyio.create_task_group() as tg:
@@ -228,7 +233,9 @@ class ManualClock:
             heapq.heappop(self._sleepers)
         return self._sleepers[0][0] if self._sleepers else None
 
-    async def wait_for_sleeper(self, until: float | None = None, *, timeout: float = 5.0) -> float:
+    async def wait_for_sleeper(
+        self, until: float | None = None, *, timeout: float = 5.0
+    ) -> float:
         """Wait until someone sleeps (until ``until``, if given); return the deadline.
 
         Raises:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
-from .clock import Clock
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .clock import Clock
 
 __all__ = ["Timer", "TimerService"]
 

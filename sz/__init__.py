@@ -1,4 +1,8 @@
-"""ScheduleZero: APScheduler 4 decides when; supervised actors decide who, how fast, and what happens when something dies."""
+"""ScheduleZero: a job scheduler built as a supervised actor runtime.
+
+APScheduler 4 decides when; supervised actors decide who, how fast, and what happens
+when something dies.
+"""
 
 from __future__ import annotations
 
