@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from .actor import Actor
 from .context import current_cell
 from .errors import ActorCrashed, ActorError, ActorKilled, ActorStopped, MailboxFull
 from .events import (
@@ -32,6 +33,7 @@ from .events import (
     Stopped,
     Terminated,
 )
+from .latch import Latch
 from .mailbox import Mailbox
 from .ref import ActorRef
 from .reply import Ask
@@ -49,7 +51,6 @@ from .supervision import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .actor import Actor
     from .system import ActorSystem
     from .timers import Timer
 
@@ -80,8 +81,6 @@ _receive_checked: dict[type[Any], None] = {}
 
 
 def _check_actor_class(instance: object, factory: Callable[..., Any]) -> None:
-    from .actor import Actor
-
     cls = type(instance)
     if cls in _receive_checked:
         return
@@ -99,8 +98,61 @@ def _valid_name(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "/" not in name and name[0] != "$"
 
 
+_DEFAULT_SUPERVISION: Final = Supervision()
+
+
 class Cell:
     """One actor's runtime state; the target behind every ``ActorRef`` to it."""
+
+    __slots__ = (
+        "_backoff_scope",
+        "_consecutive",
+        "_decision",
+        "_finishing",
+        "_first",
+        "_group_lock",
+        "_interrupt",
+        "_next_child",
+        "_orchestrations",
+        "_parked",
+        "_restart_delay",
+        "_scope",
+        "_settled",
+        "_start_error",
+        "_system_lane",
+        "_timers",
+        "_up_since",
+        "_verdict",
+        "_verdict_error",
+        "_watchers",
+        "_watching",
+        "_window",
+        "accepting",
+        "args",
+        "backoff",
+        "children",
+        "control",
+        "current",
+        "ended",
+        "factory",
+        "failures",
+        "incarnation",
+        "instance",
+        "last_error",
+        "mailbox",
+        "name",
+        "parent",
+        "path",
+        "processed",
+        "ref",
+        "restart_type",
+        "restarts",
+        "started_at",
+        "state",
+        "stop_request",
+        "supervision",
+        "system",
+    )
 
     def __init__(
         self,
@@ -123,13 +175,13 @@ class Cell:
         self.args = args
         self.restart_type: RestartType = restart
         self.backoff = backoff
-        self.mailbox = Mailbox(capacity, overflow, self._overflowed)
+        self.mailbox = Mailbox(capacity, overflow, self._overflowed, system.new_event)
         self.ref = ActorRef(self)
         #: Children by name; insertion order is start order.
         self.children: dict[str, Cell] = {}
         self.state: ActorState = "starting"
         self.instance: Actor | None = None
-        self.supervision = Supervision()
+        self.supervision = _DEFAULT_SUPERVISION
         # Counters over every incarnation.
         self.processed = 0
         self.failures = 0
@@ -140,7 +192,7 @@ class Cell:
         self._up_since = 0.0
         self._consecutive = 0
         self._window: RestartWindow | None = None
-        self._orchestrations: set[anyio.CancelScope] = set()
+        self._orchestrations: set[anyio.CancelScope] | None = None
         self._group_lock: anyio.Lock | None = None
         # The system lane: notifications that overtake user messages.
         self._system_lane: deque[Any] | None = None
@@ -151,15 +203,16 @@ class Cell:
         self._scope: anyio.CancelScope | None = None
         self.current: Any = _NOTHING
         self._next_child = 0
-        self._timers: set[Timer] = set()
-        self._watchers: set[Cell] = set()
-        self._watching: set[Cell] = set()
+        # Made on first use: most actors never watch, get watched, or set timers.
+        self._timers: set[Timer] | None = None
+        self._watchers: set[Cell] | None = None
+        self._watching: set[Cell] | None = None
         #: False once the actor has ended for good: refs then dead-letter.
         self.accepting = True
-        self.ended = anyio.Event()
-        self._settled = anyio.Event()  # the current start attempt finished, either way
-        self._parked = anyio.Event()  # the current incarnation is over
-        self._decision = anyio.Event()  # a parked cell was told what to do next
+        self.ended = Latch()
+        self._settled = Latch()  # the current start attempt finished, either way
+        self._parked = Latch()  # the current incarnation is over
+        self._decision = Latch()  # a parked cell was told what to do next
         self._verdict = "restart"
         self._verdict_error: BaseException | None = None
         self._backoff_scope: anyio.CancelScope | None = None
@@ -300,9 +353,9 @@ class Cell:
         self.control = self.stop_request is not None
         # Whoever decided this restart may already wait on the next _settled.
         if self._settled.is_set():
-            self._settled = anyio.Event()
+            self._settled = Latch()
         if self._parked.is_set():
-            self._parked = anyio.Event()
+            self._parked = Latch()
         self.state = "starting" if self._first else "restarting"
         crash: BaseException | None = None
         with anyio.CancelScope() as scope:
@@ -355,7 +408,6 @@ class Cell:
                     path=self.path, restarts=self.restarts, delay=self._restart_delay
                 )
             )
-        await anyio.lowlevel.checkpoint()
 
     async def _message_loop(self, instance: Actor) -> None:
         """Process messages until a stop request; raises what ``receive`` raises."""
@@ -384,7 +436,7 @@ class Cell:
             while queue and budget and not self.control:
                 message = queue.popleft()
                 if senders:
-                    senders.popleft().set()
+                    senders.pop(0).set()
                 self.current = message
                 if type(message) is Ask:
                     reply = await receive(message.message)
@@ -398,7 +450,8 @@ class Cell:
                 self.processed += 1
                 budget -= 1
             self.current = _NOTHING
-            await checkpoint()
+            if not budget:
+                await checkpoint()  # a long run of messages must not starve others
 
     def _bad_reply(self, reply: types.CoroutineType[Any, Any, Any]) -> None:
         reply.close()
@@ -434,33 +487,39 @@ class Cell:
 
     async def _teardown(self) -> None:
         """End the instance: timers, watches, children (last first), ``on_stop``."""
-        for timer in list(self._timers):
-            timer.cancel()
-        for target in self._watching:
-            target._watchers.discard(self)
-        self._watching.clear()
+        self._drop_timers_and_watches()
         if self._system_lane:
             for message in self._system_lane:
                 self.system.dead_letter(self, message, "stopped")
             self._system_lane.clear()
         instance, self.instance = self.instance, None
+        if self._window is not None:
+            self._window.clear()
+        has_on_stop = (
+            instance is not None and type(instance).on_stop is not Actor.on_stop
+        )
+        if not (has_on_stop or self.children or self._orchestrations):
+            return  # the common case: nothing to await, so no cancel scope to pay for
         with anyio.CancelScope() as scope:
             self._scope = scope
             if self._interrupt is _HARD_STOP:
                 scope.cancel()
-            for orchestration in list(self._orchestrations):
+            for orchestration in list(self._orchestrations or ()):
                 orchestration.cancel()
             reason = "shutdown" if self.system.shutting_down else "stopped"
             await self.stop_children(reason)
-            if self._window is not None:
-                self._window.clear()
-            if instance is not None:
-                with anyio.move_on_after(self.system.shutdown_timeout):
-                    try:
-                        await instance.on_stop()
-                    except Exception as exc:
-                        self.last_error = exc
-                        logger.error("%s: on_stop raised", self.path, exc_info=exc)
+            if has_on_stop:
+                assert instance is not None
+                deadline = self.system.deadlines.schedule(
+                    self.system.shutdown_timeout, None, scope.cancel
+                )
+                try:
+                    await instance.on_stop()
+                except Exception as exc:
+                    self.last_error = exc
+                    logger.error("%s: on_stop raised", self.path, exc_info=exc)
+                finally:
+                    deadline.cancel()
         self._scope = None
 
     async def stop_children(self, reason: str) -> None:
@@ -481,7 +540,7 @@ class Cell:
     async def _park_for_parent(self) -> tuple[str, BaseException | None]:
         """Wait, with no instance, for the parent to say restart or stop."""
         await self._decision.wait()
-        self._decision = anyio.Event()
+        self._decision = Latch()
         if self.stop_request is not None:
             return self.stop_request, None
         return self._verdict, self._verdict_error
@@ -562,6 +621,8 @@ class Cell:
         teardown then stops the children itself.
         """
         with anyio.CancelScope() as scope:
+            if self._orchestrations is None:
+                self._orchestrations = set()
             self._orchestrations.add(scope)
             try:
                 if self._group_lock is None:
@@ -599,7 +660,7 @@ class Cell:
                 continue
             await member._parked.wait()
             member._restart_delay = delay
-            member._settled = settled = anyio.Event()
+            member._settled = settled = Latch()
             member._decide("restart")
             await settled.wait()
 
@@ -631,15 +692,23 @@ class Cell:
     async def stop_for_good(self, reason: str) -> None:
         """Stop the actor and wait until it has ended; cut it short if it dawdles."""
         self.request_stop(reason)
-        if current_cell.get() is self:
+        if current_cell.get() is self or self.ended.is_set():
+            await anyio.lowlevel.checkpoint()
             return
-        with anyio.move_on_after(self.system.shutdown_timeout):
+        deadline = self.system.deadlines.schedule(
+            self.system.shutdown_timeout, None, self._hard_stop
+        )
+        try:
             await self.ended.wait()
+        finally:
+            deadline.cancel()
+
+    def _hard_stop(self) -> None:
+        """The grace period of a stop ran out: cancel whatever the actor is doing."""
         if not self.ended.is_set():
             self._interrupt = _HARD_STOP
             if self._scope is not None:
                 self._scope.cancel()
-            await self.ended.wait()
 
     def request_finish(self) -> None:
         """The actor asked to end itself (``self.stop()``): a normal exit."""
@@ -656,19 +725,16 @@ class Cell:
         self.state = "failed" if reason == "failed" else "stopped"
         for message in self.mailbox.close():
             self.system.dead_letter(self, message, "stopped")
-        for timer in list(self._timers):
-            timer.cancel()
-        for target in self._watching:
-            target._watchers.discard(self)
-        self._watching.clear()
+        self._drop_timers_and_watches()
         parent = self.parent
         if parent is not None and parent.children.get(self.name) is self:
             del parent.children[self.name]
         notice = Terminated(ref=self.ref, reason=reason, error=error)
-        for watcher in self._watchers:
-            watcher._watching.discard(self)
+        watchers, self._watchers = self._watchers, None
+        for watcher in watchers or ():
+            if watcher._watching is not None:
+                watcher._watching.discard(self)
             watcher.deliver_system(notice)
-        self._watchers.clear()
         self._settled.set()
         self._parked.set()
         self.ended.set()
@@ -676,18 +742,34 @@ class Cell:
 
     # ------------------------------------------------------------------- watches
 
+    def _drop_timers_and_watches(self) -> None:
+        """Cancel this incarnation's timers and end the watches it made."""
+        timers, self._timers = self._timers, None
+        for timer in timers or ():
+            timer.cancel()
+        watching, self._watching = self._watching, None
+        for target in watching or ():
+            if target._watchers is not None:
+                target._watchers.discard(self)
+
     def watch(self, target: Cell) -> None:
         """Deliver ``Terminated`` to this actor when ``target`` ends for good."""
         if target.ended.is_set():
             self.deliver_system(Terminated(ref=target.ref, reason="stopped"))
             return
+        if target._watchers is None:
+            target._watchers = set()
         target._watchers.add(self)
+        if self._watching is None:
+            self._watching = set()
         self._watching.add(target)
 
     def unwatch(self, target: Cell) -> None:
         """Stop watching ``target``; a ``Terminated`` already queued stays queued."""
-        target._watchers.discard(self)
-        self._watching.discard(target)
+        if target._watchers is not None:
+            target._watchers.discard(self)
+        if self._watching is not None:
+            self._watching.discard(target)
 
     # -------------------------------------------------------------------- timers
 
@@ -703,6 +785,8 @@ class Cell:
             except MailboxFull:
                 self.system.dead_letter(self, message, "mailbox_full")
 
+        if self._timers is None:
+            self._timers = set()
         timer = self.system.timers.schedule(delay, interval, fire, self._timers.discard)
         self._timers.add(timer)
         return timer

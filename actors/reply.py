@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Ask", "ReplySlot"]
 
@@ -17,8 +20,8 @@ class ReplySlot:
 
     __slots__ = ("_event", "done", "error", "value")
 
-    def __init__(self) -> None:
-        self._event = anyio.Event()
+    def __init__(self, new_event: Callable[[], anyio.Event] = anyio.Event) -> None:
+        self._event = new_event()
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None

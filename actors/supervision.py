@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import attrs
 
-from .actor import Actor
-
 if TYPE_CHECKING:
     import random
+
+    # Annotation only: cattrs never structures a Child, and actor.py imports us.
+    from .actor import Actor  # noqa: TC004
 
 __all__ = [
     "Backoff",

@@ -82,7 +82,10 @@ class ActorSystem:
         self.clock: Clock = clock if clock is not None else RealClock()
         self.shutdown_timeout = shutdown_timeout
         self.random = random.Random(seed)
+        self.new_event: Callable[[], anyio.Event] = anyio.Event
         self.timers = TimerService(self.clock)
+        #: Ask deadlines: the caller's, so on the event loop's clock, not ``clock``.
+        self.deadlines = TimerService(RealClock())
         self.shutting_down = False
         self._bus = EventBus()
         self._dead_letters = 0
@@ -105,7 +108,11 @@ class ActorSystem:
                 anyio.create_task_group()
             )
             self._state = "running"
+            # The backend's own Event class, looked up once: anyio.Event() looks up
+            # the running backend on every call, a tenth of an ask's whole cost.
+            self.new_event = type(anyio.Event())
             self._task_group.start_soon(self.timers.run, name="actor timers")
+            self._task_group.start_soon(self.deadlines.run, name="ask deadlines")
             guardian = Cell(
                 self,
                 None,

@@ -1,0 +1,41 @@
+"""``Latch``: a one-way flag to wait on, whose event exists only while awaited."""
+
+from __future__ import annotations
+
+import anyio
+
+__all__ = ["Latch"]
+
+
+class Latch:
+    """Set once, waited on by any number of tasks.
+
+    An idle actor holds several of these; an ``anyio.Event`` costs about a kilobyte,
+    so one is made only when somebody actually waits on an unset latch.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        """Set the latch and wake every waiter. Idempotent."""
+        if not self._set:
+            self._set = True
+            if self._event is not None:
+                self._event.set()
+
+    def is_set(self) -> bool:
+        """Return True once ``set`` was called."""
+        return self._set
+
+    async def wait(self) -> None:
+        """Wait until the latch is set. A checkpoint."""
+        if self._set:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()

@@ -1,0 +1,374 @@
+"""Actor runtime benchmark: ``python -m benchmarks.actors [--quick]``.
+
+Every figure is printed beside the same work done by the raw AnyIO primitive
+underneath, in the same run and on the same backend, so a ratio reads off one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import statistics
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from actors import Actor, ActorRef, ActorSystem, MailboxFull, Supervision
+
+TARGETS = {
+    "tell": 1_000_000.0,
+    "ask": 40_000.0,
+    "spawn_stop": 10_000.0,
+    "idle_kb": 10.0,
+    "restart_p99_ms": 2.0,
+}
+
+
+# --------------------------------------------------------------------- tell
+
+
+class Sink(Actor):
+    def __init__(self, total: int, done: anyio.Event) -> None:
+        self.total = total
+        self.done = done
+
+    async def on_start(self) -> None:
+        self.count = 0
+
+    async def receive(self, message: Any) -> None:
+        self.count += 1
+        if self.count == self.total:
+            self.done.set()
+
+
+async def tell_rate(n: int, capacity: int) -> float:
+    done = anyio.Event()
+    async with ActorSystem("bench") as system:
+        ref = await system.spawn(Sink, n, done, capacity=capacity)
+        tell = ref.tell
+        start = time.perf_counter()
+        for i in range(n):
+            try:
+                tell(i)
+            except MailboxFull:
+                await ref.send(i)
+        await done.wait()
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
+async def raw_stream_rate(n: int, capacity: int) -> float:
+    send: MemoryObjectSendStream[int]
+    receive: MemoryObjectReceiveStream[int]
+    send, receive = anyio.create_memory_object_stream[int](capacity)
+    done = anyio.Event()
+
+    async def consume() -> None:
+        count = 0
+        while count < n:
+            try:
+                receive.receive_nowait()
+            except anyio.WouldBlock:
+                await receive.receive()
+            count += 1
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        start = time.perf_counter()
+        for i in range(n):
+            try:
+                send.send_nowait(i)
+            except anyio.WouldBlock:
+                await send.send(i)
+        await done.wait()
+        elapsed = time.perf_counter() - start
+    send.close()
+    receive.close()
+    return n / elapsed
+
+
+# ---------------------------------------------------------------------- ask
+
+
+class Echo(Actor):
+    async def receive(self, message: Any) -> Any:
+        return message
+
+
+async def ask_rate(n: int) -> float:
+    async with ActorSystem("bench") as system:
+        ref = await system.spawn(Echo)
+        start = time.perf_counter()
+        for i in range(n):
+            await ref.ask(i)
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
+async def raw_ask_rate(n: int) -> float:
+    requests_in, requests_out = anyio.create_memory_object_stream[int](1)
+    replies_in, replies_out = anyio.create_memory_object_stream[int](1)
+
+    async def echo() -> None:
+        async for item in requests_out:
+            await replies_in.send(item)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(echo)
+        start = time.perf_counter()
+        for i in range(n):
+            await requests_in.send(i)
+            await replies_out.receive()
+        elapsed = time.perf_counter() - start
+        tg.cancel_scope.cancel()
+    for stream in (requests_in, requests_out, replies_in, replies_out):
+        stream.close()
+    return n / elapsed
+
+
+# --------------------------------------------------------------- spawn/stop
+
+
+class Idle(Actor):
+    async def receive(self, message: Any) -> None:
+        return None
+
+
+async def spawn_stop_rate(n: int) -> float:
+    async with ActorSystem("bench") as system:
+        start = time.perf_counter()
+        refs = [await system.spawn(Idle) for _ in range(n)]
+        for ref in refs:
+            await ref.stop()
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
+async def raw_task_rate(n: int) -> float:
+    async with anyio.create_task_group() as tg:
+        start = time.perf_counter()
+        events = []
+        for _ in range(n):
+            started = anyio.Event()
+            stop = anyio.Event()
+
+            async def task(started: anyio.Event = started, stop: anyio.Event = stop) -> None:
+                started.set()
+                await stop.wait()
+
+            tg.start_soon(task)
+            await started.wait()
+            events.append(stop)
+        for stop in events:
+            stop.set()
+    return n / (time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------- memory
+
+
+async def measure_memory(make: Callable[[int], Awaitable[Any]], n: int) -> float:
+    """Bytes per item that ``make(n)`` holds (Python allocations, tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    keep = await make(n)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del keep
+    return (after - before) / n
+
+
+async def idle_actor_bytes(n: int) -> float:
+    async with ActorSystem("bench", shutdown_timeout=60) as system:
+
+        async def make(count: int) -> list[ActorRef]:
+            refs = [await system.spawn(Idle) for _ in range(count)]
+            await anyio.lowlevel.checkpoint()
+            return refs
+
+        return await measure_memory(make, n)
+
+
+async def idle_task_bytes(n: int) -> float:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+
+        async def make(count: int) -> list[anyio.Event]:
+            events = []
+            for _ in range(count):
+                started = anyio.Event()
+
+                async def task(started: anyio.Event = started) -> None:
+                    started.set()
+                    await stop.wait()
+
+                tg.start_soon(task)
+                await started.wait()
+                events.append(started)
+            return events
+
+        per = await measure_memory(make, n)
+        stop.set()
+    return per
+
+
+# ------------------------------------------------------------------ restart
+
+
+class Crasher(Actor):
+    def __init__(self, marks: list[float]) -> None:
+        self.marks = marks
+
+    async def receive(self, message: Any) -> None:
+        if message == "crash":
+            self.marks.append(time.perf_counter())
+            raise RuntimeError("benchmark crash")
+        self.marks.append(time.perf_counter())
+
+
+async def restart_latencies(n: int) -> list[float]:
+    import logging
+
+    logging.getLogger("actors").disabled = True  # a crash log per restart is noise here
+    marks: list[float] = []
+    latencies = []
+    lenient = Supervision(max_restarts=n + 1, within=1.0)
+
+    class Parent(Actor):
+        supervision = lenient
+
+        async def receive(self, message: Any) -> Any:
+            return await self.spawn(Crasher, marks, name="crasher")
+
+    async with ActorSystem("bench") as system:
+        parent = await system.spawn(Parent)
+        ref: ActorRef = await parent.ask("spawn")
+        for _ in range(n):
+            marks.clear()
+            ref.tell("crash")
+            await ref.ask("after")
+            latencies.append(marks[1] - marks[0])
+    logging.getLogger("actors").disabled = False
+    return latencies
+
+
+async def raw_restart_latencies(n: int) -> list[float]:
+    """A bare loop that catches a handler's exception and takes the next item."""
+    send, receive = anyio.create_memory_object_stream[str](10)
+    marks: list[float] = []
+    latencies = []
+
+    async def handler(item: str) -> None:
+        marks.append(time.perf_counter())
+        if item == "crash":
+            raise RuntimeError("benchmark crash")
+
+    async def loop() -> None:
+        async for item in receive:
+            try:
+                await handler(item)
+            except RuntimeError:
+                pass
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(loop)
+        for _ in range(n):
+            marks.clear()
+            await send.send("crash")
+            await send.send("after")
+            while len(marks) < 2:
+                await anyio.lowlevel.checkpoint()
+            latencies.append(marks[1] - marks[0])
+        tg.cancel_scope.cancel()
+    send.close()
+    receive.close()
+    return latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)
+    return ordered[max(0, index)]
+
+
+# --------------------------------------------------------------------- main
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "BELOW TARGET"
+
+
+async def run_backend(quick: bool) -> list[str]:
+    scale = 10 if quick else 1
+    lines = []
+    n_tell = 1_000_000 // scale
+    capacity = 10_000
+    ours = max([await tell_rate(n_tell, capacity) for _ in range(3)])
+    raw = max([await raw_stream_rate(n_tell, capacity) for _ in range(3)])
+    lines.append(
+        f"  tell into one actor   {ours:>12,.0f} msg/s   raw stream {raw:>12,.0f} msg/s"
+        f"   ratio {ours / raw:5.2f}   target >= {TARGETS['tell']:,.0f}"
+        f"  {verdict(ours >= TARGETS['tell'])}"
+    )
+    n_ask = 100_000 // scale
+    ours = max([await ask_rate(n_ask) for _ in range(3)])
+    raw = max([await raw_ask_rate(n_ask) for _ in range(3)])
+    lines.append(
+        f"  ask round trip        {ours:>12,.0f} ask/s   raw streams{raw:>12,.0f} rt/s "
+        f"   ratio {ours / raw:5.2f}   target >= {TARGETS['ask']:,.0f}"
+        f"  {verdict(ours >= TARGETS['ask'])}"
+    )
+    n_spawn = 20_000 // scale
+    ours = max([await spawn_stop_rate(n_spawn) for _ in range(2)])
+    raw = max([await raw_task_rate(n_spawn) for _ in range(2)])
+    lines.append(
+        f"  spawn + stop          {ours:>12,.0f} act/s   raw tasks  {raw:>12,.0f} task/s"
+        f"  ratio {ours / raw:5.2f}   target >= {TARGETS['spawn_stop']:,.0f}"
+        f"  {verdict(ours >= TARGETS['spawn_stop'])}"
+    )
+    n_idle = 100_000 // scale
+    ours_bytes = await idle_actor_bytes(n_idle)
+    raw_bytes = await idle_task_bytes(n_idle)
+    lines.append(
+        f"  idle actor            {ours_bytes / 1024:>12,.2f} KB      raw task   "
+        f"{raw_bytes / 1024:>12,.2f} KB      ratio {ours_bytes / raw_bytes:5.2f}"
+        f"   target <= {TARGETS['idle_kb']:.0f} KB"
+        f"  {verdict(ours_bytes / 1024 <= TARGETS['idle_kb'])}  ({n_idle:,} actors)"
+    )
+    n_restart = 5_000 // scale
+    ours_lat = await restart_latencies(n_restart)
+    raw_lat = await raw_restart_latencies(n_restart)
+    p99 = percentile(ours_lat, 99) * 1000
+    lines.append(
+        f"  restart latency       p50 {statistics.median(ours_lat) * 1e6:>7,.0f} us"
+        f"  p99 {p99 * 1000:>7,.0f} us   raw catch-and-continue p50"
+        f" {statistics.median(raw_lat) * 1e6:,.0f} us p99 {percentile(raw_lat, 99) * 1e6:,.0f} us"
+        f"   target p99 <= {TARGETS['restart_p99_ms']:.0f} ms"
+        f"  {verdict(p99 <= TARGETS['restart_p99_ms'])}"
+    )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the work")
+    parser.add_argument(
+        "--backend", choices=["asyncio", "trio"], action="append", help="default: both"
+    )
+    options = parser.parse_args()
+    for backend in options.backend or ["asyncio", "trio"]:
+        print(f"{backend}:")
+        for line in anyio.run(run_backend, options.quick, backend=backend):
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
