@@ -2,6 +2,88 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
 
-def main() -> None:
-    """Run the ``sz`` command line."""
+import anyio
+
+from .demo import run_demo
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main"]
+
+logger = logging.getLogger("sz")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sz",
+        description="ScheduleZero: a job scheduler on a supervised actor runtime.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the main job until SIGINT or SIGTERM",
+        description=(
+            "Run ScheduleZero in the foreground until SIGINT or SIGTERM. Until the "
+            "scheduler lands this runs a demonstration supervision tree."
+        ),
+    )
+    serve.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default="asyncio",
+        help="the event loop to run on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between demo jobs (default: %(default)s)",
+    )
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+async def _serve(interval: float) -> None:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+
+        async def wait_for_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    logger.info(
+                        "received %s, shutting down", signal.Signals(signum).name
+                    )
+                    stop.set()
+                    return
+
+        tg.start_soon(wait_for_signal)
+        await run_demo(stop, interval)
+        tg.cancel_scope.cancel()
+    logger.info("stopped cleanly")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``sz`` command line; exits 2 on bad arguments."""
+    options = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    if options.command == "serve":
+        anyio.run(_serve, options.interval, backend=options.backend)
+    sys.exit(0)
