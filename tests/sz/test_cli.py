@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+if TYPE_CHECKING:
+    from anyio.abc import Process
+
+SZ = [sys.executable, "-c", "from sz.cli import main; main()"]
+
+
+async def read_until(process: Process, *needles: str) -> str:
+    """Read the process's merged output until every needle appeared; return it."""
+    assert process.stdout is not None
+    seen = ""
+    with anyio.fail_after(20):
+        async for chunk in process.stdout:
+            seen += chunk.decode()
+            if all(needle in seen for needle in needles):
+                return seen
+    raise AssertionError(f"{needles!r} did not all appear in:\n{seen}")
+
+
+async def test_sz_serve_runs_jobs_and_exits_zero_within_two_seconds_of_sigterm() -> (
+    None
+):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    async with await anyio.open_process(
+        [*SZ, "serve", "--interval", "0.05"], stderr=-2, env=env
+    ) as process:
+        seen = await read_until(process, "job 1 done")
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(2):
+            code = await process.wait()
+        assert process.stdout is not None
+        async for chunk in process.stdout:
+            seen += chunk.decode()
+    assert code == 0, seen
+    assert "stopped cleanly" in seen
+
+
+async def test_sz_serve_restarts_the_demo_worker_after_its_planned_crash() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    async with await anyio.open_process(
+        [*SZ, "serve", "--interval", "0.02"], stderr=-2, env=env
+    ) as process:
+        seen = await read_until(
+            process,
+            "job 5 failed on purpose",
+            "Restarted(path='/user/demo/worker'",
+            "job 6 done (1 since",
+        )
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(2):
+            assert await process.wait() == 0
+    # The fresh instance counts from 1 again: the restart really replaced it.
+    assert seen.index("job 5 failed") < seen.index("job 6 done (1 since")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["serve", "--interval", "0"], "--interval: expected a number > 0, got '0'"),
+        (["serve", "--interval", "fast"], "--interval: expected a number, got 'fast'"),
+        (["serve", "--backend", "curio"], "--backend: invalid choice: 'curio'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+async def test_sz_rejects_bad_arguments_with_exit_code_two_naming_the_problem(
+    argv: list[str], complaint: str
+) -> None:
+    result = await anyio.run_process([*SZ, *argv], check=False)
+    assert result.returncode == 2
+    assert complaint in result.stderr.decode()
