@@ -745,7 +745,7 @@ class Cell:
     def _drop_timers_and_watches(self) -> None:
         """Cancel this incarnation's timers and end the watches it made."""
         timers, self._timers = self._timers, None
-        for timer in timers or ():
+        for timer in list(timers or ()):
             timer.cancel()
         watching, self._watching = self._watching, None
         for target in watching or ():
