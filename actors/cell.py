@@ -133,6 +133,8 @@ class Cell:
         "children",
         "control",
         "current",
+        "end_error",
+        "end_reason",
         "ended",
         "factory",
         "failures",
@@ -210,6 +212,9 @@ class Cell:
         #: False once the actor has ended for good: refs then dead-letter.
         self.accepting = True
         self.ended = Latch()
+        #: How the actor ended for good (``Terminated.reason``), once it has.
+        self.end_reason = ""
+        self.end_error: BaseException | None = None
         self._settled = Latch()  # the current start attempt finished, either way
         self._parked = Latch()  # the current incarnation is over
         self._decision = Latch()  # a parked cell was told what to do next
@@ -650,7 +655,12 @@ class Cell:
             self.supervision.strategy, list(self.children.values()), failed
         )
         for sibling in reversed(group):
-            if sibling is not failed:
+            if sibling is failed:
+                continue
+            if sibling.restart_type == "temporary":
+                # Taken down with the group, but never restarted (as in OTP).
+                await sibling.stop_for_good("stopped")
+            else:
                 await sibling._interrupt_for_group()
         delay = failed._next_delay()
         if delay > 0:
@@ -722,6 +732,8 @@ class Cell:
             return
         self.accepting = False
         self.instance = None
+        self.end_reason = reason
+        self.end_error = error
         self.state = "failed" if reason == "failed" else "stopped"
         for message in self.mailbox.close():
             self.system.dead_letter(self, message, "stopped")
@@ -755,7 +767,11 @@ class Cell:
     def watch(self, target: Cell) -> None:
         """Deliver ``Terminated`` to this actor when ``target`` ends for good."""
         if target.ended.is_set():
-            self.deliver_system(Terminated(ref=target.ref, reason="stopped"))
+            self.deliver_system(
+                Terminated(
+                    ref=target.ref, reason=target.end_reason, error=target.end_error
+                )
+            )
             return
         if target._watchers is None:
             target._watchers = set()

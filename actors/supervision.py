@@ -6,6 +6,7 @@ same ref and mailbox, fresh instance).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
@@ -112,6 +113,11 @@ class Backoff:
         """Return the delay before consecutive restart number ``attempt`` (from 0)."""
         if attempt <= 0:
             return self.min
+        # Past the exponent that reaches max, factor**attempt only risks overflow.
+        if self.factor > 1 and self.min > 0:
+            attempt = min(
+                attempt, math.ceil(math.log(self.max / self.min, self.factor))
+            )
         base = min(self.max, self.min * self.factor**attempt)
         if self.jitter:
             base *= 1 + rng.uniform(-self.jitter, self.jitter)
