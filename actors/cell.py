@@ -300,7 +300,7 @@ class Cell:
             overflow=overflow,
         )
         self.children[name] = child
-        system.task_group.start_soon(child.run, name=f"actor {child.path}")
+        system.start_task(child.run, f"actor {child.path}")
         await child._settled.wait()
         if child._start_error is not None:
             raise ActorCrashed(f"{child.path} failed to start") from child._start_error
@@ -376,6 +376,7 @@ class Cell:
                 await self._message_loop(instance)
             except Exception as exc:
                 crash = exc
+        self._scope = None  # a kill or a hard stop has nothing left to cut short
         interrupt = self._pending_interrupt()
         if isinstance(interrupt, BaseException):
             crash = interrupt  # kill or escalation: the reason we cancelled it
@@ -441,7 +442,7 @@ class Cell:
             while queue and budget and not self.control:
                 message = queue.popleft()
                 if senders:
-                    senders.pop(0).set()
+                    mailbox.took()
                 self.current = message
                 if type(message) is Ask:
                     reply = await receive(message.message)
@@ -500,21 +501,15 @@ class Cell:
         instance, self.instance = self.instance, None
         if self._window is not None:
             self._window.clear()
-        has_on_stop = (
-            instance is not None and type(instance).on_stop is not Actor.on_stop
-        )
-        if not (has_on_stop or self.children or self._orchestrations):
-            return  # the common case: nothing to await, so no cancel scope to pay for
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self._interrupt is _HARD_STOP:
-                scope.cancel()
-            for orchestration in list(self._orchestrations or ()):
-                orchestration.cancel()
-            reason = "shutdown" if self.system.shutting_down else "stopped"
-            await self.stop_children(reason)
-            if has_on_stop:
-                assert instance is not None
+        for orchestration in list(self._orchestrations or ()):
+            orchestration.cancel()
+        if self.children:
+            # Not cut short by this actor's own grace: each child has its own.
+            await self.stop_children(
+                "shutdown" if self.system.shutting_down else "stopped"
+            )
+        if instance is not None and type(instance).on_stop is not Actor.on_stop:
+            with anyio.CancelScope() as scope:
                 deadline = self.system.deadlines.schedule(
                     self.system.shutdown_timeout, None, scope.cancel
                 )
@@ -525,7 +520,7 @@ class Cell:
                     logger.error("%s: on_stop raised", self.path, exc_info=exc)
                 finally:
                     deadline.cancel()
-        self._scope = None
+            self._drop_timers_and_watches()  # what on_stop armed dies with it
 
     async def stop_children(self, reason: str) -> None:
         """Stop every child for good, the last started first, each in its grace."""
@@ -608,12 +603,12 @@ class Cell:
         self._scope.cancel()
 
     def _start_group_restart(self, child: Cell, crash: BaseException | None) -> None:
-        self.system.task_group.start_soon(
+        self.system.start_task(
             self._group_restart,
+            f"restart under {self.path}",
             child,
             child.incarnation,
             crash,
-            name=f"restart under {self.path}",
         )
 
     async def _group_restart(
@@ -732,6 +727,11 @@ class Cell:
             return
         self.accepting = False
         self.instance = None
+        if self.current is not _NOTHING:  # only when the task itself was cancelled
+            message, self.current = self.current, _NOTHING
+            self._lost_in_flight(message)
+        for child in list(self.children.values()):
+            child.request_stop(reason)
         self.end_reason = reason
         self.end_error = error
         self.state = "failed" if reason == "failed" else "stopped"

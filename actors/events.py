@@ -147,10 +147,11 @@ class Subscription:
 class EventBus:
     """Fans events out to subscriptions; costs nothing while nobody listens."""
 
-    __slots__ = ("subscriptions",)
+    __slots__ = ("closed", "subscriptions")
 
     def __init__(self) -> None:
         self.subscriptions: list[Subscription] = []
+        self.closed = False
 
     def publish(self, event: ActorEvent) -> None:
         """Hand ``event`` to every subscriber without blocking."""
@@ -158,6 +159,7 @@ class EventBus:
             subscription.push(event)
 
     def close(self) -> None:
-        """End every subscription."""
+        """End every subscription, and those opened from now on."""
+        self.closed = True
         for subscription in self.subscriptions:
             subscription.close()

@@ -51,6 +51,7 @@ class Mailbox:
     __slots__ = (
         "_consumer",
         "_new_event",
+        "_reserved",
         "_senders",
         "capacity",
         "closed",
@@ -77,6 +78,7 @@ class Mailbox:
         self._consumer: anyio.Event | None = None
         # A list, not a deque: blocked senders are rare and an empty deque is 600 bytes.
         self._senders: list[anyio.Event] = []
+        self._reserved = 0  # places kept for blocked senders that were woken
 
     def put_nowait(self, message: Any) -> None:
         """Add ``message`` now, or apply the overflow policy. Never blocks.
@@ -86,7 +88,8 @@ class Mailbox:
                 ``"fail"``.
         """
         queue = self.queue
-        if len(queue) >= self.capacity or (self._senders and self.overflow == "block"):
+        # Blocked senders (only under "block") queue ahead of anyone arriving now.
+        if len(queue) + self._reserved >= self.capacity or self._senders:
             self._overflow(message)
             return
         queue.append(message)
@@ -97,36 +100,38 @@ class Mailbox:
     async def put(self, message: Any) -> bool:
         """Add ``message``, waiting for room under the ``"block"`` policy.
 
-        A checkpoint. Returns False, without adding it, if the mailbox was closed
-        while waiting. Cancelled while waiting, the message is not added.
+        A checkpoint. Blocked senders get room in the order they blocked. Returns
+        False, without adding it, if the mailbox was closed while waiting. Cancelled
+        while waiting, the message is not added.
 
         Raises:
             MailboxFull: The mailbox is full and the policy is ``"fail"``.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
         queue = self.queue
-        while len(queue) >= self.capacity and self.overflow == "block":
-            waiter = anyio.Event()
+        if self.overflow == "block" and (
+            self._senders or len(queue) + self._reserved >= self.capacity
+        ):
+            waiter = self._new_event()
             self._senders.append(waiter)
             try:
                 await waiter.wait()
             except BaseException:
                 if waiter in self._senders:
                     self._senders.remove(waiter)
-                elif waiter.is_set():
-                    self._wake_sender()  # pass our turn on rather than lose it
+                elif not self.closed:
+                    self._reserved -= 1  # woken, then cancelled: pass the place on
+                    self._hand_over()
                 raise
             if self.closed:
                 return False
-        if len(queue) >= self.capacity:
-            self._overflow(message)
-        else:
+            self._reserved -= 1  # the place the consumer kept for us
             queue.append(message)
             if self._consumer is not None:
                 self._consumer.set()
                 self._consumer = None
-            if self._senders and len(queue) < self.capacity:
-                self._wake_sender()
+        else:
+            self.put_nowait(message)
         await anyio.lowlevel.cancel_shielded_checkpoint()
         return True
 
@@ -147,13 +152,19 @@ class Mailbox:
                 f"mailbox full ({self.capacity} messages waiting, overflow={policy!r})"
             )
 
-    def _wake_sender(self) -> None:
+    def took(self) -> None:
+        """The consumer took a message: keep its place for the first blocked sender.
+
+        The place is reserved, so that a ``tell`` arriving before the woken sender
+        runs cannot take it.
+        """
         if self._senders:
+            self._reserved += 1
             self._senders.pop(0).set()
 
-    def took(self) -> None:
-        """Tell the mailbox the consumer took a message: a blocked sender may go."""
-        if self._senders:
+    def _hand_over(self) -> None:
+        if self._senders and len(self.queue) + self._reserved < self.capacity:
+            self._reserved += 1
             self._senders.pop(0).set()
 
     async def wait_nonempty(self) -> None:
@@ -168,6 +179,10 @@ class Mailbox:
             if self._consumer is waiter:
                 self._consumer = None
 
+    def has_room(self) -> bool:
+        """True if a message would be queued now without waiting or overflowing."""
+        return len(self.queue) + self._reserved < self.capacity and not self._senders
+
     def wake(self) -> None:
         """Wake the consumer whether or not a message arrived."""
         if self._consumer is not None:
@@ -181,6 +196,7 @@ class Mailbox:
         self.queue.clear()
         while self._senders:
             self._senders.pop(0).set()
+        self._reserved = 0
         self.wake()
         return left
 

@@ -116,7 +116,7 @@ class ActorRef:
                 system.dead_letter(cell, envelope, "stopped")
             else:
                 mailbox = cell.mailbox
-                if len(mailbox.queue) < mailbox.capacity and not mailbox._senders:
+                if mailbox.has_room():
                     mailbox.put_nowait(envelope)
                 else:
                     # Rare: wait for room, within what is left of the deadline.

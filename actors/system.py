@@ -18,7 +18,7 @@ from .reply import Ask
 from .timers import TimerService
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
     from anyio.abc import TaskGroup
@@ -94,6 +94,7 @@ class ActorSystem:
         self._task_group: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
         self._fatal_error: BaseException | None = None
+        self._shields: set[anyio.CancelScope] = set()
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._state}>"
@@ -111,8 +112,8 @@ class ActorSystem:
             # The backend's own Event class, looked up once: anyio.Event() looks up
             # the running backend on every call, a tenth of an ask's whole cost.
             self.new_event = type(anyio.Event())
-            self._task_group.start_soon(self.timers.run, name="actor timers")
-            self._task_group.start_soon(self.deadlines.run, name="ask deadlines")
+            self.start_task(self.timers.run, "actor timers")
+            self.start_task(self.deadlines.run, "deadlines")
             guardian = Cell(
                 self,
                 None,
@@ -125,7 +126,7 @@ class ActorSystem:
                 overflow="fail",
             )
             self._guardian = guardian
-            self._task_group.start_soon(guardian.run, name="actor /user")
+            self.start_task(guardian.run, "actor /user")
             await guardian._settled.wait()
             self._stack = stack.pop_all()
         return self
@@ -140,7 +141,8 @@ class ActorSystem:
         assert self._task_group is not None
         with anyio.CancelScope(shield=True):
             await self._stop_tree()
-        self._task_group.cancel_scope.cancel()  # the timer task, and any straggler
+        for scope in list(self._shields):  # the timer tasks, and any straggler
+            scope.cancel()
         self._state = "closing"
         self._bus.close()
         try:
@@ -168,14 +170,33 @@ class ActorSystem:
         """A failure escalated past ``/user``: shut down and raise it from the block."""
         if self._fatal_error is None:
             self._fatal_error = error
-        assert self._task_group is not None
-        self._task_group.start_soon(self._fatal_shutdown, name="actor system failure")
+        self.start_task(self._fatal_shutdown, "actor system failure")
 
     async def _fatal_shutdown(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._stop_tree()
         assert self._task_group is not None
         self._task_group.cancel_scope.cancel()
+
+    def start_task(
+        self, func: Callable[..., Awaitable[Any]], name: str, *args: Any
+    ) -> None:
+        """Run ``func(*args)`` in the system's task group, shielded from the host.
+
+        Cancelling the code around ``async with ActorSystem()`` must not cut actors
+        short: the system stops them in order on the way out. Only the runtime's own
+        scopes cancel these tasks (and, as a last resort, the exit).
+        """
+
+        async def shielded() -> None:
+            with anyio.CancelScope(shield=True) as scope:
+                self._shields.add(scope)
+                try:
+                    await func(*args)
+                finally:
+                    self._shields.discard(scope)
+
+        self.task_group.start_soon(shielded, name=name)
 
     def check_running(self) -> None:
         """Raise ``ActorError`` unless the system is inside its ``async with``."""
@@ -272,6 +293,8 @@ class ActorSystem:
         ends when the system exits.
         """
         subscription = Subscription(buffer)
+        if self._bus.closed:
+            subscription.close()  # nothing more will come: end at once
         self._bus.subscriptions.append(subscription)
         try:
             yield subscription

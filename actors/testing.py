@@ -216,7 +216,12 @@ class ManualClock:
             heapq.heappush(self._sleepers, (deadline, next(self._seq), woken))
         self._arrived.set()
         self._arrived = anyio.Event()
-        await woken.wait()
+        try:
+            await woken.wait()
+        finally:
+            if not woken.is_set():  # cancelled: no longer a sleeper
+                self._sleepers = [s for s in self._sleepers if s[2] is not woken]
+                heapq.heapify(self._sleepers)
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake every sleeper now due."""
