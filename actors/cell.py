@@ -105,6 +105,8 @@ class Cell:
     """One actor's runtime state; the target behind every ``ActorRef`` to it."""
 
     __slots__ = (
+        "_abandoned",
+        "_aftermath",
         "_backoff_scope",
         "_consecutive",
         "_decision",
@@ -221,6 +223,8 @@ class Cell:
         self._verdict = "restart"
         self._verdict_error: BaseException | None = None
         self._backoff_scope: anyio.CancelScope | None = None
+        self._aftermath: anyio.CancelScope | None = None
+        self._abandoned = False
         self._finishing = False
         self.incarnation = 0
         self._restart_delay = 0.0
@@ -300,7 +304,7 @@ class Cell:
             overflow=overflow,
         )
         self.children[name] = child
-        system.start_task(child.run, f"actor {child.path}")
+        system.task_group.start_soon(child.run, name=f"actor {child.path}")
         await child._settled.wait()
         if child._start_error is not None:
             raise ActorCrashed(f"{child.path} failed to start") from child._start_error
@@ -309,21 +313,52 @@ class Cell:
     # ------------------------------------------------------------------ the task
 
     async def run(self) -> None:
-        """Run incarnation after incarnation until the actor ends for good."""
+        """Run incarnation after incarnation until the actor ends for good.
+
+        Every phase runs in a shielded scope: cancelling the code around
+        ``async with ActorSystem()`` must not cut actors short, since the system
+        stops them in order on its way out. Only the runtime's own scopes cancel an
+        actor (kill, hard stop, and ``abandon`` as the exit's last resort). One
+        scope per phase, not one for the task's whole life, keeps an idle actor to
+        a single scope.
+        """
         current_cell.set(self)
-        reason = "stopped"
+        reason = "shutdown"
         error: BaseException | None = None
+        live = self.system.live
+        live.add(self)
         try:
-            while True:
-                reason, error = await self._live_once()
+            while not self.is_abandoned():
+                crash = await self._incarnation()
+                if self.is_abandoned():
+                    break
+                with anyio.CancelScope(shield=True) as self._aftermath:
+                    await self._teardown()
+                    self._settled.set()
+                    self._parked.set()
+                    reason, error = await self._next(crash)
+                self._aftermath = None
                 if reason != "restart":
                     break
         finally:
+            live.discard(self)
             self._finalize(reason, error)
 
-    async def _live_once(self) -> tuple[str, BaseException | None]:
-        """Run one incarnation; return ``("restart", None)`` or the final reason."""
-        crash = await self._incarnation()
+    def is_abandoned(self) -> bool:
+        """True once the exit gave up on this actor (read anew after every await)."""
+        return self._abandoned
+
+    def abandon(self) -> None:
+        """Cancel whatever the actor is doing and end it: the exit's last resort."""
+        self._abandoned = True
+        for scope in (self._scope, self._aftermath):
+            if scope is not None:
+                scope.cancel()
+
+    async def _next(
+        self, crash: BaseException | None
+    ) -> tuple[str, BaseException | None]:
+        """After an incarnation: ``("restart", None)`` or the final reason."""
         stop_request = self.stop_request
         if stop_request is not None:
             return stop_request, None
@@ -363,7 +398,7 @@ class Cell:
             self._parked = Latch()
         self.state = "starting" if self._first else "restarting"
         crash: BaseException | None = None
-        with anyio.CancelScope() as scope:
+        with anyio.CancelScope(shield=True) as scope:
             self._scope = scope
             try:
                 instance = self.factory(*self.args)
@@ -387,9 +422,6 @@ class Cell:
             self._record_crash(crash, message)
         elif message is not _NOTHING:
             self._lost_in_flight(message)
-        await self._teardown()
-        self._settled.set()
-        self._parked.set()
         return crash
 
     def _pending_interrupt(self) -> BaseException | _GroupRestart | _HardStop | None:
@@ -422,6 +454,7 @@ class Cell:
         senders = mailbox._senders
         receive = instance.receive
         checkpoint = anyio.lowlevel.checkpoint
+        new_event = self.system.new_event
         while True:
             if self.control:
                 if self._must_leave():
@@ -436,7 +469,10 @@ class Cell:
                 self.control = self._must_leave()
                 continue
             if not queue:
-                await mailbox.wait_nonempty()
+                # Inlined Mailbox.wait_nonempty: one frame less on every idle actor.
+                mailbox._consumer = waiter = new_event()
+                await waiter.wait()
+                mailbox._consumer = None
                 continue
             budget = BATCH
             while queue and budget and not self.control:

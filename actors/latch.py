@@ -25,7 +25,9 @@ class Latch:
         if not self._set:
             self._set = True
             if self._event is not None:
+                # Waiters hold the event; the latch need not keep it alive.
                 self._event.set()
+                self._event = None
 
     def is_set(self) -> bool:
         """Return True once ``set`` was called."""

@@ -95,6 +95,8 @@ class ActorSystem:
         self._stack: AsyncExitStack | None = None
         self._fatal_error: BaseException | None = None
         self._shields: set[anyio.CancelScope] = set()
+        #: Actors whose task is running (the exit abandons any left over).
+        self.live: set[Cell] = set()
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._state}>"
@@ -126,7 +128,7 @@ class ActorSystem:
                 overflow="fail",
             )
             self._guardian = guardian
-            self.start_task(guardian.run, "actor /user")
+            self._task_group.start_soon(guardian.run, name="actor /user")
             await guardian._settled.wait()
             self._stack = stack.pop_all()
         return self
@@ -141,7 +143,9 @@ class ActorSystem:
         assert self._task_group is not None
         with anyio.CancelScope(shield=True):
             await self._stop_tree()
-        for scope in list(self._shields):  # the timer tasks, and any straggler
+        for cell in list(self.live):  # stragglers: nothing should be left
+            cell.abandon()
+        for scope in list(self._shields):  # the timer tasks
             scope.cancel()
         self._state = "closing"
         self._bus.close()
@@ -187,16 +191,17 @@ class ActorSystem:
         short: the system stops them in order on the way out. Only the runtime's own
         scopes cancel these tasks (and, as a last resort, the exit).
         """
+        self.task_group.start_soon(self._shielded, func, args, name=name)
 
-        async def shielded() -> None:
-            with anyio.CancelScope(shield=True) as scope:
-                self._shields.add(scope)
-                try:
-                    await func(*args)
-                finally:
-                    self._shields.discard(scope)
-
-        self.task_group.start_soon(shielded, name=name)
+    async def _shielded(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> None:
+        with anyio.CancelScope(shield=True) as scope:
+            self._shields.add(scope)
+            try:
+                await func(*args)
+            finally:
+                self._shields.discard(scope)
 
     def check_running(self) -> None:
         """Raise ``ActorError`` unless the system is inside its ``async with``."""
