@@ -213,13 +213,15 @@ class Cell:
         self._watching: set[Cell] | None = None
         #: False once the actor has ended for good: refs then dead-letter.
         self.accepting = True
-        self.ended = Latch()
+        self.ended = Latch(self.system.new_event)
         #: How the actor ended for good (``Terminated.reason``), once it has.
         self.end_reason = ""
         self.end_error: BaseException | None = None
-        self._settled = Latch()  # the current start attempt finished, either way
-        self._parked = Latch()  # the current incarnation is over
-        self._decision = Latch()  # a parked cell was told what to do next
+        # The current start attempt finished (either way); the current incarnation
+        # is over; a parked cell was told what to do next.
+        self._settled = Latch(self.system.new_event)
+        self._parked = Latch(self.system.new_event)
+        self._decision = Latch(self.system.new_event)
         self._verdict = "restart"
         self._verdict_error: BaseException | None = None
         self._backoff_scope: anyio.CancelScope | None = None
@@ -332,7 +334,7 @@ class Cell:
                 crash = await self._incarnation()
                 if self.is_abandoned():
                     break
-                with anyio.CancelScope(shield=True) as self._aftermath:
+                with self.system.new_scope(shield=True) as self._aftermath:
                     await self._teardown()
                     self._settled.set()
                     self._parked.set()
@@ -393,12 +395,12 @@ class Cell:
         self.control = self.stop_request is not None
         # Whoever decided this restart may already wait on the next _settled.
         if self._settled.is_set():
-            self._settled = Latch()
+            self._settled = Latch(self.system.new_event)
         if self._parked.is_set():
-            self._parked = Latch()
+            self._parked = Latch(self.system.new_event)
         self.state = "starting" if self._first else "restarting"
         crash: BaseException | None = None
-        with anyio.CancelScope(shield=True) as scope:
+        with self.system.new_scope(shield=True) as scope:
             self._scope = scope
             try:
                 instance = self.factory(*self.args)
@@ -576,7 +578,7 @@ class Cell:
     async def _park_for_parent(self) -> tuple[str, BaseException | None]:
         """Wait, with no instance, for the parent to say restart or stop."""
         await self._decision.wait()
-        self._decision = Latch()
+        self._decision = Latch(self.system.new_event)
         if self.stop_request is not None:
             return self.stop_request, None
         return self._verdict, self._verdict_error
@@ -701,7 +703,7 @@ class Cell:
                 continue
             await member._parked.wait()
             member._restart_delay = delay
-            member._settled = settled = Latch()
+            member._settled = settled = Latch(self.system.new_event)
             member._decide("restart")
             await settled.wait()
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Latch"]
 
@@ -14,11 +19,12 @@ class Latch:
     so one is made only when somebody actually waits on an unset latch.
     """
 
-    __slots__ = ("_event", "_set")
+    __slots__ = ("_event", "_new_event", "_set")
 
-    def __init__(self) -> None:
+    def __init__(self, new_event: Callable[[], anyio.Event] = anyio.Event) -> None:
         self._set = False
         self._event: anyio.Event | None = None
+        self._new_event = new_event
 
     def set(self) -> None:
         """Set the latch and wake every waiter. Idempotent."""
@@ -39,5 +45,5 @@ class Latch:
             await anyio.lowlevel.checkpoint()
             return
         if self._event is None:
-            self._event = anyio.Event()
+            self._event = self._new_event()
         await self._event.wait()

@@ -83,6 +83,7 @@ class ActorSystem:
         self.shutdown_timeout = shutdown_timeout
         self.random = random.Random(seed)
         self.new_event: Callable[[], anyio.Event] = anyio.Event
+        self.new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
         self.timers = TimerService(self.clock)
         #: Ask deadlines: the caller's, so on the event loop's clock, not ``clock``.
         self.deadlines = TimerService(RealClock())
@@ -114,6 +115,7 @@ class ActorSystem:
             # The backend's own Event class, looked up once: anyio.Event() looks up
             # the running backend on every call, a tenth of an ask's whole cost.
             self.new_event = type(anyio.Event())
+            self.new_scope = type(anyio.CancelScope())
             self.start_task(self.timers.run, "actor timers")
             self.start_task(self.deadlines.run, "deadlines")
             guardian = Cell(
