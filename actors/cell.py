@@ -570,7 +570,13 @@ class Cell:
     # ------------------------------------------------------------- supervision
 
     def _decide(self, verdict: str, error: BaseException | None = None) -> None:
-        """Tell this parked actor what comes next: ``"restart"`` or a final reason."""
+        """Tell this parked actor what comes next: ``"restart"`` or a final reason.
+
+        The first word stands: a stop arriving after the parent gave up on the
+        actor must not turn its ``"failed"`` into ``"stopped"``.
+        """
+        if self._decision.is_set():
+            return
         self._verdict = verdict
         self._verdict_error = error
         self._decision.set()
@@ -579,7 +585,7 @@ class Cell:
         """Wait, with no instance, for the parent to say restart or stop."""
         await self._decision.wait()
         self._decision = Latch(self.system.new_event)
-        if self.stop_request is not None:
+        if self.stop_request is not None and self._verdict != "failed":
             return self.stop_request, None
         return self._verdict, self._verdict_error
 
