@@ -56,6 +56,7 @@ class Mailbox:
         "capacity",
         "closed",
         "dropped",
+        "limit",
         "on_drop",
         "overflow",
         "queue",
@@ -79,6 +80,9 @@ class Mailbox:
         # A list, not a deque: blocked senders are rare and an empty deque is 600 bytes.
         self._senders: list[anyio.Event] = []
         self._reserved = 0  # places kept for blocked senders that were woken
+        #: A message may be queued without further ado while ``len(queue) < limit``:
+        #: one comparison on the ``tell`` fast path instead of four.
+        self.limit = capacity
 
     def put_nowait(self, message: Any) -> None:
         """Add ``message`` now, or apply the overflow policy. Never blocks.
@@ -114,6 +118,7 @@ class Mailbox:
         ):
             waiter = self._new_event()
             self._senders.append(waiter)
+            self._update_limit()
             try:
                 await waiter.wait()
             except BaseException:
@@ -122,10 +127,12 @@ class Mailbox:
                 elif not self.closed:
                     self._reserved -= 1  # woken, then cancelled: pass the place on
                     self._hand_over()
+                self._update_limit()
                 raise
             if self.closed:
                 return False
             self._reserved -= 1  # the place the consumer kept for us
+            self._update_limit()
             queue.append(message)
             if self._consumer is not None:
                 self._consumer.set()
@@ -161,6 +168,7 @@ class Mailbox:
         if self._senders:
             self._reserved += 1
             self._senders.pop(0).set()
+            self._update_limit()
 
     def _hand_over(self) -> None:
         if self._senders and len(self.queue) + self._reserved < self.capacity:
@@ -178,6 +186,12 @@ class Mailbox:
         finally:
             if self._consumer is waiter:
                 self._consumer = None
+
+    def _update_limit(self) -> None:
+        if self.closed or self._senders:
+            self.limit = 0  # closed, or blocked senders go first: take the slow path
+        else:
+            self.limit = self.capacity - self._reserved
 
     def has_room(self) -> bool:
         """True if a message would be queued now without waiting or overflowing."""
@@ -197,6 +211,7 @@ class Mailbox:
         while self._senders:
             self._senders.pop(0).set()
         self._reserved = 0
+        self.limit = 0
         self.wake()
         return left
 

@@ -54,8 +54,14 @@ class ActorRef:
             ActorError: The actor's system has exited.
         """
         cell = self._cell
-        if cell.accepting:
-            cell.mailbox.put_nowait(message)
+        mailbox = cell.mailbox
+        queue = mailbox.queue
+        if len(queue) < mailbox.limit:  # the fast path: room, and nobody waiting
+            queue.append(message)
+            if mailbox._consumer is not None:
+                mailbox.wake()
+        elif cell.accepting:
+            mailbox.put_nowait(message)  # the overflow policy decides
         else:
             cell.system.dead_letter(cell, message, "stopped")
 
