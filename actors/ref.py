@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, final
 import anyio
 
 from .context import current_cell
-from .errors import ActorError, ActorKilled, AskTimeout
+from .errors import ActorError, ActorKilled
 from .reply import Ask, ReplySlot
 
 if TYPE_CHECKING:
@@ -110,28 +110,27 @@ class ActorRef:
         system = cell.system
         slot = ReplySlot(system.new_event)
         envelope = Ask(message, slot)
-
-        # One heap entry in the system's deadline task instead of a cancel scope
-        # per ask: the scope alone would cost more than the rest of the round trip.
-        def expire() -> None:
-            slot.fail(AskTimeout(f"no reply from {cell.path} within {timeout} s"))
-
-        deadline = system.deadlines.schedule(timeout, None, expire)
+        # The system's deadline task fails the slot when time is up: far cheaper
+        # than a cancel scope per ask, which would cost more than the round trip.
+        deadlines = system.ask_deadlines
+        deadlines.add(slot, timeout, cell.path)
         try:
             if not cell.accepting:
                 system.dead_letter(cell, envelope, "stopped")
             else:
                 mailbox = cell.mailbox
-                if mailbox.has_room():
-                    mailbox.put_nowait(envelope)
+                if len(mailbox.queue) < mailbox.limit:
+                    mailbox.queue.append(envelope)
+                    if mailbox._consumer is not None:
+                        mailbox.wake()
                 else:
-                    # Rare: wait for room, within what is left of the deadline.
-                    with anyio.move_on_after(deadline.deadline - anyio.current_time()):
+                    # Rare: wait for room (within the timeout), or overflow.
+                    with anyio.move_on_after(timeout):
                         if not await mailbox.put(envelope):
                             system.dead_letter(cell, envelope, "stopped")
             return await slot.wait()
         finally:
-            deadline.cancel()
+            deadlines.answered()
 
     async def stop(self) -> None:
         """Stop the actor for good: its current message finishes, then ``on_stop``.

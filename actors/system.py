@@ -12,6 +12,7 @@ import attrs
 from .actor import Actor
 from .cell import Cell
 from .clock import Clock, RealClock
+from .deadlines import AskDeadlines
 from .errors import ActorError, ActorStopped
 from .events import ActorEvent, DeadLetter, EventBus, Subscription
 from .reply import Ask
@@ -85,8 +86,9 @@ class ActorSystem:
         self.new_event: Callable[[], anyio.Event] = anyio.Event
         self.new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
         self.timers = TimerService(self.clock)
-        #: Ask deadlines: the caller's, so on the event loop's clock, not ``clock``.
+        #: Grace periods (stop, on_stop): on the event loop's clock, not ``clock``.
         self.deadlines = TimerService(RealClock())
+        self.ask_deadlines = AskDeadlines()
         self.shutting_down = False
         self._bus = EventBus()
         self._dead_letters = 0
@@ -117,7 +119,8 @@ class ActorSystem:
             self.new_event = type(anyio.Event())
             self.new_scope = type(anyio.CancelScope())
             self.start_task(self.timers.run, "actor timers")
-            self.start_task(self.deadlines.run, "deadlines")
+            self.start_task(self.deadlines.run, "grace periods")
+            self.start_task(self.ask_deadlines.run, "ask deadlines")
             guardian = Cell(
                 self,
                 None,
