@@ -94,6 +94,10 @@ def _check_actor_class(instance: object, factory: Callable[..., Any]) -> None:
     _receive_checked[cls] = None
 
 
+def _has_on_stop(instance: Actor | None) -> bool:
+    return instance is not None and type(instance).on_stop is not Actor.on_stop
+
+
 def _valid_name(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "/" not in name and name[0] != "$"
 
@@ -334,8 +338,17 @@ class Cell:
                 crash = await self._incarnation()
                 if self.is_abandoned():
                     break
+                instance = self._release()
+                if self.stop_request is not None and not (
+                    self.children or _has_on_stop(instance)
+                ):
+                    # A final stop with nothing to await: no scope to pay for.
+                    self._settled.set()
+                    self._parked.set()
+                    reason, error = self.stop_request, None
+                    break
                 with self.system.new_scope(shield=True) as self._aftermath:
-                    await self._teardown()
+                    await self._end_instance(instance)
                     self._settled.set()
                     self._parked.set()
                     reason, error = await self._next(crash)
@@ -529,8 +542,8 @@ class Cell:
         """A message cut short by a hard stop or a sibling's restart: a dead letter."""
         self.system.dead_letter(self, message, "interrupted")
 
-    async def _teardown(self) -> None:
-        """End the instance: timers, watches, children (last first), ``on_stop``."""
+    def _release(self) -> Actor | None:
+        """Drop what the ending instance held that needs no await; return it."""
         self._drop_timers_and_watches()
         if self._system_lane:
             for message in self._system_lane:
@@ -541,12 +554,17 @@ class Cell:
             self._window.clear()
         for orchestration in list(self._orchestrations or ()):
             orchestration.cancel()
+        return instance
+
+    async def _end_instance(self, instance: Actor | None) -> None:
+        """Stop the children (last started first), then run ``on_stop``."""
         if self.children:
             # Not cut short by this actor's own grace: each child has its own.
             await self.stop_children(
                 "shutdown" if self.system.shutting_down else "stopped"
             )
-        if instance is not None and type(instance).on_stop is not Actor.on_stop:
+        if _has_on_stop(instance):
+            assert instance is not None
             with anyio.CancelScope() as scope:
                 deadline = self.system.deadlines.schedule(
                     self.system.shutdown_timeout, None, scope.cancel
@@ -740,9 +758,16 @@ class Cell:
 
     async def stop_for_good(self, reason: str) -> None:
         """Stop the actor and wait until it has ended; cut it short if it dawdles."""
+        # Mid-message or mid-on_start: what the grace period may have to cut short.
+        busy = self._scope is not None and (
+            self.current is not _NOTHING or self.state != "running"
+        )
         self.request_stop(reason)
         if current_cell.get() is self or self.ended.is_set():
             await anyio.lowlevel.checkpoint()
+            return
+        if not busy:  # idle: nothing to cut short; children and on_stop have theirs
+            await self.ended.wait()
             return
         deadline = self.system.deadlines.schedule(
             self.system.shutdown_timeout, None, self._hard_stop

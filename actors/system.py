@@ -143,7 +143,7 @@ class ActorSystem:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
         assert self._stack is not None
         assert self._task_group is not None
         with anyio.CancelScope(shield=True):
@@ -158,13 +158,12 @@ class ActorSystem:
             if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
                 # Let the host's own error out as it is, not wrapped in a group.
                 await self._stack.aclose()
-                return None
+                return
             await self._stack.__aexit__(exc_type, exc, tb)
         finally:
             self._state = "closed"
         if self._fatal_error is not None:
             raise self._fatal_error
-        return None
 
     async def _stop_tree(self) -> None:
         """Stop every actor, children first; past the deadline, cancel them."""
