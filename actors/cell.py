@@ -449,18 +449,24 @@ class Cell:
     async def _started(self) -> None:
         self.state = "running"
         self.started_at = time.time()
-        self._up_since = self.system.clock.now()
+        if self.backoff is not None:  # only a backoff's reset_after reads it
+            self._up_since = self.system.clock.now()
         self._settled.set()
+        system = self.system
         if self._first:
             self._first = False
-            self.system.publish(Started(path=self.path))
+            if system.listening:
+                system.publish(Started(path=self.path))
         else:
             self.restarts += 1
-            self.system.publish(
-                Restarted(
-                    path=self.path, restarts=self.restarts, delay=self._restart_delay
+            if system.listening:
+                system.publish(
+                    Restarted(
+                        path=self.path,
+                        restarts=self.restarts,
+                        delay=self._restart_delay,
+                    )
                 )
-            )
 
     async def _message_loop(self, instance: Actor) -> None:
         """Process messages until a stop request; raises what ``receive`` raises."""
@@ -810,16 +816,18 @@ class Cell:
         parent = self.parent
         if parent is not None and parent.children.get(self.name) is self:
             del parent.children[self.name]
-        notice = Terminated(ref=self.ref, reason=reason, error=error)
         watchers, self._watchers = self._watchers, None
-        for watcher in watchers or ():
-            if watcher._watching is not None:
-                watcher._watching.discard(self)
-            watcher.deliver_system(notice)
+        if watchers:
+            notice = Terminated(ref=self.ref, reason=reason, error=error)
+            for watcher in watchers:
+                if watcher._watching is not None:
+                    watcher._watching.discard(self)
+                watcher.deliver_system(notice)
         self._settled.set()
         self._parked.set()
         self.ended.set()
-        self.system.publish(Stopped(path=self.path, reason=reason, error=error))
+        if self.system.listening:
+            self.system.publish(Stopped(path=self.path, reason=reason, error=error))
 
     # ------------------------------------------------------------------- watches
 
