@@ -475,7 +475,6 @@ class Cell:
         senders = mailbox._senders
         receive = instance.receive
         checkpoint = anyio.lowlevel.checkpoint
-        new_event = self.system.new_event
         while True:
             if self.control:
                 if self._must_leave():
@@ -490,10 +489,7 @@ class Cell:
                 self.control = self._must_leave()
                 continue
             if not queue:
-                # Inlined Mailbox.wait_nonempty: one frame less on every idle actor.
-                mailbox._consumer = waiter = new_event()
-                await waiter.wait()
-                mailbox._consumer = None
+                await mailbox.wait_nonempty()
                 continue
             budget = BATCH
             while queue and budget and not self.control:

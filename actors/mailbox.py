@@ -193,10 +193,6 @@ class Mailbox:
         else:
             self.limit = self.capacity - self._reserved
 
-    def has_room(self) -> bool:
-        """True if a message would be queued now without waiting or overflowing."""
-        return len(self.queue) + self._reserved < self.capacity and not self._senders
-
     def wake(self) -> None:
         """Wake the consumer whether or not a message arrived."""
         if self._consumer is not None:
