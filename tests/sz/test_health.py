@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from sz.health import HandlerHealth, HealthPolicy, HealthTracker
+
+#: Timings far apart so that each test states the times it depends on.
+POLICY = HealthPolicy(
+    window=10,
+    degraded_ratio=0.2,
+    unhealthy_ratio=0.5,
+    min_samples=5,
+    cooldown=5.0,
+    trials=1,
+    heartbeat_timeout=None,
+    ewma_alpha=0.5,
+)
+
+
+def run(tracker: HealthTracker, now: float, *outcomes: bool) -> None:
+    """Start and finish one job per outcome at ``now``, one after the other."""
+    for success in outcomes:
+        tracker.record_start(now)
+        tracker.record_finish(now, success=success, duration=1.0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"window": 0},
+        {"window": True},
+        {"degraded_ratio": 0.0},
+        {"degraded_ratio": 1.5},
+        {"unhealthy_ratio": 0.1},  # below degraded_ratio
+        {"min_samples": 0},
+        {"min_samples": 21},  # above window
+        {"cooldown": -1.0},
+        {"trials": 0},
+        {"heartbeat_timeout": 0.0},
+        {"ewma_alpha": 0.0},
+        {"ewma_alpha": 1.1},
+    ],
+)
+def test_policy_rejects_out_of_range_options(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        HealthPolicy(**options)
+
+
+def test_policy_defaults_are_the_documented_ones() -> None:
+    assert HealthPolicy() == HealthPolicy(
+        window=20,
+        degraded_ratio=0.2,
+        unhealthy_ratio=0.5,
+        min_samples=5,
+        cooldown=5.0,
+        trials=1,
+        heartbeat_timeout=3.0,
+        ewma_alpha=0.2,
+    )
+
+
+def test_new_handler_is_healthy_and_accepts_jobs() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    assert tracker.state(0.0) == "healthy"
+    assert tracker.accepts_job(0.0)
+
+
+def test_fewer_outcomes_than_min_samples_are_not_judged() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 1.0, False, False, False, False)
+    assert tracker.state(1.0) == "healthy"
+    run(tracker, 1.0, False)
+    assert tracker.state(1.0) == "unhealthy"
+
+
+def test_handler_goes_through_every_state_and_back_to_healthy() -> None:
+    policy = attrs.evolve(POLICY, heartbeat_timeout=3.0)
+    tracker = HealthTracker(policy, now=0.0)
+    run(tracker, 1.0, True, True, True, True, False)  # 1/5 failed
+    assert tracker.state(1.0) == "degraded"
+    assert tracker.accepts_job(1.0)
+    run(tracker, 1.0, False, False, False)  # 4/8 failed
+    assert tracker.state(1.0) == "unhealthy"
+    assert not tracker.accepts_job(1.0)
+    assert tracker.state(4.0) == "dead"
+    assert not tracker.accepts_job(4.0)
+    tracker.record_heartbeat(4.5)
+    assert tracker.state(4.5) == "unhealthy"
+    assert tracker.snapshot(4.5).trial  # back from dead: straight to half-open
+    run(tracker, 4.5, True)  # the trial
+    assert tracker.state(4.5) == "healthy"
+
+
+def test_degraded_handler_recovers_as_old_failures_age_out_of_the_window() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 1.0, False, True, True, True, True)
+    assert tracker.state(1.0) == "degraded"
+    run(tracker, 2.0, *[True] * 5)  # 1/10: still in the window, below 0.2
+    assert tracker.state(2.0) == "healthy"
+    run(tracker, 3.0, False, False)  # the first failure aged out: 2/10
+    assert tracker.state(3.0) == "degraded"
+    run(tracker, 4.0, *[True] * 10)  # both failures pushed out
+    assert tracker.state(4.0) == "healthy"
+    assert tracker.snapshot(4.0).failure_ratio == 0.0
+
+
+def test_unhealthy_handler_recovers_through_a_trial_job_after_cooldown() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 10.0, *[False] * 5)
+    assert tracker.state(10.0) == "unhealthy"
+    assert not tracker.accepts_job(14.9)
+    assert not tracker.snapshot(14.9).trial
+    assert tracker.accepts_job(15.0)
+    assert tracker.snapshot(15.0).trial
+    tracker.record_start(15.0)
+    assert not tracker.accepts_job(15.0)  # one trial in flight is the limit
+    assert tracker.state(15.0) == "unhealthy"
+    tracker.record_finish(16.0, success=True, duration=1.0)
+    assert tracker.state(16.0) == "healthy"
+    snapshot = tracker.snapshot(16.0)
+    assert snapshot.failure_ratio == 0.0
+    assert not snapshot.trial
+    assert (snapshot.successes, snapshot.failures) == (1, 5)
+
+
+def test_several_trials_need_that_many_consecutive_successes() -> None:
+    tracker = HealthTracker(attrs.evolve(POLICY, trials=2), now=0.0)
+    run(tracker, 0.0, *[False] * 5)
+    tracker.record_start(5.0)
+    tracker.record_start(5.0)
+    assert not tracker.accepts_job(5.0)
+    tracker.record_finish(6.0, success=True, duration=1.0)
+    assert tracker.state(6.0) == "unhealthy"
+    assert tracker.accepts_job(6.0)
+    tracker.record_finish(6.0, success=True, duration=1.0)
+    assert tracker.state(6.0) == "healthy"
+
+
+def test_trial_failure_reopens_the_circuit_and_restarts_the_cooldown() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 0.0, *[False] * 5)
+    tracker.record_start(5.0)
+    tracker.record_finish(7.0, success=False, duration=2.0)
+    assert tracker.state(7.0) == "unhealthy"
+    assert not tracker.accepts_job(11.9)
+    assert tracker.accepts_job(12.0)
+    run(tracker, 12.0, True)
+    assert tracker.state(12.0) == "healthy"
+
+
+def test_old_failures_do_not_count_after_recovery() -> None:
+    # A counter that never forgets (failures > successes * 0.5) would call this
+    # handler unhealthy for its next twenty jobs; the window has forgotten them.
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 0.0, *[False] * 5)
+    run(tracker, 5.0, True)  # the trial
+    run(tracker, 6.0, False, True, True, True, True)
+    snapshot = tracker.snapshot(6.0)
+    assert snapshot.failures > snapshot.successes * 0.5
+    assert snapshot.state == "degraded"
+    assert snapshot.failure_ratio == pytest.approx(0.2)
+    run(tracker, 7.0, True, True, True, True, True)
+    assert tracker.state(7.0) == "healthy"
+
+
+def test_job_from_before_the_circuit_opened_is_not_taken_for_a_trial() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    tracker.record_start(0.0)  # still running when the circuit opens
+    run(tracker, 0.0, *[False] * 5)
+    tracker.record_finish(6.0, success=True, duration=6.0)
+    assert tracker.state(6.0) == "unhealthy"
+    assert tracker.accepts_job(6.0)
+
+
+def test_handler_is_dead_after_heartbeat_timeout_and_back_on_heartbeat() -> None:
+    tracker = HealthTracker(attrs.evolve(POLICY, heartbeat_timeout=3.0), now=0.0)
+    tracker.record_heartbeat(2.0)
+    assert tracker.state(4.9) == "healthy"
+    assert tracker.state(5.0) == "dead"
+    assert not tracker.accepts_job(5.0)
+    assert tracker.snapshot(5.0).uptime == 5.0
+    tracker.record_heartbeat(9.0)
+    assert tracker.state(9.0) == "healthy"
+    assert tracker.accepts_job(9.0)
+    snapshot = tracker.snapshot(10.0)
+    assert (snapshot.last_seen, snapshot.uptime) == (9.0, 1.0)
+
+
+def test_dead_handler_comes_back_to_the_state_its_window_says() -> None:
+    tracker = HealthTracker(attrs.evolve(POLICY, heartbeat_timeout=3.0), now=0.0)
+    run(tracker, 0.0, False, True, True, True, True)
+    assert tracker.state(3.0) == "dead"
+    tracker.record_heartbeat(3.0)
+    assert tracker.state(3.0) == "degraded"
+
+
+def test_jobs_and_their_finishes_are_signs_of_life_but_lost_jobs_are_not() -> None:
+    tracker = HealthTracker(attrs.evolve(POLICY, heartbeat_timeout=3.0), now=0.0)
+    tracker.record_start(2.0)
+    tracker.record_start(2.0)
+    assert tracker.state(4.0) == "healthy"
+    tracker.record_finish(4.0, success=True, duration=2.0)
+    assert tracker.state(6.9) == "healthy"
+    assert tracker.state(7.0) == "dead"
+    tracker.record_lost(8.0)
+    snapshot = tracker.snapshot(8.0)
+    assert (snapshot.state, snapshot.active, snapshot.failures) == ("dead", 0, 1)
+
+
+def test_lost_trial_job_reopens_the_circuit() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 0.0, *[False] * 5)
+    tracker.record_start(5.0)
+    tracker.record_lost(6.0)
+    assert not tracker.accepts_job(10.9)
+    assert tracker.accepts_job(11.0)
+
+
+def test_without_heartbeat_timeout_a_handler_never_dies() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    assert tracker.state(1e9) == "healthy"
+
+
+def test_average_duration_is_an_exponentially_weighted_moving_average() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)  # ewma_alpha=0.5
+    assert tracker.snapshot(0.0).avg_duration is None
+    for duration in [4.0, 2.0, 1.0]:
+        tracker.record_start(0.0)
+        tracker.record_finish(0.0, success=duration != 2.0, duration=duration)
+    # 4 -> 0.5*2 + 0.5*4 = 3 -> 0.5*1 + 0.5*3 = 2: failures' durations count too.
+    assert tracker.snapshot(0.0).avg_duration == pytest.approx(2.0)
+
+
+def test_negative_duration_is_rejected() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    with pytest.raises(ValueError, match="duration"):
+        tracker.record_finish(0.0, success=True, duration=-1.0)
+
+
+def test_snapshot_reports_every_field() -> None:
+    tracker = HealthTracker(attrs.evolve(POLICY, heartbeat_timeout=3.0), now=10.0)
+    run(tracker, 11.0, True, True, True, False)
+    tracker.record_start(12.0)
+    tracker.record_start(12.0)
+    assert tracker.snapshot(13.0) == HandlerHealth(
+        state="healthy",  # 1/4 failed, but fewer than min_samples
+        last_seen=12.0,
+        uptime=3.0,
+        successes=3,
+        failures=1,
+        failure_ratio=0.25,
+        avg_duration=1.0,
+        active=2,
+        trial=False,
+    )
