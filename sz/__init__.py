@@ -6,4 +6,11 @@ when something dies.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .config import (
+    Config as Config,
+    ConfigError as ConfigError,
+    load_config as load_config,
+)
+from .errors import SzError as SzError
+
+__all__ = ["Config", "ConfigError", "SzError", "load_config"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .config import ConfigError, load_config
 from .demo import run_demo
 
 if TYPE_CHECKING:
@@ -46,7 +47,24 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="seconds between demo jobs (default: %(default)s)",
     )
+    check = commands.add_parser(
+        "check-config",
+        help="check a config file and exit (2 if it is invalid)",
+        description="Load FILE as ScheduleZero's config.yaml and report the first "
+        "problems, naming each key path; exit 0 if it is valid, 2 if not.",
+    )
+    check.add_argument("file", metavar="FILE", help="the config file to check")
     return parser
+
+
+def _check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{path}: ok (scheduler mode {config.scheduler.mode})")
+    return 0
 
 
 def _positive_float(text: str) -> float:
@@ -84,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
+    if options.command == "check-config":
+        sys.exit(_check_config(options.file))
     if options.command == "serve":
         anyio.run(_serve, options.interval, backend=options.backend)
     sys.exit(0)

@@ -9,6 +9,8 @@ import anyio
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from anyio.abc import Process
 
 SZ = [sys.executable, "-c", "from sz.cli import main; main()"]
@@ -77,3 +79,24 @@ async def test_sz_rejects_bad_arguments_with_exit_code_two_naming_the_problem(
     result = await anyio.run_process([*SZ, *argv], check=False)
     assert result.returncode == 2
     assert complaint in result.stderr.decode()
+
+
+async def test_sz_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    await anyio.Path(config).write_text("scheduler:\n  mode: embedded\n")
+    result = await anyio.run_process([*SZ, "check-config", str(config)], check=False)
+    assert result.returncode == 0
+    assert "ok" in result.stdout.decode()
+
+
+async def test_sz_check_config_names_the_bad_key_in_one_line_with_exit_code_two(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.yaml"
+    await anyio.Path(config).write_text("governors:\n  rate_limit:\n    rate: fast\n")
+    result = await anyio.run_process([*SZ, "check-config", str(config)], check=False)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        f"{config}: governors.rate_limit.rate: expected a number > 0, got 'fast'"
+    )
+    assert "Traceback" not in result.stderr.decode()

@@ -1,0 +1,592 @@
+"""``config.yaml``: the scheduler's settings, loaded into frozen attrs classes.
+
+The file has the shape of the roadmap's "Configuration" section (``scheduler``,
+``handlers``, ``governors``, ``reporting``) plus ``store`` and ``web``. Every section
+and every key is optional: an empty file gives the defaults. A section written with
+nothing under it (``web:``) counts as empty.
+
+A bad file raises :class:`ConfigError`, whose message is one line naming the file, the
+key path and what is wrong::
+
+    config.yaml: governors.rate_limit.rate: expected a number > 0, got 'fast'
+
+cattrs structures the parsed YAML. Its hooks check the shape (a section is a mapping,
+a list is a list); the attrs validators judge each value, type and range together, so
+a class built in Python is held to the same rules as one loaded from a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import attrs
+import cattrs
+import yaml  # stubs: types-PyYAML
+from cattrs.cols import (
+    homogenous_tuple_structure_factory,
+    is_mapping,
+    is_sequence,
+    mapping_structure_factory,
+)
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+from cattrs.gen import make_dict_structure_fn
+
+from .errors import SzError
+
+__all__ = [
+    "BuiltinHandlerModule",
+    "ConcurrencyConfig",
+    "Config",
+    "ConfigError",
+    "GovernorsConfig",
+    "HandlerHealthConfig",
+    "HandlerLimits",
+    "HandlersConfig",
+    "MetricsConfig",
+    "RateLimitConfig",
+    "ReportingConfig",
+    "SchedulerConfig",
+    "SchedulerMode",
+    "StoreConfig",
+    "WebConfig",
+    "ZmqConfig",
+    "load_config",
+    "parse_config",
+]
+
+SchedulerMode = Literal["embedded", "distributed"]
+SCHEDULER_MODES: tuple[str, ...] = get_args(SchedulerMode)
+
+
+class ConfigError(SzError, ValueError):
+    """A configuration file that cannot be used: unreadable, not YAML, or invalid.
+
+    Its message is one line: ``"<file>: <key.path>: <problem>"``, several problems
+    joined by ``"; "``; a problem with the whole file has no key path.
+
+    Attributes:
+        source: The file, as given to :func:`load_config`, or ``parse_config``'s
+            ``source``.
+        problems: ``(key_path, problem)`` pairs, sections and keys in the order
+            they are documented here, unknown keys last at each level; ``key_path``
+            is ``""`` for the file as a whole.
+    """
+
+    source: str
+    problems: tuple[tuple[str, str], ...]
+
+    def __init__(self, source: str, problems: tuple[tuple[str, str], ...]) -> None:
+        super().__init__(source, problems)
+        self.source = source
+        self.problems = problems
+
+    def __str__(self) -> str:
+        described = (
+            f"{path}: {problem}" if path else problem for path, problem in self.problems
+        )
+        return f"{self.source}: {'; '.join(described)}"
+
+
+class _Invalid(ValueError):
+    """A value breaks its rule; ``at`` is its path below the object being built."""
+
+    def __init__(self, expected: str, value: object, *, at: str = "") -> None:
+        self.at = at
+        self.problem = f"expected {expected}, got {_show(value)}"
+        where = at.removeprefix(".")
+        super().__init__(f"{where}: {self.problem}" if where else self.problem)
+
+
+def _show(value: object) -> str:
+    """Show a value on one short line, ``null``/``true``/``false`` as YAML says them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _step(key: object) -> str:
+    """The path step to a mapping key: ``.name``, or ``['odd key']``."""
+    if isinstance(key, str) and key.isidentifier():
+        return f".{key}"
+    return f"[{key!r}]"
+
+
+# Validators. Each states the whole rule, type included, so one message covers
+# both "fast" and -1 for a rate.
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _rule(
+    expected: str, test: Callable[[Any], bool]
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not test(value):
+            raise _Invalid(expected, value, at=f".{attribute.name}")
+
+    return check
+
+
+def _one_of(
+    choices: tuple[str, ...],
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    return _rule(f"one of {', '.join(map(repr, choices))}", lambda v: v in choices)
+
+
+_flag = _rule("true or false", lambda v: isinstance(v, bool))
+_positive_number = _rule("a number > 0", lambda v: _is_number(v) and v > 0)
+_positive_int = _rule("an integer > 0", lambda v: _is_int(v) and v > 0)
+_port = _rule("a port from 1 to 65535", lambda v: _is_int(v) and 1 <= v <= 65535)
+_host = _rule(
+    "a host name or IP address",
+    lambda v: isinstance(v, str) and v != "" and v == v.strip(),
+)
+_endpoint = _rule(
+    "a ZeroMQ endpoint such as 'tcp://127.0.0.1:5555'",
+    lambda v: isinstance(v, str) and "://" in v,
+)
+_database_url = _rule(
+    "a database URL such as 'sqlite:///schedulezero.db'",
+    lambda v: isinstance(v, str) and "://" in v,
+)
+_module_name = _rule(
+    "a dotted module name",
+    lambda v: isinstance(v, str) and all(part.isidentifier() for part in v.split(".")),
+)
+
+
+def _method_names(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not value:
+        raise _Invalid(
+            "a non-empty list of method names", value, at=f".{attribute.name}"
+        )
+    for index, name in enumerate(value):
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise _Invalid("a method name", name, at=f".{attribute.name}[{index}]")
+
+
+def _handler_names(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for name in value:
+        if not (isinstance(name, str) and name):
+            raise _Invalid("a handler name", name, at=f".{attribute.name}{_step(name)}")
+
+
+# Sections, leaves first.
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerConfig:
+    """``scheduler``: where jobs run.
+
+    Attributes:
+        mode: ``"embedded"`` (the default) runs the ``handlers.builtin`` functions in
+            the scheduler's own process; ``"distributed"`` also accepts remote handler
+            processes that register over ZeroMQ at ``handlers.zmq.registration_server``.
+    """
+
+    mode: SchedulerMode = attrs.field(
+        default="embedded", validator=_one_of(SCHEDULER_MODES)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class BuiltinHandlerModule:
+    """One item of ``handlers.builtin``: functions the scheduler imports and runs.
+
+    Attributes:
+        module: The dotted module to import, such as ``"myapp.handlers"``; required.
+        methods: The names of the module's functions that become handler methods;
+            required, at least one.
+    """
+
+    module: str = attrs.field(validator=_module_name)
+    methods: tuple[str, ...] = attrs.field(validator=_method_names)
+
+
+@attrs.frozen(kw_only=True)
+class ZmqConfig:
+    """``handlers.zmq``: where remote handler processes register.
+
+    Attributes:
+        registration_server: The ZeroMQ endpoint the scheduler binds and workers
+            connect to, ``"tcp://127.0.0.1:5555"`` by default (this machine only).
+        timeout_seconds: Seconds a silent remote handler is waited for before the
+            scheduler gives up on it, 60.0 by default.
+    """
+
+    registration_server: str = attrs.field(
+        default="tcp://127.0.0.1:5555", validator=_endpoint
+    )
+    timeout_seconds: float = attrs.field(default=60.0, validator=_positive_number)
+
+
+@attrs.frozen(kw_only=True)
+class HandlersConfig:
+    """``handlers``: the functions that run jobs.
+
+    Attributes:
+        builtin: Modules whose functions run in the scheduler's process, none by
+            default.
+        zmq: Remote handlers' registration, :class:`ZmqConfig`'s defaults by default.
+    """
+
+    builtin: tuple[BuiltinHandlerModule, ...] = ()
+    zmq: ZmqConfig = attrs.field(factory=ZmqConfig)
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitConfig:
+    """``governors.rate_limit``: a token bucket over all jobs.
+
+    Attributes:
+        enabled: Whether jobs are rate-limited at all, false by default.
+        rate: Jobs started per second on average, 100.0 by default.
+        burst: Jobs that may start at once after a quiet spell (the bucket's size),
+            200 by default.
+    """
+
+    enabled: bool = attrs.field(default=False, validator=_flag)
+    rate: float = attrs.field(default=100.0, validator=_positive_number)
+    burst: int = attrs.field(default=200, validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class ConcurrencyConfig:
+    """``governors.concurrency``: a cap on jobs running at once.
+
+    Attributes:
+        enabled: Whether the cap applies at all, false by default.
+        max_concurrent: Jobs running at once over all handlers, 50 by default.
+    """
+
+    enabled: bool = attrs.field(default=False, validator=_flag)
+    max_concurrent: int = attrs.field(default=50, validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class HandlerLimits:
+    """One entry of ``governors.per_handler_limits``: limits for one handler.
+
+    Attributes:
+        rate: Jobs per second this handler starts, ``None`` (the default) for no limit
+            of its own.
+        concurrent: Jobs this handler runs at once, ``None`` (the default) for no
+            limit of its own.
+    """
+
+    rate: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_number)
+    )
+    concurrent: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_int)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class GovernorsConfig:
+    """``governors``: how fast and how much runs.
+
+    Attributes:
+        rate_limit: The global token bucket, off by default.
+        concurrency: The global cap on running jobs, off by default.
+        per_handler_limits: Limits by handler name, on top of the global ones, none
+            by default.
+    """
+
+    rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)
+    concurrency: ConcurrencyConfig = attrs.field(factory=ConcurrencyConfig)
+    # A dict is unhashable; leaving it out of the hash keeps equal configs'
+    # hashes equal.
+    per_handler_limits: Mapping[str, HandlerLimits] = attrs.field(
+        factory=dict, validator=_handler_names, hash=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class HandlerHealthConfig:
+    """``reporting.handler_health``: the health monitor.
+
+    Attributes:
+        enabled: Whether handlers' health is checked, true by default.
+        check_interval_seconds: Seconds between checks, 30.0 by default.
+    """
+
+    enabled: bool = attrs.field(default=True, validator=_flag)
+    check_interval_seconds: float = attrs.field(
+        default=30.0, validator=_positive_number
+    )
+
+
+@attrs.frozen(kw_only=True)
+class MetricsConfig:
+    """``reporting.metrics``: the execution history.
+
+    Attributes:
+        enabled: Whether job attempts are recorded, true by default.
+        retention_days: Days a record is kept before it is pruned, 30 by default.
+    """
+
+    enabled: bool = attrs.field(default=True, validator=_flag)
+    retention_days: int = attrs.field(default=30, validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class ReportingConfig:
+    """``reporting``: what the scheduler observes and keeps.
+
+    Attributes:
+        handler_health: The health monitor, on by default.
+        metrics: The execution history, on by default.
+    """
+
+    handler_health: HandlerHealthConfig = attrs.field(factory=HandlerHealthConfig)
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
+
+
+@attrs.frozen(kw_only=True)
+class StoreConfig:
+    """``store``: where schedules and job history live.
+
+    Written either as ``store: memory`` or as ``store: {url: ...}``.
+
+    Attributes:
+        url: A database URL such as ``"sqlite:///schedulezero.db"``, or ``None``
+            (the default, also written ``store: memory``) to keep everything in
+            memory and lose it at exit.
+    """
+
+    url: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_database_url)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class WebConfig:
+    """``web``: the dashboard and HTTP API.
+
+    Attributes:
+        enabled: Whether the web gateway runs, false by default.
+        host: The address it binds, ``"127.0.0.1"`` by default (this machine only);
+            ``"0.0.0.0"`` exposes it to the network.
+        port: The TCP port it binds, 8765 by default.
+    """
+
+    enabled: bool = attrs.field(default=False, validator=_flag)
+    host: str = attrs.field(default="127.0.0.1", validator=_host)
+    port: int = attrs.field(default=8765, validator=_port)
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The whole ``config.yaml``; each section has its class's defaults when absent.
+
+    Attributes:
+        scheduler: Where jobs run.
+        handlers: The functions that run jobs.
+        governors: How fast and how much runs.
+        reporting: What the scheduler observes and keeps.
+        store: Where schedules and job history live, memory by default.
+        web: The dashboard and HTTP API, off by default.
+    """
+
+    scheduler: SchedulerConfig = attrs.field(factory=SchedulerConfig)
+    handlers: HandlersConfig = attrs.field(factory=HandlersConfig)
+    governors: GovernorsConfig = attrs.field(factory=GovernorsConfig)
+    reporting: ReportingConfig = attrs.field(factory=ReportingConfig)
+    store: StoreConfig = attrs.field(factory=StoreConfig)
+    web: WebConfig = attrs.field(factory=WebConfig)
+
+
+# Structuring.
+
+_Hook = Callable[[Any, Any], Any]
+
+
+def _as_is(value: object, _type: object) -> object:
+    # The field's validator judges the value, type included, so that its message
+    # can say "> 0" too. An int stays an int where a float is expected: converting
+    # it first would turn the -1 the file says into -1.0 in the message.
+    return value
+
+
+def _shape_checked(
+    accepts: Callable[[object], bool], expected: str, empty: object, structure: _Hook
+) -> _Hook:
+    """Check a value's shape before cattrs iterates it (a string is iterable too).
+
+    ``None`` (a key with nothing under it) stands for ``empty``.
+    """
+
+    def check(value: object, type_: object) -> object:
+        if value is None:
+            value = empty
+        if not accepts(value):
+            raise _Invalid(expected, value)
+        return structure(value, type_)
+
+    return check
+
+
+def _is_literal(type_: object) -> bool:
+    return get_origin(type_) is Literal
+
+
+def _is_mapping(value: object) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for type_ in (str, int, float, bool):
+        converter.register_structure_hook(type_, _as_is)
+    converter.register_structure_hook_factory(_is_literal, lambda _t: _as_is)
+    converter.register_structure_hook_factory(
+        attrs.has,
+        lambda t: _shape_checked(
+            _is_mapping, "a mapping", {}, make_dict_structure_fn(t, converter)
+        ),
+    )
+    converter.register_structure_hook_factory(
+        is_sequence,
+        lambda t: _shape_checked(
+            _is_list, "a list", [], homogenous_tuple_structure_factory(t, converter)
+        ),
+    )
+    converter.register_structure_hook_factory(
+        is_mapping,
+        lambda t: _shape_checked(
+            _is_mapping, "a mapping", {}, mapping_structure_factory(t, converter)
+        ),
+    )
+    store_fields = make_dict_structure_fn(StoreConfig, converter)
+
+    def structure_store(value: object, type_: object) -> StoreConfig:
+        if value is None or value == "memory":
+            return StoreConfig()
+        if not isinstance(value, Mapping):
+            raise _Invalid("'memory' or a mapping with a url", value)
+        store: StoreConfig = store_fields(value, type_)
+        return store
+
+    converter.register_structure_hook(StoreConfig, structure_store)
+    return converter
+
+
+_CONVERTER = _converter()
+
+
+def _problems(error: BaseException, path: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(key_path, problem)`` for each failure in a cattrs error tree."""
+    if isinstance(error, ClassValidationError):
+        named, unnamed = error.group_exceptions()
+        for sub, attribute in named:
+            yield from _problems(sub, f"{path}.{attribute.name}")
+        for sub in unnamed:
+            yield from _problems(sub, path)
+    elif isinstance(error, IterableValidationError):
+        indexed, unindexed = error.group_exceptions()
+        for sub, item in indexed:
+            step = f"[{item.index}]" if _is_int(item.index) else _step(item.index)
+            yield from _problems(sub, path + step)
+        for sub in unindexed:
+            yield from _problems(sub, path)
+    elif isinstance(error, ForbiddenExtraKeysError):
+        known = ", ".join(sorted(field.name for field in attrs.fields(error.cl)))
+        for key in sorted(error.extra_fields, key=str):
+            yield (
+                (path + _step(key)).removeprefix("."),
+                f"unknown key (expected one of: {known})",
+            )
+    elif isinstance(error, _Invalid):
+        yield (path + error.at).removeprefix("."), error.problem
+    elif isinstance(error, KeyError):
+        yield path.removeprefix("."), "required key missing"
+    else:  # Not raised by any hook or validator here; said on one line all the same.
+        yield path.removeprefix("."), " ".join(f"invalid value ({error})".split())
+
+
+def parse_config(data: object, *, source: str = "<config>") -> Config:
+    """Build a :class:`Config` from already-parsed YAML data.
+
+    Args:
+        data: What ``yaml.safe_load`` returned: a mapping of sections, or ``None``
+            for an empty file (all defaults).
+        source: Where ``data`` came from, named at the start of error messages;
+            ``"<config>"`` by default.
+
+    Returns:
+        The configuration, every absent key at its default.
+
+    Raises:
+        ConfigError: A key is unknown or a value has the wrong type or a bad value;
+            its message names each such key's path and what is wrong.
+    """
+    try:
+        return _CONVERTER.structure(data, Config)
+    except (
+        ClassValidationError,
+        IterableValidationError,
+        ForbiddenExtraKeysError,
+        _Invalid,
+    ) as error:
+        raise ConfigError(source, tuple(_problems(error, ""))) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read a ``config.yaml`` file (UTF-8) and build a :class:`Config` from it.
+
+    Args:
+        path: The file to read.
+
+    Returns:
+        The configuration, every absent key at its default.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, is not valid YAML (the message
+            gives the line and column), or does not describe a valid configuration
+            (see :func:`parse_config`).
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, (("", "no such file"),)) from None
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text (byte {error.start})"
+        raise ConfigError(source, (("", problem),)) from None
+    except OSError as error:
+        problem = f"cannot read the file ({error.strerror or error})"
+        raise ConfigError(source, (("", problem),)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = " ".join(
+            f"{where}invalid YAML: {error.problem or error.context}".split()
+        )
+        raise ConfigError(source, (("", problem),)) from None
+    except yaml.YAMLError as error:
+        problem = " ".join(f"invalid YAML: {error}".split())
+        raise ConfigError(source, (("", problem),)) from None
+    return parse_config(data, source=source)

@@ -1,0 +1,407 @@
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING
+
+import attrs
+import pytest
+
+from sz.config import (
+    BuiltinHandlerModule,
+    Config,
+    ConfigError,
+    HandlerLimits,
+    RateLimitConfig,
+    StoreConfig,
+    WebConfig,
+    load_config,
+    parse_config,
+)
+from sz.errors import SzError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+# ROADMAP.md's "Configuration" section, byte for byte: its blank lines keep the
+# roadmap's indentation, which the noqa protects from editors and formatters.
+ROADMAP_EXAMPLE = """\
+# config.yaml
+scheduler:
+  mode: embedded  # or "distributed"
+  
+handlers:
+  # Built-in handlers (embedded mode)
+  builtin:
+    - module: schedule_zero.handlers.notifications
+      methods: [send_email, send_sms]
+    - module: myapp.handlers
+      methods: [process_data, backup_db]
+  
+  # ZMQ handlers (distributed mode)
+  zmq:
+    registration_server: "tcp://localhost:5555"
+    timeout_seconds: 60
+
+governors:
+  rate_limit:
+    enabled: true
+    rate: 100  # per second
+    burst: 200
+  
+  concurrency:
+    enabled: true
+    max_concurrent: 50
+  
+  per_handler_limits:
+    send_email:
+      rate: 10  # emails per second
+      concurrent: 5
+
+reporting:
+  handler_health:
+    enabled: true
+    check_interval_seconds: 30
+  
+  metrics:
+    enabled: true
+    retention_days: 30
+"""  # noqa: W293
+
+
+@pytest.fixture
+def write_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], str]:
+    """Write ``config.yaml`` in a fresh working directory; return its name."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(text: str) -> str:
+        (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+        return "config.yaml"
+
+    return write
+
+
+def error_for(text: str, write_config: Callable[[str], str]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(text))
+    return str(caught.value)
+
+
+# Defaults
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "{}\n"])
+def test_an_empty_file_gives_the_defaults(
+    text: str, write_config: Callable[[str], str]
+) -> None:
+    assert load_config(write_config(text)) == Config()
+
+
+def test_none_and_an_empty_mapping_parse_to_the_defaults() -> None:
+    assert parse_config(None) == Config()
+    assert parse_config({}) == Config()
+
+
+def test_a_section_with_nothing_under_it_gives_that_sections_defaults() -> None:
+    config = parse_config({"web": None, "handlers": {"builtin": None}})
+    assert config == Config()
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    config = Config()
+    assert config.scheduler.mode == "embedded"
+    assert config.handlers.builtin == ()
+    assert config.handlers.zmq.registration_server == "tcp://127.0.0.1:5555"
+    assert config.handlers.zmq.timeout_seconds == 60.0
+    assert not config.governors.rate_limit.enabled
+    assert config.governors.rate_limit.rate == 100.0
+    assert config.governors.rate_limit.burst == 200
+    assert not config.governors.concurrency.enabled
+    assert config.governors.concurrency.max_concurrent == 50
+    assert config.governors.per_handler_limits == {}
+    assert config.reporting.handler_health.enabled
+    assert config.reporting.handler_health.check_interval_seconds == 30.0
+    assert config.reporting.metrics.enabled
+    assert config.reporting.metrics.retention_days == 30
+    assert config.store.url is None
+
+
+def test_the_web_gateway_is_off_and_binds_127_0_0_1_port_8765_by_default() -> None:
+    assert parse_config({}).web == WebConfig(enabled=False, host="127.0.0.1", port=8765)
+    assert parse_config({"web": {"enabled": True}}).web.host == "127.0.0.1"
+
+
+def test_unset_keys_keep_their_defaults_beside_set_ones() -> None:
+    config = parse_config({"governors": {"rate_limit": {"rate": 5}}})
+    assert config.governors.rate_limit == RateLimitConfig(rate=5)
+    assert config.governors.concurrency == Config().governors.concurrency
+
+
+# The roadmap's example
+
+
+def test_the_roadmaps_example_file_loads_as_is(
+    write_config: Callable[[str], str],
+) -> None:
+    config = load_config(write_config(ROADMAP_EXAMPLE))
+    assert config.scheduler.mode == "embedded"
+    assert config.handlers.builtin == (
+        BuiltinHandlerModule(
+            module="schedule_zero.handlers.notifications",
+            methods=("send_email", "send_sms"),
+        ),
+        BuiltinHandlerModule(
+            module="myapp.handlers", methods=("process_data", "backup_db")
+        ),
+    )
+    assert config.handlers.zmq.registration_server == "tcp://localhost:5555"
+    assert config.handlers.zmq.timeout_seconds == 60
+    assert config.governors.rate_limit == RateLimitConfig(
+        enabled=True, rate=100, burst=200
+    )
+    assert config.governors.concurrency.enabled
+    assert config.governors.concurrency.max_concurrent == 50
+    assert config.governors.per_handler_limits == {
+        "send_email": HandlerLimits(rate=10, concurrent=5)
+    }
+    assert config.reporting.handler_health.check_interval_seconds == 30
+    assert config.reporting.metrics.retention_days == 30
+    assert config.store == StoreConfig()
+    assert config.web == WebConfig()
+
+
+def test_a_handler_limit_may_set_only_its_rate() -> None:
+    config = parse_config({"governors": {"per_handler_limits": {"x": {"rate": 2.5}}}})
+    assert config.governors.per_handler_limits["x"] == HandlerLimits(rate=2.5)
+
+
+def test_distributed_mode_is_accepted() -> None:
+    assert parse_config({"scheduler": {"mode": "distributed"}}).scheduler.mode == (
+        "distributed"
+    )
+
+
+# store
+
+
+def test_store_memory_keeps_everything_in_memory() -> None:
+    assert parse_config({"store": "memory"}).store == StoreConfig(url=None)
+
+
+def test_store_url_names_the_database() -> None:
+    config = parse_config({"store": {"url": "sqlite:///schedulezero.db"}})
+    assert config.store.url == "sqlite:///schedulezero.db"
+
+
+# Configs are values
+
+
+def test_configs_are_frozen_and_hashable() -> None:
+    config = parse_config({"governors": {"per_handler_limits": {"x": {"rate": 1}}}})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        config.web = WebConfig()  # type: ignore[misc]
+    assert hash(config) == hash(
+        parse_config({"governors": {"per_handler_limits": {"x": {"rate": 1}}}})
+    )
+
+
+def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
+    with pytest.raises(ValueError, match=r"^rate: expected a number > 0, got 'fast'$"):
+        RateLimitConfig(rate="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^port: expected a port from 1 to 65535"):
+        WebConfig(port=0)
+
+
+# Error messages: one line, "<file>: <key.path>: <problem>"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "governors:\n  rate_limit:\n    rate: fast\n",
+            "governors.rate_limit.rate: expected a number > 0, got 'fast'",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "governors:\n  rate_limit:\n    rate: -1\n",
+            "governors.rate_limit.rate: expected a number > 0, got -1",
+            id="bad-value",
+        ),
+        pytest.param(
+            "governors:\n  rate_limit:\n    rate: true\n",
+            "governors.rate_limit.rate: expected a number > 0, got true",
+            id="bool-for-number",
+        ),
+        pytest.param(
+            "governors:\n  concurrency:\n    max_concurrent: 2.5\n",
+            "governors.concurrency.max_concurrent: expected an integer > 0, got 2.5",
+            id="float-for-integer",
+        ),
+        pytest.param(
+            "web:\n  enabled: 'on'\n",
+            "web.enabled: expected true or false, got 'on'",
+            id="string-for-bool",
+        ),
+        pytest.param(
+            "web:\n  port: 70000\n",
+            "web.port: expected a port from 1 to 65535, got 70000",
+            id="bad-port",
+        ),
+        pytest.param(
+            "scheduler:\n  mode: local\n",
+            "scheduler.mode: expected one of 'embedded', 'distributed', got 'local'",
+            id="bad-choice",
+        ),
+        pytest.param(
+            "governors:\n  rate_limt:\n    rate: 5\n",
+            "governors.rate_limt: unknown key "
+            "(expected one of: concurrency, per_handler_limits, rate_limit)",
+            id="unknown-key-at-depth",
+        ),
+        pytest.param(
+            "schedular:\n  mode: embedded\n",
+            "schedular: unknown key (expected one of: "
+            "governors, handlers, reporting, scheduler, store, web)",
+            id="unknown-key-at-top",
+        ),
+        pytest.param(
+            "handlers:\n  builtin:\n    - module: a\n      methods: [x]\n"
+            "    - module: 3\n      methods: [y]\n",
+            "handlers.builtin[1].module: expected a dotted module name, got 3",
+            id="bad-list-item",
+        ),
+        pytest.param(
+            "handlers:\n  builtin:\n    - module: a\n      methods: [x, 5]\n",
+            "handlers.builtin[0].methods[1]: expected a method name, got 5",
+            id="bad-item-in-nested-list",
+        ),
+        pytest.param(
+            "handlers:\n  builtin:\n    - module: a\n      method: [x]\n",
+            "handlers.builtin[0].methods: required key missing; "
+            "handlers.builtin[0].method: unknown key "
+            "(expected one of: methods, module)",
+            id="misspelt-key-in-list-item",
+        ),
+        pytest.param(
+            "handlers:\n  builtin:\n    - module: a\n      methods: send_email\n",
+            "handlers.builtin[0].methods: expected a list, got 'send_email'",
+            id="string-for-list",
+        ),
+        pytest.param(
+            "governors:\n  concurrency: 3\n",
+            "governors.concurrency: expected a mapping, got 3",
+            id="scalar-for-section",
+        ),
+        pytest.param(
+            "governors:\n  per_handler_limits:\n    send_email:\n      rate: fast\n",
+            "governors.per_handler_limits.send_email.rate: "
+            "expected a number > 0, got 'fast'",
+            id="bad-value-under-a-handler-name",
+        ),
+        pytest.param(
+            "store: 5\n",
+            "store: expected 'memory' or a mapping with a url, got 5",
+            id="bad-store",
+        ),
+        pytest.param(
+            "store:\n  url: schedulezero.db\n",
+            "store.url: expected a database URL such as "
+            "'sqlite:///schedulezero.db', got 'schedulezero.db'",
+            id="bad-store-url",
+        ),
+        pytest.param(
+            "- scheduler\n",
+            "expected a mapping, got ['scheduler']",
+            id="not-a-mapping",
+        ),
+        pytest.param(
+            "web:\n  port: 0\nscheduler:\n  mode: local\n",
+            "scheduler.mode: expected one of 'embedded', 'distributed', got 'local'; "
+            "web.port: expected a port from 1 to 65535, got 0",
+            id="several-problems",
+        ),
+    ],
+)
+def test_a_bad_file_gets_one_line_naming_the_key_path_and_the_problem(
+    text: str, message: str, write_config: Callable[[str], str]
+) -> None:
+    assert error_for(text, write_config) == f"config.yaml: {message}"
+
+
+def test_a_missing_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config("config.yaml")
+    assert str(caught.value) == "config.yaml: no such file"
+
+
+def test_a_directory_is_not_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        load_config("config.yaml")
+    assert str(caught.value).startswith("config.yaml: cannot read the file (")
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(
+    write_config: Callable[[str], str],
+) -> None:
+    assert error_for("web:\n  port: 80\n  host: a: b\n", write_config) == (
+        "config.yaml: line 3, column 10: invalid YAML: "
+        "mapping values are not allowed here"
+    )
+
+
+def test_a_file_that_is_not_utf_8_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_bytes(b"web:\n  host: \xff\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config("config.yaml")
+    assert str(caught.value) == "config.yaml: not UTF-8 text (byte 13)"
+
+
+def test_parse_config_names_its_source() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"web": {"port": "http"}}, source="inline")
+    assert str(caught.value) == (
+        "inline: web.port: expected a port from 1 to 65535, got 'http'"
+    )
+    with pytest.raises(ConfigError, match=r"^<config>: web\.port: "):
+        parse_config({"web": {"port": "http"}})
+
+
+def test_an_odd_handler_name_is_quoted_in_the_key_path() -> None:
+    data = {"governors": {"per_handler_limits": {"send email": {"concurrent": 0}}}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, source="config.yaml")
+    assert str(caught.value) == (
+        "config.yaml: governors.per_handler_limits['send email'].concurrent: "
+        "expected an integer > 0, got 0"
+    )
+
+
+def test_config_error_is_an_sz_error_and_a_value_error_with_its_problems() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {"governors": {"rate_limit": {"rate": 0}}, "web": {"hots": "x"}},
+            source="config.yaml",
+        )
+    error = caught.value
+    assert isinstance(error, SzError)
+    assert isinstance(error, ValueError)
+    assert error.source == "config.yaml"
+    assert error.problems == (
+        ("governors.rate_limit.rate", "expected a number > 0, got 0"),
+        ("web.hots", "unknown key (expected one of: enabled, host, port)"),
+    )
+    assert "\n" not in str(error)
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)
