@@ -10,7 +10,7 @@ from .errors import ActorError
 from .supervision import Backoff, Overflow, RestartType, Supervision
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from .cell import Cell
     from .ref import ActorRef
@@ -112,6 +112,24 @@ class Actor:
             restart=restart,
             backoff=backoff,
         )
+
+    def start_task(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
+    ) -> None:
+        """Run ``func(*args)`` in a task of its own, bound to this incarnation.
+
+        For work that must not hold up the mailbox (a handler running several jobs
+        at once, a socket reader). Not a checkpoint. The task is cancelled when the
+        incarnation ends, and the actor waits for it before ``on_stop``; an
+        exception escaping it crashes the actor like one from ``receive``.
+
+        Raises:
+            ActorError: The actor is not running (called from ``__init__``, or
+                after it ended).
+        """
+        cell = self._runtime()
+        label = name or getattr(func, "__qualname__", "task")
+        cell.start_task(func, args, f"{cell.path} {label}")
 
     def watch(self, ref: ActorRef) -> None:
         """Receive ``Terminated`` when ``ref``'s actor ends for good.

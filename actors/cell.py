@@ -49,7 +49,7 @@ from .supervision import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from .system import ActorSystem
     from .timers import Timer
@@ -126,6 +126,7 @@ class Cell:
         "_settled",
         "_start_error",
         "_system_lane",
+        "_tasks",
         "_timers",
         "_up_since",
         "_verdict",
@@ -201,6 +202,8 @@ class Cell:
         self._consecutive = 0
         self._window: RestartWindow | None = None
         self._orchestrations: set[anyio.CancelScope] | None = None
+        # Tasks started by the instance (start_task): scope -> ended latch.
+        self._tasks: dict[anyio.CancelScope, Latch] | None = None
         self._group_lock: anyio.Lock | None = None
         # The system lane: notifications that overtake user messages.
         self._system_lane: deque[Any] | None = None
@@ -340,7 +343,7 @@ class Cell:
                     break
                 instance = self._release()
                 if self.stop_request is not None and not (
-                    self.children or _has_on_stop(instance)
+                    self.children or self._tasks or _has_on_stop(instance)
                 ):
                     # A final stop with nothing to await: no scope to pay for.
                     self._settled.set()
@@ -556,10 +559,14 @@ class Cell:
             self._window.clear()
         for orchestration in list(self._orchestrations or ()):
             orchestration.cancel()
+        for scope in list(self._tasks or ()):
+            scope.cancel()
         return instance
 
     async def _end_instance(self, instance: Actor | None) -> None:
-        """Stop the children (last started first), then run ``on_stop``."""
+        """Wait out its tasks, stop the children (last first), then ``on_stop``."""
+        for ended in list((self._tasks or {}).values()):
+            await ended.wait()
         if self.children:
             # Not cut short by this actor's own grace: each child has its own.
             await self.stop_children(
@@ -824,6 +831,40 @@ class Cell:
         self.ended.set()
         if self.system.listening:
             self.system.publish(Stopped(path=self.path, reason=reason, error=error))
+
+    # --------------------------------------------------------------------- tasks
+
+    def start_task(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: str
+    ) -> None:
+        """Run ``func(*args)`` beside the actor, for as long as this incarnation.
+
+        The task is cancelled when the incarnation ends (stop, crash, kill,
+        restart), and the actor waits for it to finish before ``on_stop``. An
+        exception escaping the task crashes the actor, as if ``receive`` raised it.
+        """
+        if self.instance is None or self._scope is None:
+            raise ActorError(f"{self.path} is not running: it cannot start a task")
+        if self._tasks is None:
+            self._tasks = {}
+        tasks = self._tasks
+        scope = self.system.new_scope(shield=True)
+        ended = Latch(self.system.new_event)
+        tasks[scope] = ended
+
+        async def bound() -> None:
+            # Not the actor's own task: it may ask its actor like anyone else.
+            current_cell.set(None)
+            try:
+                with scope:
+                    await func(*args)
+            except Exception as exc:
+                self.fail(exc)
+            finally:
+                tasks.pop(scope, None)
+                ended.set()
+
+        self.system.task_group.start_soon(bound, name=name)
 
     # ------------------------------------------------------------------- watches
 
