@@ -1,0 +1,155 @@
+"""Handler actors: each registered function runs its jobs inside one actor."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import attrs
+
+from actors import Actor, ActorRef
+
+from .jobs import Job, Outcome
+
+__all__ = ["Execute", "Finished", "HandlerActor", "HandlerSpec"]
+
+
+def _positive_int(
+    _instance: Any, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{attribute.name} must be an int >= 1, got {value!r}")
+
+
+def _optional_positive(
+    _instance: Any, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+
+
+def _not_negative_int(
+    _instance: Any, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class HandlerSpec:
+    """A function registered with ``@sz.handler``, and how to run it.
+
+    Attributes:
+        name: The handler's name, also the task (method) it serves.
+        func: The function; async functions run on the event loop, sync ones in
+            worker threads (at most ``concurrency`` at once).
+        concurrency: Jobs it runs at once, 1 by default.
+        timeout: Seconds an attempt may run before it ends as ``timeout``; no
+            limit by default.
+        retries: Further attempts after the function raised, 0 by default.
+    """
+
+    name: str
+    func: Callable[..., Any]
+    concurrency: int = attrs.field(default=1, validator=_positive_int)
+    timeout: float | None = attrs.field(default=None, validator=_optional_positive)
+    retries: int = attrs.field(default=0, validator=_not_negative_int)
+
+    @property
+    def is_async(self) -> bool:
+        """True if ``func`` is a coroutine function."""
+        return inspect.iscoroutinefunction(self.func)
+
+
+@attrs.frozen(kw_only=True)
+class Execute:
+    """Dispatcher to handler: run this attempt of ``job``, report to ``reply_to``."""
+
+    job: Job
+    attempt: int
+    reply_to: ActorRef
+
+
+@attrs.frozen(kw_only=True)
+class Finished:
+    """Handler to dispatcher: how an attempt ended.
+
+    ``outcome`` is ``"lost"`` when the handler went down mid-job (stopped, killed,
+    crashed): the dispatcher decides whether to try again.
+    """
+
+    job: Job
+    attempt: int
+    handler: str
+    outcome: Outcome | str
+    value: Any = None
+    error: BaseException | None = None
+    started_at: datetime
+    finished_at: datetime
+    duration: float
+
+
+class HandlerActor(Actor):
+    """Runs one handler's jobs, each in a task of its own (up to its concurrency).
+
+    The dispatcher never sends more than ``concurrency`` jobs at once. A job cut
+    short because this actor stops or restarts is reported ``lost``, so that the
+    dispatcher can run it again elsewhere.
+    """
+
+    def __init__(self, spec: HandlerSpec) -> None:
+        self.spec = spec
+
+    async def on_start(self) -> None:
+        """Bound the worker threads of a sync function to its concurrency."""
+        self.threads = anyio.CapacityLimiter(self.spec.concurrency)
+
+    async def receive(self, message: Any) -> None:
+        """Start each ``Execute`` in a task of its own."""
+        if isinstance(message, Execute):
+            self.start_task(self._run, message, name=f"job {message.job.id}")
+        else:
+            await super().receive(message)
+
+    async def _run(self, order: Execute) -> None:
+        spec, job = self.spec, order.job
+        started_at = datetime.now(UTC)
+        start = time.perf_counter()
+        outcome: Outcome | str = "success"
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            with anyio.fail_after(spec.timeout):
+                if spec.is_async:
+                    value = await spec.func(*job.args, **job.kwargs)
+                else:
+                    call = functools.partial(spec.func, *job.args, **job.kwargs)
+                    value = await anyio.to_thread.run_sync(
+                        call, limiter=self.threads, abandon_on_cancel=True
+                    )
+        except TimeoutError as exc:
+            outcome, error = "timeout", exc
+        except Exception as exc:
+            outcome, error = "failure", exc
+        except anyio.get_cancelled_exc_class():
+            outcome = "lost"
+            raise
+        finally:
+            order.reply_to.tell(
+                Finished(
+                    job=job,
+                    attempt=order.attempt,
+                    handler=self.ref.name,
+                    outcome=outcome,
+                    value=value,
+                    error=error,
+                    started_at=started_at,
+                    finished_at=datetime.now(UTC),
+                    duration=time.perf_counter() - start,
+                )
+            )

@@ -1,0 +1,117 @@
+"""A job, the record of each of its attempts, and the future that awaits its end."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import anyio
+import attrs
+
+__all__ = ["Attempt", "Job", "JobFuture", "Outcome"]
+
+#: How one attempt of a job ended. ``missed`` and ``coalesced`` are fires that
+#: APScheduler skipped; ``abandoned`` a job lost for good with its handler.
+Outcome = Literal[
+    "success",
+    "failure",
+    "timeout",
+    "no_healthy_handler",
+    "abandoned",
+    "missed",
+    "coalesced",
+    "rejected",
+]
+
+
+def new_job_id() -> str:
+    """Return a fresh job id."""
+    return uuid.uuid4().hex
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """One run of a task, from a schedule's fire or from ``run_now``.
+
+    Attributes:
+        id: Unique job id.
+        task: The task (handler method) to run.
+        args: Positional arguments.
+        kwargs: Keyword arguments.
+        schedule_id: The schedule that fired it, or None for ``run_now``.
+        scheduled_at: When it was due (wall clock, UTC).
+        affinity: Jobs with the same key stick to one handler while it is healthy.
+        wait: Seconds the job may wait for a healthy handler before it fails with
+            ``no_healthy_handler``.
+    """
+
+    id: str = attrs.field(factory=new_job_id)
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    schedule_id: str | None = None
+    scheduled_at: datetime
+    affinity: str | None = None
+    wait: float = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """One row of history: one attempt of one job.
+
+    Attributes:
+        job_id: The job.
+        schedule_id: Its schedule, or None.
+        task: The task.
+        handler: The handler that ran it, or None if none did.
+        scheduled_at: When the job was due.
+        started_at: When this attempt started, or None if it never did.
+        finished_at: When this attempt ended.
+        duration: Seconds it ran, or None.
+        outcome: How it ended.
+        error: ``repr`` of the exception, or None.
+        attempt: Its number, from 1.
+        final: True on the row that ends the job: exactly one per job.
+        reason: Why it ended so, or why the next attempt follows
+            (``retry_after_failure``, ``retry_after_crash``, ``no_healthy_handler``).
+    """
+
+    job_id: str
+    schedule_id: str | None
+    task: str
+    handler: str | None
+    scheduled_at: datetime
+    started_at: datetime | None
+    finished_at: datetime
+    duration: float | None
+    outcome: Outcome
+    error: str | None
+    attempt: int
+    final: bool
+    reason: str | None = None
+
+
+class JobFuture:
+    """The final result of one job, for whoever waits on it (``run_now``)."""
+
+    __slots__ = ("_done", "error", "outcome", "value")
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self.outcome: Outcome | None = None
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def resolve(
+        self, outcome: Outcome, value: Any, error: BaseException | None
+    ) -> None:
+        """Record the job's end, once; later calls are ignored."""
+        if self.outcome is None:
+            self.outcome, self.value, self.error = outcome, value, error
+            self._done.set()
+
+    async def wait(self) -> None:
+        """Wait until the job has ended. A checkpoint."""
+        await self._done.wait()

@@ -1,0 +1,588 @@
+"""``ScheduleZero``: the front door: handlers, schedules, jobs, health and history.
+
+APScheduler 4 decides *when*: each schedule lives in it, and its job function does
+nothing but hand the fire to the dispatcher and return. Everything after that —
+which handler, how fast, retries, the record of what happened — is ScheduleZero's,
+done by actors in one supervision tree that ``sz.system`` exposes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, overload
+
+import anyio
+import attrs
+from apscheduler import AsyncScheduler, ConflictPolicy, ScheduleLookupError, current_job
+from apscheduler.datastores.memory import MemoryDataStore
+from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from actors import ActorRef, ActorSystem, Child, Supervision, Supervisor
+
+from .config import Config, load_config
+from .dispatcher import (
+    DispatcherActor,
+    DispatcherState,
+    HandlersQuery,
+    HandlerStatus,
+    Register,
+    Submit,
+)
+from .errors import JobFailed, NoHealthyHandler, SzError, UnknownTask
+from .handlers import HandlerActor, HandlerSpec
+from .health import HealthPolicy
+from .history import HistoryActor, HistoryQuery
+from .jobs import Attempt, Job, JobFuture
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from apscheduler.abc import Trigger
+
+__all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
+
+#: History rows kept in memory (the durable store keeps more).
+HISTORY_ROWS = 100_000
+
+
+class ScheduleNotFound(SzError, KeyError):
+    """No schedule has that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """A schedule as ScheduleZero shows it (APScheduler's own type stays inside).
+
+    Attributes:
+        id: The schedule's id.
+        task: The task it runs.
+        trigger: A description of when it fires.
+        args: Positional arguments for each job.
+        kwargs: Keyword arguments for each job.
+        paused: True while paused.
+        next_fire_time: When it fires next (UTC), or None.
+        affinity: The affinity key of its jobs, or None.
+    """
+
+    id: str
+    task: str
+    trigger: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    paused: bool
+    next_fire_time: datetime | None
+    affinity: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _ScheduleRequest:
+    """A schedule to add, kept until APScheduler runs if it does not yet."""
+
+    task_id: str
+    trigger: Any  # an APScheduler Trigger
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    id: str
+    paused: bool
+    misfire_grace_time: float | None
+    affinity: str | None
+
+
+_TRIGGERS: dict[str, Callable[..., Trigger]] = {
+    "cron": CronTrigger,
+    "interval": IntervalTrigger,
+    "date": DateTrigger,
+    "calendarinterval": CalendarIntervalTrigger,
+}
+
+
+def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
+    """Build an APScheduler trigger from a name and fields, a crontab, or as given."""
+    if not isinstance(trigger, str):
+        if fields:
+            raise SzError(
+                f"trigger fields {sorted(fields)} given with a trigger object"
+            )
+        return trigger
+    if " " in trigger.strip():
+        return CronTrigger.from_crontab(trigger)
+    kind = _TRIGGERS.get(trigger)
+    if kind is None:
+        raise SzError(
+            f"unknown trigger {trigger!r}: expected one of {', '.join(_TRIGGERS)}, "
+            f"a crontab string, or a trigger object"
+        )
+    try:
+        return kind(**fields)
+    except (TypeError, ValueError) as exc:
+        raise SzError(f"bad {trigger} trigger {dict(fields)!r}: {exc}") from None
+
+
+def split_arguments(
+    args: Sequence[Any] | Mapping[str, Any] | None, kwargs: Mapping[str, Any] | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args`` may be positional (a sequence) or keywords (a mapping)."""
+    keywords = dict(kwargs or {})
+    if isinstance(args, Mapping):
+        return (), {**args, **keywords}
+    if isinstance(args, str | bytes):
+        raise SzError(f"args must be a sequence or a mapping, got {args!r}")
+    return tuple(args or ()), keywords
+
+
+class ScheduleZero:
+    """The scheduler: register handlers, add schedules, run jobs, read what happened.
+
+    Use it as ``async with sz:`` (or ``await sz.start()`` / ``await sz.stop()``),
+    under asyncio or trio. Handlers are registered before it starts; schedules may
+    be added before (applied at start) or after.
+
+    Args:
+        config: The configuration, defaults if None.
+        name: The actor system's name, ``"sz"`` by default.
+    """
+
+    def __init__(self, *, config: Config | None = None, name: str = "sz") -> None:
+        self.config = config if config is not None else Config()
+        self.name = name
+        self._specs: dict[str, HandlerSpec] = {}
+        self._early: list[_ScheduleRequest] = []
+        self._affinity: dict[str, str | None] = {}
+        self._rows: deque[Attempt] = deque(maxlen=HISTORY_ROWS)
+        self._stack: AsyncExitStack | None = None
+        self._system: ActorSystem | None = None
+        self._scheduler: AsyncScheduler | None = None
+        self._dispatcher: ActorRef | None = None
+        self._history: ActorRef | None = None
+
+    @classmethod
+    def from_config(cls, path: str) -> ScheduleZero:
+        """Build a scheduler from ``config.yaml``, registering its built-in handlers.
+
+        Raises:
+            ConfigError: The file is missing or invalid (the message names the key).
+            SzError: A listed module or method cannot be imported.
+        """
+        config = load_config(path)
+        sz = cls(config=config)
+        for entry in config.handlers.builtin:
+            try:
+                module = importlib.import_module(entry.module)
+            except ImportError as exc:
+                raise SzError(
+                    f"handlers.builtin: cannot import {entry.module}: {exc}"
+                ) from None
+            for method in entry.methods:
+                func = getattr(module, method, None)
+                if not callable(func):
+                    raise SzError(
+                        f"handlers.builtin: {entry.module}.{method} is not a function"
+                    )
+                limits = config.governors.per_handler_limits.get(method)
+                concurrency = limits.concurrent if limits and limits.concurrent else 1
+                sz.handler(func, name=method, concurrency=concurrency)
+        return sz
+
+    # ---------------------------------------------------------------- handlers
+
+    @overload
+    def handler(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
+
+    @overload
+    def handler(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    @overload
+    def handler(
+        self,
+        func: Callable[..., Any],
+        /,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> Callable[..., Any]: ...
+
+    def handler(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> Any:
+        """Register a function as the handler of the task named after it.
+
+        Usable bare (``@sz.handler``) or with options
+        (``@sz.handler(name=..., concurrency=5, timeout=30, retries=2)``). Async
+        functions run on the event loop; sync ones in worker threads. Returns the
+        function unchanged.
+
+        Raises:
+            SzError: The scheduler has started, or the name is taken.
+        """
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            if self._system is not None:
+                raise SzError("register handlers before the scheduler starts")
+            task = name or function.__name__
+            if task in self._specs:
+                raise SzError(f"a handler named {task!r} is already registered")
+            try:
+                spec = HandlerSpec(
+                    name=task,
+                    func=function,
+                    concurrency=concurrency,
+                    timeout=timeout,
+                    retries=retries,
+                )
+            except ValueError as exc:
+                raise SzError(f"handler {task!r}: {exc}") from None
+            self._specs[task] = spec
+            return function
+
+        return register(func) if func is not None else register
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def system(self) -> ActorSystem:
+        """The actor system: spawn your own actors beside the scheduler's."""
+        if self._system is None:
+            raise SzError("the scheduler is not running")
+        return self._system
+
+    async def start(self) -> None:
+        """Start the actors and APScheduler, then apply schedules added before."""
+        if self._stack is not None:
+            raise SzError("the scheduler is already running")
+        async with AsyncExitStack() as stack:
+            system = await stack.enter_async_context(ActorSystem(self.name))
+            self._system = system
+            self._history = await system.spawn(
+                HistoryActor, self._rows, name="history", restart="permanent"
+            )
+            state = DispatcherState(policy=HealthPolicy(heartbeat_timeout=None))
+            self._dispatcher = await system.spawn(
+                DispatcherActor,
+                state,
+                self._history,
+                name="dispatcher",
+                restart="permanent",
+                capacity=100_000,
+            )
+            await system.spawn(
+                Supervisor,
+                [
+                    Child(HandlerActor, spec, name=spec.name)
+                    for spec in self._specs.values()
+                ],
+                Supervision(max_restarts=10, within=10.0),
+                name="handlers",
+            )
+            for spec in self._specs.values():
+                ref = system.lookup(f"/user/handlers/{spec.name}")
+                assert ref is not None
+                self._dispatcher.tell(
+                    Register(
+                        name=spec.name,
+                        task=spec.name,
+                        ref=ref,
+                        concurrency=spec.concurrency,
+                        retries=spec.retries,
+                    )
+                )
+            scheduler = await stack.enter_async_context(
+                AsyncScheduler(data_store=MemoryDataStore())
+            )
+            self._scheduler = scheduler
+            for spec in self._specs.values():
+                await scheduler.configure_task(
+                    spec.name, func=self._fire, job_executor="async"
+                )
+            await scheduler.start_in_background()
+            early, self._early = self._early, []
+            for request in early:
+                await self._add_schedule(request)
+            self._stack = stack.pop_all()
+
+    async def stop(self) -> None:
+        """Stop APScheduler, then every actor (in order). Idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            try:
+                await stack.aclose()
+            finally:
+                self._system = self._scheduler = None
+                self._dispatcher = self._history = None
+
+    async def __aenter__(self) -> ScheduleZero:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ----------------------------------------------------------------- schedules
+
+    def _check_task(self, task_id: str) -> None:
+        if task_id not in self._specs:
+            known = ", ".join(sorted(self._specs)) or "none"
+            raise UnknownTask(f"no handler for task {task_id!r} (registered: {known})")
+
+    async def schedule(
+        self,
+        task_id: str,
+        trigger: str | Trigger = "cron",
+        *,
+        args: Sequence[Any] | Mapping[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        paused: bool = False,
+        misfire_grace_time: float | None = None,
+        affinity: str | None = None,
+        **trigger_fields: Any,
+    ) -> str:
+        """Add (or replace) a schedule; return its id.
+
+        ``trigger`` is ``"cron"``, ``"interval"``, ``"date"`` or
+        ``"calendarinterval"`` with its fields as keywords (``hour=9``,
+        ``minutes=30``, ``run_time=...``), a crontab string (``"*/5 * * * *"``), or
+        an APScheduler trigger object. ``args`` may be a sequence (positional) or a
+        mapping (keyword arguments).
+
+        Raises:
+            UnknownTask: No handler serves ``task_id``.
+            SzError: A bad trigger or bad arguments.
+        """
+        self._check_task(task_id)
+        built = make_trigger(trigger, trigger_fields)
+        positional, keywords = split_arguments(args, kwargs)
+        request = _ScheduleRequest(
+            task_id=task_id,
+            trigger=built,
+            args=positional,
+            kwargs=keywords,
+            id=id or uuid.uuid4().hex,
+            paused=paused,
+            misfire_grace_time=misfire_grace_time,
+            affinity=affinity,
+        )
+        if self._scheduler is None:
+            self._early.append(request)
+            return request.id
+        return await self._add_schedule(request)
+
+    async def _add_schedule(self, request: _ScheduleRequest) -> str:
+        assert self._scheduler is not None
+        self._affinity[request.id] = request.affinity
+        return await self._scheduler.add_schedule(
+            request.task_id,
+            request.trigger,
+            id=request.id,
+            args=request.args,
+            kwargs=request.kwargs,
+            paused=request.paused,
+            misfire_grace_time=request.misfire_grace_time,
+            conflict_policy=ConflictPolicy.replace,
+        )
+
+    def _running_scheduler(self) -> AsyncScheduler:
+        if self._scheduler is None:
+            raise SzError("the scheduler is not running")
+        return self._scheduler
+
+    async def unschedule(self, id: str) -> None:
+        """Remove a schedule. Removing one that does not exist does nothing."""
+        await self._running_scheduler().remove_schedule(id)
+        self._affinity.pop(id, None)
+
+    async def pause(self, id: str) -> None:
+        """Pause a schedule: it does not fire until resumed.
+
+        Raises:
+            ScheduleNotFound: No schedule has that id.
+        """
+        try:
+            await self._running_scheduler().pause_schedule(id)
+        except ScheduleLookupError:
+            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
+
+    async def resume(self, id: str) -> None:
+        """Resume a paused schedule from now on (fires missed while paused are skipped).
+
+        Raises:
+            ScheduleNotFound: No schedule has that id.
+        """
+        try:
+            await self._running_scheduler().unpause_schedule(id, resume_from="now")
+        except ScheduleLookupError:
+            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule, with its next fire time."""
+        found = await self._running_scheduler().get_schedules()
+        return [self._show(schedule) for schedule in found]
+
+    async def get_schedule(self, id: str) -> Schedule:
+        """One schedule.
+
+        Raises:
+            ScheduleNotFound: No schedule has that id.
+        """
+        try:
+            found = await self._running_scheduler().get_schedule(id)
+        except ScheduleLookupError:
+            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
+        return self._show(found)
+
+    def _show(self, schedule: Any) -> Schedule:
+        return Schedule(
+            id=schedule.id,
+            task=schedule.task_id,
+            trigger=repr(schedule.trigger),
+            args=tuple(schedule.args),
+            kwargs=dict(schedule.kwargs),
+            paused=schedule.paused,
+            next_fire_time=schedule.next_fire_time,
+            affinity=self._affinity.get(schedule.id),
+        )
+
+    # ---------------------------------------------------------------------- jobs
+
+    async def _fire(self, *args: Any, **kwargs: Any) -> None:
+        """APScheduler's job function: hand the fire to the dispatcher, return."""
+        fired = current_job.get()
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            return
+        grace = fired.start_deadline
+        wait = (
+            max(0.0, (grace - datetime.now(UTC)).total_seconds())
+            if grace is not None
+            else 30.0
+        )
+        job = Job(
+            task=fired.task_id,
+            args=args,
+            kwargs=kwargs,
+            schedule_id=fired.schedule_id,
+            scheduled_at=fired.scheduled_fire_time or datetime.now(UTC),
+            affinity=self._affinity.get(fired.schedule_id or ""),
+            wait=wait,
+        )
+        await dispatcher.send(Submit(job=job))
+
+    async def run_now(
+        self,
+        task_id: str,
+        *,
+        args: Sequence[Any] | Mapping[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the roadmap's API
+        affinity: str | None = None,
+    ) -> Any:
+        """Run one job now, through the dispatcher and the history; return its result.
+
+        ``timeout`` bounds how long this call waits (and how long the job may wait
+        for a healthy handler); the handler's own ``timeout`` bounds each attempt.
+
+        Raises:
+            UnknownTask: No handler serves ``task_id``.
+            JobFailed: The job ended without success (``__cause__`` is the handler's
+                exception); ``NoHealthyHandler`` if no healthy handler took it.
+            TimeoutError: ``timeout`` passed first (the job itself goes on).
+        """
+        self._check_task(task_id)
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            raise SzError("the scheduler is not running")
+        positional, keywords = split_arguments(args, kwargs)
+        future = JobFuture()
+        job = Job(
+            task=task_id,
+            args=positional,
+            kwargs=keywords,
+            scheduled_at=datetime.now(UTC),
+            affinity=affinity,
+            wait=timeout if timeout is not None else 30.0,
+        )
+        await dispatcher.send(Submit(job=job, future=future))
+        with anyio.fail_after(timeout):
+            await future.wait()
+        if future.outcome == "success":
+            return future.value
+        error_type = (
+            NoHealthyHandler if future.outcome == "no_healthy_handler" else JobFailed
+        )
+        failure = error_type(
+            f"job {job.id} of task {task_id!r} ended with {future.outcome}",
+            outcome=str(future.outcome),
+        )
+        raise failure from future.error
+
+    # --------------------------------------------------------- health, history
+
+    async def handlers(self) -> list[HandlerStatus]:
+        """Every handler's status: health state, counts, durations, load."""
+        if self._dispatcher is None:
+            raise SzError("the scheduler is not running")
+        result: list[HandlerStatus] = await self._dispatcher.ask(HandlersQuery())
+        return result
+
+    async def history(
+        self,
+        *,
+        task: str | None = None,
+        handler: str | None = None,
+        outcome: str | None = None,
+        schedule_id: str | None = None,
+        job_id: str | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 100,
+        final: bool | None = None,
+    ) -> list[Attempt]:
+        """History rows, newest first; page with ``before=<last row's finished_at>``."""
+        if self._history is None:
+            raise SzError("the scheduler is not running")
+        query = HistoryQuery(
+            task=task,
+            handler=handler,
+            outcome=outcome,
+            schedule_id=schedule_id,
+            job_id=job_id,
+            since=since,
+            before=before,
+            limit=limit,
+            final=final,
+        )
+        rows: list[Attempt] = await self._history.ask(query)
+        return rows
