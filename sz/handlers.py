@@ -45,7 +45,8 @@ class HandlerSpec:
     """A function registered with ``@sz.handler``, and how to run it.
 
     Attributes:
-        name: The handler's name, also the task (method) it serves.
+        name: The handler's id, unique: its actor is ``/user/handlers/<name>``.
+        task: The task (method) it serves; several handlers may serve one task.
         func: The function; async functions run on the event loop, sync ones in
             worker threads (at most ``concurrency`` at once).
         concurrency: Jobs it runs at once, 1 by default.
@@ -55,6 +56,7 @@ class HandlerSpec:
     """
 
     name: str
+    task: str
     func: Callable[..., Any]
     concurrency: int = attrs.field(default=1, validator=_positive_int)
     timeout: float | None = attrs.field(default=None, validator=_optional_positive)

@@ -233,26 +233,31 @@ class ScheduleZero:
         timeout: float | None = None,
         retries: int = 0,
     ) -> Any:
-        """Register a function as the handler of the task named after it.
+        """Register a function as a handler of the task ``name`` (its own name).
 
         Usable bare (``@sz.handler``) or with options
         (``@sz.handler(name=..., concurrency=5, timeout=30, retries=2)``). Async
-        functions run on the event loop; sync ones in worker threads. Returns the
-        function unchanged.
+        functions run on the event loop; sync ones in worker threads. Registering
+        several functions under one name makes several handlers of that task
+        (``task``, ``task#2``, ...), among which the dispatcher spreads its jobs.
+        Returns the function unchanged.
 
         Raises:
-            SzError: The scheduler has started, or the name is taken.
+            SzError: The scheduler has started, or an option is bad.
         """
 
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
             if self._system is not None:
                 raise SzError("register handlers before the scheduler starts")
             task = name or function.__name__
-            if task in self._specs:
-                raise SzError(f"a handler named {task!r} is already registered")
+            handler_id, n = task, 1
+            while handler_id in self._specs:
+                n += 1
+                handler_id = f"{task}#{n}"
             try:
                 spec = HandlerSpec(
-                    name=task,
+                    name=handler_id,
+                    task=task,
                     func=function,
                     concurrency=concurrency,
                     timeout=timeout,
@@ -260,7 +265,7 @@ class ScheduleZero:
                 )
             except ValueError as exc:
                 raise SzError(f"handler {task!r}: {exc}") from None
-            self._specs[task] = spec
+            self._specs[handler_id] = spec
             return function
 
         return register(func) if func is not None else register
@@ -308,7 +313,7 @@ class ScheduleZero:
                 self._dispatcher.tell(
                     Register(
                         name=spec.name,
-                        task=spec.name,
+                        task=spec.task,
                         ref=ref,
                         concurrency=spec.concurrency,
                         retries=spec.retries,
@@ -318,9 +323,9 @@ class ScheduleZero:
                 AsyncScheduler(data_store=MemoryDataStore())
             )
             self._scheduler = scheduler
-            for spec in self._specs.values():
+            for task in self._tasks():
                 await scheduler.configure_task(
-                    spec.name, func=self._fire, job_executor="async"
+                    task, func=self._fire, job_executor="async"
                 )
             await scheduler.start_in_background()
             early, self._early = self._early, []
@@ -352,9 +357,12 @@ class ScheduleZero:
 
     # ----------------------------------------------------------------- schedules
 
+    def _tasks(self) -> set[str]:
+        return {spec.task for spec in self._specs.values()}
+
     def _check_task(self, task_id: str) -> None:
-        if task_id not in self._specs:
-            known = ", ".join(sorted(self._specs)) or "none"
+        if task_id not in self._tasks():
+            known = ", ".join(sorted(self._tasks())) or "none"
             raise UnknownTask(f"no handler for task {task_id!r} (registered: {known})")
 
     async def schedule(
