@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .config import ConfigError, load_config
-from .demo import run_demo
+from .errors import SzError
+from .scheduler import ScheduleZero
+from .serve import demo_scheduler, serve
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run the main job until SIGINT or SIGTERM",
         description=(
-            "Run ScheduleZero in the foreground until SIGINT or SIGTERM. Until the "
-            "scheduler lands this runs a demonstration supervision tree."
+            "Run ScheduleZero in the foreground until SIGINT or SIGTERM, logging "
+            "every job's outcome. With -c, handlers come from config.yaml; without, "
+            "the built-in handlers run a few demo schedules."
         ),
     )
     serve.add_argument(
@@ -42,10 +45,16 @@ def _parser() -> argparse.ArgumentParser:
         help="the event loop to run on (default: %(default)s)",
     )
     serve.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="config.yaml to run (default: built-in handlers and demo schedules)",
+    )
+    serve.add_argument(
         "--interval",
         type=_positive_float,
         default=1.0,
-        help="seconds between demo jobs (default: %(default)s)",
+        help="seconds between demo echo jobs (default: %(default)s)",
     )
     check = commands.add_parser(
         "check-config",
@@ -77,7 +86,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-async def _serve(interval: float) -> None:
+async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
 
@@ -91,7 +100,7 @@ async def _serve(interval: float) -> None:
                     return
 
         tg.start_soon(wait_for_signal)
-        await run_demo(stop, interval)
+        await serve(sz, stop, demo=demo, interval=interval)
         tg.cancel_scope.cancel()
     logger.info("stopped cleanly")
 
@@ -102,8 +111,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
+    # APScheduler only hands fires over; our history logs what became of them.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if options.command == "check-config":
         sys.exit(_check_config(options.file))
     if options.command == "serve":
-        anyio.run(_serve, options.interval, backend=options.backend)
+        try:
+            sz = (
+                ScheduleZero.from_config(options.config)
+                if options.config
+                else demo_scheduler()
+            )
+        except SzError as error:  # a bad config or handler module: no traceback
+            print(f"sz serve: {error}", file=sys.stderr)
+            sys.exit(2)
+        demo = options.config is None
+        anyio.run(_serve, sz, demo, options.interval, backend=options.backend)
     sys.exit(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,24 @@ if TYPE_CHECKING:
     from collections import deque
 
 __all__ = ["HistoryActor", "HistoryQuery"]
+
+logger = logging.getLogger("sz.history")
+
+
+def _log(row: Attempt) -> None:
+    took = f" in {row.duration * 1000:.1f} ms" if row.duration is not None else ""
+    then = f", {row.reason}" if row.reason else ""
+    logger.info(
+        "job %s %s attempt %d on %s: %s%s%s%s",
+        row.job_id[:8],
+        row.task,
+        row.attempt,
+        row.handler or "-",
+        row.outcome,
+        f" ({row.error})" if row.error else "",
+        took,
+        then,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -72,6 +91,8 @@ class HistoryActor(Actor):
         """Keep an ``Attempt``; answer a ``HistoryQuery``."""
         if isinstance(message, Attempt):
             self.rows.append(message)
+            if logger.isEnabledFor(logging.INFO):
+                _log(message)
             return None
         if isinstance(message, HistoryQuery):
             found = []

@@ -1,0 +1,70 @@
+"""``sz serve``: the scheduler in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from . import builtin
+from .scheduler import ScheduleZero
+
+if TYPE_CHECKING:
+    import anyio
+
+__all__ = ["demo_scheduler", "serve"]
+
+logger = logging.getLogger("sz.serve")
+
+
+def demo_scheduler() -> ScheduleZero:
+    """The default when no config is given: built-in handlers, a few schedules."""
+    sz = ScheduleZero()
+    for function in (builtin.noop, builtin.echo, builtin.log, builtin.sleep):
+        sz.handler(function)
+    sz.handler(builtin.fail, retries=1)
+    return sz
+
+
+async def _add_demo_schedules(sz: ScheduleZero, interval: float) -> None:
+    demo: list[tuple[str, dict[str, Any]]] = [
+        ("echo", {"seconds": interval, "args": ["tick"], "id": "demo-echo"}),
+        (
+            "log",
+            {
+                "seconds": interval * 5,
+                "args": {"message": "ScheduleZero is alive"},
+                "id": "demo-log",
+            },
+        ),
+        (
+            "fail",
+            {"seconds": interval * 3, "args": {"probability": 0.5}, "id": "demo-fail"},
+        ),
+    ]
+    for task, options in demo:
+        await sz.schedule(task, "interval", **options)
+
+
+async def serve(
+    sz: ScheduleZero, stop: anyio.Event, *, demo: bool = False, interval: float = 1.0
+) -> None:
+    """Run ``sz`` until ``stop`` is set; with ``demo``, add the demo schedules.
+
+    The demo schedules run the built-in handlers every ``interval`` seconds (or a
+    multiple of it).
+    """
+    async with sz:
+        if demo:
+            await _add_demo_schedules(sz, interval)
+        for schedule in await sz.schedules():
+            logger.info(
+                "schedule %s: %s %s, next at %s",
+                schedule.id,
+                schedule.task,
+                schedule.trigger,
+                schedule.next_fire_time,
+            )
+        logger.info(
+            "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())
+        )
+        await stop.wait()
