@@ -1,7 +1,7 @@
 """ScheduleZero: a job scheduler built as a supervised actor runtime.
 
 APScheduler 4 decides when; supervised actors decide who, how fast, and what happens
-when something dies.
+when something dies. ``from sz import ScheduleZero`` is the front door.
 """
 
 from __future__ import annotations
@@ -11,6 +11,36 @@ from .config import (
     ConfigError as ConfigError,
     load_config as load_config,
 )
-from .errors import SzError as SzError
+from .dispatcher import HandlerStatus as HandlerStatus
+from .errors import (
+    JobFailed as JobFailed,
+    NoHealthyHandler as NoHealthyHandler,
+    SzError as SzError,
+    UnknownTask as UnknownTask,
+)
+from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
+from .jobs import Attempt as Attempt, Job as Job, Outcome as Outcome
+from .scheduler import (
+    Schedule as Schedule,
+    ScheduleNotFound as ScheduleNotFound,
+    ScheduleZero as ScheduleZero,
+)
 
-__all__ = ["Config", "ConfigError", "SzError", "load_config"]
+__all__ = [
+    "Attempt",
+    "Config",
+    "ConfigError",
+    "HandlerHealth",
+    "HandlerStatus",
+    "HealthPolicy",
+    "Job",
+    "JobFailed",
+    "NoHealthyHandler",
+    "Outcome",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleZero",
+    "SzError",
+    "UnknownTask",
+    "load_config",
+]
