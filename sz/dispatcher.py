@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from actors import Actor, ActorRef
+from actors import Actor, ActorRef, Terminated
 
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
@@ -86,6 +86,26 @@ class _Tick:
 _TICK = _Tick()
 
 
+class _Sent:
+    """A job went to a handler."""
+
+
+class _Wait:
+    """A job must wait: no healthy handler, or none with room."""
+
+
+_SENT = _Sent()
+_WAIT = _Wait()
+
+
+@attrs.frozen(kw_only=True)
+class _Expire:
+    """A waiting job's wait is up."""
+
+    job_id: str
+    attempt: int
+
+
 @attrs.define
 class _Handler:
     name: str
@@ -147,7 +167,9 @@ class DispatcherActor(Actor):
         self.history = history
 
     async def on_start(self) -> None:
-        """Look at waiting jobs now and every ``TICK`` seconds."""
+        """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
+        for handler in self.state.handlers.values():
+            self.watch(handler.ref)  # watches end with an incarnation: renew them
         self.every(TICK, _TICK)
         self._drain_all()
 
@@ -159,6 +181,10 @@ class DispatcherActor(Actor):
             self._dispatch(message.job, 1, message.future, None)
         elif message is _TICK:
             self._drain_all()
+        elif isinstance(message, _Expire):
+            self._expire(message)
+        elif isinstance(message, Terminated):
+            self._handler_gone(message.ref)
         elif isinstance(message, Register):
             self._register(message)
         elif isinstance(message, HandlersQuery):
@@ -182,7 +208,29 @@ class DispatcherActor(Actor):
             tracker=HealthTracker(self.state.policy, self._clock()),
         )
         self.state.routers.setdefault(message.task, Router())
+        self.watch(message.ref)
         self._drain(message.task)
+
+    def _handler_gone(self, ref: ActorRef) -> None:
+        """A handler ended for good: forget it; its jobs in flight are lost."""
+        gone = [name for name, h in self.state.handlers.items() if h.ref == ref]
+        for name in gone:
+            task = self.state.handlers.pop(name).task
+            for entry in list(self.state.in_flight.values()):
+                if entry.handler == name:
+                    self._finished(
+                        Finished(
+                            job=entry.job,
+                            attempt=entry.attempt,
+                            handler=name,
+                            outcome="lost",
+                            error=None,
+                            started_at=_now(),
+                            finished_at=_now(),
+                            duration=0.0,
+                        )
+                    )
+            self._drain(task)
 
     def _statuses(self) -> list[HandlerStatus]:
         now = self._clock()
@@ -233,64 +281,96 @@ class DispatcherActor(Actor):
     def _dispatch(
         self, job: Job, attempt: int, future: JobFuture | None, reason: str | None
     ) -> None:
-        if not self._try_send(job, attempt, future):
-            deadline = self._clock() + job.wait
-            pending = _Pending(job, attempt, future, deadline, reason)
-            self.state.waiting.setdefault(job.task, deque()).append(pending)
+        if self._try_send(job, attempt, future) is not _WAIT:
+            return
+        pending = _Pending(job, attempt, future, self._clock() + job.wait, reason)
+        self.state.waiting.setdefault(job.task, deque()).append(pending)
+        # Expire it exactly at its wait, not at the next tick.
+        self.send_after(job.wait, _Expire(job_id=job.id, attempt=attempt))
 
-    def _try_send(self, job: Job, attempt: int, future: JobFuture | None) -> bool:
+    def _try_send(
+        self, job: Job, attempt: int, future: JobFuture | None
+    ) -> _Sent | _Wait:
+        """Send the job to a handler, or say it must wait (and why not)."""
         now = self._clock()
-        free = [
+        healthy = [
             handler
             for handler in self.state.handlers.values()
-            if handler.task == job.task
-            and handler.active < handler.concurrency
-            and handler.tracker.accepts_job(now)
+            if handler.task == job.task and handler.tracker.accepts_job(now)
         ]
-        if not free:
-            return False
+        if job.affinity is None:
+            # Without a key, any healthy handler with room will do.
+            healthy = [h for h in healthy if h.active < h.concurrency]
+        if not healthy:
+            return _WAIT
         router = self.state.routers.setdefault(job.task, Router())
-        chosen = router.choose(
-            [
-                Candidate(name=h.name, active=h.active, concurrency=h.concurrency)
-                for h in free
-            ],
-            job.affinity,
-        )
+        candidates = [
+            Candidate(name=h.name, active=h.active, concurrency=h.concurrency)
+            for h in healthy
+        ]
+        chosen = router.choose(candidates, job.affinity)
         assert chosen is not None
         handler = self.state.handlers[chosen.name]
+        if handler.active >= handler.concurrency:
+            return _WAIT  # its key's handler is busy: wait for it, not another
         handler.active += 1
         handler.tracker.record_start(now)
         self.state.in_flight[job.id] = _InFlight(job, attempt, future, handler.name)
         handler.ref.tell(Execute(job=job, attempt=attempt, reply_to=self.ref))
-        return True
+        return _SENT
 
     def _drain_all(self) -> None:
         for task in list(self.state.waiting):
             self._drain(task)
 
     def _drain(self, task: str) -> None:
-        """Send waiting jobs of ``task`` while handlers take them; expire the rest."""
+        """Send waiting jobs of ``task`` that a handler takes; expire the overdue.
+
+        In order, but a job waiting for its key's busy handler does not hold up
+        the jobs behind it.
+        """
         queue = self.state.waiting.get(task)
         if not queue:
             return
-        while queue and self._try_send(queue[0].job, queue[0].attempt, queue[0].future):
-            queue.popleft()
         now = self._clock()
-        if queue and not self._has_healthy_handler(task, now):
-            keep = deque(pending for pending in queue if pending.deadline > now)
-            for pending in queue:
-                if pending.deadline <= now:
-                    self._end(
-                        pending.job,
-                        pending.attempt,
-                        pending.future,
-                        "no_healthy_handler",
-                        reason="no_healthy_handler",
-                    )
-            self.state.waiting[task] = queue = keep
-        if not queue:
+        healthy = self._has_healthy_handler(task, now)
+        keep: deque[_Pending] = deque()
+        room = True
+        for pending in queue:
+            keyed = pending.job.affinity is not None
+            if (room or keyed) and self._send_pending(pending):
+                continue
+            if not keyed:
+                room = False  # no handler had room: nor will it for the next ones
+            if not healthy and pending.deadline <= now:
+                self._end(
+                    pending.job,
+                    pending.attempt,
+                    pending.future,
+                    "no_healthy_handler",
+                    reason="no_healthy_handler",
+                )
+            else:
+                keep.append(pending)
+        if keep:
+            self.state.waiting[task] = keep
+        else:
             del self.state.waiting[task]
+
+    def _send_pending(self, pending: _Pending) -> bool:
+        sent = self._try_send(pending.job, pending.attempt, pending.future)
+        return sent is _SENT
+
+    def _expire(self, message: _Expire) -> None:
+        """A waiting job's wait is up: it ends unless a healthy handler exists."""
+        for task, queue in self.state.waiting.items():
+            for pending in queue:
+                if (
+                    pending.job.id == message.job_id
+                    and pending.attempt == message.attempt
+                ):
+                    self._drain(task)
+                    return
 
     def _has_healthy_handler(self, task: str, now: float) -> bool:
         return any(

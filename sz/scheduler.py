@@ -543,7 +543,9 @@ class ScheduleZero:
             wait=timeout if timeout is not None else 30.0,
         )
         await dispatcher.send(Submit(job=job, future=future))
-        with anyio.fail_after(timeout):
+        # A second's grace past the job's own wait, for the dispatcher's verdict
+        # (no_healthy_handler) to arrive before the caller's deadline.
+        with anyio.fail_after(None if timeout is None else timeout + 1.0):
             await future.wait()
         if future.outcome == "success":
             return future.value
