@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -97,10 +98,12 @@ class Finished:
 
 
 class HandlerActor(Actor):
-    """Runs one handler's jobs, each in a task of its own (up to its concurrency).
+    """Runs one handler's jobs on up to ``concurrency`` worker tasks.
 
-    The dispatcher never sends more than ``concurrency`` jobs at once. A job cut
-    short because this actor stops or restarts is reported ``lost``, so that the
+    Workers are started as jobs arrive and live as long as the incarnation, so a
+    job costs no task of its own. The dispatcher never sends more than
+    ``concurrency`` jobs at once. A job cut short because this actor stops or
+    restarts — running, or waiting for a worker — is reported ``lost``, so that the
     dispatcher can run it again elsewhere.
     """
 
@@ -109,14 +112,49 @@ class HandlerActor(Actor):
 
     async def on_start(self) -> None:
         """Bound the worker threads of a sync function to its concurrency."""
+        self.is_async = self.spec.is_async
         self.threads = anyio.CapacityLimiter(self.spec.concurrency)
+        self.orders: deque[Execute] = deque()
+        self.workers = 0
+        self.idle: list[anyio.Event] = []
 
     async def receive(self, message: Any) -> None:
-        """Start each ``Execute`` in a task of its own."""
+        """Queue each ``Execute`` for a worker, starting one if none is idle."""
         if isinstance(message, Execute):
-            self.start_task(self._run, message, name=f"job {message.job.id}")
+            self.orders.append(message)
+            if self.idle:
+                self.idle.pop().set()
+            elif self.workers < self.spec.concurrency:
+                self.workers += 1
+                self.start_task(self._work, name="worker")
         else:
             await super().receive(message)
+
+    async def on_stop(self) -> None:
+        """Report the jobs no worker got to as lost."""
+        now = datetime.now(UTC)
+        while self.orders:
+            order = self.orders.popleft()
+            order.reply_to.tell(
+                Finished(
+                    job=order.job,
+                    attempt=order.attempt,
+                    handler=self.ref.name,
+                    outcome="lost",
+                    started_at=now,
+                    finished_at=now,
+                    duration=0.0,
+                )
+            )
+
+    async def _work(self) -> None:
+        orders = self.orders
+        while True:
+            while orders:
+                await self._run(orders.popleft())
+            wake = anyio.Event()
+            self.idle.append(wake)
+            await wake.wait()
 
     async def _run(self, order: Execute) -> None:
         spec, job = self.spec, order.job
@@ -126,14 +164,11 @@ class HandlerActor(Actor):
         value: Any = None
         error: BaseException | None = None
         try:
-            with anyio.fail_after(spec.timeout):
-                if spec.is_async:
-                    value = await spec.func(*job.args, **job.kwargs)
-                else:
-                    call = functools.partial(spec.func, *job.args, **job.kwargs)
-                    value = await anyio.to_thread.run_sync(
-                        call, limiter=self.threads, abandon_on_cancel=True
-                    )
+            if spec.timeout is None:
+                value = await self._call(job)
+            else:
+                with anyio.fail_after(spec.timeout):
+                    value = await self._call(job)
         except TimeoutError as exc:
             outcome, error = "timeout", exc
         except Exception as exc:
@@ -142,6 +177,7 @@ class HandlerActor(Actor):
             outcome = "lost"
             raise
         finally:
+            duration = time.perf_counter() - start
             order.reply_to.tell(
                 Finished(
                     job=job,
@@ -151,7 +187,15 @@ class HandlerActor(Actor):
                     value=value,
                     error=error,
                     started_at=started_at,
-                    finished_at=datetime.now(UTC),
-                    duration=time.perf_counter() - start,
+                    finished_at=started_at + timedelta(seconds=duration),
+                    duration=duration,
                 )
             )
+
+    async def _call(self, job: Job) -> Any:
+        if self.is_async:
+            return await self.spec.func(*job.args, **job.kwargs)
+        call = functools.partial(self.spec.func, *job.args, **job.kwargs)
+        return await anyio.to_thread.run_sync(
+            call, limiter=self.threads, abandon_on_cancel=True
+        )

@@ -8,7 +8,6 @@ one per method, which of them takes the job. Nothing here blocks or reads a cloc
 from __future__ import annotations
 
 import hashlib
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -95,10 +94,13 @@ class Router:
         """
         if not candidates:
             return None
+        if len(candidates) == 1:
+            self._last = candidates[0].name if affinity is None else self._last
+            return candidates[0]
         if affinity is not None:
             return max(candidates, key=lambda c: (_weight(affinity, c.name), c.name))
-        # Fraction, not float: 1/3 and 2/6 must tie.
-        loads = [(Fraction(c.active, c.concurrency), c) for c in candidates]
+        # Division is correctly rounded, so equal ratios (1/3, 2/6) give equal floats.
+        loads = [(c.active / c.concurrency, c) for c in candidates]
         least = min(load for load, _ in loads)
         tied = sorted((c for load, c in loads if load == least), key=lambda c: c.name)
         last = self._last

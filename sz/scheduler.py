@@ -25,7 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from actors import ActorRef, ActorSystem, Child, Supervision, Supervisor
+from actors import ActorRef, ActorSystem, Child, MailboxFull, Supervision, Supervisor
 
 from .config import Config, load_config
 from .dispatcher import (
@@ -127,6 +127,21 @@ def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
         return kind(**fields)
     except (TypeError, ValueError) as exc:
         raise SzError(f"bad {trigger} trigger {dict(fields)!r}: {exc}") from None
+
+
+def _hand_over(dispatcher: ActorRef, submit: Submit) -> None:
+    """Give a fire to the dispatcher without waiting; never lose it.
+
+    APScheduler awaits its job function inside its schedule loop: the hand-off must
+    not block. The dispatcher's mailbox is large; should it ever be full, the fire
+    goes in regardless (``send`` would wait) and the mailbox's own accounting is
+    bypassed for that one message rather than dropping it.
+    """
+    try:
+        dispatcher.tell(submit)
+    except MailboxFull:
+        dispatcher._cell.mailbox.queue.append(submit)
+        dispatcher._cell.mailbox.wake()
 
 
 def split_arguments(
@@ -324,8 +339,10 @@ class ScheduleZero:
             )
             self._scheduler = scheduler
             for task in self._tasks():
+                # No limit: the job function only hands over, and APScheduler's
+                # default of one at a time makes bursts of fires queue up behind it.
                 await scheduler.configure_task(
-                    task, func=self._fire, job_executor="async"
+                    task, func=self._fire, job_executor="async", max_running_jobs=None
                 )
             await scheduler.start_in_background()
             early, self._early = self._early, []
@@ -506,7 +523,8 @@ class ScheduleZero:
             affinity=self._affinity.get(fired.schedule_id or ""),
             wait=wait,
         )
-        await dispatcher.send(Submit(job=job))
+        _hand_over(dispatcher, Submit(job=job))
+        await anyio.lowlevel.checkpoint()
 
     async def run_now(
         self,
@@ -542,7 +560,11 @@ class ScheduleZero:
             affinity=affinity,
             wait=timeout if timeout is not None else 30.0,
         )
-        await dispatcher.send(Submit(job=job, future=future))
+        submit = Submit(job=job, future=future)
+        try:
+            dispatcher.tell(submit)
+        except MailboxFull:
+            await dispatcher.send(submit)
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
         with anyio.fail_after(None if timeout is None else timeout + 1.0):
