@@ -152,7 +152,7 @@ class HandlerActor(Actor):
         while True:
             while orders:
                 await self._run(orders.popleft())
-            wake = anyio.Event()
+            wake = self.system.new_event()
             self.idle.append(wake)
             await wake.wait()
 

@@ -551,7 +551,7 @@ class ScheduleZero:
         if dispatcher is None:
             raise SzError("the scheduler is not running")
         positional, keywords = split_arguments(args, kwargs)
-        future = JobFuture()
+        future = JobFuture(self.system.new_event)
         job = Job(
             task=task_id,
             args=positional,
@@ -567,8 +567,11 @@ class ScheduleZero:
             await dispatcher.send(submit)
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
-        with anyio.fail_after(None if timeout is None else timeout + 1.0):
+        if timeout is None:
             await future.wait()
+        else:
+            with anyio.fail_after(timeout + 1.0):
+                await future.wait()
         if future.outcome == "success":
             return future.value
         error_type = (
