@@ -95,7 +95,9 @@ class HistoryActor(Actor):
                 _log(message)
             return None
         if isinstance(message, HistoryQuery):
-            found = []
+            found: list[Attempt] = []
+            if message.limit < 1:
+                return found
             for row in reversed(self.rows):
                 if message.matches(row):
                     found.append(row)

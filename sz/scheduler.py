@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, overload
 import anyio
 import attrs
 from apscheduler import AsyncScheduler, ConflictPolicy, ScheduleLookupError, current_job
-from apscheduler.datastores.memory import MemoryDataStore
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -41,6 +40,7 @@ from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, HistoryQuery
 from .jobs import Attempt, Job, JobFuture
+from .store import MemoryStore
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -116,7 +116,13 @@ def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
             )
         return trigger
     if " " in trigger.strip():
-        return CronTrigger.from_crontab(trigger)
+        extra = sorted(set(fields) - {"timezone", "start_time", "end_time"})
+        if extra:
+            raise SzError(f"crontab {trigger!r} takes no trigger fields {extra}")
+        try:
+            return CronTrigger.from_crontab(trigger, **fields)
+        except (TypeError, ValueError) as exc:
+            raise SzError(f"bad crontab {trigger!r}: {exc}") from None
     kind = _TRIGGERS.get(trigger)
     if kind is None:
         raise SzError(
@@ -124,9 +130,28 @@ def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
             f"a crontab string, or a trigger object"
         )
     try:
+        if kind is CalendarIntervalTrigger and "start_date" not in fields:
+            return _calendar_from_now(fields)
         return kind(**fields)
     except (TypeError, ValueError) as exc:
         raise SzError(f"bad {trigger} trigger {dict(fields)!r}: {exc}") from None
+
+
+def _calendar_from_now(fields: Mapping[str, Any]) -> Trigger:
+    """A calendar interval whose first fire is in the future, as cron's is.
+
+    APScheduler starts it today, so a time of day already past would fire at once;
+    start it on the day of its first fire still to come instead.
+    """
+    now = datetime.now(UTC)
+    probe = CalendarIntervalTrigger(**fields)
+    for _ in range(10_000):
+        fire = probe.next()
+        if fire is None or fire > now:
+            break
+    if fire is None:
+        return CalendarIntervalTrigger(**fields)
+    return CalendarIntervalTrigger(**fields, start_date=fire.date())
 
 
 def _hand_over(dispatcher: ActorRef, submit: Submit) -> None:
@@ -335,7 +360,7 @@ class ScheduleZero:
                     )
                 )
             scheduler = await stack.enter_async_context(
-                AsyncScheduler(data_store=MemoryDataStore())
+                AsyncScheduler(data_store=MemoryStore())
             )
             self._scheduler = scheduler
             for task in self._tasks():
@@ -408,7 +433,8 @@ class ScheduleZero:
             SzError: A bad trigger or bad arguments.
         """
         self._check_task(task_id)
-        built = make_trigger(trigger, trigger_fields)
+        # In a thread: APScheduler reads time zone files from disk on first use.
+        built = await anyio.to_thread.run_sync(make_trigger, trigger, trigger_fields)
         positional, keywords = split_arguments(args, kwargs)
         request = _ScheduleRequest(
             task_id=task_id,

@@ -355,12 +355,6 @@ async def test_history_pages_newest_first_with_before() -> None:
         assert finished == sorted(finished, reverse=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: limit=0 returns one row (sz/history.py HistoryActor.receive "
-    "appends before it checks the limit)",
-)
 async def test_history_with_limit_zero_returns_no_rows() -> None:
     sz = with_tick()
     async with sz:
