@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 #: Throughputs are the best of this many runs: this machine is a shared VM whose
 #: speed wanders by a third from one second to the next.
-REPEAT = 3
+REPEAT = 5
 
 #: Concurrent callers of ``run_now`` (and of ``add_job`` for APScheduler alone).
 CALLERS = 100
