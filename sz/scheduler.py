@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 import attrs
-from apscheduler import AsyncScheduler, ConflictPolicy, ScheduleLookupError, current_job
+from apscheduler import (
+    AsyncScheduler,
+    ConflictPolicy,
+    JobOutcome,
+    JobReleased,
+    ScheduleLookupError,
+    current_job,
+)
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -369,6 +376,9 @@ class ScheduleZero:
                 await scheduler.configure_task(
                     task, func=self._fire, job_executor="async", max_running_jobs=None
                 )
+            # A fire APScheduler gives up on (past its misfire grace) never reaches
+            # the job function: record it from APScheduler's own event instead.
+            stack.enter_context(scheduler.subscribe(self._released, JobReleased))
             await scheduler.start_in_background()
             early, self._early = self._early, []
             for request in early:
@@ -551,6 +561,30 @@ class ScheduleZero:
         )
         _hand_over(dispatcher, Submit(job=job))
         await anyio.lowlevel.checkpoint()
+
+    def _released(self, event: JobReleased) -> None:
+        """Record a fire APScheduler skipped, past its misfire grace, as ``missed``."""
+        history = self._history
+        if event.outcome is not JobOutcome.missed_start_deadline or history is None:
+            return
+        now = datetime.now(UTC)
+        history.tell(
+            Attempt(
+                job_id=event.job_id.hex,
+                schedule_id=event.schedule_id,
+                task=event.task_id,
+                handler=None,
+                scheduled_at=event.scheduled_start or now,
+                started_at=None,
+                finished_at=now,
+                duration=None,
+                outcome="missed",
+                error=None,
+                attempt=1,
+                final=True,
+                reason="misfire_grace_time",
+            )
+        )
 
     async def run_now(
         self,

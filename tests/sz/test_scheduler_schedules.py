@@ -556,3 +556,23 @@ async def test_every_run_now_and_every_fire_leaves_one_final_row() -> None:
         for row in rows:
             assert row.started_at is not None
             assert row.started_at <= row.finished_at
+
+
+async def test_a_fire_past_its_misfire_grace_is_recorded_as_missed_not_lost() -> None:
+    sz, calls = ticking()
+    long_ago = datetime.now(UTC) - timedelta(seconds=30)
+    async with sz:
+        await sz.schedule(
+            "tick", "date", run_time=long_ago, misfire_grace_time=1.0, id="late"
+        )
+
+        async def missed() -> bool:
+            return bool(await sz.history(schedule_id="late", outcome="missed"))
+
+        await eventually(missed)
+        (row,) = await sz.history(schedule_id="late")
+        assert row.final
+        assert row.reason == "misfire_grace_time"
+        assert row.handler is None
+        assert row.scheduled_at == long_ago
+    assert calls.calls == []  # the handler never ran it
