@@ -161,19 +161,18 @@ def _calendar_from_now(fields: Mapping[str, Any]) -> Trigger:
     return CalendarIntervalTrigger(**fields, start_date=fire.date())
 
 
-def _hand_over(dispatcher: ActorRef, submit: Submit) -> None:
-    """Give a fire to the dispatcher without waiting; never lose it.
+async def _hand_over(dispatcher: ActorRef, submit: Submit) -> None:
+    """Give a job to the dispatcher: at once while its mailbox has room.
 
-    APScheduler awaits its job function inside its schedule loop: the hand-off must
-    not block. The dispatcher's mailbox is large; should it ever be full, the fire
-    goes in regardless (``send`` would wait) and the mailbox's own accounting is
-    bypassed for that one message rather than dropping it.
+    A checkpoint. Only when 100,000 jobs already wait does this wait for room (it
+    never drops the job).
     """
     try:
         dispatcher.tell(submit)
     except MailboxFull:
-        dispatcher._cell.mailbox.queue.append(submit)
-        dispatcher._cell.mailbox.wake()
+        await dispatcher.send(submit)
+    else:
+        await anyio.lowlevel.checkpoint()
 
 
 def split_arguments(
@@ -559,8 +558,7 @@ class ScheduleZero:
             affinity=self._affinity.get(fired.schedule_id or ""),
             wait=wait,
         )
-        _hand_over(dispatcher, Submit(job=job))
-        await anyio.lowlevel.checkpoint()
+        await _hand_over(dispatcher, Submit(job=job))
 
     def _released(self, event: JobReleased) -> None:
         """Record a fire APScheduler skipped, past its misfire grace, as ``missed``."""
@@ -620,11 +618,7 @@ class ScheduleZero:
             affinity=affinity,
             wait=timeout if timeout is not None else 30.0,
         )
-        submit = Submit(job=job, future=future)
-        try:
-            dispatcher.tell(submit)
-        except MailboxFull:
-            await dispatcher.send(submit)
+        await _hand_over(dispatcher, Submit(job=job, future=future))
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
         if timeout is None:
