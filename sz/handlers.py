@@ -16,29 +16,9 @@ import attrs
 from actors import Actor, ActorRef
 
 from .jobs import Job, Outcome
+from .validators import int_at_least, positive_or_none
 
 __all__ = ["Execute", "Finished", "HandlerActor", "HandlerSpec"]
-
-
-def _positive_int(
-    _instance: Any, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be an int >= 1, got {value!r}")
-
-
-def _optional_positive(
-    _instance: Any, attribute: attrs.Attribute[Any], value: float | None
-) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
-
-
-def _not_negative_int(
-    _instance: Any, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -59,9 +39,9 @@ class HandlerSpec:
     name: str
     task: str
     func: Callable[..., Any]
-    concurrency: int = attrs.field(default=1, validator=_positive_int)
-    timeout: float | None = attrs.field(default=None, validator=_optional_positive)
-    retries: int = attrs.field(default=0, validator=_not_negative_int)
+    concurrency: int = attrs.field(default=1, validator=int_at_least(1))
+    timeout: float | None = attrs.field(default=None, validator=positive_or_none)
+    retries: int = attrs.field(default=0, validator=int_at_least(0))
 
     @property
     def is_async(self) -> bool:

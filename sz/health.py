@@ -11,47 +11,15 @@ here blocks or reads a clock.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import attrs
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from .validators import int_at_least, not_negative, positive_or_none, ratio
 
 __all__ = ["HandlerHealth", "HealthPolicy", "HealthState", "HealthTracker"]
 
 HealthState = Literal["healthy", "degraded", "unhealthy", "dead"]
-
-
-def _int_at_least(
-    minimum: int,
-) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise ValueError(
-                f"{attribute.name} must be an int >= {minimum}, got {value!r}"
-            )
-
-    return check
-
-
-def _ratio(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value!r}")
-
-
-def _not_negative(
-    _instance: Any, attribute: attrs.Attribute[Any], value: float
-) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _positive_or_none(
-    _instance: Any, attribute: attrs.Attribute[Any], value: float | None
-) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -77,16 +45,16 @@ class HealthPolicy:
             default, in (0, 1].
     """
 
-    window: int = attrs.field(default=20, validator=_int_at_least(1))
-    degraded_ratio: float = attrs.field(default=0.2, validator=_ratio)
-    unhealthy_ratio: float = attrs.field(default=0.5, validator=_ratio)
-    min_samples: int = attrs.field(default=5, validator=_int_at_least(1))
-    cooldown: float = attrs.field(default=5.0, validator=_not_negative)
-    trials: int = attrs.field(default=1, validator=_int_at_least(1))
+    window: int = attrs.field(default=20, validator=int_at_least(1))
+    degraded_ratio: float = attrs.field(default=0.2, validator=ratio)
+    unhealthy_ratio: float = attrs.field(default=0.5, validator=ratio)
+    min_samples: int = attrs.field(default=5, validator=int_at_least(1))
+    cooldown: float = attrs.field(default=5.0, validator=not_negative)
+    trials: int = attrs.field(default=1, validator=int_at_least(1))
     heartbeat_timeout: float | None = attrs.field(
-        default=3.0, validator=_positive_or_none
+        default=3.0, validator=positive_or_none
     )
-    ewma_alpha: float = attrs.field(default=0.2, validator=_ratio)
+    ewma_alpha: float = attrs.field(default=0.2, validator=ratio)
 
     def __attrs_post_init__(self) -> None:
         if self.unhealthy_ratio < self.degraded_ratio:

@@ -8,24 +8,16 @@ one per method, which of them takes the job. Nothing here blocks or reads a cloc
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
+
+from .validators import int_at_least
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["Candidate", "Router"]
-
-
-def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _at_least_one(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -41,12 +33,8 @@ class Candidate:
     """
 
     name: str = attrs.field(validator=attrs.validators.instance_of(str))
-    active: int = attrs.field(
-        validator=[attrs.validators.instance_of(int), _not_negative]
-    )
-    concurrency: int = attrs.field(
-        validator=[attrs.validators.instance_of(int), _at_least_one]
-    )
+    active: int = attrs.field(validator=int_at_least(0))
+    concurrency: int = attrs.field(validator=int_at_least(1))
 
 
 def _weight(key: str, name: str) -> bytes:
