@@ -140,6 +140,8 @@ class DispatcherState:
 
     policy: HealthPolicy = attrs.field(factory=HealthPolicy)
     handlers: dict[str, _Handler] = attrs.field(factory=dict)
+    #: The same handlers by the task they serve: what every dispatch looks up.
+    by_task: dict[str, list[_Handler]] = attrs.field(factory=dict)
     routers: dict[str, Router] = attrs.field(factory=dict)
     waiting: dict[str, deque[_Pending]] = attrs.field(factory=dict)
     in_flight: dict[str, _InFlight] = attrs.field(factory=dict)
@@ -199,7 +201,8 @@ class DispatcherActor(Actor):
         return self.system.clock.now()
 
     def _register(self, message: Register) -> None:
-        self.state.handlers[message.name] = _Handler(
+        self._forget(message.name)  # a re-registration replaces the old entry
+        handler = self.state.handlers[message.name] = _Handler(
             name=message.name,
             task=message.task,
             ref=message.ref,
@@ -207,15 +210,26 @@ class DispatcherActor(Actor):
             retries=message.retries,
             tracker=HealthTracker(self.state.policy, self._clock()),
         )
+        self.state.by_task.setdefault(message.task, []).append(handler)
         self.state.routers.setdefault(message.task, Router())
         self.watch(message.ref)
         self._drain(message.task)
+
+    def _forget(self, name: str) -> str | None:
+        """Drop the handler ``name`` from both indexes; return its task."""
+        handler = self.state.handlers.pop(name, None)
+        if handler is None:
+            return None
+        peers = self.state.by_task.get(handler.task, [])
+        if handler in peers:
+            peers.remove(handler)
+        return handler.task
 
     def _handler_gone(self, ref: ActorRef) -> None:
         """A handler ended for good: forget it; its jobs in flight are lost."""
         gone = [name for name, h in self.state.handlers.items() if h.ref == ref]
         for name in gone:
-            task = self.state.handlers.pop(name).task
+            task = self._forget(name)
             for entry in list(self.state.in_flight.values()):
                 if entry.handler == name:
                     self._finished(
@@ -230,7 +244,8 @@ class DispatcherActor(Actor):
                             duration=0.0,
                         )
                     )
-            self._drain(task)
+            if task is not None:
+                self._drain(task)
 
     def _statuses(self) -> list[HandlerStatus]:
         now = self._clock()
@@ -295,8 +310,8 @@ class DispatcherActor(Actor):
         now = self._clock()
         healthy = [
             handler
-            for handler in self.state.handlers.values()
-            if handler.task == job.task and handler.tracker.accepts_job(now)
+            for handler in self.state.by_task.get(job.task, ())
+            if handler.tracker.accepts_job(now)
         ]
         if job.affinity is None:
             # Without a key, any healthy handler with room will do.
@@ -374,8 +389,8 @@ class DispatcherActor(Actor):
 
     def _has_healthy_handler(self, task: str, now: float) -> bool:
         return any(
-            handler.task == task and handler.tracker.accepts_job(now)
-            for handler in self.state.handlers.values()
+            handler.tracker.accepts_job(now)
+            for handler in self.state.by_task.get(task, ())
         )
 
     # -------------------------------------------------------------- outcomes

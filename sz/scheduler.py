@@ -203,6 +203,7 @@ class ScheduleZero:
         self.config = config if config is not None else Config()
         self.name = name
         self._specs: dict[str, HandlerSpec] = {}
+        self._tasks: set[str] = set()  # the tasks the handlers serve
         self._early: list[_ScheduleRequest] = []
         self._affinity: dict[str, str | None] = {}
         self._rows: deque[Attempt] = deque(maxlen=HISTORY_ROWS)
@@ -312,6 +313,7 @@ class ScheduleZero:
             except ValueError as exc:
                 raise SzError(f"handler {task!r}: {exc}") from None
             self._specs[handler_id] = spec
+            self._tasks.add(task)
             return function
 
         return register(func) if func is not None else register
@@ -369,7 +371,7 @@ class ScheduleZero:
                 AsyncScheduler(data_store=MemoryStore())
             )
             self._scheduler = scheduler
-            for task in self._tasks():
+            for task in self._tasks:
                 # No limit: the job function only hands over, and APScheduler's
                 # default of one at a time makes bursts of fires queue up behind it.
                 await scheduler.configure_task(
@@ -408,12 +410,9 @@ class ScheduleZero:
 
     # ----------------------------------------------------------------- schedules
 
-    def _tasks(self) -> set[str]:
-        return {spec.task for spec in self._specs.values()}
-
     def _check_task(self, task_id: str) -> None:
-        if task_id not in self._tasks():
-            known = ", ".join(sorted(self._tasks())) or "none"
+        if task_id not in self._tasks:
+            known = ", ".join(sorted(self._tasks)) or "none"
             raise UnknownTask(f"no handler for task {task_id!r} (registered: {known})")
 
     async def schedule(
