@@ -165,15 +165,14 @@ class Mailbox:
         The place is reserved, so that a ``tell`` arriving before the woken sender
         runs cannot take it.
         """
-        if self._senders:
-            self._reserved += 1
-            self._senders.pop(0).set()
-            self._update_limit()
+        self._hand_over()
 
     def _hand_over(self) -> None:
+        """Keep a free place for the first blocked sender and wake it."""
         if self._senders and len(self.queue) + self._reserved < self.capacity:
             self._reserved += 1
             self._senders.pop(0).set()
+            self._update_limit()
 
     async def wait_nonempty(self) -> None:
         """Wait until a message arrives or ``wake`` is called. A checkpoint."""

@@ -45,9 +45,6 @@ class Timer:
                 self._on_done(self)
             self._service._cancelled_one()
 
-    def __lt__(self, other: Timer) -> bool:  # pragma: no cover - heap ties use seq
-        return self.deadline < other.deadline
-
 
 class TimerService:
     """Fires timers in deadline order from a single task reading the system clock."""
