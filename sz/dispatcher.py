@@ -51,10 +51,16 @@ class Register:
 
 @attrs.frozen(kw_only=True)
 class Submit:
-    """Run ``job``; resolve ``future`` (if any) with its final outcome."""
+    """Run ``job``; resolve ``future`` (if any) with its final outcome.
+
+    A job taken up again after a restart comes with the number of its next
+    ``attempt`` and the ``reason`` for it.
+    """
 
     job: Job
     future: JobFuture | None = None
+    attempt: int = 1
+    reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -180,7 +186,7 @@ class DispatcherActor(Actor):
         if isinstance(message, Finished):
             self._finished(message)
         elif isinstance(message, Submit):
-            self._dispatch(message.job, 1, message.future, None)
+            self._dispatch(message.job, message.attempt, message.future, message.reason)
         elif message is _TICK:
             self._drain_all()
         elif isinstance(message, _Expire):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -13,7 +13,7 @@ from actors import Actor
 from .jobs import Attempt
 
 if TYPE_CHECKING:
-    from collections import deque
+    from .store.history import HistoryBackend
 
 __all__ = ["HistoryActor", "HistoryQuery"]
 
@@ -76,32 +76,51 @@ class HistoryQuery:
         )
 
 
-class HistoryActor(Actor):
-    """Keeps the latest ``capacity`` rows in memory (a durable store comes later).
+class _Prune:
+    """Time to drop rows past their retention."""
 
-    Rows arrive by ``tell`` (the hot path never waits); ``ask(HistoryQuery(...))``
-    returns matching rows newest first.
+
+_PRUNE = _Prune()
+
+#: Seconds between prunings.
+PRUNE_EVERY = 3600.0
+
+
+class HistoryActor(Actor):
+    """Keeps every attempt's row, in memory or in the store's file.
+
+    Rows arrive by ``tell`` (the hot path never waits) and go straight to the
+    backend, which writes them in batches; ``ask(HistoryQuery(...))`` returns
+    matching rows newest first. Rows older than ``retention`` days are pruned at
+    start and every hour.
     """
 
-    def __init__(self, rows: deque[Attempt]) -> None:
-        # The deque is owned by the scheduler, so a restart of this actor keeps it.
-        self.rows = rows
+    def __init__(self, backend: HistoryBackend, retention: float | None = None) -> None:
+        # The backend is owned by the scheduler, so a restart of this actor keeps
+        # every row already handed to it.
+        self.backend = backend
+        self.retention = retention
+
+    async def on_start(self) -> None:
+        """Prune now, then every hour."""
+        if self.retention is not None:
+            self._prune()
+            self.every(PRUNE_EVERY, _PRUNE)
+
+    def _prune(self) -> None:
+        assert self.retention is not None
+        self.backend.prune(datetime.now(UTC) - timedelta(days=self.retention))
 
     async def receive(self, message: Any) -> Any:
         """Keep an ``Attempt``; answer a ``HistoryQuery``."""
         if isinstance(message, Attempt):
-            self.rows.append(message)
+            self.backend.add(message)
             if logger.isEnabledFor(logging.INFO):
                 _log(message)
             return None
         if isinstance(message, HistoryQuery):
-            found: list[Attempt] = []
-            if message.limit < 1:
-                return found
-            for row in reversed(self.rows):
-                if message.matches(row):
-                    found.append(row)
-                    if len(found) >= message.limit:
-                        break
-            return found
+            return await self.backend.query(message)
+        if message is _PRUNE:
+            self._prune()
+            return None
         return await super().receive(message)

@@ -1,30 +1,33 @@
 """``ScheduleZero``: the front door: handlers, schedules, jobs, health and history.
 
-APScheduler 4 decides *when*: each schedule lives in it, and its job function does
-nothing but hand the fire to the dispatcher and return. Everything after that —
-which handler, how fast, retries, the record of what happened — is ScheduleZero's,
-done by actors in one supervision tree that ``sz.system`` exposes.
+APScheduler 4 decides *when*: each schedule lives in it, kept by ScheduleZero's
+own data store, whose ``add_job`` hands every fire to the dispatcher (APScheduler's
+job layer never sees it). Everything after that — which handler, how fast,
+retries, the record of what happened — is ScheduleZero's, done by actors in one
+supervision tree that ``sz.system`` exposes. With a store file, schedules, accepted
+jobs and history survive the process; a job accepted but never finished is taken
+up again at the next start.
 """
 
 from __future__ import annotations
 
 import importlib
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 import attrs
 from apscheduler import (
     AsyncScheduler,
+    CoalescePolicy,
     ConflictPolicy,
-    JobOutcome,
-    JobReleased,
     ScheduleLookupError,
-    current_job,
+    SchedulerRole,
 )
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -35,6 +38,7 @@ from actors import ActorRef, ActorSystem, Child, MailboxFull, Supervision, Super
 
 from .config import Config, load_config
 from .dispatcher import (
+    LOST_JOB_RETRIES,
     DispatcherActor,
     DispatcherState,
     HandlersQuery,
@@ -46,18 +50,39 @@ from .errors import JobFailed, NoHealthyHandler, SzError, UnknownTask
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, HistoryQuery
-from .jobs import Attempt, Job, JobFuture
-from .store import MemoryStore
+from .jobs import Attempt, Job, JobFuture, Outcome
+from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
+from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import apscheduler
     from apscheduler.abc import Trigger
 
 __all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
+
+
+def store_path(url: str | None) -> Path | None:
+    """The file of a ``sqlite:///path`` URL; None for memory.
+
+    ``sqlite:///jobs.db`` is relative to the working directory,
+    ``sqlite:////var/lib/sz/jobs.db`` absolute.
+
+    Raises:
+        StoreError: Not ``memory`` nor a ``sqlite:///`` URL.
+    """
+    if url is None or url == "memory":
+        return None
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StoreError(
+            f"store url {url!r}: expected 'memory' or 'sqlite:///path/to/file.db'"
+        )
+    return Path(url[len(prefix) :])
 
 
 class ScheduleNotFound(SzError, KeyError):
@@ -80,6 +105,9 @@ class Schedule:
         paused: True while paused.
         next_fire_time: When it fires next (UTC), or None.
         affinity: The affinity key of its jobs, or None.
+        coalesce: Fires that came due together (after a pause of the process):
+            ``latest`` runs the last, ``earliest`` the first, ``all`` each; the
+            others are recorded as ``coalesced``.
     """
 
     id: str
@@ -90,6 +118,7 @@ class Schedule:
     paused: bool
     next_fire_time: datetime | None
     affinity: str | None = None
+    coalesce: str = "latest"
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +133,7 @@ class _ScheduleRequest:
     paused: bool
     misfire_grace_time: float | None
     affinity: str | None
+    coalesce: str
 
 
 _TRIGGERS: dict[str, Callable[..., Trigger]] = {
@@ -161,20 +191,6 @@ def _calendar_from_now(fields: Mapping[str, Any]) -> Trigger:
     return CalendarIntervalTrigger(**fields, start_date=fire.date())
 
 
-async def _hand_over(dispatcher: ActorRef, submit: Submit) -> None:
-    """Give a job to the dispatcher: at once while its mailbox has room.
-
-    A checkpoint. Only when 100,000 jobs already wait does this wait for room (it
-    never drops the job).
-    """
-    try:
-        dispatcher.tell(submit)
-    except MailboxFull:
-        await dispatcher.send(submit)
-    else:
-        await anyio.lowlevel.checkpoint()
-
-
 def split_arguments(
     args: Sequence[Any] | Mapping[str, Any] | None, kwargs: Mapping[str, Any] | None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -197,16 +213,29 @@ class ScheduleZero:
     Args:
         config: The configuration, defaults if None.
         name: The actor system's name, ``"sz"`` by default.
+        store: Where schedules, jobs and history live: ``"memory"`` or
+            ``"sqlite:///path.db"``; the config's ``store.url`` if None.
+
+    Raises:
+        StoreError: ``store`` is not a store URL.
     """
 
-    def __init__(self, *, config: Config | None = None, name: str = "sz") -> None:
+    def __init__(
+        self,
+        *,
+        config: Config | None = None,
+        name: str = "sz",
+        store: str | None = None,
+    ) -> None:
         self.config = config if config is not None else Config()
         self.name = name
+        self.store_path = store_path(
+            store if store is not None else self.config.store.url
+        )
         self._specs: dict[str, HandlerSpec] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
         self._early: list[_ScheduleRequest] = []
-        self._affinity: dict[str, str | None] = {}
-        self._rows: deque[Attempt] = deque(maxlen=HISTORY_ROWS)
+        self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
         self._stack: AsyncExitStack | None = None
         self._system: ActorSystem | None = None
         self._scheduler: AsyncScheduler | None = None
@@ -328,14 +357,34 @@ class ScheduleZero:
         return self._system
 
     async def start(self) -> None:
-        """Start the actors and APScheduler, then apply schedules added before."""
+        """Open the store, start the actors and APScheduler.
+
+        Then jobs the last run accepted and never finished are taken up, and
+        schedules added before start are applied.
+
+        Raises:
+            StoreError: The store's file cannot be used (the message says why).
+        """
         if self._stack is not None:
             raise SzError("the scheduler is already running")
         async with AsyncExitStack() as stack:
+            file: SqliteFile | None = None
+            if self.store_path is not None:
+                file = SqliteFile(self.store_path)
+                await file.open()
+                stack.push_async_callback(file.close)
+                self._backend = FileHistory(file)
+            else:
+                self._backend = MemoryHistory(HISTORY_ROWS)
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
             self._history = await system.spawn(
-                HistoryActor, self._rows, name="history", restart="permanent"
+                HistoryActor,
+                self._backend,
+                float(self.config.reporting.metrics.retention_days),
+                name="history",
+                restart="permanent",
+                capacity=100_000,
             )
             state = DispatcherState(policy=HealthPolicy(heartbeat_timeout=None))
             self._dispatcher = await system.spawn(
@@ -367,19 +416,17 @@ class ScheduleZero:
                         retries=spec.retries,
                     )
                 )
+            for unfinished in await self._backend.unfinished():
+                self._take_up(unfinished)
+            store = ScheduleStore(file=file, sink=self._on_fire)
+            # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
+            # job layer, so its job loop would only poll an empty queue.
             scheduler = await stack.enter_async_context(
-                AsyncScheduler(data_store=MemoryStore())
+                AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
             )
             self._scheduler = scheduler
             for task in self._tasks:
-                # No limit: the job function only hands over, and APScheduler's
-                # default of one at a time makes bursts of fires queue up behind it.
-                await scheduler.configure_task(
-                    task, func=self._fire, job_executor="async", max_running_jobs=None
-                )
-            # A fire APScheduler gives up on (past its misfire grace) never reaches
-            # the job function: record it from APScheduler's own event instead.
-            stack.enter_context(scheduler.subscribe(self._released, JobReleased))
+                await scheduler.configure_task(task, func=_handed_over)
             await scheduler.start_in_background()
             early, self._early = self._early, []
             for request in early:
@@ -426,6 +473,7 @@ class ScheduleZero:
         paused: bool = False,
         misfire_grace_time: float | None = None,
         affinity: str | None = None,
+        coalesce: str = "latest",
         **trigger_fields: Any,
     ) -> str:
         """Add (or replace) a schedule; return its id.
@@ -434,13 +482,22 @@ class ScheduleZero:
         ``"calendarinterval"`` with its fields as keywords (``hour=9``,
         ``minutes=30``, ``run_time=...``), a crontab string (``"*/5 * * * *"``), or
         an APScheduler trigger object. ``args`` may be a sequence (positional) or a
-        mapping (keyword arguments).
+        mapping (keyword arguments). ``misfire_grace_time`` (seconds) bounds how
+        late a fire may start before it is recorded as ``missed``; ``coalesce``
+        (``latest``, ``earliest`` or ``all``) says which of several fires due at
+        once (after the process was down) run, the others being recorded as
+        ``coalesced``.
 
         Raises:
             UnknownTask: No handler serves ``task_id``.
             SzError: A bad trigger or bad arguments.
         """
         self._check_task(task_id)
+        if coalesce not in COALESCE_POLICIES:
+            raise SzError(
+                f"coalesce must be one of {', '.join(COALESCE_POLICIES)}, "
+                f"got {coalesce!r}"
+            )
         # In a thread: APScheduler reads time zone files from disk on first use.
         built = await anyio.to_thread.run_sync(make_trigger, trigger, trigger_fields)
         positional, keywords = split_arguments(args, kwargs)
@@ -453,6 +510,7 @@ class ScheduleZero:
             paused=paused,
             misfire_grace_time=misfire_grace_time,
             affinity=affinity,
+            coalesce=coalesce,
         )
         if self._scheduler is None:
             self._early.append(request)
@@ -461,7 +519,8 @@ class ScheduleZero:
 
     async def _add_schedule(self, request: _ScheduleRequest) -> str:
         assert self._scheduler is not None
-        self._affinity[request.id] = request.affinity
+        # APScheduler hands every due fire to the store (``all``), which applies
+        # the schedule's own policy and records what it skips.
         return await self._scheduler.add_schedule(
             request.task_id,
             request.trigger,
@@ -470,6 +529,8 @@ class ScheduleZero:
             kwargs=request.kwargs,
             paused=request.paused,
             misfire_grace_time=request.misfire_grace_time,
+            coalesce=CoalescePolicy.all,
+            metadata={"coalesce": request.coalesce, "affinity": request.affinity},
             conflict_policy=ConflictPolicy.replace,
         )
 
@@ -481,7 +542,6 @@ class ScheduleZero:
     async def unschedule(self, id: str) -> None:
         """Remove a schedule. Removing one that does not exist does nothing."""
         await self._running_scheduler().remove_schedule(id)
-        self._affinity.pop(id, None)
 
     async def pause(self, id: str) -> None:
         """Pause a schedule: it does not fire until resumed.
@@ -531,57 +591,134 @@ class ScheduleZero:
             kwargs=dict(schedule.kwargs),
             paused=schedule.paused,
             next_fire_time=schedule.next_fire_time,
-            affinity=self._affinity.get(schedule.id),
+            affinity=schedule.metadata.get("affinity"),
+            coalesce=schedule.metadata.get("coalesce", "latest"),
         )
 
     # ---------------------------------------------------------------------- jobs
 
-    async def _fire(self, *args: Any, **kwargs: Any) -> None:
-        """APScheduler's job function: hand the fire to the dispatcher, return."""
-        fired = current_job.get()
-        dispatcher = self._dispatcher
-        if dispatcher is None:
-            return
-        grace = fired.start_deadline
-        wait = (
-            max(0.0, (grace - datetime.now(UTC)).total_seconds())
-            if grace is not None
-            else 30.0
-        )
-        job = Job(
-            task=fired.task_id,
-            args=args,
-            kwargs=kwargs,
-            schedule_id=fired.schedule_id,
-            scheduled_at=fired.scheduled_fire_time or datetime.now(UTC),
-            affinity=self._affinity.get(fired.schedule_id or ""),
-            wait=wait,
-        )
-        await _hand_over(dispatcher, Submit(job=job))
+    def _on_fire(self, fired: apscheduler.Job, verdict: Verdict) -> None:
+        """The store's sink: accept a due fire and dispatch it, or record its skip.
 
-    def _released(self, event: JobReleased) -> None:
-        """Record a fire APScheduler skipped, past its misfire grace, as ``missed``."""
+        Called from APScheduler's schedule loop: never waits, never raises.
+        """
         history = self._history
-        if event.outcome is not JobOutcome.missed_start_deadline or history is None:
+        if history is None:
             return
         now = datetime.now(UTC)
+        scheduled = fired.scheduled_fire_time or now
+        if verdict != "due":
+            reason = (
+                "misfire_grace_time"
+                if verdict == "missed"
+                else f"coalesce_{fired.metadata.get('coalesce')}"
+            )
+            history.tell(
+                Attempt(
+                    job_id=fired.id.hex,
+                    schedule_id=fired.schedule_id,
+                    task=fired.task_id,
+                    handler=None,
+                    scheduled_at=scheduled,
+                    started_at=None,
+                    finished_at=now,
+                    duration=None,
+                    outcome=verdict,
+                    error=None,
+                    attempt=1,
+                    final=True,
+                    reason=reason,
+                )
+            )
+            return
+        deadline = fired.start_deadline
+        wait = (
+            max(0.0, (deadline - now).total_seconds()) if deadline is not None else 30.0
+        )
+        affinity = fired.metadata.get("affinity")
+        job = Job(
+            id=fired.id.hex,
+            task=fired.task_id,
+            args=tuple(fired.args),
+            kwargs=fired.kwargs,
+            schedule_id=fired.schedule_id,
+            scheduled_at=scheduled,
+            affinity=affinity if isinstance(affinity, str) else None,
+            wait=wait,
+        )
+        self._backend.accept(job, partial(self._submit, Submit(job=job)))
+
+    def _submit(self, submit: Submit) -> None:
+        """Give an accepted job to the dispatcher; if it is full, reject the job.
+
+        The dispatcher holds 100,000 jobs before it refuses more: past that, a
+        job ends at once as ``rejected`` rather than wait without bound.
+        """
+        dispatcher, history = self._dispatcher, self._history
+        if dispatcher is None or history is None:
+            return  # stopping: the job stays accepted and is taken up next start
+        try:
+            dispatcher.tell(submit)
+        except MailboxFull:
+            job = submit.job
+            history.tell(
+                Attempt(
+                    job_id=job.id,
+                    schedule_id=job.schedule_id,
+                    task=job.task,
+                    handler=None,
+                    scheduled_at=job.scheduled_at,
+                    started_at=None,
+                    finished_at=datetime.now(UTC),
+                    duration=None,
+                    outcome="rejected",
+                    error=None,
+                    attempt=submit.attempt,
+                    final=True,
+                    reason="dispatcher_full",
+                )
+            )
+            if submit.future is not None:
+                submit.future.resolve("rejected", None, None)
+
+    def _take_up(self, unfinished: Unfinished) -> None:
+        """A job the last run accepted and never finished: retry it or abandon it.
+
+        Its interrupted attempt is recorded as ``abandoned``; the next one follows
+        while the task's handlers allow that many attempts (their ``retries`` plus
+        the retries of a job lost with its handler), as for a job whose handler
+        died mid-job.
+        """
+        history = self._history
+        assert history is not None
+        job, interrupted = unfinished.job, unfinished.attempts + 1
+        retries = max(
+            (spec.retries for spec in self._specs.values() if spec.task == job.task),
+            default=None,
+        )
+        again = retries is not None and interrupted <= retries + LOST_JOB_RETRIES
+        outcome: Outcome = "abandoned"
         history.tell(
             Attempt(
-                job_id=event.job_id.hex,
-                schedule_id=event.schedule_id,
-                task=event.task_id,
+                job_id=job.id,
+                schedule_id=job.schedule_id,
+                task=job.task,
                 handler=None,
-                scheduled_at=event.scheduled_start or now,
+                scheduled_at=job.scheduled_at,
                 started_at=None,
-                finished_at=now,
+                finished_at=datetime.now(UTC),
                 duration=None,
-                outcome="missed",
+                outcome=outcome,
                 error=None,
-                attempt=1,
-                final=True,
-                reason="misfire_grace_time",
+                attempt=interrupted,
+                final=not again,
+                reason="retry_after_restart" if again else "interrupted_by_restart",
             )
         )
+        if again:
+            self._submit(
+                Submit(job=job, attempt=interrupted + 1, reason="retry_after_restart")
+            )
 
     async def run_now(
         self,
@@ -604,8 +741,7 @@ class ScheduleZero:
             TimeoutError: ``timeout`` passed first (the job itself goes on).
         """
         self._check_task(task_id)
-        dispatcher = self._dispatcher
-        if dispatcher is None:
+        if self._dispatcher is None:
             raise SzError("the scheduler is not running")
         positional, keywords = split_arguments(args, kwargs)
         future = JobFuture(self.system.new_event)
@@ -617,7 +753,7 @@ class ScheduleZero:
             affinity=affinity,
             wait=timeout if timeout is not None else 30.0,
         )
-        await _hand_over(dispatcher, Submit(job=job, future=future))
+        self._backend.accept(job, partial(self._submit, Submit(job=job, future=future)))
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
         if timeout is None:
@@ -674,3 +810,12 @@ class ScheduleZero:
         )
         rows: list[Attempt] = await self._history.ask(query)
         return rows
+
+
+def _handed_over() -> None:
+    """APScheduler's function for every task, never called.
+
+    ScheduleZero's store hands each fire to the dispatcher; no job reaches
+    APScheduler's job layer, which would call this.
+    """
+    raise SzError("a ScheduleZero job reached APScheduler's job layer")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -25,6 +25,7 @@ from sz.health import HealthPolicy
 from sz.history import HistoryActor, HistoryQuery
 from sz.jobs import Attempt, Job, JobFuture
 from sz.scheduler import ScheduleZero
+from sz.store.history import MemoryHistory
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -137,7 +138,7 @@ async def bench(
     clock = ManualClock()
     async with ActorSystem("bench", clock=clock) as system:
         history = await system.spawn(
-            HistoryActor, deque[Attempt](), name="history", restart="permanent"
+            HistoryActor, MemoryHistory(10_000), name="history", restart="permanent"
         )
         dispatcher = await system.spawn(
             DispatcherActor,

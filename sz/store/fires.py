@@ -1,0 +1,88 @@
+"""What happens to each fire: run it, or record it as coalesced or missed.
+
+ScheduleZero adds its schedules to APScheduler with ``CoalescePolicy.all``, so the
+store sees every fire time that came due, and applies the schedule's own policy
+here (kept in its metadata as ``coalesce``), where it can say what it skipped:
+APScheduler's own ``latest`` and ``earliest`` drop fires without a trace. A fire
+past its start deadline (the schedule's misfire grace) is ``missed``.
+
+APScheduler computes the fires of one schedule one after another, then the next
+schedule's: the fires of a schedule are complete when a fire of another schedule
+arrives, or when the round ends (``release_schedules``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from apscheduler import Job
+
+__all__ = ["COALESCE_POLICIES", "FireSink", "Fires", "Verdict"]
+
+logger = logging.getLogger("sz.store")
+
+#: ``due``: run it; ``coalesced``: folded into another fire of the same round;
+#: ``missed``: past its start deadline.
+Verdict = Literal["due", "coalesced", "missed"]
+
+#: Called for every fire with its verdict. Must not raise, must not block.
+FireSink = Callable[[Job, Verdict], None]
+
+COALESCE_POLICIES = ("latest", "earliest", "all")
+
+
+class Fires:
+    """Collects the fires of the schedule being processed, then passes verdicts."""
+
+    __slots__ = ("_fires", "_schedule", "sink")
+
+    def __init__(self, sink: FireSink) -> None:
+        self.sink = sink
+        self._schedule: str | None = None
+        self._fires: list[Job] = []
+
+    def add(self, job: Job) -> None:
+        """A fire (or a job of no schedule, which is due at once)."""
+        if job.schedule_id is None:
+            self.flush()
+            self._emit(job, self._deadline_verdict(job, datetime.now(UTC)))
+            return
+        if job.schedule_id != self._schedule:
+            self.flush()
+            self._schedule = job.schedule_id
+        self._fires.append(job)
+
+    def flush(self) -> None:
+        """The current schedule's fires are complete: pass a verdict on each."""
+        fires, self._fires, self._schedule = self._fires, [], None
+        if not fires:
+            return
+        policy = fires[0].metadata.get("coalesce", "all")
+        if len(fires) == 1 or policy == "all":
+            kept, skipped = fires, []
+        elif policy == "earliest":
+            kept, skipped = fires[:1], fires[1:]
+        else:
+            kept, skipped = fires[-1:], fires[:-1]
+        for job in skipped:
+            self._emit(job, "coalesced")
+        now = datetime.now(UTC)
+        for job in kept:
+            self._emit(job, self._deadline_verdict(job, now))
+
+    @staticmethod
+    def _deadline_verdict(job: Job, now: datetime) -> Verdict:
+        if job.start_deadline is not None and job.start_deadline < now:
+            return "missed"
+        return "due"
+
+    def _emit(self, job: Job, verdict: Verdict) -> None:
+        try:
+            self.sink(job, verdict)
+        except Exception:
+            # APScheduler awaits add_job in its schedule loop without handling
+            # errors: an exception here would stop every schedule.
+            logger.exception("handing over job %s failed", job.id)

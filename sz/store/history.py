@@ -1,0 +1,282 @@
+"""Where history rows and accepted jobs are kept: memory, or the SQLite file.
+
+A job is *accepted* before it is dispatched and stays so until its final history
+row is written; on a durable store both happen in the file, the final row and the
+job's removal in one transaction, so that after a crash every accepted job without
+a final row is found again (``unfinished``) and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import deque
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from ..jobs import Attempt, Job
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+
+    from ..history import HistoryQuery
+    from .sqlite import SqliteFile
+
+__all__ = [
+    "FileHistory",
+    "HistoryBackend",
+    "MemoryHistory",
+    "Unfinished",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Unfinished:
+    """An accepted job with no final row: the process ended while it was in hand.
+
+    Attributes:
+        job: The job as it was accepted.
+        attempts: History rows it already has (attempts that ended).
+    """
+
+    job: Job
+    attempts: int
+
+
+class HistoryBackend(Protocol):
+    """What the history actor and the scheduler need from where rows are kept."""
+
+    def accept(self, job: Job, then: Callable[[], None]) -> None:
+        """Record ``job`` as accepted; ``then()`` once that is durable."""
+
+    def add(self, row: Attempt) -> None:
+        """Keep a row (a final row also ends its job's acceptance). Never waits."""
+
+    async def query(self, query: HistoryQuery) -> list[Attempt]:
+        """Rows matching ``query``, newest first."""
+
+    async def unfinished(self) -> list[Unfinished]:
+        """Accepted jobs without a final row."""
+
+    def prune(self, before: datetime) -> None:
+        """Drop rows that finished before ``before``."""
+
+    async def flush(self) -> None:
+        """Wait until every row added so far is durable."""
+
+
+class MemoryHistory:
+    """The latest rows in memory (older ones fall off); nothing survives the process."""
+
+    def __init__(self, capacity: int) -> None:
+        self.rows: deque[Attempt] = deque(maxlen=capacity)
+
+    def accept(self, job: Job, then: Callable[[], None]) -> None:
+        """Nothing to record: run ``then`` at once."""
+        then()
+
+    def add(self, row: Attempt) -> None:
+        """Keep the row."""
+        self.rows.append(row)
+
+    async def query(self, query: HistoryQuery) -> list[Attempt]:
+        """Scan from the newest row."""
+        found: list[Attempt] = []
+        if query.limit < 1:
+            return found
+        for row in reversed(self.rows):
+            if query.matches(row):
+                found.append(row)
+                if len(found) >= query.limit:
+                    break
+        return found
+
+    async def unfinished(self) -> list[Unfinished]:
+        """None: a memory store starts empty."""
+        return []
+
+    def prune(self, before: datetime) -> None:
+        """Drop rows older than ``before`` (they are in finishing order)."""
+        while self.rows and self.rows[0].finished_at < before:
+            self.rows.popleft()
+
+    async def flush(self) -> None:
+        """Nothing to wait for."""
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+_INSERT_ROW = (
+    "INSERT INTO history (job_id, schedule_id, task, handler, scheduled_at, "
+    "started_at, finished_at, duration, outcome, error, attempt, final, reason) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_COLUMNS = (
+    "job_id, schedule_id, task, handler, scheduled_at, started_at, finished_at, "
+    "duration, outcome, error, attempt, final, reason"
+)
+
+
+def _row_values(row: Attempt) -> tuple[Any, ...]:
+    return (
+        row.job_id,
+        row.schedule_id,
+        row.task,
+        row.handler,
+        row.scheduled_at.timestamp(),
+        _ts(row.started_at),
+        row.finished_at.timestamp(),
+        row.duration,
+        row.outcome,
+        row.error,
+        row.attempt,
+        int(row.final),
+        row.reason,
+    )
+
+
+def _attempt(values: tuple[Any, ...]) -> Attempt:
+    (job_id, schedule_id, task, handler, scheduled, started, finished) = values[:7]
+    (duration, outcome, error, attempt, final, reason) = values[7:]
+    return Attempt(
+        job_id=job_id,
+        schedule_id=schedule_id,
+        task=task,
+        handler=handler,
+        scheduled_at=datetime.fromtimestamp(scheduled, UTC),
+        started_at=_dt(started),
+        finished_at=datetime.fromtimestamp(finished, UTC),
+        duration=duration,
+        outcome=outcome,
+        error=error,
+        attempt=attempt,
+        final=bool(final),
+        reason=reason,
+    )
+
+
+class FileHistory:
+    """Rows and accepted jobs in the SQLite file, written in batches."""
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
+    def accept(self, job: Job, then: Callable[[], None]) -> None:
+        """Write the job as accepted; ``then()`` after the commit."""
+        values = (
+            job.id,
+            job.schedule_id,
+            job.task,
+            job.scheduled_at.timestamp(),
+            datetime.now(UTC).timestamp(),
+            pickle.dumps(
+                (job.args, dict(job.kwargs), job.affinity, job.wait),
+                pickle.HIGHEST_PROTOCOL,
+            ),
+        )
+        self.file.write(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO jobs (id, schedule_id, task, scheduled_at, "
+                "accepted_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            ),
+            then,
+        )
+
+    def add(self, row: Attempt) -> None:
+        """Queue the row; a final row also removes its job from the accepted."""
+        values = _row_values(row)
+        if row.final:
+            job_id = row.job_id
+
+            def write(connection: sqlite3.Connection) -> None:
+                connection.execute(_INSERT_ROW, values)
+                connection.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+            self.file.write(write)
+        else:
+            self.file.write(lambda c: c.execute(_INSERT_ROW, values))
+
+    async def query(self, query: HistoryQuery) -> list[Attempt]:
+        """Select matching rows, newest first."""
+        if query.limit < 1:
+            return []
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("task", query.task),
+            ("handler", query.handler),
+            ("outcome", query.outcome),
+            ("schedule_id", query.schedule_id),
+            ("job_id", query.job_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            where.append("finished_at >= ?")
+            params.append(query.since.timestamp())
+        if query.before is not None:
+            where.append("finished_at < ?")
+            params.append(query.before.timestamp())
+        if query.final is not None:
+            where.append("final = ?")
+            params.append(int(query.final))
+        sql = f"SELECT {_COLUMNS} FROM history"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY finished_at DESC, seq DESC LIMIT ?"
+        params.append(query.limit)
+
+        def select(connection: sqlite3.Connection) -> list[Attempt]:
+            return [_attempt(v) for v in connection.execute(sql, params)]
+
+        return await self.file.read(select)
+
+    async def unfinished(self) -> list[Unfinished]:
+        """Accepted jobs without a final row, with how many attempts they had."""
+        return await self.file.read(_unfinished)
+
+    def prune(self, before: datetime) -> None:
+        """Delete rows that finished before ``before``."""
+        cutoff = before.timestamp()
+        self.file.write(
+            lambda c: c.execute("DELETE FROM history WHERE finished_at < ?", (cutoff,))
+        )
+
+    async def flush(self) -> None:
+        """Wait for every queued row to be committed."""
+        await self.file.flush()
+
+
+def _unfinished(connection: sqlite3.Connection) -> list[Unfinished]:
+    found: list[Unfinished] = []
+    for job_id, schedule_id, task, scheduled_at, data in connection.execute(
+        "SELECT id, schedule_id, task, scheduled_at, data FROM jobs "
+        "ORDER BY accepted_at"
+    ):
+        (count,) = connection.execute(
+            "SELECT COUNT(*) FROM history WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        args, kwargs, affinity, wait = pickle.loads(data)
+        job = Job(
+            id=job_id,
+            task=task,
+            args=tuple(args),
+            kwargs=kwargs,
+            schedule_id=schedule_id,
+            scheduled_at=datetime.fromtimestamp(scheduled_at, UTC),
+            affinity=affinity,
+            wait=wait,
+        )
+        found.append(Unfinished(job=job, attempts=count))
+    return found

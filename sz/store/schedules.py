@@ -1,0 +1,521 @@
+"""ScheduleZero's data store for APScheduler: in memory, optionally on SQLite.
+
+Every lookup is served from memory: due schedules from a list kept sorted by next
+fire time (finding them costs the same with ten schedules or a million); when a
+file is given, every change is also written to it (batched, on its own thread) and
+read back at start. Schedules and tasks are durable; jobs of APScheduler's own job
+layer are not, because ScheduleZero's jobs never enter it: with a ``sink`` set,
+``add_job`` passes each fire on at once (see ``fires``), and the scheduler records
+it as accepted before it runs.
+
+Against APScheduler 4.0.0a6's memory store, this one also survives a schedule
+removed or replaced while APScheduler holds it (its store raises ``KeyError`` on
+release and takes the scheduler down).
+"""
+
+from __future__ import annotations
+
+import pickle
+from bisect import bisect_left, insort
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler import (
+    ConflictingIdError,
+    ConflictPolicy,
+    Job,
+    JobAcquired,
+    JobAdded,
+    JobOutcome,
+    JobReleased,
+    JobResult,
+    Schedule,
+    ScheduleAdded,
+    ScheduleRemoved,
+    ScheduleResult,
+    ScheduleUpdated,
+    Task,
+    TaskAdded,
+    TaskLookupError,
+    TaskRemoved,
+    TaskUpdated,
+)
+from apscheduler.abc import DataStore
+
+from .fires import Fires, FireSink
+from .sqlite import SqliteFile
+
+if TYPE_CHECKING:
+    import os
+    import sqlite3
+    from collections.abc import Iterable, Sequence
+    from contextlib import AsyncExitStack
+    from logging import Logger
+    from uuid import UUID
+
+    from apscheduler.abc import EventBroker
+
+__all__ = ["ScheduleStore"]
+
+#: The sort key of a schedule with no next fire (never due).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _key(schedule: Schedule) -> tuple[datetime, str] | None:
+    """Its place in the due order, or None if it cannot come due."""
+    if schedule.next_fire_time is None or schedule.paused:
+        return None
+    return (schedule.next_fire_time, schedule.id)
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+class ScheduleStore(DataStore):
+    """APScheduler's ``DataStore``, in memory or backed by a SQLite file.
+
+    Args:
+        path: A SQLite file this store opens at start and closes at the end.
+        file: A file opened by the caller (who shares it, e.g. with the history).
+        sink: Where fires go instead of APScheduler's job layer (set it before
+            start, or later: jobs added before it is set stay in the job layer).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        file: SqliteFile | None = None,
+        sink: FireSink | None = None,
+    ) -> None:
+        if path is not None and file is not None:
+            raise ValueError("give a path or an open file, not both")
+        self._path = path
+        self.file = file
+        self._fires = Fires(sink) if sink is not None else None
+        self._tasks: dict[str, Task] = {}
+        self._schedules: dict[str, Schedule] = {}
+        self._due: list[tuple[datetime, str]] = []
+        self._held: dict[str, Schedule] = {}  # acquired, by id
+        self._jobs: dict[UUID, Job] = {}
+        self._results: dict[UUID, JobResult] = {}
+        self._broker: EventBroker | None = None
+
+    @property
+    def sink(self) -> FireSink | None:
+        """Where fires go (None: into APScheduler's job layer)."""
+        return self._fires.sink if self._fires is not None else None
+
+    @sink.setter
+    def sink(self, sink: FireSink | None) -> None:
+        if self._fires is not None:
+            self._fires.flush()
+        self._fires = Fires(sink) if sink is not None else None
+
+    def __repr__(self) -> str:
+        where = self.file.path if self.file is not None else self._path or "memory"
+        return f"ScheduleStore({str(where)!r})"
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(
+        self, exit_stack: AsyncExitStack, event_broker: EventBroker, logger: Logger
+    ) -> None:
+        """Open the file if this store owns one, and load what it holds."""
+        self._broker = event_broker
+        if self._path is not None and self.file is None:
+            file = SqliteFile(self._path)
+            await file.open()
+            exit_stack.push_async_callback(file.close)
+            self.file = file
+        if self.file is not None:
+            tasks, schedules = await self.file.read(_load)
+            self._tasks = {task.id: task for task in tasks}
+            self._schedules = {schedule.id: schedule for schedule in schedules}
+            self._due = sorted(
+                key for key in map(_key, self._schedules.values()) if key is not None
+            )
+        exit_stack.push_async_callback(self._finish_round)
+
+    async def _finish_round(self) -> None:
+        if self._fires is not None:
+            self._fires.flush()
+
+    async def _publish(self, event: Any) -> None:
+        assert self._broker is not None, "the store has not started"
+        await self._broker.publish(event)
+
+    # ------------------------------------------------------------------ tasks
+
+    async def add_task(self, task: Task) -> None:
+        """Add or replace a task (its count of running jobs carries over)."""
+        old = self._tasks.get(task.id)
+        if old is not None:
+            task.running_jobs = old.running_jobs
+        self._tasks[task.id] = task
+        if self.file is not None:
+            data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+            self.file.write(lambda c: _put_task(c, task.id, data))
+            await self.file.flush()
+        event = TaskUpdated if old is not None else TaskAdded
+        await self._publish(event(task_id=task.id))
+
+    async def remove_task(self, task_id: str) -> None:
+        """Remove a task.
+
+        Raises:
+            TaskLookupError: No such task.
+        """
+        if self._tasks.pop(task_id, None) is None:
+            raise TaskLookupError(task_id)
+        if self.file is not None:
+            self.file.write(
+                lambda c: c.execute("DELETE FROM tasks WHERE id=?", (task_id,))
+            )
+            await self.file.flush()
+        await self._publish(TaskRemoved(task_id=task_id))
+
+    async def get_task(self, task_id: str) -> Task:
+        """One task.
+
+        Raises:
+            TaskLookupError: No such task.
+        """
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskLookupError(task_id) from None
+
+    async def get_tasks(self) -> list[Task]:
+        """Every task, by id."""
+        return sorted(self._tasks.values())
+
+    # -------------------------------------------------------------- schedules
+
+    async def get_schedules(self, ids: set[str] | None = None) -> list[Schedule]:
+        """Every schedule, or those with the given ids."""
+        if ids is None:
+            return list(self._schedules.values())
+        return [s for s in self._schedules.values() if s.id in ids]
+
+    async def add_schedule(
+        self, schedule: Schedule, conflict_policy: ConflictPolicy
+    ) -> None:
+        """Add a schedule, or by ``conflict_policy`` replace or keep the old one.
+
+        Raises:
+            ConflictingIdError: Its id exists and the policy is ``exception``.
+        """
+        old = self._schedules.get(schedule.id)
+        if old is not None:
+            if conflict_policy is ConflictPolicy.do_nothing:
+                return
+            if conflict_policy is ConflictPolicy.exception:
+                raise ConflictingIdError(schedule.id)  # type: ignore[no-untyped-call]
+            self._unindex(old)
+        self._schedules[schedule.id] = schedule
+        self._index(schedule)
+        if self.file is not None:
+            self._persist(schedule)
+            await self.file.flush()
+        event = ScheduleUpdated if old is not None else ScheduleAdded
+        await self._publish(
+            event(
+                schedule_id=schedule.id,
+                task_id=schedule.task_id,
+                next_fire_time=schedule.next_fire_time,
+            )
+        )
+
+    async def remove_schedules(
+        self, ids: Iterable[str], *, finished: bool = False
+    ) -> None:
+        """Remove schedules; ids that are not there are ignored."""
+        removed: list[Schedule] = []
+        for schedule_id in ids:
+            schedule = self._schedules.pop(schedule_id, None)
+            if schedule is not None:
+                self._unindex(schedule)
+                removed.append(schedule)
+        if not removed:
+            return
+        if self.file is not None:
+            gone = [(schedule.id,) for schedule in removed]
+            self.file.write(
+                lambda c: c.executemany("DELETE FROM schedules WHERE id=?", gone)
+            )
+            await self.file.flush()
+        for schedule in removed:
+            await self._publish(
+                ScheduleRemoved(
+                    schedule_id=schedule.id, task_id=schedule.task_id, finished=finished
+                )
+            )
+
+    async def acquire_schedules(
+        self, scheduler_id: str, lease_duration: timedelta, limit: int
+    ) -> list[Schedule]:
+        """Claim up to ``limit`` due schedules, earliest first."""
+        now = datetime.now(UTC)
+        until = now + lease_duration
+        acquired: list[Schedule] = []
+        for fire_time, schedule_id in self._due:
+            if fire_time > now or len(acquired) >= limit:
+                break
+            schedule = self._schedules[schedule_id]
+            if (
+                schedule.acquired_by not in (None, scheduler_id)
+                and schedule.acquired_until is not None
+                and now <= schedule.acquired_until
+            ):
+                continue  # another scheduler holds it
+            schedule.acquired_by = scheduler_id
+            schedule.acquired_until = until
+            self._held[schedule_id] = schedule
+            acquired.append(schedule)
+        return acquired
+
+    async def release_schedules(
+        self, scheduler_id: str, results: Sequence[ScheduleResult]
+    ) -> None:
+        """Store each schedule's new fire times and let go of it.
+
+        A schedule removed or replaced while held is not brought back: the removal
+        or the replacement stands.
+        """
+        if self._fires is not None:
+            self._fires.flush()
+        for result in results:
+            held = self._held.pop(result.schedule_id, None)
+            schedule = self._schedules.get(result.schedule_id)
+            if schedule is None or (held is not None and schedule is not held):
+                continue
+            self._unindex(schedule)
+            schedule.last_fire_time = result.last_fire_time
+            schedule.next_fire_time = result.next_fire_time
+            schedule.acquired_by = None
+            schedule.acquired_until = None
+            self._index(schedule)
+            if self.file is not None:
+                self._persist(schedule)
+            await self._publish(
+                ScheduleUpdated(
+                    schedule_id=schedule.id,
+                    task_id=schedule.task_id,
+                    next_fire_time=schedule.next_fire_time,
+                )
+            )
+
+    async def get_next_schedule_run_time(self) -> datetime | None:
+        """When the earliest unpaused schedule fires next, or None."""
+        return self._due[0][0] if self._due else None
+
+    async def extend_acquired_schedule_leases(
+        self, scheduler_id: str, schedule_ids: set[str], duration: timedelta
+    ) -> None:
+        """Extend the leases of schedules this scheduler holds."""
+        until = datetime.now(UTC) + duration
+        for schedule_id in schedule_ids:
+            schedule = self._schedules.get(schedule_id)
+            if schedule is not None and schedule.acquired_by == scheduler_id:
+                schedule.acquired_until = until
+
+    def _index(self, schedule: Schedule) -> None:
+        key = _key(schedule)
+        if key is not None:
+            insort(self._due, key)
+
+    def _unindex(self, schedule: Schedule) -> None:
+        key = _key(schedule)
+        if key is None:
+            return
+        at = bisect_left(self._due, key)
+        if at < len(self._due) and self._due[at] == key:
+            del self._due[at]
+
+    def _persist(self, schedule: Schedule) -> None:
+        """Queue the schedule's current state for the file (no wait)."""
+        assert self.file is not None
+        row = (
+            schedule.id,
+            schedule.task_id,
+            _timestamp(schedule.next_fire_time),
+            int(schedule.paused),
+            pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
+        )
+        self.file.write(lambda c: c.execute(_PUT_SCHEDULE, row))
+
+    # ------------------------------------------------------------------- jobs
+
+    async def add_job(self, job: Job) -> None:
+        """Pass the job to the sink if one is set; else queue it for acquisition.
+
+        With a sink this never raises and never waits: APScheduler calls it from
+        its schedule loop.
+        """
+        if self._fires is not None:
+            self._fires.add(job)
+            return
+        self._jobs[job.id] = job
+        await self._publish(
+            JobAdded(job_id=job.id, task_id=job.task_id, schedule_id=job.schedule_id)
+        )
+
+    async def get_jobs(self, ids: Iterable[UUID] | None = None) -> list[Job]:
+        """Jobs waiting or running in the job layer."""
+        if ids is None:
+            return list(self._jobs.values())
+        wanted = frozenset(ids)
+        return [job for job in self._jobs.values() if job.id in wanted]
+
+    async def acquire_jobs(
+        self, scheduler_id: str, lease_duration: timedelta, limit: int | None = None
+    ) -> list[Job]:
+        """Claim jobs to run, oldest first, within each task's running limit.
+
+        A job past its start deadline is released as ``missed_start_deadline``.
+        """
+        now = datetime.now(UTC)
+        until = now + lease_duration
+        acquired: list[Job] = []
+        missed: list[Job] = []
+        for job in self._jobs.values():
+            if limit is not None and len(acquired) >= limit:
+                break
+            task = self._tasks.get(job.task_id)
+            if job.acquired_until is not None:
+                if job.acquired_until >= now:
+                    continue
+                if task is not None:  # its lease ran out: no longer running
+                    task.running_jobs = max(0, task.running_jobs - 1)
+            if job.start_deadline is not None and job.start_deadline < now:
+                missed.append(job)
+                continue
+            if (
+                task is not None
+                and task.max_running_jobs is not None
+                and task.running_jobs >= task.max_running_jobs
+            ):
+                continue
+            job.acquired_by = scheduler_id
+            job.acquired_until = until
+            if task is not None:
+                task.running_jobs += 1
+            acquired.append(job)
+        for job in acquired:
+            await self._publish(JobAcquired.from_job(job, scheduler_id=scheduler_id))
+        for job in missed:
+            await self.release_job(
+                scheduler_id,
+                job,
+                JobResult(
+                    job_id=job.id,
+                    outcome=JobOutcome.missed_start_deadline,
+                    finished_at=now,
+                    expires_at=now + job.result_expiration_time,
+                ),
+            )
+        return acquired
+
+    async def release_job(self, scheduler_id: str, job: Job, result: JobResult) -> None:
+        """Record the job's result (if it is to be kept) and forget the job."""
+        if result.expires_at > result.finished_at:
+            self._results[result.job_id] = result
+        stored = self._jobs.pop(result.job_id, None)
+        if stored is not None and stored.acquired_by is not None:
+            task = self._tasks.get(stored.task_id)
+            if task is not None:
+                task.running_jobs = max(0, task.running_jobs - 1)
+        await self._publish(
+            JobReleased.from_result(
+                result,
+                scheduler_id,
+                job.task_id,
+                job.schedule_id,
+                job.scheduled_fire_time,
+            )
+        )
+
+    async def get_job_result(self, job_id: UUID) -> JobResult | None:
+        """A job's result, once (it is removed)."""
+        return self._results.pop(job_id, None)
+
+    async def extend_acquired_job_leases(
+        self, scheduler_id: str, job_ids: set[UUID], duration: timedelta
+    ) -> None:
+        """Extend the leases of jobs this scheduler runs."""
+        until = datetime.now(UTC) + duration
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is not None and job.acquired_by == scheduler_id:
+                job.acquired_until = until
+
+    async def reap_abandoned_jobs(self, scheduler_id: str) -> None:
+        """Release as ``abandoned`` the jobs this scheduler held (it restarted)."""
+        now = datetime.now(UTC)
+        for job in [j for j in self._jobs.values() if j.acquired_by == scheduler_id]:
+            await self.release_job(
+                scheduler_id,
+                job,
+                JobResult.from_job(job, outcome=JobOutcome.abandoned, finished_at=now),
+            )
+
+    async def cleanup(self) -> None:
+        """Purge old results, release jobs past their lease, drop ended schedules."""
+        now = datetime.now(UTC)
+        for job_id in [k for k, r in self._results.items() if r.expires_at <= now]:
+            del self._results[job_id]
+        for job in [
+            j
+            for j in self._jobs.values()
+            if j.acquired_until is not None and j.acquired_until < now
+        ]:
+            assert job.acquired_by is not None
+            await self.release_job(
+                job.acquired_by,
+                job,
+                JobResult.from_job(job, outcome=JobOutcome.abandoned, finished_at=now),
+            )
+        busy = {job.schedule_id for job in self._jobs.values()}
+        finished = [
+            schedule_id
+            for schedule_id, schedule in self._schedules.items()
+            if schedule.next_fire_time is None
+            and schedule_id not in busy
+            and schedule_id not in self._held
+        ]
+        await self.remove_schedules(finished, finished=True)
+
+
+_PUT_SCHEDULE = (
+    "INSERT INTO schedules (id, task, next_fire_time, paused, data) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET task=excluded.task, "
+    "next_fire_time=excluded.next_fire_time, paused=excluded.paused, data=excluded.data"
+)
+
+
+def _put_task(connection: sqlite3.Connection, task_id: str, data: bytes) -> None:
+    connection.execute(
+        "INSERT INTO tasks (id, data) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET data=excluded.data",
+        (task_id, data),
+    )
+
+
+def _load(connection: sqlite3.Connection) -> tuple[list[Task], list[Schedule]]:
+    """Every task and schedule in the file, as a fresh start sees them.
+
+    A restart ends every lease and every running job.
+    """
+    tasks: list[Task] = []
+    for (data,) in connection.execute("SELECT data FROM tasks"):
+        task = pickle.loads(data)
+        task.running_jobs = 0
+        tasks.append(task)
+    schedules: list[Schedule] = []
+    for (data,) in connection.execute("SELECT data FROM schedules"):
+        schedule = pickle.loads(data)
+        schedule.acquired_by = schedule.acquired_until = None
+        schedules.append(schedule)
+    return tasks, schedules

@@ -1,0 +1,349 @@
+"""One SQLite file, owned by one thread, written in batched transactions.
+
+Everything that touches the database runs on that thread, in the order it was
+asked for. Writes are queued without waiting and committed together (WAL, one
+transaction per batch): a burst of fires or history rows costs one commit, not one
+each. Whoever must know that a write is durable passes ``then``; it runs in the
+event loop after the commit. Reads go through the same queue, so a read sees every
+write asked for before it. The event loop never blocks on the disk, under asyncio
+or trio alike: the thread hands results back through AnyIO.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+from ..errors import SzError
+
+__all__ = ["SCHEMA_VERSION", "SqliteFile", "StoreError"]
+
+logger = logging.getLogger("sz.store")
+
+T = TypeVar("T")
+
+#: The layout this code writes. A file of a newer layout is refused, never touched.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    next_fire_time REAL,
+    paused INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedules_by_next_fire ON schedules (next_fire_time);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    schedule_id TEXT,
+    task TEXT NOT NULL,
+    scheduled_at REAL NOT NULL,
+    accepted_at REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    schedule_id TEXT,
+    task TEXT NOT NULL,
+    handler TEXT,
+    scheduled_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL NOT NULL,
+    duration REAL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    attempt INTEGER NOT NULL,
+    final INTEGER NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS history_by_finish ON history (finished_at);
+CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
+"""
+
+
+class StoreError(SzError):
+    """The store's file cannot be used (the message names it and what to do)."""
+
+
+#: One unit of work for the thread: ``work(connection)``, whose result (or
+#: exception) goes to ``done`` in the event loop; ``done`` is None for writes that
+#: nobody waits on.
+_Done = Callable[[Any, BaseException | None], None]
+_Work = tuple[Callable[[sqlite3.Connection], Any], _Done | None, bool]
+
+_STOP = object()
+
+
+class SqliteFile:
+    """The database file: open it, queue writes, await reads, close it.
+
+    Args:
+        path: The file. Created (with its directory) if missing.
+        synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` survives a killed
+            process (the usual crash); ``FULL`` also a power cut, at a cost per commit.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL"
+    ) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._lock_fd: int | None = None
+        self._broken: BaseException | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Open (or create) the file, check its layout, start the thread.
+
+        Raises:
+            StoreError: The file is not a database, is of a newer layout, cannot be
+                written, or another process has it open as a store.
+        """
+        self._token = anyio.lowlevel.current_token()
+        started = anyio.Event()
+        failure: list[BaseException] = []
+
+        def opened(_: Any, error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            started.set()
+
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(opened,),
+            name=f"sz-store {self.path.name}",
+            daemon=True,
+        )
+        self._thread.start()
+        await started.wait()
+        if failure:
+            await self.close()
+            raise failure[0]
+
+    async def close(self) -> None:
+        """Commit what is queued, close the connection, end the thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        # Joining waits for the last commit: a thread of our own, so the loop
+        # stays free meanwhile.
+        await anyio.to_thread.run_sync(thread.join)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --------------------------------------------------------------- the API
+
+    def write(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue a write; ``then()`` runs in the event loop once it is committed.
+
+        Never blocks and never raises: a failing write is logged, and the store is
+        marked broken so that the next awaited call raises.
+        """
+        done = None
+        if then is not None:
+
+            def done(_: Any, error: BaseException | None) -> None:
+                if error is None:
+                    then()
+
+        self._queue.put((work, done, True))
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(connection)`` after every queued write; return its result."""
+        return await self._call(work, writes=False)
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is committed.
+
+        Raises:
+            StoreError: A write failed.
+        """
+        await self._call(lambda connection: None, writes=True)
+
+    async def _call(
+        self, work: Callable[[sqlite3.Connection], T], *, writes: bool
+    ) -> T:
+        if self._thread is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        if self._broken is not None:
+            raise StoreError(
+                f"{self.path}: a write failed: {self._broken}"
+            ) from self._broken
+        finished = anyio.Event()
+        box: list[Any] = []
+
+        def done(result: Any, error: BaseException | None) -> None:
+            box.append((result, error))
+            finished.set()
+
+        self._queue.put((work, done, writes))
+        await finished.wait()
+        result, error = box[0]
+        if error is not None:
+            raise error
+        return result  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ the thread
+
+    def _run(self, opened: Callable[[Any, BaseException | None], None]) -> None:
+        try:
+            connection = self._setup()
+        except BaseException as exc:
+            self._deliver([(opened, None, exc)])
+            return
+        self._deliver([(opened, None, None)])
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if any(item is _STOP for item in batch):
+                stop = True
+                batch = [item for item in batch if item is not _STOP]
+            self._deliver(self._execute(connection, batch))
+        connection.close()
+
+    def _execute(
+        self, connection: sqlite3.Connection, batch: list[_Work]
+    ) -> list[tuple[Any, Any, BaseException | None]]:
+        """Run a batch: its writes in one transaction, then its reads."""
+        replies: list[tuple[Any, Any, BaseException | None]] = []
+        writes = [item for item in batch if item[2]]
+        reads = [item for item in batch if not item[2]]
+        if writes:
+            try:
+                with connection:  # one transaction, committed or rolled back
+                    for work, _, _ in writes:
+                        work(connection)
+            except BaseException:
+                # Apply them one by one so that one bad write spoils only itself.
+                for work, done, _ in writes:
+                    try:
+                        with connection:
+                            work(connection)
+                    except BaseException as each:
+                        logger.error("%s: a write failed: %r", self.path, each)
+                        self._broken = each
+                        replies.append((done, None, self._wrap(each)))
+                    else:
+                        replies.append((done, None, None))
+            else:
+                replies.extend((done, None, None) for _, done, _ in writes)
+        for work, done, _ in reads:
+            try:
+                replies.append((done, work(connection), None))
+            except BaseException as exc:
+                replies.append((done, None, self._wrap(exc)))
+        return replies
+
+    def _wrap(self, error: BaseException) -> BaseException:
+        if isinstance(error, sqlite3.Error):
+            return StoreError(f"{self.path}: {error}")
+        return error
+
+    def _deliver(self, replies: list[tuple[Any, Any, BaseException | None]]) -> None:
+        """Hand results to the event loop, all of a batch in one call."""
+        waiting = [reply for reply in replies if reply[0] is not None]
+        if not waiting:
+            return
+
+        def run_all() -> None:
+            for done, result, error in waiting:
+                try:
+                    done(result, error)
+                except Exception:
+                    logger.exception("%s: a store callback failed", self.path)
+
+        try:
+            anyio.from_thread.run_sync(run_all, token=self._token)
+        except RuntimeError:
+            # The event loop is gone (the program is ending): nobody waits any more.
+            logger.debug("%s: results dropped, the event loop has ended", self.path)
+
+    def _setup(self) -> sqlite3.Connection:
+        """Open, lock and check the file (on the thread)."""
+        path = self.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"{path}: cannot open the store for writing ({exc.strerror}); "
+                f"choose a writable path with store.url"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"{path}: another ScheduleZero is using this store; stop it, or "
+                f"give this one a file of its own"
+            ) from None
+        self._lock_fd = fd
+        try:
+            connection = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}") from None
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path}: written by a newer ScheduleZero (layout {version}, this "
+                    f"one reads up to {SCHEMA_VERSION}); upgrade ScheduleZero or use "
+                    f"another file"
+                )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            if version < SCHEMA_VERSION:
+                with connection:
+                    connection.executescript(
+                        "BEGIN;"
+                        + _SCHEMA
+                        + f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+                    )
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise StoreError(
+                f"{path}: not a ScheduleZero store or damaged ({exc}); move it aside "
+                f"and start afresh, or point store.url at another file"
+            ) from None
+        except BaseException:
+            connection.close()
+            raise
+        connection.isolation_level = "DEFERRED"
+        return connection
+
+    def __repr__(self) -> str:
+        return f"SqliteFile({str(self.path)!r})"
