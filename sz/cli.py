@@ -13,7 +13,7 @@ import anyio
 from .config import ConfigError, load_config
 from .errors import SzError
 from .scheduler import ScheduleZero
-from .serve import demo_scheduler, serve
+from .serve import DEFAULT_STORE, demo_scheduler, serve
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         metavar="FILE",
         help="config.yaml to run (default: built-in handlers and demo schedules)",
+    )
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help=(
+            "where schedules and history live: 'memory' or 'sqlite:///path.db' "
+            "(default: the config's store; without -c, "
+            f"{DEFAULT_STORE.removeprefix('sqlite:///')} in the working directory)"
+        ),
     )
     serve.add_argument(
         "--interval",
@@ -88,7 +97,7 @@ def _positive_float(text: str) -> float:
 
 async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
     stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
+    async with sz, anyio.create_task_group() as tg:
 
         async def wait_for_signal() -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -117,14 +126,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_check_config(options.file))
     if options.command == "serve":
         try:
-            sz = (
-                ScheduleZero.from_config(options.config)
-                if options.config
-                else demo_scheduler()
-            )
-        except SzError as error:  # a bad config or handler module: no traceback
+            if options.config:
+                sz = ScheduleZero.from_config(options.config, store=options.store)
+            else:
+                sz = demo_scheduler(options.store or DEFAULT_STORE)
+            demo = options.config is None
+            anyio.run(_serve, sz, demo, options.interval, backend=options.backend)
+        except SzError as error:  # a bad config, handler module or store file
             print(f"sz serve: {error}", file=sys.stderr)
             sys.exit(2)
-        demo = options.config is None
-        anyio.run(_serve, sz, demo, options.interval, backend=options.backend)
     sys.exit(0)

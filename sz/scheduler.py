@@ -34,7 +34,15 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from actors import ActorRef, ActorSystem, Child, MailboxFull, Supervision, Supervisor
+from actors import (
+    ActorError,
+    ActorRef,
+    ActorSystem,
+    Child,
+    MailboxFull,
+    Supervision,
+    Supervisor,
+)
 
 from .config import Config, load_config
 from .dispatcher import (
@@ -243,15 +251,17 @@ class ScheduleZero:
         self._history: ActorRef | None = None
 
     @classmethod
-    def from_config(cls, path: str) -> ScheduleZero:
+    def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
         """Build a scheduler from ``config.yaml``, registering its built-in handlers.
+
+        ``store`` overrides the config's ``store.url``.
 
         Raises:
             ConfigError: The file is missing or invalid (the message names the key).
             SzError: A listed module or method cannot be imported.
         """
         config = load_config(path)
-        sz = cls(config=config)
+        sz = cls(config=config, store=store)
         for entry in config.handlers.builtin:
             try:
                 module = importlib.import_module(entry.module)
@@ -646,7 +656,9 @@ class ScheduleZero:
             affinity=affinity if isinstance(affinity, str) else None,
             wait=wait,
         )
-        self._backend.accept(job, partial(self._submit, Submit(job=job)))
+        self._backend.accept(
+            job, partial(self._submit, Submit(job=job)), scheduled - fired.jitter
+        )
 
     def _submit(self, submit: Submit) -> None:
         """Give an accepted job to the dispatcher; if it is full, reject the job.
@@ -680,6 +692,10 @@ class ScheduleZero:
             )
             if submit.future is not None:
                 submit.future.resolve("rejected", None, None)
+        except ActorError:
+            # The actor system has ended (the store committed this job as the
+            # scheduler stopped): it stays accepted and is taken up next start.
+            return
 
     def _take_up(self, unfinished: Unfinished) -> None:
         """A job the last run accepted and never finished: retry it or abandon it.

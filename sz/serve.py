@@ -11,14 +11,21 @@ from .scheduler import ScheduleZero
 if TYPE_CHECKING:
     import anyio
 
-__all__ = ["demo_scheduler", "serve"]
+__all__ = ["DEFAULT_STORE", "demo_scheduler", "serve"]
 
 logger = logging.getLogger("sz.serve")
 
 
-def demo_scheduler() -> ScheduleZero:
-    """The default when no config is given: built-in handlers, a few schedules."""
-    sz = ScheduleZero()
+#: Where ``sz serve`` keeps its schedules and history when no config says.
+DEFAULT_STORE = "sqlite:///schedulezero.db"
+
+
+def demo_scheduler(store: str = DEFAULT_STORE) -> ScheduleZero:
+    """The default when no config is given: built-in handlers, a few schedules.
+
+    Schedules and history go to ``schedulezero.db`` in the working directory.
+    """
+    sz = ScheduleZero(store=store)
     for function in (builtin.noop, builtin.echo, builtin.log, builtin.sleep):
         sz.handler(function)
     sz.handler(builtin.fail, retries=1)
@@ -48,23 +55,23 @@ async def _add_demo_schedules(sz: ScheduleZero, interval: float) -> None:
 async def serve(
     sz: ScheduleZero, stop: anyio.Event, *, demo: bool = False, interval: float = 1.0
 ) -> None:
-    """Run ``sz`` until ``stop`` is set; with ``demo``, add the demo schedules.
+    """Run the started ``sz`` until ``stop`` is set.
 
-    The demo schedules run the built-in handlers every ``interval`` seconds (or a
+    With ``demo``, add the demo schedules (replacing those a previous run left in
+    the store). They run the built-in handlers every ``interval`` seconds (or a
     multiple of it).
     """
-    async with sz:
-        if demo:
-            await _add_demo_schedules(sz, interval)
-        for schedule in await sz.schedules():
-            logger.info(
-                "schedule %s: %s %s, next at %s",
-                schedule.id,
-                schedule.task,
-                schedule.trigger,
-                schedule.next_fire_time,
-            )
+    if demo:
+        await _add_demo_schedules(sz, interval)
+    for schedule in await sz.schedules():
         logger.info(
-            "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())
+            "schedule %s: %s %s, next at %s",
+            schedule.id,
+            schedule.task,
+            schedule.trigger,
+            schedule.next_fire_time,
         )
-        await stop.wait()
+    logger.info(
+        "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())
+    )
+    await stop.wait()

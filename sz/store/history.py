@@ -48,8 +48,14 @@ class Unfinished:
 class HistoryBackend(Protocol):
     """What the history actor and the scheduler need from where rows are kept."""
 
-    def accept(self, job: Job, then: Callable[[], None]) -> None:
-        """Record ``job`` as accepted; ``then()`` once that is durable."""
+    def accept(
+        self, job: Job, then: Callable[[], None], fire_time: datetime | None = None
+    ) -> None:
+        """Record ``job`` as accepted; ``then()`` once that is durable.
+
+        ``fire_time`` (a schedule's fire, before jitter) is recorded with it as
+        its schedule's latest fire taken, so that a restart never fires it again.
+        """
 
     def add(self, row: Attempt) -> None:
         """Keep a row (a final row also ends its job's acceptance). Never waits."""
@@ -73,7 +79,9 @@ class MemoryHistory:
     def __init__(self, capacity: int) -> None:
         self.rows: deque[Attempt] = deque(maxlen=capacity)
 
-    def accept(self, job: Job, then: Callable[[], None]) -> None:
+    def accept(
+        self, job: Job, then: Callable[[], None], fire_time: datetime | None = None
+    ) -> None:
         """Nothing to record: run ``then`` at once."""
         then()
 
@@ -118,6 +126,16 @@ _INSERT_ROW = (
     "INSERT INTO history (job_id, schedule_id, task, handler, scheduled_at, "
     "started_at, finished_at, duration, outcome, error, attempt, final, reason) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_ACCEPT = (
+    "INSERT OR REPLACE INTO jobs (id, schedule_id, task, scheduled_at, accepted_at, "
+    "data) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+_FIRED = (
+    "INSERT INTO fired (schedule_id, fire_time) VALUES (?, ?) ON CONFLICT "
+    "(schedule_id) DO UPDATE SET fire_time=max(fire_time, excluded.fire_time)"
 )
 
 _COLUMNS = (
@@ -170,8 +188,10 @@ class FileHistory:
     def __init__(self, file: SqliteFile) -> None:
         self.file = file
 
-    def accept(self, job: Job, then: Callable[[], None]) -> None:
-        """Write the job as accepted; ``then()`` after the commit."""
+    def accept(
+        self, job: Job, then: Callable[[], None], fire_time: datetime | None = None
+    ) -> None:
+        """Write the job as accepted (and its fire as taken); ``then()`` after."""
         values = (
             job.id,
             job.schedule_id,
@@ -183,14 +203,18 @@ class FileHistory:
                 pickle.HIGHEST_PROTOCOL,
             ),
         )
-        self.file.write(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO jobs (id, schedule_id, task, scheduled_at, "
-                "accepted_at, data) VALUES (?, ?, ?, ?, ?, ?)",
-                values,
-            ),
-            then,
+        fired = (
+            (job.schedule_id, fire_time.timestamp())
+            if job.schedule_id is not None and fire_time is not None
+            else None
         )
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(_ACCEPT, values)
+            if fired is not None:
+                connection.execute(_FIRED, fired)
+
+        self.file.write(write, then)
 
     def add(self, row: Attempt) -> None:
         """Queue the row; a final row also removes its job from the accepted."""

@@ -101,6 +101,9 @@ class ScheduleStore(DataStore):
         self._jobs: dict[UUID, Job] = {}
         self._results: dict[UUID, JobResult] = {}
         self._broker: EventBroker | None = None
+        #: Per schedule, its latest fire a previous run already took (a crash
+        #: can come between taking a fire and storing the schedule's next one).
+        self._taken: dict[str, datetime] = {}
 
     @property
     def sink(self) -> FireSink | None:
@@ -130,7 +133,7 @@ class ScheduleStore(DataStore):
             exit_stack.push_async_callback(file.close)
             self.file = file
         if self.file is not None:
-            tasks, schedules = await self.file.read(_load)
+            tasks, schedules, self._taken = await self.file.read(_load)
             self._tasks = {task.id: task for task in tasks}
             self._schedules = {schedule.id: schedule for schedule in schedules}
             self._due = sorted(
@@ -215,6 +218,7 @@ class ScheduleStore(DataStore):
                 raise ConflictingIdError(schedule.id)  # type: ignore[no-untyped-call]
             self._unindex(old)
         self._schedules[schedule.id] = schedule
+        self._taken.pop(schedule.id, None)  # a new schedule: its fires are new
         self._index(schedule)
         if self.file is not None:
             self._persist(schedule)
@@ -237,14 +241,18 @@ class ScheduleStore(DataStore):
             schedule = self._schedules.pop(schedule_id, None)
             if schedule is not None:
                 self._unindex(schedule)
+                self._taken.pop(schedule_id, None)
                 removed.append(schedule)
         if not removed:
             return
         if self.file is not None:
             gone = [(schedule.id,) for schedule in removed]
-            self.file.write(
-                lambda c: c.executemany("DELETE FROM schedules WHERE id=?", gone)
-            )
+
+            def delete(connection: sqlite3.Connection) -> None:
+                connection.executemany("DELETE FROM schedules WHERE id=?", gone)
+                connection.executemany("DELETE FROM fired WHERE schedule_id=?", gone)
+
+            self.file.write(delete)
             await self.file.flush()
         for schedule in removed:
             await self._publish(
@@ -355,6 +363,12 @@ class ScheduleStore(DataStore):
         its schedule loop.
         """
         if self._fires is not None:
+            if self._taken and job.schedule_id in self._taken:
+                taken = self._taken[job.schedule_id]
+                fire = job.scheduled_fire_time
+                if fire is not None and fire - job.jitter <= taken:
+                    return  # accepted before the restart: not again
+                del self._taken[job.schedule_id]
             self._fires.add(job)
             return
         self._jobs[job.id] = job
@@ -503,8 +517,10 @@ def _put_task(connection: sqlite3.Connection, task_id: str, data: bytes) -> None
     )
 
 
-def _load(connection: sqlite3.Connection) -> tuple[list[Task], list[Schedule]]:
-    """Every task and schedule in the file, as a fresh start sees them.
+def _load(
+    connection: sqlite3.Connection,
+) -> tuple[list[Task], list[Schedule], dict[str, datetime]]:
+    """Every task and schedule in the file, and each schedule's latest fire taken.
 
     A restart ends every lease and every running job.
     """
@@ -518,4 +534,10 @@ def _load(connection: sqlite3.Connection) -> tuple[list[Task], list[Schedule]]:
         schedule = pickle.loads(data)
         schedule.acquired_by = schedule.acquired_until = None
         schedules.append(schedule)
-    return tasks, schedules
+    taken = {
+        schedule_id: datetime.fromtimestamp(fire_time, UTC)
+        for schedule_id, fire_time in connection.execute(
+            "SELECT schedule_id, fire_time FROM fired"
+        )
+    }
+    return tasks, schedules, taken

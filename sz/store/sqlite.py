@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     accepted_at REAL NOT NULL,
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fired (
+    schedule_id TEXT PRIMARY KEY,
+    fire_time REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY,
     job_id TEXT NOT NULL,

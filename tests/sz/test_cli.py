@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 SZ = [sys.executable, "-c", "from sz.cli import main; main()"]
 
 
+@pytest.fixture(autouse=True)
+def _in_a_directory_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sz serve`` keeps its store in the working directory: not the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 async def read_until(process: Process, *needles: str) -> str:
     """Read the process's merged output until every needle appeared; return it."""
     assert process.stdout is not None
