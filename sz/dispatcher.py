@@ -18,7 +18,7 @@ from actors import Actor, ActorRef, Terminated
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
 from .jobs import Attempt, Job, JobFuture, Outcome
-from .routing import Candidate, Router
+from .routing import Router
 
 __all__ = [
     "DispatcherActor",
@@ -325,13 +325,8 @@ class DispatcherActor(Actor):
         if not healthy:
             return _WAIT
         router = self.state.routers.setdefault(job.task, Router())
-        candidates = [
-            Candidate(name=h.name, active=h.active, concurrency=h.concurrency)
-            for h in healthy
-        ]
-        chosen = router.choose(candidates, job.affinity)
-        assert chosen is not None
-        handler = self.state.handlers[chosen.name]
+        handler = router.choose(healthy, job.affinity)
+        assert handler is not None
         if handler.active >= handler.concurrency:
             return _WAIT  # its key's handler is busy: wait for it, not another
         handler.active += 1

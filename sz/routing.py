@@ -8,7 +8,7 @@ one per method, which of them takes the job. Nothing here blocks or reads a cloc
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import attrs
 
@@ -17,7 +17,26 @@ from .validators import int_at_least
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Candidate", "Router"]
+__all__ = ["Candidate", "Loaded", "Router"]
+
+
+class Loaded(Protocol):
+    """Anything the router can weigh: a name and a load (``Candidate`` is one)."""
+
+    @property
+    def name(self) -> str:
+        """Its id, unique among one call's candidates."""
+
+    @property
+    def active(self) -> int:
+        """Jobs it has in flight."""
+
+    @property
+    def concurrency(self) -> int:
+        """Jobs it may run at once."""
+
+
+C = TypeVar("C", bound=Loaded)
 
 
 @attrs.frozen(kw_only=True)
@@ -54,9 +73,7 @@ class Router:
     def __init__(self) -> None:
         self._last: str | None = None
 
-    def choose(
-        self, candidates: Sequence[Candidate], affinity: str | None = None
-    ) -> Candidate | None:
+    def choose(self, candidates: Sequence[C], affinity: str | None = None) -> C | None:
         """Return the candidate that takes the next job, or None if there is none.
 
         With ``affinity``, rendezvous (highest-random-weight) hashing: each candidate
@@ -74,7 +91,8 @@ class Router:
         one turn.
 
         Args:
-            candidates: The handlers that may take the job, in any order.
+            candidates: The handlers that may take the job, in any order:
+                ``Candidate`` objects or any with the same three attributes.
             affinity: The job's affinity key, None (the default) for none.
 
         Returns:
