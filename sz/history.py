@@ -11,6 +11,7 @@ import attrs
 from actors import Actor
 
 from .jobs import Attempt
+from .store.history import history_order
 
 if TYPE_CHECKING:
     from .store.history import HistoryBackend
@@ -47,7 +48,8 @@ class HistoryQuery:
         schedule_id: Only this schedule's rows.
         job_id: Only this job's rows.
         since: Only rows that finished at or after this time.
-        before: Only rows that finished before this time (the next page).
+        before: Only rows before this one in the history's order (pass the last
+            row of a page for the next page), or that finished before this time.
         limit: At most this many rows, 100 by default.
         final: Only final rows (True), only non-final (False), or both (None).
     """
@@ -58,9 +60,15 @@ class HistoryQuery:
     schedule_id: str | None = None
     job_id: str | None = None
     since: datetime | None = None
-    before: datetime | None = None
+    before: datetime | Attempt | None = None
     limit: int = 100
     final: bool | None = None
+
+    @staticmethod
+    def _is_before(row: Attempt, before: datetime | Attempt) -> bool:
+        if isinstance(before, Attempt):
+            return history_order(row) < history_order(before)
+        return row.finished_at < before
 
     def matches(self, row: Attempt) -> bool:
         """True if ``row`` passes every filter."""
@@ -71,7 +79,7 @@ class HistoryQuery:
             and (self.schedule_id is None or row.schedule_id == self.schedule_id)
             and (self.job_id is None or row.job_id == self.job_id)
             and (self.since is None or row.finished_at >= self.since)
-            and (self.before is None or row.finished_at < self.before)
+            and (self.before is None or self._is_before(row, self.before))
             and (self.final is None or row.final == self.final)
         )
 

@@ -806,11 +806,16 @@ class ScheduleZero:
         schedule_id: str | None = None,
         job_id: str | None = None,
         since: datetime | None = None,
-        before: datetime | None = None,
+        before: datetime | Attempt | None = None,
         limit: int = 100,
         final: bool | None = None,
     ) -> list[Attempt]:
-        """History rows, newest first; page with ``before=<last row's finished_at>``."""
+        """History rows, newest first (by finish time, then job id and attempt).
+
+        Page with ``before=<the last row of the page>``: the next page starts right
+        after it, never skipping nor repeating a row. ``before=<a datetime>`` and
+        ``since=`` bound rows by finish time.
+        """
         if self._history is None:
             raise SzError("the scheduler is not running")
         query = HistoryQuery(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -29,7 +29,18 @@ __all__ = [
     "HistoryBackend",
     "MemoryHistory",
     "Unfinished",
+    "from_micros",
+    "history_order",
+    "to_micros",
 ]
+
+
+def history_order(row: Attempt) -> tuple[datetime, str, int]:
+    """Where a row stands in the history: by finish time, then job and attempt.
+
+    Unique per row, so paging with ``before=<a row>`` never skips nor repeats one.
+    """
+    return (row.finished_at, row.job_id, row.attempt)
 
 
 @attrs.frozen(kw_only=True)
@@ -86,8 +97,19 @@ class MemoryHistory:
         then()
 
     def add(self, row: Attempt) -> None:
-        """Keep the row."""
-        self.rows.append(row)
+        """Keep the row, in history order (rows arrive nearly, not quite, in it)."""
+        rows = self.rows
+        key = history_order(row)
+        if not rows or history_order(rows[-1]) <= key:
+            rows.append(row)
+            return
+        at = len(rows) - 1
+        while at > 0 and history_order(rows[at - 1]) > key:
+            at -= 1
+        if len(rows) == rows.maxlen:
+            rows.popleft()
+            at = max(0, at - 1)
+        rows.insert(at, row)
 
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Scan from the newest row."""
@@ -106,7 +128,7 @@ class MemoryHistory:
         return []
 
     def prune(self, before: datetime) -> None:
-        """Drop rows older than ``before`` (they are in finishing order)."""
+        """Drop rows that finished before ``before`` (they are kept in that order)."""
         while self.rows and self.rows[0].finished_at < before:
             self.rows.popleft()
 
@@ -114,12 +136,26 @@ class MemoryHistory:
         """Nothing to wait for."""
 
 
-def _ts(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _dt(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, so a row read back pages exactly."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The inverse of ``to_micros``."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _us(moment: datetime | None) -> int | None:
+    return to_micros(moment) if moment is not None else None
+
+
+def _dt(value: int | None) -> datetime | None:
+    return from_micros(value) if value is not None else None
 
 
 _INSERT_ROW = (
@@ -150,9 +186,9 @@ def _row_values(row: Attempt) -> tuple[Any, ...]:
         row.schedule_id,
         row.task,
         row.handler,
-        row.scheduled_at.timestamp(),
-        _ts(row.started_at),
-        row.finished_at.timestamp(),
+        to_micros(row.scheduled_at),
+        _us(row.started_at),
+        to_micros(row.finished_at),
         row.duration,
         row.outcome,
         row.error,
@@ -170,9 +206,9 @@ def _attempt(values: tuple[Any, ...]) -> Attempt:
         schedule_id=schedule_id,
         task=task,
         handler=handler,
-        scheduled_at=datetime.fromtimestamp(scheduled, UTC),
+        scheduled_at=from_micros(scheduled),
         started_at=_dt(started),
-        finished_at=datetime.fromtimestamp(finished, UTC),
+        finished_at=from_micros(finished),
         duration=duration,
         outcome=outcome,
         error=error,
@@ -196,15 +232,15 @@ class FileHistory:
             job.id,
             job.schedule_id,
             job.task,
-            job.scheduled_at.timestamp(),
-            datetime.now(UTC).timestamp(),
+            to_micros(job.scheduled_at),
+            to_micros(datetime.now(UTC)),
             pickle.dumps(
                 (job.args, dict(job.kwargs), job.affinity, job.wait),
                 pickle.HIGHEST_PROTOCOL,
             ),
         )
         fired = (
-            (job.schedule_id, fire_time.timestamp())
+            (job.schedule_id, to_micros(fire_time))
             if job.schedule_id is not None and fire_time is not None
             else None
         )
@@ -248,17 +284,26 @@ class FileHistory:
                 params.append(value)
         if query.since is not None:
             where.append("finished_at >= ?")
-            params.append(query.since.timestamp())
-        if query.before is not None:
+            params.append(to_micros(query.since))
+        if isinstance(query.before, Attempt):
+            where.append("(finished_at, job_id, attempt) < (?, ?, ?)")
+            params.extend(
+                (
+                    to_micros(query.before.finished_at),
+                    query.before.job_id,
+                    query.before.attempt,
+                )
+            )
+        elif query.before is not None:
             where.append("finished_at < ?")
-            params.append(query.before.timestamp())
+            params.append(to_micros(query.before))
         if query.final is not None:
             where.append("final = ?")
             params.append(int(query.final))
         sql = f"SELECT {_COLUMNS} FROM history"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY finished_at DESC, seq DESC LIMIT ?"
+        sql += " ORDER BY finished_at DESC, job_id DESC, attempt DESC LIMIT ?"
         params.append(query.limit)
 
         def select(connection: sqlite3.Connection) -> list[Attempt]:
@@ -272,7 +317,7 @@ class FileHistory:
 
     def prune(self, before: datetime) -> None:
         """Delete rows that finished before ``before``."""
-        cutoff = before.timestamp()
+        cutoff = to_micros(before)
         self.file.write(
             lambda c: c.execute("DELETE FROM history WHERE finished_at < ?", (cutoff,))
         )
@@ -298,7 +343,7 @@ def _unfinished(connection: sqlite3.Connection) -> list[Unfinished]:
             args=tuple(args),
             kwargs=kwargs,
             schedule_id=schedule_id,
-            scheduled_at=datetime.fromtimestamp(scheduled_at, UTC),
+            scheduled_at=from_micros(scheduled_at),
             affinity=affinity,
             wait=wait,
         )

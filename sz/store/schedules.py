@@ -43,6 +43,7 @@ from apscheduler import (
 from apscheduler.abc import DataStore
 
 from .fires import Fires, FireSink
+from .history import from_micros, to_micros
 from .sqlite import SqliteFile
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ def _key(schedule: Schedule) -> tuple[datetime, str] | None:
     return (schedule.next_fire_time, schedule.id)
 
 
-def _timestamp(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
+def _micros(moment: datetime | None) -> int | None:
+    return to_micros(moment) if moment is not None else None
 
 
 class ScheduleStore(DataStore):
@@ -348,7 +349,7 @@ class ScheduleStore(DataStore):
         row = (
             schedule.id,
             schedule.task_id,
-            _timestamp(schedule.next_fire_time),
+            _micros(schedule.next_fire_time),
             int(schedule.paused),
             pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
         )
@@ -535,7 +536,7 @@ def _load(
         schedule.acquired_by = schedule.acquired_until = None
         schedules.append(schedule)
     taken = {
-        schedule_id: datetime.fromtimestamp(fire_time, UTC)
+        schedule_id: from_micros(fire_time)
         for schedule_id, fire_time in connection.execute(
             "SELECT schedule_id, fire_time FROM fired"
         )

@@ -37,6 +37,7 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
+-- Times are integer microseconds since the Unix epoch (UTC): exact to compare.
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
     data BLOB NOT NULL
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS schedules (
     id TEXT PRIMARY KEY,
     task TEXT NOT NULL,
-    next_fire_time REAL,
+    next_fire_time INTEGER,
     paused INTEGER NOT NULL,
     data BLOB NOT NULL
 );
@@ -53,13 +54,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     schedule_id TEXT,
     task TEXT NOT NULL,
-    scheduled_at REAL NOT NULL,
-    accepted_at REAL NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    accepted_at INTEGER NOT NULL,
     data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fired (
     schedule_id TEXT PRIMARY KEY,
-    fire_time REAL NOT NULL
+    fire_time INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY,
@@ -67,9 +68,9 @@ CREATE TABLE IF NOT EXISTS history (
     schedule_id TEXT,
     task TEXT NOT NULL,
     handler TEXT,
-    scheduled_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER NOT NULL,
     duration REAL,
     outcome TEXT NOT NULL,
     error TEXT,
