@@ -433,6 +433,11 @@ class DispatcherActor(Actor):
             record("success", final=True)
             if entry.future is not None:
                 entry.future.resolve("success", message.value, None)
+        elif message.outcome == "lost" and self.system.shutting_down:
+            # Handlers end because the scheduler stops, not because they crashed:
+            # no crash to record, nowhere to retry. The job stays accepted, and a
+            # durable store takes it up at the next start.
+            pass
         elif message.outcome == "lost":
             if attempt <= retries + LOST_JOB_RETRIES:
                 record("abandoned", final=False, reason="retry_after_crash")

@@ -27,7 +27,7 @@ import anyio.lowlevel
 
 from ..errors import SzError
 
-__all__ = ["SCHEMA_VERSION", "SqliteFile", "StoreError"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SqliteFile", "StoreError"]
 
 logger = logging.getLogger("sz.store")
 
@@ -35,6 +35,10 @@ T = TypeVar("T")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
 SCHEMA_VERSION = 1
+
+#: SQLite's ``application_id`` of a ScheduleZero store ("SZst"): how a store is
+#: told from another program's database.
+APPLICATION_ID = 0x535A7374
 
 _SCHEMA = """
 -- Times are integer microseconds since the Unix epoch (UTC): exact to compare.
@@ -300,11 +304,17 @@ class SqliteFile:
         path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{path}: cannot create the store's directory {path.parent} "
+                f"({exc.strerror}); choose another path (--store or store.url)"
+            ) from None
+        try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StoreError(
                 f"{path}: cannot open the store for writing ({exc.strerror}); "
-                f"choose a writable path with store.url"
+                f"choose a writable path (--store or store.url)"
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -323,6 +333,13 @@ class SqliteFile:
             raise StoreError(f"{path}: cannot open the store: {exc}") from None
         try:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
+            app = connection.execute("PRAGMA application_id").fetchone()[0]
+            tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if app != APPLICATION_ID and (version or tables[0]):
+                raise StoreError(
+                    f"{path}: another program's database, not a ScheduleZero store; "
+                    f"point the store (--store or store.url) at a file of its own"
+                )
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{path}: written by a newer ScheduleZero (layout {version}, this "
@@ -336,13 +353,15 @@ class SqliteFile:
                     connection.executescript(
                         "BEGIN;"
                         + _SCHEMA
+                        + f"PRAGMA application_id={APPLICATION_ID};"
                         + f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
                     )
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise StoreError(
                 f"{path}: not a ScheduleZero store or damaged ({exc}); move it aside "
-                f"and start afresh, or point store.url at another file"
+                f"and start afresh, or point the store (--store or store.url) at "
+                f"another file"
             ) from None
         except BaseException:
             connection.close()
