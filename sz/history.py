@@ -16,12 +16,15 @@ from .store.history import history_order
 if TYPE_CHECKING:
     from .store.history import HistoryBackend
 
-__all__ = ["HistoryActor", "HistoryQuery"]
+__all__ = ["HistoryActor", "HistoryQuery", "log_attempt"]
 
 logger = logging.getLogger("sz.history")
 
 
-def _log(row: Attempt) -> None:
+def log_attempt(row: Attempt) -> None:
+    """Log one row at INFO (``sz.history``), as ``sz serve`` shows outcomes."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     took = f" in {row.duration * 1000:.1f} ms" if row.duration is not None else ""
     then = f", {row.reason}" if row.reason else ""
     logger.info(
@@ -123,8 +126,7 @@ class HistoryActor(Actor):
         """Keep an ``Attempt``; answer a ``HistoryQuery``."""
         if isinstance(message, Attempt):
             self.backend.add(message)
-            if logger.isEnabledFor(logging.INFO):
-                _log(message)
+            log_attempt(message)
             return None
         if isinstance(message, HistoryQuery):
             return await self.backend.query(message)

@@ -57,7 +57,7 @@ from .dispatcher import (
 from .errors import JobFailed, NoHealthyHandler, SzError, UnknownTask
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
-from .history import HistoryActor, HistoryQuery
+from .history import HistoryActor, HistoryQuery, log_attempt
 from .jobs import Attempt, Job, JobFuture, Outcome
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
@@ -623,23 +623,26 @@ class ScheduleZero:
                 if verdict == "missed"
                 else f"coalesce_{fired.metadata.get('coalesce')}"
             )
-            history.tell(
-                Attempt(
-                    job_id=fired.id.hex,
-                    schedule_id=fired.schedule_id,
-                    task=fired.task_id,
-                    handler=None,
-                    scheduled_at=scheduled,
-                    started_at=None,
-                    finished_at=now,
-                    duration=None,
-                    outcome=verdict,
-                    error=None,
-                    attempt=1,
-                    final=True,
-                    reason=reason,
-                )
+            # Straight to the backend, not through the history actor: in one
+            # queue with the kept fire's acceptance, so that a crash cannot keep
+            # the fire taken and lose the record of the fires skipped for it.
+            skipped = Attempt(
+                job_id=fired.id.hex,
+                schedule_id=fired.schedule_id,
+                task=fired.task_id,
+                handler=None,
+                scheduled_at=scheduled,
+                started_at=None,
+                finished_at=now,
+                duration=None,
+                outcome=verdict,
+                error=None,
+                attempt=1,
+                final=True,
+                reason=reason,
             )
+            self._backend.add(skipped)
+            log_attempt(skipped)
             return
         deadline = fired.start_deadline
         wait = (
