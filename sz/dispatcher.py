@@ -150,6 +150,10 @@ class DispatcherState:
     by_task: dict[str, list[_Handler]] = attrs.field(factory=dict)
     routers: dict[str, Router] = attrs.field(factory=dict)
     waiting: dict[str, deque[_Pending]] = attrs.field(factory=dict)
+    #: Per task, how many of its waiting jobs have an affinity key.
+    keyed: dict[str, int] = attrs.field(factory=dict)
+    #: The task of every waiting job, by job id.
+    waiting_task: dict[str, str] = attrs.field(factory=dict)
     in_flight: dict[str, _InFlight] = attrs.field(factory=dict)
 
 
@@ -306,6 +310,9 @@ class DispatcherActor(Actor):
             return
         pending = _Pending(job, attempt, future, self._clock() + job.wait, reason)
         self.state.waiting.setdefault(job.task, deque()).append(pending)
+        self.state.waiting_task[job.id] = job.task
+        if job.affinity is not None:
+            self.state.keyed[job.task] = self.state.keyed.get(job.task, 0) + 1
         # Expire it exactly at its wait, not at the next tick.
         self.send_after(job.wait, _Expire(job_id=job.id, attempt=attempt))
 
@@ -350,6 +357,16 @@ class DispatcherActor(Actor):
             return
         now = self._clock()
         healthy = self._has_healthy_handler(task, now)
+        if healthy and not self.state.keyed.get(task):
+            # Jobs without keys, and a healthy handler (so none expires): send
+            # from the front until no handler has room, and look no further —
+            # a burst of thousands waiting costs one look per job sent, not a
+            # walk of the whole queue per job finished.
+            while queue and self._send_pending(queue[0]):
+                del self.state.waiting_task[queue.popleft().job.id]
+            if not queue:
+                del self.state.waiting[task]
+            return
         keep: deque[_Pending] = deque()
         room = True
         for pending in queue:
@@ -368,6 +385,11 @@ class DispatcherActor(Actor):
                 )
             else:
                 keep.append(pending)
+        for pending in queue:
+            self.state.waiting_task.pop(pending.job.id, None)
+        for pending in keep:
+            self.state.waiting_task[pending.job.id] = task
+        self.state.keyed[task] = sum(p.job.affinity is not None for p in keep)
         if keep:
             self.state.waiting[task] = keep
         else:
@@ -379,14 +401,9 @@ class DispatcherActor(Actor):
 
     def _expire(self, message: _Expire) -> None:
         """A waiting job's wait is up: it ends unless a healthy handler exists."""
-        for task, queue in self.state.waiting.items():
-            for pending in queue:
-                if (
-                    pending.job.id == message.job_id
-                    and pending.attempt == message.attempt
-                ):
-                    self._drain(task)
-                    return
+        task = self.state.waiting_task.get(message.job_id)
+        if task is not None:
+            self._drain(task)
 
     def _has_healthy_handler(self, task: str, now: float) -> bool:
         return any(

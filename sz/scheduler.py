@@ -428,7 +428,7 @@ class ScheduleZero:
                 )
             for unfinished in await self._backend.unfinished():
                 self._take_up(unfinished)
-            store = ScheduleStore(file=file, sink=self._on_fire)
+            store = ScheduleStore(file=file, sink=self._on_fire, release_events=False)
             # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
             # job layer, so its job loop would only poll an empty queue.
             scheduler = await stack.enter_async_context(
