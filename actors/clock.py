@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
+import anyio.lowlevel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Clock", "RealClock"]
 
@@ -26,11 +30,27 @@ class Clock(Protocol):
 
 
 class RealClock:
-    """The event loop's clock (``anyio.current_time``): the default."""
+    """The event loop's clock (``anyio.current_time``): the default.
+
+    It reads the clock of the backend that first asks it the time (looked up once:
+    ``anyio.current_time`` finds the backend anew on every call, a few
+    microseconds each, and the dispatcher reads the time for every job). Give each
+    actor system a clock of its own, as the default does.
+    """
+
+    __slots__ = ("_read",)
+
+    def __init__(self) -> None:
+        self._read: Callable[[], float] | None = None
 
     def now(self) -> float:
         """Return the event loop's current time."""
-        return anyio.current_time()
+        read = self._read
+        if read is None:
+            read = self._read = (
+                anyio.lowlevel.current_token().backend_class.current_time
+            )
+        return read()
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until the event loop's clock reaches ``deadline``."""

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 
 from ..errors import SzError
@@ -87,6 +86,21 @@ CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
 """
 
 
+def _loop_caller() -> Callable[[Callable[[], None]], object]:
+    """How another thread runs a callback soon in this event loop, without waiting.
+
+    AnyIO's ``from_thread.run_sync`` blocks the calling thread until the loop has
+    run the callback; the store's thread must not wait on a busy loop between
+    two commits. Both backends have the non-blocking call: asyncio's loop
+    ``call_soon_threadsafe``, trio's token ``run_sync_soon``.
+    """
+    native: Any = anyio.lowlevel.current_token().native_token
+    call_soon = getattr(native, "call_soon_threadsafe", None)
+    if call_soon is None:
+        call_soon = native.run_sync_soon
+    return call_soon  # type: ignore[no-any-return]
+
+
 class StoreError(SzError):
     """The store's file cannot be used (the message names it and what to do)."""
 
@@ -116,7 +130,7 @@ class SqliteFile:
         self.synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self._lock_fd: int | None = None
         self._broken: BaseException | None = None
 
@@ -129,7 +143,7 @@ class SqliteFile:
             StoreError: The file is not a database, is of a newer layout, cannot be
                 written, or another process has it open as a store.
         """
-        self._token = anyio.lowlevel.current_token()
+        self._call_soon = _loop_caller()
         started = anyio.Event()
         failure: list[BaseException] = []
 
@@ -293,8 +307,10 @@ class SqliteFile:
                 except Exception:
                     logger.exception("%s: a store callback failed", self.path)
 
+        assert self._call_soon is not None
         try:
-            anyio.from_thread.run_sync(run_all, token=self._token)
+            # Queued, not waited for: the thread goes on to the next batch.
+            self._call_soon(run_all)
         except RuntimeError:
             # The event loop is gone (the program is ending): nobody waits any more.
             logger.debug("%s: results dropped, the event loop has ended", self.path)
