@@ -49,8 +49,11 @@ CREATE TABLE IF NOT EXISTS schedules (
     id TEXT PRIMARY KEY,
     task TEXT NOT NULL,
     next_fire_time INTEGER,
+    last_fire_time INTEGER,
     paused INTEGER NOT NULL,
-    data BLOB NOT NULL
+    -- the schedule as added; its trigger's state after each fire is in trigger
+    data BLOB NOT NULL,
+    trigger BLOB
 );
 CREATE INDEX IF NOT EXISTS schedules_by_next_fire ON schedules (next_fire_time);
 CREATE TABLE IF NOT EXISTS jobs (
