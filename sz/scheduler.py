@@ -243,6 +243,8 @@ class ScheduleZero:
         self._specs: dict[str, HandlerSpec] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
         self._early: list[_ScheduleRequest] = []
+        #: Time zones (by name; None for the local one) already read from disk.
+        self._zones: set[str | None] = set()
         self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
         self._stack: AsyncExitStack | None = None
         self._system: ActorSystem | None = None
@@ -508,8 +510,7 @@ class ScheduleZero:
                 f"coalesce must be one of {', '.join(COALESCE_POLICIES)}, "
                 f"got {coalesce!r}"
             )
-        # In a thread: APScheduler reads time zone files from disk on first use.
-        built = await anyio.to_thread.run_sync(make_trigger, trigger, trigger_fields)
+        built = await self._build_trigger(trigger, trigger_fields)
         positional, keywords = split_arguments(args, kwargs)
         request = _ScheduleRequest(
             task_id=task_id,
@@ -526,6 +527,23 @@ class ScheduleZero:
             self._early.append(request)
             return request.id
         return await self._add_schedule(request)
+
+    async def _build_trigger(
+        self, trigger: str | Trigger, fields: Mapping[str, Any]
+    ) -> Trigger:
+        """Build the trigger; in a thread the first time for each time zone.
+
+        A trigger reads its time zone's file from disk the first time that zone
+        is used (the event loop must not wait on the disk); after that the zone is
+        cached and a trigger builds in microseconds, on the loop.
+        """
+        zone = fields.get("timezone")
+        named = isinstance(zone, str | None)  # else a time zone object: in memory
+        if not isinstance(trigger, str) or not named or zone in self._zones:
+            return make_trigger(trigger, fields)
+        built = await anyio.to_thread.run_sync(make_trigger, trigger, fields)
+        self._zones.add(zone)
+        return built
 
     async def _add_schedule(self, request: _ScheduleRequest) -> str:
         assert self._scheduler is not None
