@@ -164,6 +164,8 @@ _INSERT_ROW = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+_END_JOB = "DELETE FROM jobs WHERE id=?"
+
 _ACCEPT = (
     "INSERT OR REPLACE INTO jobs (id, schedule_id, task, scheduled_at, accepted_at, "
     "data) VALUES (?, ?, ?, ?, ?, ?)"
@@ -245,26 +247,18 @@ class FileHistory:
             else None
         )
 
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute(_ACCEPT, values)
-            if fired is not None:
-                connection.execute(_FIRED, fired)
-
-        self.file.write(write, then)
+        if fired is not None:
+            self.file.write(((_ACCEPT, values), (_FIRED, fired)), then)
+        else:
+            self.file.write(((_ACCEPT, values),), then)
 
     def add(self, row: Attempt) -> None:
         """Queue the row; a final row also removes its job from the accepted."""
         values = _row_values(row)
         if row.final:
-            job_id = row.job_id
-
-            def write(connection: sqlite3.Connection) -> None:
-                connection.execute(_INSERT_ROW, values)
-                connection.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-
-            self.file.write(write)
+            self.file.write(((_INSERT_ROW, values), (_END_JOB, (row.job_id,))))
         else:
-            self.file.write(lambda c: c.execute(_INSERT_ROW, values))
+            self.file.write(((_INSERT_ROW, values),))
 
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Select matching rows, newest first."""

@@ -368,7 +368,7 @@ class ScheduleStore(DataStore):
             int(schedule.paused),
             pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
         )
-        self.file.write(lambda c: c.execute(_PUT_SCHEDULE, row))
+        self.file.write(((_PUT_SCHEDULE, row),))
 
     def _persist_fire(self, schedule: Schedule) -> None:
         """Queue what a fire changed: fire times and the trigger's state.
@@ -382,7 +382,7 @@ class ScheduleStore(DataStore):
             pickle.dumps(schedule.trigger.__getstate__(), pickle.HIGHEST_PROTOCOL),
             schedule.id,
         )
-        self.file.write(lambda c: c.execute(_FIRED_SCHEDULE, row))
+        self.file.write(((_FIRED_SCHEDULE, row),))
 
     # ------------------------------------------------------------------- jobs
 
