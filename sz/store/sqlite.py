@@ -17,6 +17,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +35,12 @@ T = TypeVar("T")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
 SCHEMA_VERSION = 1
+
+#: Seconds a write nobody waits on may wait for company before it is committed.
+LAZY_COMMIT = 0.02
+
+#: Writes in one transaction at most, when none is waited on.
+BATCH = 5_000
 
 #: SQLite's ``application_id`` of a ScheduleZero store ("SZst"): how a store is
 #: told from another program's database.
@@ -286,17 +293,43 @@ class SqliteFile:
         self._deliver([(opened, None, None)])
         stop = False
         while not stop:
-            batch = [self._queue.get()]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._gather()
             if any(item is _STOP for item in batch):
                 stop = True
                 batch = [item for item in batch if item is not _STOP]
             self._deliver(self._execute(connection, batch))
         connection.close()
+
+    def _gather(self) -> list[Any]:
+        """The next batch: what is queued, held back a little if nobody waits.
+
+        A write someone waits on (``then``, a flush, a read) is committed at once
+        with everything queued before it. Writes nobody waits on (a schedule's
+        new fire time, a history row) wait up to ``LAZY_COMMIT`` seconds for such
+        a write or for ``BATCH`` companions, so that a steady trickle of fires
+        costs one commit per fire rather than three.
+        """
+        first = self._queue.get()
+        batch = [first]
+        urgent = first is _STOP or first[1] is not None
+        deadline: float | None = None
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                if urgent or len(batch) >= BATCH:
+                    return batch
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + LAZY_COMMIT
+                if now >= deadline:
+                    return batch
+                try:
+                    item = self._queue.get(timeout=deadline - now)
+                except queue.Empty:
+                    return batch
+            batch.append(item)
+            urgent = urgent or item is _STOP or item[1] is not None
 
     def _execute(
         self, connection: sqlite3.Connection, batch: list[_Work]
