@@ -39,6 +39,12 @@ SCHEMA_VERSION = 1
 #: Seconds a write nobody waits on may wait for company before it is committed.
 LAZY_COMMIT = 0.02
 
+#: Seconds between checkpoints of the WAL into the database file.
+CHECKPOINT_EVERY = 1.0
+
+#: WAL frames (pages) past which the writer restarts the WAL itself.
+WAL_LIMIT = 10_000
+
 #: Writes in one transaction at most, when none is waited on.
 BATCH = 5_000
 
@@ -123,6 +129,10 @@ Statements = tuple[tuple[str, tuple[Any, ...]], ...]
 
 _Done = Callable[[Any, BaseException | None], None]
 _Work = tuple[Callable[[sqlite3.Connection], Any] | Statements, _Done | None, bool]
+
+
+def _restart_wal(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA wal_checkpoint(RESTART)")
 
 
 def _apply(
@@ -291,14 +301,55 @@ class SqliteFile:
             self._deliver([(opened, None, exc)])
             return
         self._deliver([(opened, None, None)])
+        quit_checkpoints = threading.Event()
+        checkpointer = threading.Thread(
+            target=self._checkpoints,
+            args=(quit_checkpoints,),
+            name=f"sz-store-checkpoint {self.path.name}",
+            daemon=True,
+        )
+        checkpointer.start()
         stop = False
-        while not stop:
-            batch = self._gather()
-            if any(item is _STOP for item in batch):
-                stop = True
-                batch = [item for item in batch if item is not _STOP]
-            self._deliver(self._execute(connection, batch))
+        try:
+            while not stop:
+                batch = self._gather()
+                if any(item is _STOP for item in batch):
+                    stop = True
+                    batch = [item for item in batch if item is not _STOP]
+                self._deliver(self._execute(connection, batch))
+        finally:
+            quit_checkpoints.set()
+            checkpointer.join()
         connection.close()
+
+    def _checkpoints(self, quit: threading.Event) -> None:
+        """Copy the WAL into the database every second, beside the writer.
+
+        SQLite would checkpoint on the writer's commit that fills 1,000 pages, and
+        that commit would wait for the copy and its fsync. Here a connection of
+        its own does it (``PASSIVE``: it never blocks the writer); the writer's
+        commits only append to the WAL.
+        """
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error:
+            logger.exception("%s: no checkpoints beside the writer", self.path)
+            return
+        try:
+            while not quit.wait(CHECKPOINT_EVERY):
+                try:
+                    _, frames, _ = connection.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
+                except sqlite3.Error as exc:
+                    logger.warning("%s: checkpoint failed: %s", self.path, exc)
+                    continue
+                if frames >= WAL_LIMIT:
+                    # Writes never paused long enough for the WAL to start over:
+                    # the writer itself restarts it, between two transactions.
+                    self._queue.put((_restart_wal, None, False))
+        finally:
+            connection.close()
 
     def _gather(self) -> list[Any]:
         """The next batch: what is queued, held back a little if nobody waits.
@@ -439,6 +490,7 @@ class SqliteFile:
                 )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            connection.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoints
             if version < SCHEMA_VERSION:
                 with connection:
                     connection.executescript(
