@@ -7,13 +7,14 @@ the dispatcher loses no job.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from actors import Actor, ActorRef, Terminated
+from actors import Actor, ActorRef, Terminated, Timer
 
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
@@ -61,6 +62,9 @@ class Submit:
     future: JobFuture | None = None
     attempt: int = 1
     reason: str | None = None
+    #: Hold the job until its ``scheduled_at`` if that is still to come (a fire
+    #: the store took ahead of time).
+    hold: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +87,13 @@ class HandlerStatus:
     task: str
     concurrency: int
     health: HandlerHealth
+
+
+class _Release:
+    """Time to dispatch held jobs that are due."""
+
+
+_RELEASE = _Release()
 
 
 class _Tick:
@@ -154,6 +165,9 @@ class DispatcherState:
     keyed: dict[str, int] = attrs.field(factory=dict)
     #: The task of every waiting job, by job id.
     waiting_task: dict[str, str] = attrs.field(factory=dict)
+    #: Jobs taken ahead of their time: a heap of (due, sequence, submission).
+    held: list[tuple[datetime, int, Submit]] = attrs.field(factory=list)
+    held_count: int = 0
     in_flight: dict[str, _InFlight] = attrs.field(factory=dict)
 
 
@@ -177,6 +191,8 @@ class DispatcherActor(Actor):
     def __init__(self, state: DispatcherState, history: ActorRef) -> None:
         self.state = state
         self.history = history
+        self._release_at: datetime | None = None
+        self._release_timer: Timer | None = None
 
     async def on_start(self) -> None:
         """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
@@ -184,13 +200,21 @@ class DispatcherActor(Actor):
             self.watch(handler.ref)  # watches end with an incarnation: renew them
         self.every(TICK, _TICK)
         self._drain_all()
+        self._arm_release()
 
     async def receive(self, message: Any) -> Any:
         """Handle a submission, a report, a registration, a query or a tick."""
         if isinstance(message, Finished):
             self._finished(message)
         elif isinstance(message, Submit):
-            self._dispatch(message.job, message.attempt, message.future, message.reason)
+            if message.hold and message.job.scheduled_at > _now():
+                self._hold(message)
+            else:
+                self._dispatch(
+                    message.job, message.attempt, message.future, message.reason
+                )
+        elif message is _RELEASE:
+            self._release()
         elif message is _TICK:
             self._drain_all()
         elif isinstance(message, _Expire):
@@ -204,6 +228,43 @@ class DispatcherActor(Actor):
         else:
             await super().receive(message)
         return None
+
+    # ---------------------------------------------------------------- holding
+
+    def _hold(self, message: Submit) -> None:
+        """Keep a job taken ahead of time until it is due.
+
+        In the state, which outlives this instance: a restarted dispatcher arms
+        its timer again in ``on_start``.
+        """
+        self.state.held_count += 1
+        heapq.heappush(
+            self.state.held,
+            (message.job.scheduled_at, self.state.held_count, message),
+        )
+        self._arm_release()
+
+    def _arm_release(self) -> None:
+        """One timer, for the earliest held job."""
+        if not self.state.held:
+            return
+        due = self.state.held[0][0]
+        if self._release_at is not None and self._release_at <= due:
+            return
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+        self._release_at = due
+        delay = max(0.0, (due - _now()).total_seconds())
+        self._release_timer = self.send_after(delay, _RELEASE)
+
+    def _release(self) -> None:
+        """Dispatch every held job now due; arm the timer for the next."""
+        self._release_at = self._release_timer = None
+        held, now = self.state.held, _now()
+        while held and held[0][0] <= now:
+            _, _, message = heapq.heappop(held)
+            self._dispatch(message.job, message.attempt, message.future, message.reason)
+        self._arm_release()
 
     # ------------------------------------------------------------ bookkeeping
 

@@ -73,6 +73,17 @@ __all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
 
+#: Seconds before its fire time that a fire is taken from its schedule, accepted
+#: and committed; the dispatcher holds it until it is due. A burst of fires due
+#: at one instant (cron on the minute) is then mostly prepared before it, and a
+#: fire's commit is off its path. A schedule paused or removed in the last
+#: quarter second before a fire still runs that fire.
+LOOKAHEAD = 0.25
+
+#: A fire due further ahead than this lets its acceptance wait for company (the
+#: store's thread holds such writes up to 20 ms).
+LAZY_COMMIT_MARGIN = 0.1
+
 
 def store_path(url: str | None) -> Path | None:
     """The file of a ``sqlite:///path`` URL; None for memory.
@@ -430,7 +441,9 @@ class ScheduleZero:
                 )
             for unfinished in await self._backend.unfinished():
                 self._take_up(unfinished)
-            store = ScheduleStore(file=file, sink=self._on_fire, release_events=False)
+            store = ScheduleStore(
+                file=file, sink=self._on_fire, release_events=False, lookahead=LOOKAHEAD
+            )
             # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
             # job layer, so its job loop would only poll an empty queue.
             scheduler = await stack.enter_async_context(
@@ -677,8 +690,13 @@ class ScheduleZero:
             affinity=affinity if isinstance(affinity, str) else None,
             wait=wait,
         )
+        # A fire taken well ahead of its time can share its commit with others.
+        early = (scheduled - now).total_seconds() > LAZY_COMMIT_MARGIN
         self._backend.accept(
-            job, partial(self._submit, Submit(job=job)), scheduled - fired.jitter
+            job,
+            partial(self._submit, Submit(job=job, hold=True)),
+            scheduled - fired.jitter,
+            urgent=not early,
         )
 
     def _submit(self, submit: Submit) -> None:
@@ -754,7 +772,12 @@ class ScheduleZero:
         )
         if again:
             self._submit(
-                Submit(job=job, attempt=interrupted + 1, reason="retry_after_restart")
+                Submit(
+                    job=job,
+                    attempt=interrupted + 1,
+                    reason="retry_after_restart",
+                    hold=True,
+                )
             )
 
     async def run_now(

@@ -60,12 +60,19 @@ class HistoryBackend(Protocol):
     """What the history actor and the scheduler need from where rows are kept."""
 
     def accept(
-        self, job: Job, then: Callable[[], None], fire_time: datetime | None = None
+        self,
+        job: Job,
+        then: Callable[[], None],
+        fire_time: datetime | None = None,
+        *,
+        urgent: bool = True,
     ) -> None:
         """Record ``job`` as accepted; ``then()`` once that is durable.
 
         ``fire_time`` (a schedule's fire, before jitter) is recorded with it as
         its schedule's latest fire taken, so that a restart never fires it again.
+        Not ``urgent``: ``then`` may wait a few milliseconds for the commit to be
+        shared with other writes (a fire taken ahead of its time).
         """
 
     def add(self, row: Attempt) -> None:
@@ -91,7 +98,12 @@ class MemoryHistory:
         self.rows: deque[Attempt] = deque(maxlen=capacity)
 
     def accept(
-        self, job: Job, then: Callable[[], None], fire_time: datetime | None = None
+        self,
+        job: Job,
+        then: Callable[[], None],
+        fire_time: datetime | None = None,
+        *,
+        urgent: bool = True,
     ) -> None:
         """Nothing to record: run ``then`` at once."""
         then()
@@ -227,7 +239,12 @@ class FileHistory:
         self.file = file
 
     def accept(
-        self, job: Job, then: Callable[[], None], fire_time: datetime | None = None
+        self,
+        job: Job,
+        then: Callable[[], None],
+        fire_time: datetime | None = None,
+        *,
+        urgent: bool = True,
     ) -> None:
         """Write the job as accepted (and its fire as taken); ``then()`` after."""
         values = (
@@ -248,9 +265,9 @@ class FileHistory:
         )
 
         if fired is not None:
-            self.file.write(((_ACCEPT, values), (_FIRED, fired)), then)
+            self.file.write(((_ACCEPT, values), (_FIRED, fired)), then, urgent=urgent)
         else:
-            self.file.write(((_ACCEPT, values),), then)
+            self.file.write(((_ACCEPT, values),), then, urgent=urgent)
 
     def add(self, row: Attempt) -> None:
         """Queue the row; a final row also removes its job from the accepted."""

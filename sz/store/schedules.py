@@ -91,6 +91,11 @@ class ScheduleStore(DataStore):
             is the schedule loop that just released the schedule and computes its
             next wake-up anyway: ScheduleZero turns them off (about a fifth of the
             CPU of a fire).
+        lookahead: Seconds ahead of its next fire time that a schedule counts as
+            due (0 by default, as the contract says). APScheduler then hands fires
+            over up to this long before they are due, and the sink holds them:
+            their bookkeeping and commits happen before the fire time rather than
+            after it (as Quartz's "fire-ahead" trigger acquisition does).
     """
 
     def __init__(
@@ -100,12 +105,14 @@ class ScheduleStore(DataStore):
         file: SqliteFile | None = None,
         sink: FireSink | None = None,
         release_events: bool = True,
+        lookahead: float = 0.0,
     ) -> None:
         if path is not None and file is not None:
             raise ValueError("give a path or an open file, not both")
         self._path = path
         self.file = file
         self.release_events = release_events
+        self.lookahead = timedelta(seconds=lookahead)
         self._fires = Fires(sink) if sink is not None else None
         self._tasks: dict[str, Task] = {}
         self._schedules: dict[str, Schedule] = {}
@@ -280,9 +287,10 @@ class ScheduleStore(DataStore):
         """Claim up to ``limit`` due schedules, earliest first."""
         now = datetime.now(UTC)
         until = now + lease_duration
+        horizon = now + self.lookahead
         acquired: list[Schedule] = []
         for fire_time, schedule_id in self._due:
-            if fire_time > now or len(acquired) >= limit:
+            if fire_time > horizon or len(acquired) >= limit:
                 break
             schedule = self._schedules[schedule_id]
             if (
@@ -331,8 +339,8 @@ class ScheduleStore(DataStore):
             )
 
     async def get_next_schedule_run_time(self) -> datetime | None:
-        """When the earliest unpaused schedule fires next, or None."""
-        return self._due[0][0] if self._due else None
+        """When the earliest unpaused schedule is due next (less the lookahead)."""
+        return self._due[0][0] - self.lookahead if self._due else None
 
     async def extend_acquired_schedule_leases(
         self, scheduler_id: str, schedule_ids: set[str], duration: timedelta

@@ -17,7 +17,6 @@ import os
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,7 +127,7 @@ class StoreError(SzError):
 Statements = tuple[tuple[str, tuple[Any, ...]], ...]
 
 _Done = Callable[[Any, BaseException | None], None]
-_Work = tuple[Callable[[sqlite3.Connection], Any] | Statements, _Done | None, bool]
+_Work = tuple[Callable[[sqlite3.Connection], Any] | Statements, _Done | None, int]
 
 
 def _restart_wal(connection: sqlite3.Connection) -> None:
@@ -167,6 +166,9 @@ def _apply(
 
 _STOP = object()
 
+#: What a queued item is: a read, a write, or a write whose waiter can wait.
+_READ, _WRITE, _LAZY = 0, 1, 2
+
 
 class SqliteFile:
     """The database file: open it, queue writes, await reads, close it.
@@ -187,6 +189,8 @@ class SqliteFile:
         self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self._lock_fd: int | None = None
         self._broken: BaseException | None = None
+        #: Set when a write someone waits on (or a read, or the end) is queued.
+        self._urgent = threading.Event()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -224,6 +228,7 @@ class SqliteFile:
         if thread is None:
             return
         self._queue.put(_STOP)
+        self._urgent.set()
         # Joining waits for the last commit: a thread of our own, so the loop
         # stays free meanwhile.
         await anyio.to_thread.run_sync(thread.join)
@@ -237,8 +242,14 @@ class SqliteFile:
         self,
         work: Callable[[sqlite3.Connection], Any] | Statements,
         then: Callable[[], None] | None = None,
+        *,
+        urgent: bool = True,
     ) -> None:
         """Queue a write; ``then()`` runs in the event loop once it is committed.
+
+        A write with ``then`` is committed at once (with everything queued before
+        it) unless it is not ``urgent``: then it may wait for company like a
+        write nobody waits on (``LAZY_COMMIT``).
 
         ``work`` is a function of the connection, or a tuple of ``(sql, params)``
         statements applied together. Consecutive writes of the same statements
@@ -255,7 +266,12 @@ class SqliteFile:
                 if error is None:
                     then()
 
-        self._queue.put((work, done, True))
+        waited_on = then is not None and urgent
+        self._queue.put(
+            (work, done, _LAZY if then is not None and not urgent else _WRITE)
+        )
+        if waited_on:
+            self._urgent.set()
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(connection)`` after every queued write; return its result."""
@@ -285,7 +301,8 @@ class SqliteFile:
             box.append((result, error))
             finished.set()
 
-        self._queue.put((work, done, writes))
+        self._queue.put((work, done, _WRITE if writes else _READ))
+        self._urgent.set()
         await finished.wait()
         result, error = box[0]
         if error is not None:
@@ -347,7 +364,7 @@ class SqliteFile:
                 if frames >= WAL_LIMIT:
                     # Writes never paused long enough for the WAL to start over:
                     # the writer itself restarts it, between two transactions.
-                    self._queue.put((_restart_wal, None, False))
+                    self._queue.put((_restart_wal, None, _READ))
         finally:
             connection.close()
 
@@ -361,26 +378,24 @@ class SqliteFile:
         costs one commit per fire rather than three.
         """
         first = self._queue.get()
-        batch = [first]
-        urgent = first is _STOP or first[1] is not None
-        deadline: float | None = None
-        while True:
+        if first is _STOP or (first[1] is not None and first[2] != _LAZY):
+            return [first, *self._drain()]
+        # Sleep through the window unless a waited-on write arrives: writes
+        # nobody waits on do not wake this thread one by one (each wake-up would
+        # take the interpreter lock from the event loop).
+        self._urgent.wait(LAZY_COMMIT)
+        self._urgent.clear()
+        return [first, *self._drain()]
+
+    def _drain(self) -> list[Any]:
+        """Everything queued now."""
+        items: list[Any] = []
+        while len(items) < BATCH:
             try:
-                item = self._queue.get_nowait()
+                items.append(self._queue.get_nowait())
             except queue.Empty:
-                if urgent or len(batch) >= BATCH:
-                    return batch
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + LAZY_COMMIT
-                if now >= deadline:
-                    return batch
-                try:
-                    item = self._queue.get(timeout=deadline - now)
-                except queue.Empty:
-                    return batch
-            batch.append(item)
-            urgent = urgent or item is _STOP or item[1] is not None
+                break
+        return items
 
     def _execute(
         self, connection: sqlite3.Connection, batch: list[_Work]
