@@ -408,3 +408,75 @@ async def test_each_schedule_shows_its_coalesce_policy(store: str) -> None:
         again, _ = ticking(store)
         async with again:
             assert {s.id: s.coalesce for s in await again.schedules()} == expected
+
+
+async def test_a_fire_taken_ahead_of_time_never_starts_before_it_is_due(
+    store: str,
+) -> None:
+    """Fires are taken and committed up to ``LOOKAHEAD`` early; they run on time."""
+    sz = ScheduleZero(store=store)
+    started: list[datetime] = []
+    done = anyio.Event()
+
+    @sz.handler
+    async def tick(n: int) -> None:
+        started.append(datetime.now(UTC))
+        if len(started) == 3:
+            done.set()
+
+    async with sz:
+        first = datetime.now(UTC) + timedelta(seconds=0.4)
+        await sz.schedule(
+            "tick",
+            IntervalTrigger(seconds=0.3, start_time=first),
+            args=[1],
+            id="ahead",
+        )
+        with anyio.fail_after(DEADLINE):
+            await done.wait()
+
+        async def recorded() -> bool:
+            rows = await sz.history(schedule_id="ahead", final=True)
+            return len(rows) >= 3
+
+        await eventually(recorded)
+        rows = await sz.history(schedule_id="ahead", final=True, limit=10)
+    due = [first + i * timedelta(seconds=0.3) for i in range(3)]
+    assert all(start >= fire for start, fire in zip(started, due, strict=True))
+    assert all(row.started_at is not None for row in rows)
+    assert all(row.started_at >= row.scheduled_at for row in rows if row.started_at)
+
+
+async def test_a_held_fire_survives_a_restart_of_the_dispatcher(store: str) -> None:
+    """The dispatcher holds an early fire in its state: killing it loses nothing."""
+    sz = ScheduleZero(store=store)
+    ran = anyio.Event()
+    when: list[datetime] = []
+
+    @sz.handler
+    async def once() -> None:
+        when.append(datetime.now(UTC))
+        ran.set()
+
+    async with sz:
+        due = datetime.now(UTC) + timedelta(seconds=1.0)
+        await sz.schedule("once", "date", run_time=due, id="held")
+        dispatcher = sz.system.lookup("/user/dispatcher")
+        assert dispatcher is not None
+
+        async def taken() -> bool:
+            # The store takes the fire a quarter second before it is due.
+            return datetime.now(UTC) >= due - timedelta(seconds=0.2)
+
+        await eventually(taken)
+        await dispatcher.kill()
+        with anyio.fail_after(DEADLINE):
+            await ran.wait()
+
+        async def recorded() -> bool:
+            return bool(await sz.history(schedule_id="held", final=True))
+
+        await eventually(recorded)
+        rows = await sz.history(schedule_id="held")
+    assert [row.outcome for row in rows] == ["success"]
+    assert when[0] >= due
