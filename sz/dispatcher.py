@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,6 +169,9 @@ class DispatcherState:
     #: Jobs taken ahead of their time: a heap of (due, sequence, submission).
     held: list[tuple[datetime, int, Submit]] = attrs.field(factory=list)
     held_count: int = 0
+    #: Why a schedule's held fires must not run (paused or removed since they
+    #: were taken), or None: asked when a held fire comes due.
+    withdrawn: Callable[[str], str | None] = lambda _schedule_id: None
     in_flight: dict[str, _InFlight] = attrs.field(factory=dict)
 
 
@@ -263,7 +267,12 @@ class DispatcherActor(Actor):
         held, now = self.state.held, _now()
         while held and held[0][0] <= now:
             _, _, message = heapq.heappop(held)
-            self._dispatch(message.job, message.attempt, message.future, message.reason)
+            job = message.job
+            why = self.state.withdrawn(job.schedule_id) if job.schedule_id else None
+            if why is not None:
+                self._end(job, message.attempt, message.future, "cancelled", reason=why)
+                continue
+            self._dispatch(job, message.attempt, message.future, message.reason)
         self._arm_release()
 
     # ------------------------------------------------------------ bookkeeping

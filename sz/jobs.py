@@ -14,7 +14,9 @@ import attrs
 __all__ = ["Attempt", "Job", "JobFuture", "Outcome"]
 
 #: How one attempt of a job ended. ``missed`` and ``coalesced`` are fires that
-#: APScheduler skipped; ``abandoned`` a job lost for good with its handler.
+#: APScheduler skipped; ``abandoned`` a job lost for good with its handler;
+#: ``cancelled`` a fire taken ahead of its time whose schedule was paused or
+#: removed before it came due.
 Outcome = Literal[
     "success",
     "failure",
@@ -24,6 +26,7 @@ Outcome = Literal[
     "missed",
     "coalesced",
     "rejected",
+    "cancelled",
 ]
 
 

@@ -76,8 +76,8 @@ HISTORY_ROWS = 100_000
 #: Seconds before its fire time that a fire is taken from its schedule, accepted
 #: and committed; the dispatcher holds it until it is due. A burst of fires due
 #: at one instant (cron on the minute) is then mostly prepared before it, and a
-#: fire's commit is off its path. A schedule paused or removed in the last
-#: quarter second before a fire still runs that fire.
+#: fire's commit is off its path. Pausing or removing the schedule before the
+#: fire is due cancels it (``cancelled``).
 LOOKAHEAD = 0.25
 
 #: A fire due further ahead than this lets its acceptance wait for company (the
@@ -254,6 +254,8 @@ class ScheduleZero:
         self._specs: dict[str, HandlerSpec] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
         self._early: list[_ScheduleRequest] = []
+        #: Schedules paused or removed in the last second: (when, reason).
+        self._withdrawn: dict[str, tuple[datetime, str]] = {}
         #: Time zones (by name; None for the local one) already read from disk.
         self._zones: set[str | None] = set()
         self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
@@ -409,7 +411,10 @@ class ScheduleZero:
                 restart="permanent",
                 capacity=100_000,
             )
-            state = DispatcherState(policy=HealthPolicy(heartbeat_timeout=None))
+            state = DispatcherState(
+                policy=HealthPolicy(heartbeat_timeout=None),
+                withdrawn=self._withdrawn_why,
+            )
             self._dispatcher = await system.spawn(
                 DispatcherActor,
                 state,
@@ -560,6 +565,7 @@ class ScheduleZero:
 
     async def _add_schedule(self, request: _ScheduleRequest) -> str:
         assert self._scheduler is not None
+        self._withdrawn.pop(request.id, None)
         # APScheduler hands every due fire to the store (``all``), which applies
         # the schedule's own policy and records what it skips.
         return await self._scheduler.add_schedule(
@@ -581,11 +587,33 @@ class ScheduleZero:
         return self._scheduler
 
     async def unschedule(self, id: str) -> None:
-        """Remove a schedule. Removing one that does not exist does nothing."""
+        """Remove a schedule. Removing one that does not exist does nothing.
+
+        A fire already taken ahead of its time (``LOOKAHEAD``) and not yet due
+        is cancelled (a final ``cancelled`` row, reason ``schedule_removed``).
+        """
         await self._running_scheduler().remove_schedule(id)
+        self._withdraw(id, "schedule_removed")
+
+    def _withdraw(self, id: str, reason: str) -> None:
+        """Mark a schedule's fires taken ahead of time as not to run."""
+        now = datetime.now(UTC)
+        # Only fires taken before now and due within LOOKAHEAD can be held: an
+        # entry older than a second has nothing left to stop.
+        for old, (when, _) in list(self._withdrawn.items()):
+            if (now - when).total_seconds() > 1.0:
+                del self._withdrawn[old]
+        self._withdrawn[id] = (now, reason)
+
+    def _withdrawn_why(self, schedule_id: str) -> str | None:
+        entry = self._withdrawn.get(schedule_id)
+        return entry[1] if entry is not None else None
 
     async def pause(self, id: str) -> None:
         """Pause a schedule: it does not fire until resumed.
+
+        A fire already taken ahead of its time and not yet due is cancelled (a
+        final ``cancelled`` row, reason ``schedule_paused``).
 
         Raises:
             ScheduleNotFound: No schedule has that id.
@@ -594,6 +622,7 @@ class ScheduleZero:
             await self._running_scheduler().pause_schedule(id)
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
+        self._withdraw(id, "schedule_paused")
 
     async def resume(self, id: str) -> None:
         """Resume a paused schedule from now on (fires missed while paused are skipped).
@@ -605,6 +634,7 @@ class ScheduleZero:
             await self._running_scheduler().unpause_schedule(id, resume_from="now")
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
+        self._withdrawn.pop(id, None)
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule, with its next fire time."""

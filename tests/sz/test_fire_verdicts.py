@@ -480,3 +480,41 @@ async def test_a_held_fire_survives_a_restart_of_the_dispatcher(store: str) -> N
         rows = await sz.history(schedule_id="held")
     assert [row.outcome for row in rows] == ["success"]
     assert when[0] >= due
+
+
+@pytest.mark.parametrize(
+    ("withdraw", "reason"),
+    [("pause", "schedule_paused"), ("unschedule", "schedule_removed")],
+)
+async def test_a_fire_taken_ahead_is_cancelled_when_its_schedule_is_withdrawn(
+    store: str, withdraw: str, reason: str
+) -> None:
+    """Paused or removed after its fire was taken but before it was due: the
+    fire does not run, and the history says why."""
+    sz = ScheduleZero(store=store)
+    ran: list[datetime] = []
+
+    @sz.handler
+    async def once() -> None:
+        ran.append(datetime.now(UTC))
+
+    async with sz:
+        due = datetime.now(UTC) + timedelta(seconds=0.6)
+        await sz.schedule("once", "date", run_time=due, id="w")
+
+        async def taken() -> bool:
+            # The store takes a fire a quarter second before it is due.
+            return datetime.now(UTC) >= due - timedelta(seconds=0.15)
+
+        await eventually(taken)
+        await getattr(sz, withdraw)("w")
+
+        async def recorded() -> bool:
+            return bool(await sz.history(schedule_id="w", final=True))
+
+        await eventually(recorded)
+        rows = await sz.history(schedule_id="w")
+    assert [(row.outcome, row.reason, row.final) for row in rows] == [
+        ("cancelled", reason, True)
+    ]
+    assert ran == []
