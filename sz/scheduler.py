@@ -12,10 +12,11 @@ up again at the next start.
 from __future__ import annotations
 
 import importlib
+import itertools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -79,6 +80,9 @@ HISTORY_ROWS = 100_000
 #: fire's commit is off its path. Pausing or removing the schedule before the
 #: fire is due cancels it (``cancelled``).
 LOOKAHEAD = 0.25
+
+#: How long a paused or removed schedule's held fires are watched for.
+_WITHDRAWN_FOR = timedelta(seconds=1)
 
 #: A fire due further ahead than this lets its acceptance wait for company (the
 #: store's thread holds such writes up to 20 ms).
@@ -599,11 +603,16 @@ class ScheduleZero:
         """Mark a schedule's fires taken ahead of time as not to run."""
         now = datetime.now(UTC)
         # Only fires taken before now and due within LOOKAHEAD can be held: an
-        # entry older than a second has nothing left to stop.
-        for old, (when, _) in list(self._withdrawn.items()):
-            if (now - when).total_seconds() > 1.0:
-                del self._withdrawn[old]
-        self._withdrawn[id] = (now, reason)
+        # entry older than a second has nothing left to stop. Entries are in
+        # the order they were made (re-made ones move to the end), so the old
+        # ones are at the front.
+        withdrawn = self._withdrawn
+        withdrawn.pop(id, None)
+        for old in list(itertools.islice(withdrawn, 64)):
+            if now - withdrawn[old][0] <= _WITHDRAWN_FOR:
+                break
+            del withdrawn[old]
+        withdrawn[id] = (now, reason)
 
     def _withdrawn_why(self, schedule_id: str) -> str | None:
         entry = self._withdrawn.get(schedule_id)
