@@ -179,10 +179,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _describe(error: BaseException | None) -> str | None:
-    return repr(error) if error is not None else None
-
-
 class DispatcherActor(Actor):
     """Sends each job to the least loaded healthy handler of its task.
 
@@ -354,20 +350,17 @@ class DispatcherActor(Actor):
         reason: str | None = None,
     ) -> None:
         self.history.tell(
-            Attempt(
-                job_id=job.id,
-                schedule_id=job.schedule_id,
-                task=job.task,
-                handler=handler,
-                scheduled_at=job.scheduled_at,
-                started_at=started_at,
-                finished_at=finished_at or _now(),
-                duration=duration,
-                outcome=outcome,
-                error=_describe(error),
-                attempt=attempt,
+            Attempt.of(
+                job,
+                attempt,
+                outcome,
                 final=final,
                 reason=reason,
+                handler=handler,
+                started_at=started_at,
+                finished_at=finished_at,
+                duration=duration,
+                error=error,
             )
         )
 

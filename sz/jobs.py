@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
@@ -102,6 +102,42 @@ class Attempt:
     attempt: int
     final: bool
     reason: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        job: Job,
+        attempt: int,
+        outcome: Outcome,
+        *,
+        final: bool,
+        reason: str | None = None,
+        handler: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        duration: float | None = None,
+        error: BaseException | None = None,
+    ) -> Attempt:
+        """The row of ``job``'s attempt number ``attempt``, ended now by default.
+
+        Without ``handler`` and ``started_at``, an attempt that never ran (no
+        handler took it, or it was lost with the process).
+        """
+        return cls(
+            job_id=job.id,
+            schedule_id=job.schedule_id,
+            task=job.task,
+            handler=handler,
+            scheduled_at=job.scheduled_at,
+            started_at=started_at,
+            finished_at=finished_at or datetime.now(UTC),
+            duration=duration,
+            outcome=outcome,
+            error=repr(error) if error is not None else None,
+            attempt=attempt,
+            final=final,
+            reason=reason,
+        )
 
 
 class JobFuture:

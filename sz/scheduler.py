@@ -59,7 +59,7 @@ from .errors import JobFailed, NoHealthyHandler, SzError, UnknownTask
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, HistoryQuery, log_attempt
-from .jobs import Attempt, Job, JobFuture, Outcome
+from .jobs import Attempt, Job, JobFuture
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -752,18 +752,10 @@ class ScheduleZero:
         except MailboxFull:
             job = submit.job
             history.tell(
-                Attempt(
-                    job_id=job.id,
-                    schedule_id=job.schedule_id,
-                    task=job.task,
-                    handler=None,
-                    scheduled_at=job.scheduled_at,
-                    started_at=None,
-                    finished_at=datetime.now(UTC),
-                    duration=None,
-                    outcome="rejected",
-                    error=None,
-                    attempt=submit.attempt,
+                Attempt.of(
+                    job,
+                    submit.attempt,
+                    "rejected",
                     final=True,
                     reason="dispatcher_full",
                 )
@@ -791,20 +783,11 @@ class ScheduleZero:
             default=None,
         )
         again = retries is not None and interrupted <= retries + LOST_JOB_RETRIES
-        outcome: Outcome = "abandoned"
         history.tell(
-            Attempt(
-                job_id=job.id,
-                schedule_id=job.schedule_id,
-                task=job.task,
-                handler=None,
-                scheduled_at=job.scheduled_at,
-                started_at=None,
-                finished_at=datetime.now(UTC),
-                duration=None,
-                outcome=outcome,
-                error=None,
-                attempt=interrupted,
+            Attempt.of(
+                job,
+                interrupted,
+                "abandoned",
                 final=not again,
                 reason="retry_after_restart" if again else "interrupted_by_restart",
             )
