@@ -81,6 +81,10 @@ HISTORY_ROWS = 100_000
 #: fire is due cancels it (``cancelled``).
 LOOKAHEAD = 0.25
 
+#: How long the schedule loop lets due fires gather before it takes them in one
+#: pass (each is still taken ``LOOKAHEAD - GATHER`` ahead of its time).
+GATHER = 0.02
+
 #: How long a paused or removed schedule's held fires are watched for.
 _WITHDRAWN_FOR = timedelta(seconds=1)
 
@@ -451,7 +455,11 @@ class ScheduleZero:
             for unfinished in await self._backend.unfinished():
                 self._take_up(unfinished)
             store = ScheduleStore(
-                file=file, sink=self._on_fire, release_events=False, lookahead=LOOKAHEAD
+                file=file,
+                sink=self._on_fire,
+                release_events=False,
+                lookahead=LOOKAHEAD,
+                gather=GATHER,
             )
             # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
             # job layer, so its job loop would only poll an empty queue.
@@ -711,7 +719,7 @@ class ScheduleZero:
                 final=True,
                 reason=reason,
             )
-            self._backend.add(skipped)
+            self._backend.skip(skipped, scheduled - fired.jitter)
             log_attempt(skipped)
             return
         deadline = fired.start_deadline

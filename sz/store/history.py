@@ -78,6 +78,14 @@ class HistoryBackend(Protocol):
     def add(self, row: Attempt) -> None:
         """Keep a row (a final row also ends its job's acceptance). Never waits."""
 
+    def skip(self, row: Attempt, fire_time: datetime) -> None:
+        """Keep the final row of a fire never run, and record the fire as taken.
+
+        ``fire_time`` (before jitter) is then its schedule's latest fire taken,
+        in the same commit as the row: a restart neither fires it again nor
+        records it twice. Never waits.
+        """
+
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Rows matching ``query``, newest first."""
 
@@ -122,6 +130,10 @@ class MemoryHistory:
             rows.popleft()
             at = max(0, at - 1)
         rows.insert(at, row)
+
+    def skip(self, row: Attempt, fire_time: datetime) -> None:
+        """Keep the row (a memory store has no restart to guard)."""
+        self.add(row)
 
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Scan from the newest row."""
@@ -276,6 +288,18 @@ class FileHistory:
             self.file.write(((_INSERT_ROW, values), (_END_JOB, (row.job_id,))))
         else:
             self.file.write(((_INSERT_ROW, values),))
+
+    def skip(self, row: Attempt, fire_time: datetime) -> None:
+        """Queue the row and the fire's mark as taken, to commit together."""
+        if row.schedule_id is None:  # a job of no schedule: no fire to mark
+            self.add(row)
+            return
+        self.file.write(
+            (
+                (_INSERT_ROW, _row_values(row)),
+                (_FIRED, (row.schedule_id, to_micros(fire_time))),
+            )
+        )
 
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Select matching rows, newest first."""

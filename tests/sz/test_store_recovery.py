@@ -854,3 +854,77 @@ async def test_schedules_survive_a_restart_with_their_next_fire_times(
     assert {row.schedule_id for row in end.history} == {"fast", "hourly"}
     assert len({row.job_id for row in end.history if row.schedule_id == "hourly"}) == 1
     assert problems(end) == []  # among others: no fire time became two jobs
+
+
+@pytest.mark.parametrize("policy", ["earliest", "latest", "all"])
+async def test_skipped_fires_are_not_recorded_again_when_the_schedule_update_is_lost(
+    tmp_path: Path, policy: str
+) -> None:
+    """The window between a round's rows and its schedule's new fire time.
+
+    A round's kept and skipped fires commit before the schedule's next fire
+    time does; a process killed between the two leaves the schedule where it
+    was. Put back here by hand, as the kill would have left it: the restart
+    must take none of those fires again.
+    """
+    db = tmp_path / "sz.db"
+    ran: list[str] = []
+    start = datetime.now(UTC) - timedelta(seconds=9.5)
+
+    def make() -> ScheduleZero:
+        sz = ScheduleZero(store=url(db))
+
+        @sz.handler(name="work")
+        async def work(key: str) -> None:
+            ran.append(key)
+
+        return sz
+
+    first = make()
+    async with first:
+        await first.schedule(
+            "work",
+            "interval",
+            seconds=1,
+            start_time=start,
+            args=["round"],
+            coalesce=policy,
+            misfire_grace_time=3.0,
+            id="behind",
+        )
+        before = await poll(
+            db,
+            lambda now: len([r for r in now.history if r.final]) >= 10,
+            "ten final rows of the overdue round",
+        )
+
+    def put_back() -> None:
+        stored = sqlite3.connect(db)
+        with stored:
+            stored.execute(
+                "UPDATE schedules SET next_fire_time=?, last_fire_time=NULL, "
+                "trigger=NULL",
+                (int(start.timestamp() * 1_000_000),),
+            )
+        stored.close()
+
+    await anyio.to_thread.run_sync(put_back)
+    second = make()
+    async with second:
+        await second.schedule("work", "interval", seconds=0.05, args=["tick"], id="t")
+        await poll(
+            db,
+            lambda now: any(r.schedule_id == "t" and r.final for r in now.history),
+            "a fire of the second run",
+        )
+    end = await snapshot(db)
+    first_rows = {(r.scheduled_at, r.outcome) for r in before.history}
+    again = [
+        r
+        for r in end.history
+        if r.schedule_id == "behind"
+        and (r.scheduled_at, r.outcome) not in first_rows
+        and r.scheduled_at <= max(t for t, _ in first_rows)
+    ]
+    assert again == [], "fires of the first run's round were taken again"
+    assert problems(end) == []
