@@ -15,9 +15,11 @@ from .dispatcher import HandlerStatus as HandlerStatus
 from .errors import (
     JobFailed as JobFailed,
     NoHealthyHandler as NoHealthyHandler,
+    Overloaded as Overloaded,
     SzError as SzError,
     UnknownTask as UnknownTask,
 )
+from .governors import GovernorStatus as GovernorStatus
 from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
 from .jobs import Attempt as Attempt, Job as Job, Outcome as Outcome
 from .scheduler import (
@@ -25,11 +27,13 @@ from .scheduler import (
     ScheduleNotFound as ScheduleNotFound,
     ScheduleZero as ScheduleZero,
 )
+from .serve import settle_heap as settle_heap
 
 __all__ = [
     "Attempt",
     "Config",
     "ConfigError",
+    "GovernorStatus",
     "HandlerHealth",
     "HandlerStatus",
     "HealthPolicy",
@@ -37,10 +41,12 @@ __all__ = [
     "JobFailed",
     "NoHealthyHandler",
     "Outcome",
+    "Overloaded",
     "Schedule",
     "ScheduleNotFound",
     "ScheduleZero",
     "SzError",
     "UnknownTask",
     "load_config",
+    "settle_heap",
 ]

@@ -41,6 +41,8 @@ from cattrs.gen import make_dict_structure_fn
 from .errors import SzError
 
 __all__ = [
+    "AdaptiveConfig",
+    "BackpressureConfig",
     "BuiltinHandlerModule",
     "ConcurrencyConfig",
     "Config",
@@ -49,6 +51,7 @@ __all__ = [
     "HandlerHealthConfig",
     "HandlerLimits",
     "HandlersConfig",
+    "MethodLimits",
     "MetricsConfig",
     "RateLimitConfig",
     "ReportingConfig",
@@ -286,6 +289,8 @@ class HandlerLimits:
     Attributes:
         rate: Jobs per second this handler starts, ``None`` (the default) for no limit
             of its own.
+        burst: Jobs it may start at once after a quiet spell, ``None`` (the default)
+            for one second's worth of ``rate``.
         concurrent: Jobs this handler runs at once, ``None`` (the default) for no
             limit of its own.
     """
@@ -293,8 +298,99 @@ class HandlerLimits:
     rate: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(_positive_number)
     )
+    burst: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_int)
+    )
     concurrent: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(_positive_int)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class MethodLimits:
+    """One entry of ``governors.per_method_limits``: one method's rate.
+
+    The rate is over all of the method's handlers together.
+
+    Attributes:
+        rate: Jobs of the method started per second.
+        burst: Jobs it may start at once after a quiet spell, ``None`` (the default)
+            for one second's worth of ``rate``.
+    """
+
+    rate: float = attrs.field(validator=_positive_number)
+    burst: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_int)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class BackpressureConfig:
+    """``governors.backpressure``: when new work is refused.
+
+    Attributes:
+        enabled: Whether work is ever refused, true by default.
+        high_water: Jobs waiting (for a handler or a governor) at which new
+            ``run_now`` calls and schedules are refused with ``Overloaded`` and
+            fired jobs are recorded as ``rejected`` (reason ``overloaded``),
+            50,000 by default.
+        low_water: Jobs waiting at which work is accepted again, 40,000 by default.
+    """
+
+    enabled: bool = attrs.field(default=True, validator=_flag)
+    high_water: int = attrs.field(default=50_000, validator=_positive_int)
+    low_water: int = attrs.field(default=40_000, validator=_positive_int)
+
+    def __attrs_post_init__(self) -> None:
+        if self.low_water >= self.high_water:
+            raise _Invalid(
+                f"a number below high_water ({self.high_water})",
+                self.low_water,
+                at=".low_water",
+            )
+
+
+@attrs.frozen(kw_only=True)
+class AdaptiveConfig:
+    """``governors.adaptive``: throttling of rate-limited handlers that suffer.
+
+    A handler with a rate of its own (``per_handler_limits`` or
+    ``@sz.handler(rate=...)``) whose failure ratio or mean duration passes its
+    threshold has its rate halved (``decrease``), at most once per second; once
+    below both it regains ``increase`` of its configured rate per second.
+
+    Attributes:
+        enabled: False by default.
+        failure_ratio: Failures over the health window's outcomes past which the
+            rate falls, 0.2 by default.
+        latency_seconds: Mean duration past which the rate falls, ``None`` (the
+            default) to watch failures only.
+        decrease: What the rate is multiplied by when it falls, 0.5 by default.
+        increase: The share of the configured rate regained per second, 0.1 by
+            default.
+    """
+
+    enabled: bool = attrs.field(default=False, validator=_flag)
+    failure_ratio: float = attrs.field(
+        default=0.2,
+        validator=_rule(
+            "a number from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1
+        ),
+    )
+    latency_seconds: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_number)
+    )
+    decrease: float = attrs.field(
+        default=0.5,
+        validator=_rule(
+            "a number between 0 and 1", lambda v: _is_number(v) and 0 < v < 1
+        ),
+    )
+    increase: float = attrs.field(
+        default=0.1,
+        validator=_rule(
+            "a number above 0, at most 1", lambda v: _is_number(v) and 0 < v <= 1
+        ),
     )
 
 
@@ -307,6 +403,11 @@ class GovernorsConfig:
         concurrency: The global cap on running jobs, off by default.
         per_handler_limits: Limits by handler name, on top of the global ones, none
             by default.
+        per_method_limits: Rates by method (task) name, over all its handlers,
+            none by default.
+        backpressure: When new work is refused (on by default).
+        adaptive: Throttling of rate-limited handlers that fail or slow down (off
+            by default).
     """
 
     rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)
@@ -316,6 +417,11 @@ class GovernorsConfig:
     per_handler_limits: Mapping[str, HandlerLimits] = attrs.field(
         factory=dict, validator=_handler_names, hash=False
     )
+    per_method_limits: Mapping[str, MethodLimits] = attrs.field(
+        factory=dict, validator=_handler_names, hash=False
+    )
+    backpressure: BackpressureConfig = attrs.field(factory=BackpressureConfig)
+    adaptive: AdaptiveConfig = attrs.field(factory=AdaptiveConfig)
 
 
 @attrs.frozen(kw_only=True)

@@ -17,6 +17,7 @@ import attrs
 
 from actors import Actor, ActorRef, Terminated, Timer
 
+from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
 from .jobs import Attempt, Job, JobFuture, Outcome
@@ -25,6 +26,7 @@ from .routing import Router
 __all__ = [
     "DispatcherActor",
     "DispatcherState",
+    "GovernorsQuery",
     "HandlerStatus",
     "HandlersQuery",
     "Register",
@@ -74,6 +76,11 @@ class HandlersQuery:
 
 
 @attrs.frozen(kw_only=True)
+class GovernorsQuery:
+    """Ask for every limit's status."""
+
+
+@attrs.frozen(kw_only=True)
 class HandlerStatus:
     """One handler as ``sz.handlers()`` shows it.
 
@@ -82,12 +89,15 @@ class HandlerStatus:
         task: The task it serves.
         concurrency: Jobs it may run at once.
         health: Its health: state, counts, failure ratio, durations, load.
+        rate: The jobs per second it may start now (its configured rate, lower
+            while adaptive throttling holds it back), or None without a rate.
     """
 
     name: str
     task: str
     concurrency: int
     health: HandlerHealth
+    rate: float | None = None
 
 
 class _Release:
@@ -104,6 +114,13 @@ class _Tick:
 _TICK = _Tick()
 
 
+class _Govern:
+    """Time to look again at jobs waiting for a rate limit."""
+
+
+_GOVERN = _Govern()
+
+
 class _Sent:
     """A job went to a handler."""
 
@@ -114,6 +131,19 @@ class _Wait:
 
 _SENT = _Sent()
 _WAIT = _Wait()
+
+
+@attrs.frozen
+class _Limited:
+    """A job must wait for a governor.
+
+    ``limit`` (a ``GovernorStatus`` name) binds for ``seconds`` more (0.0: until
+    a running job ends).
+    """
+
+    seconds: float
+    limit: str
+    reason: str  # rate_limited or concurrency_limited
 
 
 @attrs.frozen(kw_only=True)
@@ -142,6 +172,10 @@ class _Pending:
     future: JobFuture | None
     deadline: float
     reason: str | None = None
+    #: When it began to wait (the dispatcher's clock).
+    since: float = 0.0
+    #: Why a governor held it back (rate_limited, concurrency_limited), if one did.
+    limited: str | None = None
 
 
 @attrs.define
@@ -150,6 +184,9 @@ class _InFlight:
     attempt: int
     future: JobFuture | None
     handler: str
+    #: Seconds it waited for a governor, and why (None: it did not).
+    waited: float | None = None
+    limited: str | None = None
 
 
 @attrs.define
@@ -173,6 +210,15 @@ class DispatcherState:
     #: were taken), or None: asked when a held fire comes due.
     withdrawn: Callable[[str], str | None] = lambda _schedule_id: None
     in_flight: dict[str, _InFlight] = attrs.field(factory=dict)
+    #: The limits every dispatch passes (none by default but backpressure).
+    governor: Governor = attrs.field(factory=Governor)
+    #: The task the fair drain last sent a job of: the next drain starts after it.
+    last_served: str | None = None
+    #: Tasks none of whose handlers takes jobs now (all unhealthy or gone).
+    unserved: set[str] = attrs.field(factory=set)
+    #: Told ``(task, False)`` when a task's last handler stops taking jobs, and
+    #: ``(task, True)`` when one takes them again (a trial job counts).
+    on_served: Callable[[str, bool], None] = lambda _task, _served: None
 
 
 def _now() -> datetime:
@@ -193,6 +239,8 @@ class DispatcherActor(Actor):
         self.history = history
         self._release_at: datetime | None = None
         self._release_timer: Timer | None = None
+        self._govern_at: float | None = None
+        self._govern_timer: Timer | None = None
 
     async def on_start(self) -> None:
         """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
@@ -215,8 +263,12 @@ class DispatcherActor(Actor):
                 )
         elif message is _RELEASE:
             self._release()
+        elif message is _GOVERN:
+            self._govern_at = self._govern_timer = None
+            self._drain_all()
         elif message is _TICK:
             self._drain_all()
+            self._check_served()
         elif isinstance(message, _Expire):
             self._expire(message)
         elif isinstance(message, Terminated):
@@ -225,6 +277,8 @@ class DispatcherActor(Actor):
             self._register(message)
         elif isinstance(message, HandlersQuery):
             return self._statuses()
+        elif isinstance(message, GovernorsQuery):
+            return self._governor_statuses()
         else:
             await super().receive(message)
         return None
@@ -322,15 +376,84 @@ class DispatcherActor(Actor):
                     )
             if task is not None:
                 self._drain(task)
+        self._check_served()
+
+    def _governor_statuses(self) -> list[GovernorStatus]:
+        """Every limit in force, global first, then by task, then by handler."""
+        state, governor, now = self.state, self.state.governor, self._clock()
+        waiting = {task: len(queue) for task, queue in state.waiting.items()}
+        running: dict[str, int] = {}
+        for entry in state.in_flight.values():
+            running[entry.job.task] = running.get(entry.job.task, 0) + 1
+        statuses: list[GovernorStatus] = []
+
+        def status(name: str, bucket: TokenBucket | None, **counts: Any) -> None:
+            if bucket is not None:
+                bucket.refill(now)
+            statuses.append(
+                GovernorStatus(
+                    name=name,
+                    rate=bucket.ceiling if bucket else None,
+                    effective_rate=bucket.rate if bucket else None,
+                    burst=bucket.burst if bucket else None,
+                    tokens=bucket.tokens if bucket else None,
+                    limited=governor.limited.get(name, 0),
+                    **counts,
+                )
+            )
+
+        status(
+            "global",
+            governor.global_rate,
+            max_running=governor.max_running,
+            running=len(state.in_flight),
+            waiting=len(state.waiting_task),
+            rejected=governor.rejected,
+        )
+        for task, bucket in sorted(governor.task_rates.items()):
+            status(
+                f"method:{task}",
+                bucket,
+                max_running=None,
+                running=running.get(task, 0),
+                waiting=waiting.get(task, 0),
+            )
+        for name in sorted(set(governor.handler_rates) | set(state.handlers)):
+            handler = state.handlers.get(name)
+            status(
+                f"handler:{name}",
+                governor.handler_rates.get(name),
+                max_running=handler.concurrency if handler else None,
+                running=handler.active if handler else 0,
+                waiting=waiting.get(handler.task, 0) if handler else 0,
+            )
+        return statuses
+
+    def _check_served(self) -> None:
+        """Tell ``on_served`` of every task that lost or regained a handler."""
+        if self.system.shutting_down:
+            return  # handlers end because everything does
+        now, state = self._clock(), self.state
+        for task, handlers in state.by_task.items():
+            served = any(handler.tracker.serves(now) for handler in handlers)
+            if served != (task in state.unserved):
+                continue  # no change
+            if served:
+                state.unserved.discard(task)
+            else:
+                state.unserved.add(task)
+            state.on_served(task, served)
 
     def _statuses(self) -> list[HandlerStatus]:
         now = self._clock()
+        rates = self.state.governor.handler_rates
         return [
             HandlerStatus(
                 name=handler.name,
                 task=handler.task,
                 concurrency=handler.concurrency,
                 health=handler.tracker.snapshot(now),
+                rate=rates[handler.name].rate if handler.name in rates else None,
             )
             for handler in self.state.handlers.values()
         ]
@@ -348,6 +471,7 @@ class DispatcherActor(Actor):
         error: BaseException | None = None,
         final: bool,
         reason: str | None = None,
+        waited: float | None = None,
     ) -> None:
         self.history.tell(
             Attempt.of(
@@ -356,6 +480,7 @@ class DispatcherActor(Actor):
                 outcome,
                 final=final,
                 reason=reason,
+                waited=waited,
                 handler=handler,
                 started_at=started_at,
                 finished_at=finished_at,
@@ -369,19 +494,51 @@ class DispatcherActor(Actor):
     def _dispatch(
         self, job: Job, attempt: int, future: JobFuture | None, reason: str | None
     ) -> None:
-        if self._try_send(job, attempt, future) is not _WAIT:
+        sent = self._try_send(job, attempt, future)
+        if sent is _SENT:
             return
-        pending = _Pending(job, attempt, future, self._clock() + job.wait, reason)
-        self.state.waiting.setdefault(job.task, deque()).append(pending)
-        self.state.waiting_task[job.id] = job.task
+        state = self.state
+        if attempt == 1 and state.governor.watch_water(len(state.waiting_task)):
+            # At high water: new work that would wait is refused, with a row (a
+            # retry of work already under way is not new, and waits).
+            state.governor.rejected += 1
+            self._end(job, attempt, future, "rejected", reason="overloaded")
+            return
+        now = self._clock()
+        pending = _Pending(job, attempt, future, now + job.wait, reason, since=now)
+        if isinstance(sent, _Limited):
+            self._limited(pending, sent)
+        state.waiting.setdefault(job.task, deque()).append(pending)
+        state.waiting_task[job.id] = job.task
         if job.affinity is not None:
-            self.state.keyed[job.task] = self.state.keyed.get(job.task, 0) + 1
+            state.keyed[job.task] = state.keyed.get(job.task, 0) + 1
         # Expire it exactly at its wait, not at the next tick.
         self.send_after(job.wait, _Expire(job_id=job.id, attempt=attempt))
 
+    def _limited(self, pending: _Pending, limit: _Limited) -> None:
+        """A governor holds ``pending`` back: count it once, look again in time."""
+        if pending.limited is None:
+            pending.limited = limit.reason
+            self.state.governor.count_limited(limit.limit)
+        if limit.seconds > 0:
+            self._arm_govern(self._clock() + limit.seconds)
+
+    def _arm_govern(self, at: float) -> None:
+        """One timer, for the earliest moment a rate limit lets a job through."""
+        if self._govern_at is not None and self._govern_at <= at:
+            return
+        if self._govern_timer is not None:
+            self._govern_timer.cancel()
+        self._govern_at = at
+        self._govern_timer = self.send_after(max(0.0, at - self._clock()), _GOVERN)
+
     def _try_send(
-        self, job: Job, attempt: int, future: JobFuture | None
-    ) -> _Sent | _Wait:
+        self,
+        job: Job,
+        attempt: int,
+        future: JobFuture | None,
+        pending: _Pending | None = None,
+    ) -> _Sent | _Wait | _Limited:
         """Send the job to a handler, or say it must wait (and why not)."""
         now = self._clock()
         healthy = [
@@ -394,30 +551,83 @@ class DispatcherActor(Actor):
             healthy = [h for h in healthy if h.active < h.concurrency]
         if not healthy:
             return _WAIT
+        governor = self.state.governor
+        if (
+            governor.max_running is not None
+            and len(self.state.in_flight) >= governor.max_running
+        ):
+            return _Limited(0.0, "global", "concurrency_limited")
+        if governor.rate_limited:
+            seconds, limit = governor.task_wait(job.task, now)
+            if limit is not None:
+                return _Limited(seconds, limit, "rate_limited")
+            if governor.handler_rates and job.affinity is None:
+                # Any handler with a token will do; else the first to get one.
+                waits = [governor.handler_wait(h.name, now) for h in healthy]
+                ready = [h for h, wait in zip(healthy, waits, strict=True) if not wait]
+                if not ready:
+                    soonest = min(range(len(waits)), key=waits.__getitem__)
+                    return _Limited(
+                        waits[soonest],
+                        f"handler:{healthy[soonest].name}",
+                        "rate_limited",
+                    )
+                healthy = ready
         router = self.state.routers.setdefault(job.task, Router())
         handler = router.choose(healthy, job.affinity)
         assert handler is not None
         if handler.active >= handler.concurrency:
             return _WAIT  # its key's handler is busy: wait for it, not another
+        if governor.rate_limited:
+            wait = governor.handler_wait(handler.name, now)
+            if wait > 0:  # a keyed job waits for its own handler's token
+                return _Limited(wait, f"handler:{handler.name}", "rate_limited")
+            governor.take(job.task, handler.name, now)
         handler.active += 1
         handler.tracker.record_start(now)
-        self.state.in_flight[job.id] = _InFlight(job, attempt, future, handler.name)
+        entry = _InFlight(job, attempt, future, handler.name)
+        if pending is not None and pending.limited is not None:
+            entry.waited = now - pending.since
+            entry.limited = pending.limited
+        self.state.in_flight[job.id] = entry
         handler.ref.tell(Execute(job=job, attempt=attempt, reply_to=self.ref))
         return _SENT
 
     def _drain_all(self) -> None:
-        for task in list(self.state.waiting):
-            self._drain(task)
+        """Send what waits, fairly across tasks when a limit over all binds.
 
-    def _drain(self, task: str) -> None:
+        Under a global rate or concurrency limit, tasks take turns one job at a
+        time (starting from a different task each time), so that a flood of one
+        task cannot starve the others of the shared limit.
+        """
+        tasks = list(self.state.waiting)
+        if not tasks:
+            return
+        governor = self.state.governor
+        if governor.global_rate is None and governor.max_running is None:
+            for task in tasks:
+                self._drain(task)
+            return
+        last = self.state.last_served
+        start = tasks.index(last) + 1 if last in tasks else 0
+        tasks = tasks[start:] + tasks[:start]
+        while tasks:
+            served = [task for task in tasks if self._drain(task, budget=1)]
+            if served:
+                self.state.last_served = served[-1]
+            tasks = served
+
+    def _drain(self, task: str, budget: int | None = None) -> int:
         """Send waiting jobs of ``task`` that a handler takes; expire the overdue.
 
         In order, but a job waiting for its key's busy handler does not hold up
-        the jobs behind it.
+        the jobs behind it. At most ``budget`` jobs are sent (None: no bound).
+        Returns how many were sent.
         """
         queue = self.state.waiting.get(task)
         if not queue:
-            return
+            return 0
+        sent = 0
         now = self._clock()
         healthy = self._has_healthy_handler(task, now)
         if healthy and not self.state.keyed.get(task):
@@ -425,16 +635,24 @@ class DispatcherActor(Actor):
             # from the front until no handler has room, and look no further —
             # a burst of thousands waiting costs one look per job sent, not a
             # walk of the whole queue per job finished.
-            while queue and self._send_pending(queue[0]):
+            while queue and (budget is None or sent < budget):
+                if not self._send_pending(queue[0]):
+                    break
                 del self.state.waiting_task[queue.popleft().job.id]
+                sent += 1
             if not queue:
                 del self.state.waiting[task]
-            return
+            return sent
         keep: deque[_Pending] = deque()
         room = True
         for pending in queue:
             keyed = pending.job.affinity is not None
-            if (room or keyed) and self._send_pending(pending):
+            if (
+                (room or keyed)
+                and (budget is None or sent < budget)
+                and self._send_pending(pending)
+            ):
+                sent += 1
                 continue
             if not keyed:
                 room = False  # no handler had room: nor will it for the next ones
@@ -457,9 +675,12 @@ class DispatcherActor(Actor):
             self.state.waiting[task] = keep
         else:
             del self.state.waiting[task]
+        return sent
 
     def _send_pending(self, pending: _Pending) -> bool:
-        sent = self._try_send(pending.job, pending.attempt, pending.future)
+        sent = self._try_send(pending.job, pending.attempt, pending.future, pending)
+        if isinstance(sent, _Limited):
+            self._limited(pending, sent)
         return sent is _SENT
 
     def _expire(self, message: _Expire) -> None:
@@ -494,6 +715,15 @@ class DispatcherActor(Actor):
                 handler.tracker.record_finish(
                     now, success=message.outcome == "success", duration=message.duration
                 )
+            governor = self.state.governor
+            if governor.adjust_due(handler.name, now):
+                health = handler.tracker.snapshot(now)
+                governor.adjust(
+                    handler.name,
+                    failure_ratio=health.failure_ratio,
+                    mean_duration=health.avg_duration,
+                    now=now,
+                )
 
         def record(outcome: Outcome, *, final: bool, reason: str | None = None) -> None:
             self._record(
@@ -506,7 +736,8 @@ class DispatcherActor(Actor):
                 duration=message.duration,
                 error=message.error,
                 final=final,
-                reason=reason,
+                reason=reason or entry.limited,
+                waited=entry.waited,
             )
 
         if message.outcome == "success":
@@ -533,7 +764,13 @@ class DispatcherActor(Actor):
             else:
                 record(outcome, final=True)
                 self._resolve_failed(entry.future, outcome, message.error)
-        self._drain(job.task)
+        governor = self.state.governor
+        if governor.max_running is not None or governor.global_rate is not None:
+            self._drain_all()  # a shared limit: every task's turn
+        else:
+            self._drain(job.task)
+        if message.outcome != "success":
+            self._check_served()
 
     def _end(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["JobFailed", "NoHealthyHandler", "SzError", "UnknownTask"]
+__all__ = ["JobFailed", "NoHealthyHandler", "Overloaded", "SzError", "UnknownTask"]
 
 
 class SzError(Exception):
@@ -34,3 +34,19 @@ class JobFailed(SzError):
 
 class NoHealthyHandler(JobFailed):
     """No healthy handler served the job's task before its deadline."""
+
+
+class Overloaded(SzError):
+    """Too many jobs wait already: new work is refused until the queues drain.
+
+    Raised by ``run_now`` and ``schedule`` while the jobs waiting for a handler
+    or a governor are past ``governors.backpressure.high_water``, and until they
+    fall to ``low_water``.
+
+    Attributes:
+        retry_after: Seconds after which trying again is likely to succeed.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

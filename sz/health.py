@@ -218,6 +218,16 @@ class HealthTracker:
             return True
         return self._half_open(now) and self._trial_active < self._policy.trials
 
+    def serves(self, now: float) -> bool:
+        """Return whether the handler is in service: closed, or half-open.
+
+        Unlike ``accepts_job``, a half-open handler whose trial slots are all
+        taken still serves: its trials decide, and jobs can wait for them.
+        """
+        if self._dead(now):
+            return False
+        return self._trials_from is None or self._half_open(now)
+
     def snapshot(self, now: float) -> HandlerHealth:
         """Return the handler's health at ``now``."""
         window = self._window

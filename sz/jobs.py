@@ -86,7 +86,11 @@ class Attempt:
         attempt: Its number, from 1.
         final: True on the row that ends the job: exactly one per job.
         reason: Why it ended so, or why the next attempt follows
-            (``retry_after_failure``, ``retry_after_crash``, ``no_healthy_handler``).
+            (``retry_after_failure``, ``retry_after_crash``, ``no_healthy_handler``),
+            or what held it back before it started (``rate_limited``,
+            ``concurrency_limited``).
+        waited: Seconds a governor held this attempt back before it started, or
+            None if none did.
     """
 
     job_id: str
@@ -102,6 +106,7 @@ class Attempt:
     attempt: int
     final: bool
     reason: str | None = None
+    waited: float | None = None
 
     @classmethod
     def of(
@@ -117,6 +122,7 @@ class Attempt:
         finished_at: datetime | None = None,
         duration: float | None = None,
         error: BaseException | None = None,
+        waited: float | None = None,
     ) -> Attempt:
         """The row of ``job``'s attempt number ``attempt``, ended now by default.
 
@@ -137,6 +143,7 @@ class Attempt:
             attempt=attempt,
             final=final,
             reason=reason,
+            waited=waited,
         )
 
 

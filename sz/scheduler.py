@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -50,12 +51,14 @@ from .dispatcher import (
     LOST_JOB_RETRIES,
     DispatcherActor,
     DispatcherState,
+    GovernorsQuery,
     HandlersQuery,
     HandlerStatus,
     Register,
     Submit,
 )
-from .errors import JobFailed, NoHealthyHandler, SzError, UnknownTask
+from .errors import JobFailed, NoHealthyHandler, Overloaded, SzError, UnknownTask
+from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, HistoryQuery, log_attempt
@@ -70,6 +73,8 @@ if TYPE_CHECKING:
     from apscheduler.abc import Trigger
 
 __all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
+
+logger = logging.getLogger("sz.scheduler")
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
@@ -135,6 +140,9 @@ class Schedule:
         coalesce: Fires that came due together (after a pause of the process):
             ``latest`` runs the last, ``earliest`` the first, ``all`` each; the
             others are recorded as ``coalesced``.
+        paused_reason: Why it is paused: ``requested`` (``pause``), or
+            ``no_healthy_handler`` (no handler of its task takes jobs: it resumes
+            by itself when one does); None while it runs.
     """
 
     id: str
@@ -146,6 +154,7 @@ class Schedule:
     next_fire_time: datetime | None
     affinity: str | None = None
     coalesce: str = "latest"
+    paused_reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -260,6 +269,8 @@ class ScheduleZero:
             store if store is not None else self.config.store.url
         )
         self._specs: dict[str, HandlerSpec] = {}
+        #: Rates of handlers registered with ``rate=``, by handler id.
+        self._rates: dict[str, Limit] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
         self._early: list[_ScheduleRequest] = []
         #: Schedules paused or removed in the last second: (when, reason).
@@ -272,6 +283,10 @@ class ScheduleZero:
         self._scheduler: AsyncScheduler | None = None
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
+        self._state: DispatcherState | None = None
+        #: Schedules paused because no handler of their task took jobs, by task.
+        self._held_back: dict[str, set[str]] = {}
+        self._holding = anyio.Lock()
 
     @classmethod
     def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
@@ -318,6 +333,8 @@ class ScheduleZero:
         concurrency: int = 1,
         timeout: float | None = None,
         retries: int = 0,
+        rate: float | None = None,
+        burst: int | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     @overload
@@ -330,6 +347,8 @@ class ScheduleZero:
         concurrency: int = 1,
         timeout: float | None = None,
         retries: int = 0,
+        rate: float | None = None,
+        burst: int | None = None,
     ) -> Callable[..., Any]: ...
 
     def handler(
@@ -341,11 +360,16 @@ class ScheduleZero:
         concurrency: int = 1,
         timeout: float | None = None,
         retries: int = 0,
+        rate: float | None = None,
+        burst: int | None = None,
     ) -> Any:
         """Register a function as a handler of the task ``name`` (its own name).
 
         Usable bare (``@sz.handler``) or with options
-        (``@sz.handler(name=..., concurrency=5, timeout=30, retries=2)``). Async
+        (``@sz.handler(name=..., concurrency=5, timeout=30, retries=2)``).
+        ``rate`` caps the jobs it starts per second (a token bucket of ``burst``
+        tokens, one second's worth by default): a job over it waits for a token,
+        and its history row says how long (``waited``, reason ``rate_limited``). Async
         functions run on the event loop; sync ones in worker threads. Registering
         several functions under one name makes several handlers of that task
         (``task``, ``task#2``, ...), among which the dispatcher spreads its jobs.
@@ -374,6 +398,12 @@ class ScheduleZero:
                 )
             except ValueError as exc:
                 raise SzError(f"handler {task!r}: {exc}") from None
+            if rate is not None or burst is not None:
+                if rate is None or not rate > 0:
+                    raise SzError(f"handler {task!r}: rate must be a number > 0")
+                if burst is not None and not burst >= 1:
+                    raise SzError(f"handler {task!r}: burst must be at least 1")
+                self._rates[handler_id] = Limit(rate=float(rate), burst=burst)
             self._specs[handler_id] = spec
             self._tasks.add(task)
             return function
@@ -422,7 +452,10 @@ class ScheduleZero:
             state = DispatcherState(
                 policy=HealthPolicy(heartbeat_timeout=None),
                 withdrawn=self._withdrawn_why,
+                governor=self._governor(),
+                on_served=self._on_served,
             )
+            self._state = state
             self._dispatcher = await system.spawn(
                 DispatcherActor,
                 state,
@@ -533,8 +566,11 @@ class ScheduleZero:
         Raises:
             UnknownTask: No handler serves ``task_id``.
             SzError: A bad trigger or bad arguments.
+            Overloaded: Too many jobs wait already (``retry_after`` says when to
+                try again).
         """
         self._check_task(task_id)
+        self._check_load()
         if coalesce not in COALESCE_POLICIES:
             raise SzError(
                 f"coalesce must be one of {', '.join(COALESCE_POLICIES)}, "
@@ -622,6 +658,49 @@ class ScheduleZero:
             del withdrawn[old]
         withdrawn[id] = (now, reason)
 
+    def _on_served(self, task: str, served: bool) -> None:
+        """The dispatcher's word that ``task`` lost, or regained, every handler."""
+        if self._system is not None:
+            self._system.task_group.start_soon(self._hold_back, task, served)
+
+    async def _hold_back(self, task: str, served: bool) -> None:
+        """Pause ``task``'s running schedules while no handler takes its jobs.
+
+        Their fires would only wait and end as ``no_healthy_handler``. Resumed
+        from now once a handler takes jobs again (a trial job of a handler past
+        its cool-down counts); schedules paused on request stay paused.
+        """
+        async with self._holding:
+            try:
+                scheduler = self._running_scheduler()
+                if not served:
+                    held = self._held_back.setdefault(task, set())
+                    for schedule in await scheduler.get_schedules():
+                        if schedule.task_id != task or schedule.paused:
+                            continue
+                        await scheduler.pause_schedule(schedule.id)
+                        self._withdraw(schedule.id, "no_healthy_handler")
+                        held.add(schedule.id)
+                        logger.warning(
+                            "schedule %s paused: no healthy handler of %s",
+                            schedule.id,
+                            task,
+                        )
+                    return
+                for schedule_id in sorted(self._held_back.pop(task, set())):
+                    try:
+                        await scheduler.unpause_schedule(schedule_id, resume_from="now")
+                    except ScheduleLookupError:
+                        continue  # removed meanwhile
+                    self._withdrawn.pop(schedule_id, None)
+                    logger.info(
+                        "schedule %s resumed: %s has a handler", schedule_id, task
+                    )
+            except (SzError, RuntimeError):
+                return  # stopping (APScheduler's own word): nothing to pause
+            except Exception:
+                logger.exception("holding back the schedules of %s failed", task)
+
     def _withdrawn_why(self, schedule_id: str) -> str | None:
         entry = self._withdrawn.get(schedule_id)
         return entry[1] if entry is not None else None
@@ -640,6 +719,8 @@ class ScheduleZero:
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         self._withdraw(id, "schedule_paused")
+        for held in self._held_back.values():
+            held.discard(id)  # paused on request now: stays so when served again
 
     async def resume(self, id: str) -> None:
         """Resume a paused schedule from now on (fires missed while paused are skipped).
@@ -652,6 +733,8 @@ class ScheduleZero:
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         self._withdrawn.pop(id, None)
+        for held in self._held_back.values():
+            held.discard(id)
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule, with its next fire time."""
@@ -681,6 +764,13 @@ class ScheduleZero:
             next_fire_time=schedule.next_fire_time,
             affinity=schedule.metadata.get("affinity"),
             coalesce=schedule.metadata.get("coalesce", "latest"),
+            paused_reason=(
+                None
+                if not schedule.paused
+                else "no_healthy_handler"
+                if schedule.id in self._held_back.get(schedule.task_id, ())
+                else "requested"
+            ),
         )
 
     # ---------------------------------------------------------------------- jobs
@@ -829,10 +919,13 @@ class ScheduleZero:
             JobFailed: The job ended without success (``__cause__`` is the handler's
                 exception); ``NoHealthyHandler`` if no healthy handler took it.
             TimeoutError: ``timeout`` passed first (the job itself goes on).
+            Overloaded: Too many jobs wait already (``retry_after`` says when to
+                try again).
         """
         self._check_task(task_id)
         if self._dispatcher is None:
             raise SzError("the scheduler is not running")
+        self._check_load()
         positional, keywords = split_arguments(args, kwargs)
         future = JobFuture(self.system.new_event)
         job = Job(
@@ -861,6 +954,78 @@ class ScheduleZero:
             outcome=str(future.outcome),
         )
         raise failure from future.error
+
+    # ---------------------------------------------------------------- governors
+
+    def _governor(self) -> Governor:
+        """The limits of the config and of ``@sz.handler(rate=...)``."""
+        limits = self.config.governors
+        rates = dict(self._rates)
+        for name, handler_limits in limits.per_handler_limits.items():
+            if handler_limits.rate is not None and name not in rates:
+                rates[name] = Limit(
+                    rate=handler_limits.rate, burst=handler_limits.burst
+                )
+        adaptive = limits.adaptive
+        marks = limits.backpressure
+        return Governor.of(
+            global_rate=(
+                Limit(rate=limits.rate_limit.rate, burst=limits.rate_limit.burst)
+                if limits.rate_limit.enabled
+                else None
+            ),
+            max_running=(
+                limits.concurrency.max_concurrent
+                if limits.concurrency.enabled
+                else None
+            ),
+            task_rates={
+                task: Limit(rate=method.rate, burst=method.burst)
+                for task, method in limits.per_method_limits.items()
+            },
+            handler_rates=rates,
+            adaptive=(
+                AdaptivePolicy(
+                    failure_ratio=adaptive.failure_ratio,
+                    latency=adaptive.latency_seconds,
+                    decrease=adaptive.decrease,
+                    increase=adaptive.increase,
+                )
+                if adaptive.enabled
+                else None
+            ),
+            backpressure=(
+                Backpressure(high_water=marks.high_water, low_water=marks.low_water)
+                if marks.enabled
+                else None
+            ),
+        )
+
+    def _check_load(self) -> None:
+        """Refuse new work while too many jobs wait.
+
+        Raises:
+            Overloaded: Past the high-water mark (and until the low-water one).
+        """
+        state = self._state
+        if state is None:
+            return
+        governor, waiting = state.governor, len(state.waiting_task)
+        if governor.watch_water(waiting) and governor.backpressure is not None:
+            retry_after = governor.retry_after(waiting)
+            raise Overloaded(
+                f"{waiting:,} jobs are waiting (high water "
+                f"{governor.backpressure.high_water:,}): try again in "
+                f"{retry_after:.0f} s",
+                retry_after=retry_after,
+            )
+
+    async def governors(self) -> list[GovernorStatus]:
+        """Every limit: its rates, tokens, running and waiting jobs, refusals."""
+        if self._dispatcher is None:
+            raise SzError("the scheduler is not running")
+        result: list[GovernorStatus] = await self._dispatcher.ask(GovernorsQuery())
+        return result
 
     # --------------------------------------------------------- health, history
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from .scheduler import ScheduleZero
 if TYPE_CHECKING:
     import anyio
 
-__all__ = ["DEFAULT_STORE", "demo_scheduler", "serve"]
+__all__ = ["DEFAULT_STORE", "demo_scheduler", "serve", "settle_heap"]
 
 logger = logging.getLogger("sz.serve")
 
@@ -30,6 +31,21 @@ def demo_scheduler(store: str = DEFAULT_STORE) -> ScheduleZero:
         sz.handler(function)
     sz.handler(builtin.fail, retries=1)
     return sz
+
+
+def settle_heap() -> None:
+    """Leave the objects of startup out of every later garbage collection.
+
+    Modules, classes and functions (tens of thousands of objects) live as long
+    as the process, yet a full collection walks them all each time: about 60 ms
+    here, during which no fire starts. Frozen once startup is done, they cost
+    nothing again, and the longest pause falls to a few milliseconds. What is
+    frozen is never collected as a cycle, so this is for a process of our own:
+    ``sz serve`` calls it; a program embedding ScheduleZero may call it (or
+    ``gc.freeze()``) at the end of its own startup.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _add_demo_schedules(sz: ScheduleZero, interval: float) -> None:
@@ -74,4 +90,5 @@ async def serve(
     logger.info(
         "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())
     )
+    settle_heap()
     await stop.wait()

@@ -184,8 +184,8 @@ def _dt(value: int | None) -> datetime | None:
 
 _INSERT_ROW = (
     "INSERT INTO history (job_id, schedule_id, task, handler, scheduled_at, "
-    "started_at, finished_at, duration, outcome, error, attempt, final, reason) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "started_at, finished_at, duration, outcome, error, attempt, final, reason, "
+    "waited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 _END_JOB = "DELETE FROM jobs WHERE id=?"
@@ -202,7 +202,7 @@ _FIRED = (
 
 _COLUMNS = (
     "job_id, schedule_id, task, handler, scheduled_at, started_at, finished_at, "
-    "duration, outcome, error, attempt, final, reason"
+    "duration, outcome, error, attempt, final, reason, waited"
 )
 
 
@@ -221,12 +221,13 @@ def _row_values(row: Attempt) -> tuple[Any, ...]:
         row.attempt,
         int(row.final),
         row.reason,
+        row.waited,
     )
 
 
 def _attempt(values: tuple[Any, ...]) -> Attempt:
     (job_id, schedule_id, task, handler, scheduled, started, finished) = values[:7]
-    (duration, outcome, error, attempt, final, reason) = values[7:]
+    (duration, outcome, error, attempt, final, reason, waited) = values[7:]
     return Attempt(
         job_id=job_id,
         schedule_id=schedule_id,
@@ -241,6 +242,7 @@ def _attempt(values: tuple[Any, ...]) -> Attempt:
         attempt=attempt,
         final=bool(final),
         reason=reason,
+        waited=waited,
     )
 
 

@@ -33,7 +33,14 @@ logger = logging.getLogger("sz.store")
 T = TypeVar("T")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: What turns a file of layout N into layout N + 1 (applied in one transaction
+#: with the version bump, so a crash leaves the file at one layout or the other).
+_MIGRATIONS = {
+    # 2: how long a governor held each attempt back
+    1: "ALTER TABLE history ADD COLUMN waited REAL;",
+}
 
 #: Seconds a write nobody waits on may wait for company before it is committed.
 LAZY_COMMIT = 0.02
@@ -94,7 +101,8 @@ CREATE TABLE IF NOT EXISTS history (
     error TEXT,
     attempt INTEGER NOT NULL,
     final INTEGER NOT NULL,
-    reason TEXT
+    reason TEXT,
+    waited REAL
 );
 CREATE INDEX IF NOT EXISTS history_by_finish ON history (finished_at);
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
@@ -507,10 +515,16 @@ class SqliteFile:
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
             connection.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoints
             if version < SCHEMA_VERSION:
+                # A new file gets the whole layout; an older one its migrations.
+                steps = (
+                    _SCHEMA
+                    if version == 0
+                    else "".join(_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+                )
                 with connection:
                     connection.executescript(
                         "BEGIN;"
-                        + _SCHEMA
+                        + steps
                         + f"PRAGMA application_id={APPLICATION_ID};"
                         + f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
                     )

@@ -258,7 +258,8 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
         pytest.param(
             "governors:\n  rate_limt:\n    rate: 5\n",
             "governors.rate_limt: unknown key "
-            "(expected one of: concurrency, per_handler_limits, rate_limit)",
+            "(expected one of: adaptive, backpressure, concurrency, "
+            "per_handler_limits, per_method_limits, rate_limit)",
             id="unknown-key-at-depth",
         ),
         pytest.param(

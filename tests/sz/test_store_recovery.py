@@ -31,7 +31,7 @@ import pytest
 from sz import ScheduleZero
 from sz.scheduler import ScheduleNotFound
 from sz.store import StoreError
-from sz.store.sqlite import APPLICATION_ID
+from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -451,8 +451,8 @@ def newer_layout(tmp_path: Path) -> BadStore:
         kept=path,
         says=(
             (
-                "written by a newer ScheduleZero (layout 99, this one reads up to 1); "
-                "upgrade ScheduleZero or use another file"
+                "written by a newer ScheduleZero (layout 99, this one reads up to "
+                f"{SCHEMA_VERSION}); upgrade ScheduleZero or use another file"
             ),
         ),
     )
