@@ -579,9 +579,10 @@ class DispatcherActor(Actor):
         if handler.active >= handler.concurrency:
             return _WAIT  # its key's handler is busy: wait for it, not another
         if governor.rate_limited:
-            wait = governor.handler_wait(handler.name, now)
-            if wait > 0:  # a keyed job waits for its own handler's token
-                return _Limited(wait, f"handler:{handler.name}", "rate_limited")
+            if job.affinity is not None:
+                wait = governor.handler_wait(handler.name, now)
+                if wait > 0:  # a keyed job waits for its own handler's token
+                    return _Limited(wait, f"handler:{handler.name}", "rate_limited")
             governor.take(job.task, handler.name, now)
         handler.active += 1
         handler.tracker.record_start(now)

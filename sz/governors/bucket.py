@@ -55,5 +55,6 @@ class TokenBucket:
 
     def take(self, now: float) -> None:
         """Spend one token (``wait`` said one is there)."""
-        self.refill(now)
+        if now != self.updated:
+            self.refill(now)
         self.tokens -= 1.0
