@@ -76,6 +76,10 @@ __all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
 
 logger = logging.getLogger("sz.scheduler")
 
+#: A handler's mailbox holds its concurrency's worth of jobs plus this many
+#: messages (health, queries, control).
+HANDLER_MAILBOX = 1000
+
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
 
@@ -467,7 +471,14 @@ class ScheduleZero:
             await system.spawn(
                 Supervisor,
                 [
-                    Child(HandlerActor, spec, name=spec.name)
+                    # Room for every job it may run at once: the dispatcher sends
+                    # up to ``concurrency`` at a time and must never find it full.
+                    Child(
+                        HandlerActor,
+                        spec,
+                        name=spec.name,
+                        capacity=spec.concurrency + HANDLER_MAILBOX,
+                    )
                     for spec in self._specs.values()
                 ],
                 Supervision(max_restarts=10, within=10.0),
