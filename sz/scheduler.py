@@ -460,6 +460,7 @@ class ScheduleZero:
                 on_served=self._on_served,
             )
             self._state = state
+            specs = [self._configured(spec) for spec in self._specs.values()]
             self._dispatcher = await system.spawn(
                 DispatcherActor,
                 state,
@@ -479,12 +480,12 @@ class ScheduleZero:
                         name=spec.name,
                         capacity=spec.concurrency + HANDLER_MAILBOX,
                     )
-                    for spec in self._specs.values()
+                    for spec in specs
                 ],
                 Supervision(max_restarts=10, within=10.0),
                 name="handlers",
             )
-            for spec in self._specs.values():
+            for spec in specs:
                 ref = system.lookup(f"/user/handlers/{spec.name}")
                 assert ref is not None
                 self._dispatcher.tell(
@@ -1011,6 +1012,13 @@ class ScheduleZero:
                 else None
             ),
         )
+
+    def _configured(self, spec: HandlerSpec) -> HandlerSpec:
+        """``spec`` with the config's ``per_handler_limits.concurrent``, if any."""
+        limits = self.config.governors.per_handler_limits.get(spec.name)
+        if limits is None or limits.concurrent is None:
+            return spec
+        return attrs.evolve(spec, concurrency=limits.concurrent)
 
     def _check_load(self) -> None:
         """Refuse new work while too many jobs wait.

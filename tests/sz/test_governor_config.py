@@ -18,7 +18,9 @@ from sz import ScheduleZero
 from sz.config import (
     AdaptiveConfig,
     BackpressureConfig,
+    Config,
     ConfigError,
+    GovernorsConfig,
     HandlerLimits,
     MethodLimits,
     load_config,
@@ -454,3 +456,25 @@ async def test_a_new_store_starts_at_layout_2_with_waited(tmp_path: Path) -> Non
     assert version == 2
     assert "waited" in columns
     assert len(rows) == 1
+
+
+async def test_a_configured_concurrent_limit_overrides_the_handlers_own() -> None:
+    config = Config(
+        governors=GovernorsConfig(
+            per_handler_limits={"work": HandlerLimits(concurrent=3)}
+        )
+    )
+    sz = ScheduleZero(config=config)
+
+    @sz.handler(concurrency=1)
+    async def work() -> None:
+        return None
+
+    @sz.handler(name="other", concurrency=2)
+    async def other() -> None:
+        return None
+
+    async with sz:
+        statuses = {status.name: status for status in await sz.handlers()}
+    assert statuses["work"].concurrency == 3
+    assert statuses["other"].concurrency == 2
