@@ -1,5 +1,7 @@
-"""ZeroMQ transport for remote handler workers (built in a later issue)."""
+"""ZeroMQ transport for remote handler workers: sockets for AnyIO, the protocol."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .socket import Socket as Socket
+
+__all__ = ["Socket"]

@@ -1,0 +1,166 @@
+"""A pyzmq socket for AnyIO: the same code under asyncio and trio.
+
+pyzmq's own async sockets (``zmq.asyncio``) are asyncio-only. This wraps a plain
+pyzmq socket instead: every send and receive is tried without blocking first;
+on ``zmq.Again`` the task waits until the socket's ``EVENTS`` say it may go on.
+
+The traps, and how each is met:
+
+- ``ZMQ_FD`` is edge-triggered, and reading ``EVENTS`` (which every send and
+  receive does inside libzmq) consumes the edge. A task asleep on the FD after
+  another task's send or receive consumed it would sleep for ever. So a task
+  only sleeps on the FD after ``EVENTS`` said "not ready", and every send or
+  receive wakes whoever sleeps on the FD to look at ``EVENTS`` again.
+- An event loop lets one task wait on a descriptor at a time (asyncio's
+  ``add_reader``, trio's ``wait_readable`` both refuse a second). One task at a
+  time sleeps on the FD; the others wait for a change, and re-check ``EVENTS``.
+- Closing a descriptor a task waits on: ``anyio.notify_closing`` first, so the
+  waiter ends with ``ClosedResourceError`` instead of waiting on a reused FD.
+- ``LINGER`` 0: closing drops unsent messages rather than hanging the context's
+  termination (the protocol above resends what matters).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+import zmq
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["Socket"]
+
+
+class Socket:
+    """One pyzmq socket, owned by this wrapper, used from AnyIO tasks.
+
+    Several tasks may send and receive on it at once (a socket is not
+    thread-safe, but these tasks share one thread). Cancelling a send or a receive
+    leaves the socket sound: a message is either wholly sent or not at all, and a
+    message received is returned or left in the socket.
+    """
+
+    def __init__(self, socket: zmq.Socket[bytes]) -> None:
+        socket.setsockopt(zmq.LINGER, 0)
+        self.zmq = socket
+        fd = socket.getsockopt(zmq.FD)
+        assert isinstance(fd, int)  # an int option: typed int | bytes by pyzmq
+        self._fd = fd
+        self._closed = False
+        #: Set (and replaced) whenever the socket's readiness may have changed.
+        self._changed = anyio.Event()
+        #: The scope of the one task asleep on the FD, if any.
+        self._fd_sleeper: anyio.CancelScope | None = None
+
+    # ------------------------------------------------------------------ I/O
+
+    async def send(self, frames: Sequence[bytes]) -> None:
+        """Send one message of ``frames``; wait while the socket cannot take it.
+
+        Raises:
+            anyio.ClosedResourceError: The socket is closed (or closes meanwhile).
+            zmq.ZMQError: libzmq refused it (``ROUTER_MANDATORY`` and an unknown
+                or vanished peer: ``EHOSTUNREACH``).
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._check_open()
+            try:
+                # All parts or none: libzmq takes a message whole once its first
+                # part is in.
+                self.zmq.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                await self._wait_for(zmq.POLLOUT)
+                continue
+            self._wake()
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return
+
+    async def receive(self) -> list[bytes]:
+        """Receive one message (its frames); wait until one is there.
+
+        Raises:
+            anyio.ClosedResourceError: The socket is closed (or closes meanwhile).
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._check_open()
+            try:
+                frames: list[bytes] = self.zmq.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                await self._wait_for(zmq.POLLIN)
+                continue
+            self._wake()
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return frames
+
+    # ------------------------------------------------------------- waiting
+
+    def _ready(self, event: int) -> bool:
+        events = self.zmq.getsockopt(zmq.EVENTS)
+        assert isinstance(events, int)
+        return bool(events & event)
+
+    async def _wait_for(self, event: int) -> None:
+        """Return once ``EVENTS`` has ``event``, or may have (look again)."""
+        while True:
+            self._check_open()
+            if self._ready(event):
+                return
+            if self._fd_sleeper is not None:
+                # Another task sleeps on the FD: wait for it (or a send or a
+                # receive) to say something changed.
+                await self._changed.wait()
+                continue
+            with anyio.CancelScope() as scope:
+                self._fd_sleeper = scope
+                try:
+                    await anyio.wait_readable(self._fd)
+                finally:
+                    self._fd_sleeper = None
+                    self._wake_others()
+
+    def _wake(self) -> None:
+        """A send or receive happened: everyone waiting looks at EVENTS again."""
+        if self._fd_sleeper is not None:
+            self._fd_sleeper.cancel()
+        self._wake_others()
+
+    def _wake_others(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+
+    # ---------------------------------------------------------------- close
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the socket; tasks waiting on it get ``ClosedResourceError``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._fd_sleeper is not None:
+            anyio.notify_closing(self._fd)
+        self._wake_others()
+        self.zmq.close(linger=0)
+
+    async def aclose(self) -> None:
+        """Close it (a checkpoint, for ``async with``)."""
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> Socket:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
