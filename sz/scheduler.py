@@ -505,6 +505,7 @@ class ScheduleZero:
                 release_events=False,
                 lookahead=LOOKAHEAD,
                 gather=GATHER,
+                wake_only=True,
             )
             # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
             # job layer, so its job loop would only poll an empty queue.

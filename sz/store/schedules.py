@@ -107,6 +107,11 @@ class ScheduleStore(DataStore):
             over up to this long before they are due, and the sink holds them:
             their bookkeeping and commits happen before the fire time rather than
             after it (as Quartz's "fire-ahead" trigger acquisition does).
+        wake_only: Publish ``ScheduleAdded`` (or ``ScheduleUpdated``) for an added
+            schedule only when it becomes the earliest due: the one subscriber in
+            ScheduleZero is APScheduler's schedule loop, which needs waking only
+            then, and its event broker starts a task per event (a fifth of the
+            cost of adding a schedule).
         gather: Seconds (at most ``lookahead``) that the schedule loop's wake-up
             waits past the earliest schedule's early due time, so that one pass
             takes every schedule due within that window. APScheduler's loop costs
@@ -124,6 +129,7 @@ class ScheduleStore(DataStore):
         release_events: bool = True,
         lookahead: float = 0.0,
         gather: float = 0.0,
+        wake_only: bool = False,
     ) -> None:
         if path is not None and file is not None:
             raise ValueError("give a path or an open file, not both")
@@ -134,6 +140,7 @@ class ScheduleStore(DataStore):
         self._path = path
         self.file = file
         self.release_events = release_events
+        self.wake_only = wake_only
         self.lookahead = timedelta(seconds=lookahead)
         #: The wake-up falls this long before the earliest schedule's fire time.
         self._wake_ahead = timedelta(seconds=lookahead - gather)
@@ -269,6 +276,10 @@ class ScheduleStore(DataStore):
         if self.file is not None:
             self._persist(schedule)
             await self.file.flush()
+        if self.wake_only and not (self._due and self._due[0][1] == schedule.id):
+            # Not the earliest: the loop's wake-up, computed from an earlier
+            # schedule (or one since removed, which wakes it early), comes first.
+            return
         event = ScheduleUpdated if old is not None else ScheduleAdded
         await self._publish(
             event(

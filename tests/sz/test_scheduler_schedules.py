@@ -27,6 +27,7 @@ from sz.scheduler import ScheduleNotFound, ScheduleZero
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
 #: Seconds any one wait in these tests may take before it fails the test.
 DEADLINE = 1.5
@@ -86,9 +87,9 @@ async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
             await anyio.sleep(0.01)
 
 
-def ticking() -> tuple[ScheduleZero, Calls]:
+def ticking(store: str = "memory") -> tuple[ScheduleZero, Calls]:
     """A scheduler with one async handler, ``tick``, that records its calls."""
-    sz = ScheduleZero()
+    sz = ScheduleZero(store=store)
     calls = Calls()
 
     @sz.handler
@@ -130,6 +131,39 @@ async def test_a_date_trigger_fires_once_at_its_run_time() -> None:
         # Spent: no next fire time (or already cleaned away by APScheduler).
         spent = [s for s in await sz.schedules() if s.id == "once"]
         assert all(s.next_fire_time is None for s in spent)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_schedules_added_in_any_order_fire_on_time(
+    store: str, tmp_path: Path
+) -> None:
+    """Each fires on time, whichever order they came in.
+
+    The schedule loop sleeps until the earliest schedule: one added before it
+    wakes the loop, one added after it is taken when the loop wakes anyway.
+    """
+    url = "memory" if store == "memory" else f"sqlite:///{tmp_path}/s.db"
+    sz, calls = ticking(url)
+    async with sz:
+        now = datetime.now(UTC)
+        later, sooner, between = (
+            now + timedelta(seconds=seconds) for seconds in (1.2, 0.6, 0.9)
+        )
+        await sz.schedule("tick", trigger="date", run_time=later, id="later")
+        await sz.schedule("tick", trigger="date", run_time=sooner, id="sooner")
+        await sz.schedule("tick", trigger="date", run_time=between, id="between")
+        await calls.wait_until(lambda: len(calls.calls) == 3)
+
+        async def recorded() -> bool:
+            return len(await sz.history(final=True)) == 3
+
+        await eventually(recorded)
+        rows = {row.schedule_id: row for row in await sz.history(final=True)}
+    for id, due in (("sooner", sooner), ("between", between), ("later", later)):
+        started = rows[id].started_at
+        assert started is not None
+        # On time: not before it is due, and at most a fifth of a second after.
+        assert due <= started < due + timedelta(seconds=0.2), id
 
 
 async def test_an_interval_trigger_fires_every_interval() -> None:
