@@ -76,6 +76,10 @@ __all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
 
 logger = logging.getLogger("sz.scheduler")
 
+#: The metadata key marking a schedule paused because no handler of its task
+#: was in service (``Schedule.paused_reason == "no_healthy_handler"``).
+HELD_BACK = "held_back"
+
 #: A handler's mailbox holds its concurrency's worth of jobs plus this many
 #: messages (health, queries, control).
 HANDLER_MAILBOX = 1000
@@ -288,9 +292,8 @@ class ScheduleZero:
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
         self._state: DispatcherState | None = None
-        #: Schedules paused because no handler of their task took jobs, by task.
-        self._held_back: dict[str, set[str]] = {}
         self._holding = anyio.Lock()
+        self._store: ScheduleStore | None = None
 
     @classmethod
     def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
@@ -513,9 +516,14 @@ class ScheduleZero:
                 AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
             )
             self._scheduler = scheduler
+            self._store = store
             for task in self._tasks:
                 await scheduler.configure_task(task, func=_handed_over)
             await scheduler.start_in_background()
+            # Held back by the last run: its handlers start afresh in this one.
+            for schedule in await scheduler.get_schedules():
+                if schedule.metadata.get(HELD_BACK):
+                    await self._release_held(schedule.id)
             early, self._early = self._early, []
             for request in early:
                 await self._add_schedule(request)
@@ -530,6 +538,7 @@ class ScheduleZero:
             finally:
                 self._system = self._scheduler = None
                 self._dispatcher = self._history = None
+                self._store = self._state = None
 
     async def __aenter__(self) -> ScheduleZero:
         await self.start()
@@ -681,38 +690,57 @@ class ScheduleZero:
 
         Their fires would only wait and end as ``no_healthy_handler``. Resumed
         from now once a handler takes jobs again (a trial job of a handler past
-        its cool-down counts); schedules paused on request stay paused.
+        its cool-down counts); schedules paused on request stay paused. The
+        schedule itself carries the mark (``HELD_BACK`` in its metadata), so a
+        restart, whose handlers start afresh, resumes it.
         """
         async with self._holding:
             try:
                 scheduler = self._running_scheduler()
-                if not served:
-                    held = self._held_back.setdefault(task, set())
-                    for schedule in await scheduler.get_schedules():
-                        if schedule.task_id != task or schedule.paused:
-                            continue
-                        await scheduler.pause_schedule(schedule.id)
+                for schedule in await scheduler.get_schedules():
+                    if schedule.task_id != task:
+                        continue
+                    if not served and not schedule.paused:
+                        await self._mark_held(schedule, held=True)
                         self._withdraw(schedule.id, "no_healthy_handler")
-                        held.add(schedule.id)
                         logger.warning(
                             "schedule %s paused: no healthy handler of %s",
                             schedule.id,
                             task,
                         )
-                    return
-                for schedule_id in sorted(self._held_back.pop(task, set())):
-                    try:
-                        await scheduler.unpause_schedule(schedule_id, resume_from="now")
-                    except ScheduleLookupError:
-                        continue  # removed meanwhile
-                    self._withdrawn.pop(schedule_id, None)
-                    logger.info(
-                        "schedule %s resumed: %s has a handler", schedule_id, task
-                    )
+                    elif served and schedule.metadata.get(HELD_BACK):
+                        await self._release_held(schedule.id)
+                        logger.info(
+                            "schedule %s resumed: %s has a handler", schedule.id, task
+                        )
             except (SzError, RuntimeError):
                 return  # stopping (APScheduler's own word): nothing to pause
             except Exception:
                 logger.exception("holding back the schedules of %s failed", task)
+
+    async def _mark_held(self, schedule: Any, *, held: bool, **changes: Any) -> None:
+        """Store ``schedule`` with its hold-back mark set or cleared (and changes)."""
+        assert self._store is not None
+        metadata = dict(schedule.metadata)
+        if held:
+            metadata[HELD_BACK] = True
+            changes.setdefault("paused", True)
+        else:
+            metadata.pop(HELD_BACK, None)
+        await self._store.add_schedule(
+            attrs.evolve(schedule, metadata=metadata, **changes),
+            ConflictPolicy.replace,
+        )
+
+    async def _release_held(self, schedule_id: str) -> None:
+        """Resume a held-back schedule from now, and clear its mark."""
+        scheduler = self._running_scheduler()
+        try:
+            await scheduler.unpause_schedule(schedule_id, resume_from="now")
+            await self._mark_held(await scheduler.get_schedule(schedule_id), held=False)
+        except ScheduleLookupError:
+            return  # removed meanwhile
+        self._withdrawn.pop(schedule_id, None)
 
     def _withdrawn_why(self, schedule_id: str) -> str | None:
         entry = self._withdrawn.get(schedule_id)
@@ -732,8 +760,8 @@ class ScheduleZero:
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         self._withdraw(id, "schedule_paused")
-        for held in self._held_back.values():
-            held.discard(id)  # paused on request now: stays so when served again
+        # Paused on request now: it stays so when its handlers come back.
+        await self._clear_held_mark(id)
 
     async def resume(self, id: str) -> None:
         """Resume a paused schedule from now on (fires missed while paused are skipped).
@@ -746,8 +774,12 @@ class ScheduleZero:
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         self._withdrawn.pop(id, None)
-        for held in self._held_back.values():
-            held.discard(id)
+        await self._clear_held_mark(id)
+
+    async def _clear_held_mark(self, id: str) -> None:
+        schedule = await self._running_scheduler().get_schedule(id)
+        if schedule.metadata.get(HELD_BACK):
+            await self._mark_held(schedule, held=False)
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule, with its next fire time."""
@@ -781,7 +813,7 @@ class ScheduleZero:
                 None
                 if not schedule.paused
                 else "no_healthy_handler"
-                if schedule.id in self._held_back.get(schedule.task_id, ())
+                if schedule.metadata.get(HELD_BACK)
                 else "requested"
             ),
         )

@@ -45,6 +45,7 @@ from sz.store.history import MemoryHistory
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from pathlib import Path
 
     from actors import ActorRef
 
@@ -1109,3 +1110,40 @@ async def test_a_methods_schedules_pause_while_no_handler_takes_jobs_then_resume
         # waited for a handler and ended so.
         assert ("cancelled", "no_healthy_handler") in outcomes
         assert "no_healthy_handler" not in {row.outcome for row in rows}
+
+
+async def test_a_schedule_held_back_when_the_process_stopped_resumes_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'sz.db'}"
+    first = ScheduleZero(store=store)
+
+    @first.handler(name="flaky")
+    async def failing() -> None:
+        raise RuntimeError("down")
+
+    async with first:
+        await first.schedule("flaky", "interval", seconds=0.05, id="often")
+        await first.schedule("flaky", "interval", hours=1, id="mine", paused=True)
+        with anyio.fail_after(10):
+            while True:
+                if (await first.get_schedule("often")).paused_reason is not None:
+                    break
+                await anyio.sleep(0.02)  # a checkpoint between looks, not a wait
+        assert (await first.get_schedule("often")).paused_reason == "no_healthy_handler"
+
+    second = ScheduleZero(store=store)
+    ran = anyio.Event()
+
+    @second.handler(name="flaky")
+    async def working() -> None:
+        ran.set()
+
+    async with second:
+        often = await second.get_schedule("often")
+        assert not often.paused
+        assert often.paused_reason is None
+        mine = await second.get_schedule("mine")
+        assert (mine.paused, mine.paused_reason) == (True, "requested")
+        with anyio.fail_after(10):
+            await ran.wait()
