@@ -347,8 +347,9 @@ class ScheduleStore(DataStore):
     ) -> None:
         """Store each schedule's new fire times and let go of it.
 
-        A schedule removed or replaced while held is not brought back: the removal
-        or the replacement stands.
+        A schedule removed or replaced by a new one while held is not brought
+        back: the removal or the replacement stands. One paused or resumed while
+        held (APScheduler stores a copy sharing the trigger) gets the new times.
         """
         if self._fires is not None:
             self._fires.flush()
@@ -356,8 +357,17 @@ class ScheduleStore(DataStore):
             await self._let_others_run()
             held = self._held.pop(result.schedule_id, None)
             schedule = self._schedules.get(result.schedule_id)
-            if schedule is None or (held is not None and schedule is not held):
-                continue
+            if schedule is None:
+                continue  # removed while held: the removal stands
+            if (
+                held is not None
+                and schedule is not held
+                and schedule.trigger is not held.trigger
+            ):
+                continue  # replaced by a new schedule: the replacement stands
+            # The schedule itself, or the same schedule paused or resumed while
+            # held (a copy sharing its trigger): it takes the fire times on, or
+            # a resume would fire again the fires just taken.
             self._unindex(schedule)
             # Past attrs' converters: APScheduler's values are aware datetimes
             # already, and converting four fields cost a sixth of a fire.

@@ -1132,3 +1132,44 @@ async def test_removals_and_replacements_survive_reopening_the_sqlite_file(
     async with started(reopened):
         assert ids(await reopened.get_tasks()) == ["kept"]
         assert [state(s) for s in await reopened.get_schedules()] == [added]
+
+
+async def test_a_schedule_paused_while_held_keeps_the_fire_times_the_pass_gave_it(
+    make_store: Callable[[], DataStore],
+) -> None:
+    """APScheduler pauses (and resumes) by storing a copy sharing the trigger.
+
+    Done while the schedule loop holds the schedule, the copy must still take the
+    fire times of that pass: left at the fire just taken, a resume would fire it
+    again.
+    """
+    store = make_store()
+    async with started(store):
+        await store.add_schedule(
+            make_schedule("s", first_fire=now() - timedelta(seconds=1)),
+            ConflictPolicy.exception,
+        )
+        [held] = await store.acquire_schedules("loop", timedelta(seconds=30), 10)
+        fired = held.next_fire_time
+        assert fired is not None
+        following = held.trigger.next()  # the loop computes the next fire time
+        [current] = await store.get_schedules({"s"})
+        await store.add_schedule(
+            attrs.evolve(current, paused=True), ConflictPolicy.replace
+        )
+        await store.release_schedules(
+            "loop",
+            [
+                ScheduleResult(
+                    schedule_id="s",
+                    task_id=TASK,
+                    trigger=held.trigger,
+                    last_fire_time=fired,
+                    next_fire_time=following,
+                )
+            ],
+        )
+        [paused] = await store.get_schedules({"s"})
+    assert paused.paused
+    assert paused.next_fire_time == following
+    assert paused.last_fire_time == fired

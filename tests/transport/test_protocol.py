@@ -149,7 +149,7 @@ def test_any_frames_decode_or_raise_protocol_error_only(frames: list[bytes]) -> 
         st.one_of(
             st.none(),
             st.booleans(),
-            st.integers(),
+            st.integers(min_value=-(2**63), max_value=2**64 - 1),  # msgpack ints
             st.floats(),
             st.text(max_size=8),
             st.lists(st.text(max_size=4), max_size=3),
