@@ -2,7 +2,8 @@
 
 The socket layer only, so far (the broker and workers come next): round trips
 pipelined through two DEALERs joined over loopback TCP, one end sending requests
-while it takes replies, the other echoing each request back. Beside, in the same
+while it takes replies, the other echoing each request back; both ends take what
+arrived in one go (``receive_many``), as the broker will. Beside, in the same
 run: raw pyzmq's blocking sockets, one thread per end, and (asyncio only)
 ``zmq.asyncio``, pyzmq's own async sockets, doing the same.
 """
@@ -49,8 +50,11 @@ async def ours(n: int) -> float:
     server, client = Socket(raw_server), Socket(raw_client)
 
     async def echo() -> None:
-        for _ in range(n):
-            await server.send(await server.receive())
+        echoed = 0
+        while echoed < n:
+            for message in await server.receive_many():
+                await server.send(message)
+                echoed += 1
 
     async def send_all() -> None:
         for _ in range(n):
@@ -60,8 +64,9 @@ async def ours(n: int) -> float:
     async with anyio.create_task_group() as tg:
         tg.start_soon(echo)
         tg.start_soon(send_all)
-        for _ in range(n):
-            await client.receive()
+        received = 0
+        while received < n:
+            received += len(await client.receive_many())
     elapsed = time.perf_counter() - start
     server.close()
     client.close()

@@ -54,6 +54,8 @@ class Socket:
         self._changed = anyio.Event()
         #: The scope of the one task asleep on the FD, if any.
         self._fd_sleeper: anyio.CancelScope | None = None
+        #: Tasks waiting to receive, and to send.
+        self._want_in = self._want_out = 0
 
     # ------------------------------------------------------------------ I/O
 
@@ -97,6 +99,25 @@ class Socket:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return frames
 
+    async def receive_many(self, limit: int = 256) -> list[list[bytes]]:
+        """Receive every message there is, up to ``limit``; wait for the first.
+
+        A broker with many workers takes what arrived in one go: one schedule
+        point for the lot rather than one per message.
+
+        Raises:
+            anyio.ClosedResourceError: The socket is closed (or closes meanwhile).
+        """
+        messages = [await self.receive()]
+        while len(messages) < limit and not self._closed:
+            try:
+                messages.append(self.zmq.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        if len(messages) > 1:
+            self._wake()
+        return messages
+
     # ------------------------------------------------------------- waiting
 
     def _ready(self, event: int) -> bool:
@@ -106,6 +127,20 @@ class Socket:
 
     async def _wait_for(self, event: int) -> None:
         """Return once ``EVENTS`` has ``event``, or may have (look again)."""
+        inbound = event == zmq.POLLIN
+        if inbound:
+            self._want_in += 1
+        else:
+            self._want_out += 1
+        try:
+            await self._wait_until(event)
+        finally:
+            if inbound:
+                self._want_in -= 1
+            else:
+                self._want_out -= 1
+
+    async def _wait_until(self, event: int) -> None:
         while True:
             self._check_open()
             if self._ready(event):
@@ -124,10 +159,23 @@ class Socket:
                     self._wake_others()
 
     def _wake(self) -> None:
-        """A send or receive happened: everyone waiting looks at EVENTS again."""
-        if self._fd_sleeper is not None:
-            self._fd_sleeper.cancel()
-        self._wake_others()
+        """A send or receive happened: wake the waiters it may have made ready.
+
+        It may have consumed the FD's edge while libzmq took in what a waiter
+        waits for (a message, room to send): then no edge will come for it, and
+        the waiter must be woken to look. Anything it did not make ready comes
+        with a new edge later.
+        """
+        if not (self._want_in or self._want_out):
+            return
+        events = self.zmq.getsockopt(zmq.EVENTS)
+        assert isinstance(events, int)
+        if (self._want_in and events & zmq.POLLIN) or (
+            self._want_out and events & zmq.POLLOUT
+        ):
+            if self._fd_sleeper is not None:
+                self._fd_sleeper.cancel()
+            self._wake_others()
 
     def _wake_others(self) -> None:
         self._changed.set()

@@ -163,3 +163,19 @@ async def test_closing_wakes_every_waiting_task_with_closed_resource_error(
     assert outcomes == ["closed"] * 3
     with pytest.raises(anyio.ClosedResourceError):
         await right.send([b"late"])
+
+
+async def test_receive_many_takes_what_arrived_in_order_up_to_its_limit(
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    left, right = pair(context, hwm=100)
+    async with left, right:
+        with anyio.fail_after(HANG):
+            for i in range(10):
+                await left.send([str(i).encode()])
+            got: list[bytes] = []
+            while len(got) < 10:
+                batch = await right.receive_many(limit=4)
+                assert 1 <= len(batch) <= 4
+                got.extend(frames[0] for frames in batch)
+    assert got == [str(i).encode() for i in range(10)]
