@@ -30,7 +30,7 @@ from apscheduler.datastores.memory import MemoryDataStore
 from apscheduler.triggers.interval import IntervalTrigger
 
 from benchmarks.actors import percentile, verdict
-from sz import ScheduleZero
+from sz import Config, ScheduleZero
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -56,9 +56,9 @@ QUIET, LIMIT = 3.0, 60.0
 # ------------------------------------------------------------------ run_now
 
 
-async def sz_run_now_rate(n: int, callers: int) -> float:
+async def sz_run_now_rate(n: int, callers: int, config: Config | None = None) -> float:
     """``run_now`` from ``callers`` tasks until ``n`` jobs have ended."""
-    sz = ScheduleZero(name="bench")
+    sz = ScheduleZero(name="bench", config=config)
 
     @sz.handler(concurrency=CONCURRENCY)
     async def noop() -> None:

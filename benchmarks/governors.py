@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import time
 from datetime import UTC, datetime
 
 import anyio
 
 from actors import ActorSystem
 from benchmarks.actors import verdict
-from benchmarks.dispatch import CALLERS, CONCURRENCY, say
-from sz import Config, GovernorStatus, ScheduleZero
+from benchmarks.dispatch import CALLERS, say, sz_run_now_rate
+from sz import Config, GovernorStatus
 from sz.config import (
     AdaptiveConfig,
     ConcurrencyConfig,
@@ -90,32 +89,6 @@ def ungoverned() -> Config:
     )
 
 
-async def run_now_rate(config: Config, n: int) -> float:
-    """``run_now`` from ``CALLERS`` tasks until ``n`` jobs have ended."""
-    sz = ScheduleZero(name="bench", config=config)
-
-    @sz.handler(concurrency=CONCURRENCY)
-    async def noop() -> None:
-        return None
-
-    remaining = n
-
-    async def caller() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await sz.run_now("noop")
-
-    async with sz:
-        gc.collect()
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(CALLERS):
-                tg.start_soon(caller)
-        elapsed = time.perf_counter() - start
-    return n / elapsed
-
-
 async def achieved_rate(n: int) -> tuple[float, int]:
     """The start rate under a global ``RATE`` limit; and the jobs that waited.
 
@@ -174,8 +147,8 @@ async def run_backend(quick: bool) -> None:
     free: list[float] = []
     limited: list[float] = []
     for _ in range(REPEAT):
-        free.append(await run_now_rate(ungoverned(), n))
-        limited.append(await run_now_rate(governed(), n))
+        free.append(await sz_run_now_rate(n, CALLERS, ungoverned()))
+        limited.append(await sz_run_now_rate(n, CALLERS, governed()))
     ours, raw = max(limited), max(free)
     ratio = ours / raw
     say(
