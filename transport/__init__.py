@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from .auth import (
+    ZAP_DOMAIN as ZAP_DOMAIN,
+    WorkerKeys as WorkerKeys,
+    secure_server as secure_server,
+    serve_zap as serve_zap,
+)
 from .protocol import (
     Disconnect as Disconnect,
     Heartbeat as Heartbeat,
@@ -16,6 +22,7 @@ from .protocol import (
 from .socket import Socket as Socket
 
 __all__ = [
+    "ZAP_DOMAIN",
     "Disconnect",
     "Heartbeat",
     "JobRequest",
@@ -24,6 +31,9 @@ __all__ = [
     "ProtocolError",
     "Ready",
     "Socket",
+    "WorkerKeys",
     "decode",
     "encode",
+    "secure_server",
+    "serve_zap",
 ]

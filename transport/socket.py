@@ -87,11 +87,25 @@ class Socket:
         Raises:
             anyio.ClosedResourceError: The socket is closed (or closes meanwhile).
         """
+        frames = await self._receive(copy=True)
+        return frames  # type: ignore[return-value]
+
+    async def receive_from(self) -> tuple[list[bytes], str | None]:
+        """Receive one message, with the ``User-Id`` its sender authenticated as.
+
+        With CURVE and a ZAP handler, the User-Id is what the handler named the
+        sender's key (``transport.auth``); without, None.
+        """
+        frames: list[zmq.Frame] = await self._receive(copy=False)  # type: ignore[assignment]
+        user = frames[0].get("User-Id") if frames else None
+        return [frame.bytes for frame in frames], str(user) if user else None
+
+    async def _receive(self, *, copy: bool) -> list[bytes] | list[zmq.Frame]:
         await anyio.lowlevel.checkpoint_if_cancelled()
         while True:
             self._check_open()
             try:
-                frames: list[bytes] = self.zmq.recv_multipart(zmq.NOBLOCK)
+                frames = self.zmq.recv_multipart(zmq.NOBLOCK, copy=copy)
             except zmq.Again:
                 await self._wait_for(zmq.POLLIN)
                 continue
