@@ -6,6 +6,11 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
+from .broker import (
+    BrokerSettings as BrokerSettings,
+    BrokerStats as BrokerStats,
+    RemoteError as RemoteError,
+)
 from .config import (
     Config as Config,
     ConfigError as ConfigError,
@@ -28,9 +33,12 @@ from .scheduler import (
     ScheduleZero as ScheduleZero,
 )
 from .serve import settle_heap as settle_heap
+from .worker import ZMQHandler as ZMQHandler
 
 __all__ = [
     "Attempt",
+    "BrokerSettings",
+    "BrokerStats",
     "Config",
     "ConfigError",
     "GovernorStatus",
@@ -42,11 +50,13 @@ __all__ = [
     "NoHealthyHandler",
     "Outcome",
     "Overloaded",
+    "RemoteError",
     "Schedule",
     "ScheduleNotFound",
     "ScheduleZero",
     "SzError",
     "UnknownTask",
+    "ZMQHandler",
     "load_config",
     "settle_heap",
 ]

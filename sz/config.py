@@ -47,6 +47,7 @@ __all__ = [
     "ConcurrencyConfig",
     "Config",
     "ConfigError",
+    "CurveConfig",
     "GovernorsConfig",
     "HandlerHealthConfig",
     "HandlerLimits",
@@ -222,6 +223,48 @@ class BuiltinHandlerModule:
     methods: tuple[str, ...] = attrs.field(validator=_method_names)
 
 
+def _worker_keys(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not value:
+        raise _Invalid(
+            "a non-empty map of worker names to public key files",
+            value,
+            at=f".{attribute.name}",
+        )
+    for name, key in value.items():
+        if not (isinstance(name, str) and name):
+            raise _Invalid("a worker name", name, at=f".{attribute.name}{_step(name)}")
+        if not (isinstance(key, str) and key):
+            raise _Invalid(
+                "the path of a public key file",
+                key,
+                at=f".{attribute.name}{_step(name)}",
+            )
+
+
+_key_file = _rule(
+    "the path of a key file made by 'sz keys generate'",
+    lambda v: isinstance(v, str) and v != "",
+)
+
+
+@attrs.frozen(kw_only=True)
+class CurveConfig:
+    """``handlers.zmq.curve``: workers must prove who they are (CURVE).
+
+    Key files are those ``sz keys generate NAME`` writes: ``NAME.key`` (public)
+    and ``NAME.key_secret`` (secret); relative paths are from the working
+    directory.
+
+    Attributes:
+        server_secret_key: The broker's secret key file; required.
+        workers: The only workers admitted: each worker name and its public key
+            file; required. A key admits its worker under that name only.
+    """
+
+    server_secret_key: str = attrs.field(validator=_key_file)
+    workers: Mapping[str, str] = attrs.field(validator=_worker_keys, hash=False)
+
+
 @attrs.frozen(kw_only=True)
 class ZmqConfig:
     """``handlers.zmq``: where remote handler processes register.
@@ -229,14 +272,27 @@ class ZmqConfig:
     Attributes:
         registration_server: The ZeroMQ endpoint the scheduler binds and workers
             connect to, ``"tcp://127.0.0.1:5555"`` by default (this machine only).
-        timeout_seconds: Seconds a silent remote handler is waited for before the
-            scheduler gives up on it, 60.0 by default.
+        timeout_seconds: Seconds a job of a task that no handler in this process
+            serves waits for a remote worker to take it (while none that serves
+            it is registered and free) before it ends as ``no_healthy_handler``,
+            60.0 by default.
+        heartbeat_seconds: Seconds between heartbeats each way, 1.0 by default.
+            Any message counts as one.
+        liveness: Heartbeats a worker may miss before it is dead and its jobs go
+            to others, 3 by default.
+        max_message_bytes: The largest message a worker may send (libzmq's
+            ``MAXMSGSIZE``; a larger one drops its connection), 16 MiB by default.
+        curve: Authentication of workers by CURVE keys, off by default.
     """
 
     registration_server: str = attrs.field(
         default="tcp://127.0.0.1:5555", validator=_endpoint
     )
     timeout_seconds: float = attrs.field(default=60.0, validator=_positive_number)
+    heartbeat_seconds: float = attrs.field(default=1.0, validator=_positive_number)
+    liveness: int = attrs.field(default=3, validator=_positive_int)
+    max_message_bytes: int = attrs.field(default=16 * 2**20, validator=_positive_int)
+    curve: CurveConfig | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -31,6 +31,7 @@ __all__ = [
     "HandlersQuery",
     "Register",
     "Submit",
+    "Unregister",
 ]
 
 #: Further attempts for a job lost because its handler went down mid-job, on top of
@@ -44,13 +45,40 @@ TICK = 0.25
 
 @attrs.frozen(kw_only=True)
 class Register:
-    """A handler joins: ``name`` serves ``task`` through ``ref``."""
+    """A handler joins: ``name`` serves ``task`` (or all of ``tasks``) through ``ref``.
+
+    A remote worker serves several tasks with one ``concurrency`` shared among
+    them: jobs of any of its tasks count against it.
+    """
 
     name: str
-    task: str
+    task: str | None = None
+    tasks: tuple[str, ...] = ()
     ref: ActorRef
     concurrency: int
     retries: int
+    #: ``"local"`` (a function in this process) or ``"remote"`` (a worker).
+    kind: str = "local"
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """Every task it serves."""
+        return self.tasks or ((self.task,) if self.task is not None else ())
+
+
+@attrs.frozen(kw_only=True)
+class Unregister:
+    """A handler leaves, its process still running (a remote worker).
+
+    With ``drain``, it takes no new jobs but finishes those in flight (a worker
+    shutting down); else it is forgotten, and its jobs in flight are lost for
+    ``reason`` (``worker_lost``, ``worker_left``): each is tried again at once,
+    its history row saying ``retry_after_<reason>``.
+    """
+
+    name: str
+    reason: str = "worker_lost"
+    drain: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -86,11 +114,16 @@ class HandlerStatus:
 
     Attributes:
         name: The handler's id.
-        task: The task it serves.
-        concurrency: Jobs it may run at once.
+        task: The task it serves (a remote worker's first).
+        concurrency: Jobs it may run at once (a remote worker: its capacity, over
+            all its tasks).
         health: Its health: state, counts, failure ratio, durations, load.
         rate: The jobs per second it may start now (its configured rate, lower
             while adaptive throttling holds it back), or None without a rate.
+        tasks: Every task it serves.
+        kind: ``"local"`` (a function in this process) or ``"remote"`` (a worker
+            process connected over ZeroMQ).
+        draining: True while it finishes its jobs before leaving (takes no new one).
     """
 
     name: str
@@ -98,6 +131,9 @@ class HandlerStatus:
     concurrency: int
     health: HandlerHealth
     rate: float | None = None
+    tasks: tuple[str, ...] = ()
+    kind: str = "local"
+    draining: bool = False
 
 
 class _Release:
@@ -157,12 +193,23 @@ class _Expire:
 @attrs.define
 class _Handler:
     name: str
-    task: str
+    tasks: tuple[str, ...]
     ref: ActorRef
     concurrency: int
     retries: int
     tracker: HealthTracker
     active: int = 0
+    kind: str = "local"
+    #: Finishing its jobs before it leaves: it takes no new one.
+    draining: bool = False
+
+    def takes(self, now: float) -> bool:
+        """Whether it may be given a job now (health permitting)."""
+        return not self.draining and self.tracker.accepts_job(now)
+
+    def serves(self, now: float) -> bool:
+        """Whether it is in service now."""
+        return not self.draining and self.tracker.serves(now)
 
 
 @attrs.define
@@ -275,6 +322,8 @@ class DispatcherActor(Actor):
             self._handler_gone(message.ref)
         elif isinstance(message, Register):
             self._register(message)
+        elif isinstance(message, Unregister):
+            self._unregister(message)
         elif isinstance(message, HandlersQuery):
             return self._statuses()
         elif isinstance(message, GovernorsQuery):
@@ -332,50 +381,72 @@ class DispatcherActor(Actor):
 
     def _register(self, message: Register) -> None:
         self._forget(message.name)  # a re-registration replaces the old entry
+        tasks = message.served
         handler = self.state.handlers[message.name] = _Handler(
             name=message.name,
-            task=message.task,
+            tasks=tasks,
             ref=message.ref,
             concurrency=message.concurrency,
             retries=message.retries,
             tracker=HealthTracker(self.state.policy, self._clock()),
+            kind=message.kind,
         )
-        self.state.by_task.setdefault(message.task, []).append(handler)
-        self.state.routers.setdefault(message.task, Router())
+        for task in tasks:
+            self.state.by_task.setdefault(task, []).append(handler)
+            self.state.routers.setdefault(task, Router())
         self.watch(message.ref)
-        self._drain(message.task)
+        for task in tasks:
+            self._drain(task)
+        self._check_served()
 
-    def _forget(self, name: str) -> str | None:
-        """Drop the handler ``name`` from both indexes; return its task."""
+    def _unregister(self, message: Unregister) -> None:
+        handler = self.state.handlers.get(message.name)
+        if handler is None:
+            return
+        if message.drain:
+            handler.draining = True
+        else:
+            self.unwatch(handler.ref)
+            self._lose_jobs_of(message.name, message.reason)
+        self._check_served()
+
+    def _forget(self, name: str) -> tuple[str, ...]:
+        """Drop the handler ``name`` from both indexes; return its tasks."""
         handler = self.state.handlers.pop(name, None)
         if handler is None:
-            return None
-        peers = self.state.by_task.get(handler.task, [])
-        if handler in peers:
-            peers.remove(handler)
-        return handler.task
+            return ()
+        for task in handler.tasks:
+            peers = self.state.by_task.get(task, [])
+            if handler in peers:
+                peers.remove(handler)
+        return handler.tasks
+
+    def _lose_jobs_of(self, name: str, reason: str) -> None:
+        """Forget the handler ``name``; its jobs in flight are lost for ``reason``."""
+        tasks = self._forget(name)
+        for entry in list(self.state.in_flight.values()):
+            if entry.handler == name:
+                self._finished(
+                    Finished(
+                        job=entry.job,
+                        attempt=entry.attempt,
+                        handler=name,
+                        outcome="lost",
+                        reason=reason,
+                        error=None,
+                        started_at=_now(),
+                        finished_at=_now(),
+                        duration=0.0,
+                    )
+                )
+        for task in tasks:
+            self._drain(task)
 
     def _handler_gone(self, ref: ActorRef) -> None:
         """A handler ended for good: forget it; its jobs in flight are lost."""
         gone = [name for name, h in self.state.handlers.items() if h.ref == ref]
         for name in gone:
-            task = self._forget(name)
-            for entry in list(self.state.in_flight.values()):
-                if entry.handler == name:
-                    self._finished(
-                        Finished(
-                            job=entry.job,
-                            attempt=entry.attempt,
-                            handler=name,
-                            outcome="lost",
-                            error=None,
-                            started_at=_now(),
-                            finished_at=_now(),
-                            duration=0.0,
-                        )
-                    )
-            if task is not None:
-                self._drain(task)
+            self._lose_jobs_of(name, "crash")
         self._check_served()
 
     def _governor_statuses(self) -> list[GovernorStatus]:
@@ -425,7 +496,11 @@ class DispatcherActor(Actor):
                 governor.handler_rates.get(name),
                 max_running=handler.concurrency if handler else None,
                 running=handler.active if handler else 0,
-                waiting=waiting.get(handler.task, 0) if handler else 0,
+                waiting=(
+                    sum(waiting.get(task, 0) for task in handler.tasks)
+                    if handler
+                    else 0
+                ),
             )
         return statuses
 
@@ -435,7 +510,7 @@ class DispatcherActor(Actor):
             return  # handlers end because everything does
         now, state = self._clock(), self.state
         for task, handlers in state.by_task.items():
-            served = any(handler.tracker.serves(now) for handler in handlers)
+            served = any(handler.serves(now) for handler in handlers)
             if served != (task in state.unserved):
                 continue  # no change
             if served:
@@ -450,10 +525,13 @@ class DispatcherActor(Actor):
         return [
             HandlerStatus(
                 name=handler.name,
-                task=handler.task,
+                task=handler.tasks[0],
                 concurrency=handler.concurrency,
                 health=handler.tracker.snapshot(now),
                 rate=rates[handler.name].rate if handler.name in rates else None,
+                tasks=handler.tasks,
+                kind=handler.kind,
+                draining=handler.draining,
             )
             for handler in self.state.handlers.values()
         ]
@@ -544,7 +622,7 @@ class DispatcherActor(Actor):
         healthy = [
             handler
             for handler in self.state.by_task.get(job.task, ())
-            if handler.tracker.accepts_job(now)
+            if handler.takes(now)
         ]
         if job.affinity is None:
             # Without a key, any healthy handler with room will do.
@@ -691,10 +769,7 @@ class DispatcherActor(Actor):
             self._drain(task)
 
     def _has_healthy_handler(self, task: str, now: float) -> bool:
-        return any(
-            handler.tracker.accepts_job(now)
-            for handler in self.state.by_task.get(task, ())
-        )
+        return any(handler.takes(now) for handler in self.state.by_task.get(task, ()))
 
     # -------------------------------------------------------------- outcomes
 
@@ -752,8 +827,9 @@ class DispatcherActor(Actor):
             pass
         elif message.outcome == "lost":
             if attempt <= retries + LOST_JOB_RETRIES:
-                record("abandoned", final=False, reason="retry_after_crash")
-                self._dispatch(job, attempt + 1, entry.future, "retry_after_crash")
+                again = f"retry_after_{message.reason or 'crash'}"
+                record("abandoned", final=False, reason=again)
+                self._dispatch(job, attempt + 1, entry.future, again)
             else:
                 record("abandoned", final=True)
                 self._resolve_failed(entry.future, "abandoned", message.error)
@@ -768,6 +844,9 @@ class DispatcherActor(Actor):
         governor = self.state.governor
         if governor.max_running is not None or governor.global_rate is not None:
             self._drain_all()  # a shared limit: every task's turn
+        elif handler is not None and len(handler.tasks) > 1:
+            for task in handler.tasks:  # its freed room may serve any of them
+                self._drain(task)
         else:
             self._drain(job.task)
         if message.outcome != "success":

@@ -63,7 +63,8 @@ class Finished:
     """Handler to dispatcher: how an attempt ended.
 
     ``outcome`` is ``"lost"`` when the handler went down mid-job (stopped, killed,
-    crashed): the dispatcher decides whether to try again.
+    crashed): the dispatcher decides whether to try again, and ``reason`` says
+    why it was lost (``crash`` if None; ``worker_lost`` for a remote worker).
     """
 
     job: Job
@@ -75,6 +76,7 @@ class Finished:
     started_at: datetime
     finished_at: datetime
     duration: float
+    reason: str | None = None
 
 
 class HandlerActor(Actor):

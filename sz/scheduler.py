@@ -46,6 +46,7 @@ from actors import (
     Supervisor,
 )
 
+from .broker import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .config import Config, load_config
 from .dispatcher import (
     LOST_JOB_RETRIES,
@@ -259,9 +260,13 @@ class ScheduleZero:
         name: The actor system's name, ``"sz"`` by default.
         store: Where schedules, jobs and history live: ``"memory"`` or
             ``"sqlite:///path.db"``; the config's ``store.url`` if None.
+        broker: Accept remote workers (``ZMQHandler``, ``sz worker``) as set
+            here; by default, as ``handlers.zmq`` says when ``scheduler.mode``
+            is ``distributed``, else not at all.
 
     Raises:
         StoreError: ``store`` is not a store URL.
+        SzError: A CURVE key file of the config cannot be read.
     """
 
     def __init__(
@@ -270,8 +275,13 @@ class ScheduleZero:
         config: Config | None = None,
         name: str = "sz",
         store: str | None = None,
+        broker: BrokerSettings | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
+        if broker is None and self.config.scheduler.mode == "distributed":
+            broker = BrokerSettings.from_config(self.config.handlers.zmq)
+        #: How remote workers are accepted, or None: local handlers only.
+        self.broker_settings = broker
         self.name = name
         self.store_path = store_path(
             store if store is not None else self.config.store.url
@@ -280,6 +290,8 @@ class ScheduleZero:
         #: Rates of handlers registered with ``rate=``, by handler id.
         self._rates: dict[str, Limit] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
+        #: The tasks APScheduler knows (remote ones are added as scheduled).
+        self._known_tasks: set[str] = set()
         self._early: list[_ScheduleRequest] = []
         #: Schedules paused or removed in the last second: (when, reason).
         self._withdrawn: dict[str, tuple[datetime, str]] = {}
@@ -291,6 +303,7 @@ class ScheduleZero:
         self._scheduler: AsyncScheduler | None = None
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
+        self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
         self._holding = anyio.Lock()
         self._store: ScheduleStore | None = None
@@ -500,6 +513,16 @@ class ScheduleZero:
                         retries=spec.retries,
                     )
                 )
+            if self.broker_settings is not None:
+                self._broker = await system.spawn(
+                    BrokerActor,
+                    self.broker_settings,
+                    self._dispatcher,
+                    state,
+                    name="broker",
+                    restart="permanent",
+                    capacity=10_000,
+                )
             for unfinished in await self._backend.unfinished():
                 self._take_up(unfinished)
             store = ScheduleStore(
@@ -517,8 +540,10 @@ class ScheduleZero:
             )
             self._scheduler = scheduler
             self._store = store
+            self._known_tasks = set()
             for task in self._tasks:
                 await scheduler.configure_task(task, func=_handed_over)
+                self._known_tasks.add(task)
             await scheduler.start_in_background()
             # Held back by the last run: its handlers start afresh in this one.
             for schedule in await scheduler.get_schedules():
@@ -537,7 +562,7 @@ class ScheduleZero:
                 await stack.aclose()
             finally:
                 self._system = self._scheduler = None
-                self._dispatcher = self._history = None
+                self._dispatcher = self._history = self._broker = None
                 self._store = self._state = None
 
     async def __aenter__(self) -> ScheduleZero:
@@ -555,7 +580,7 @@ class ScheduleZero:
     # ----------------------------------------------------------------- schedules
 
     def _check_task(self, task_id: str) -> None:
-        if task_id not in self._tasks:
+        if task_id not in self._tasks and self.broker_settings is None:
             known = ", ".join(sorted(self._tasks)) or "none"
             raise UnknownTask(f"no handler for task {task_id!r} (registered: {known})")
 
@@ -636,6 +661,10 @@ class ScheduleZero:
     async def _add_schedule(self, request: _ScheduleRequest) -> str:
         assert self._scheduler is not None
         self._withdrawn.pop(request.id, None)
+        if request.task_id not in self._known_tasks:
+            # A task only remote workers serve: APScheduler learns of it here.
+            await self._scheduler.configure_task(request.task_id, func=_handed_over)
+            self._known_tasks.add(request.task_id)
         # APScheduler hands every due fire to the store (``all``), which applies
         # the schedule's own policy and records what it skips.
         return await self._scheduler.add_schedule(
@@ -859,7 +888,9 @@ class ScheduleZero:
             return
         deadline = fired.start_deadline
         wait = (
-            max(0.0, (deadline - now).total_seconds()) if deadline is not None else 30.0
+            max(0.0, (deadline - now).total_seconds())
+            if deadline is not None
+            else self._default_wait(fired.task_id)
         )
         affinity = fired.metadata.get("affinity")
         job = Job(
@@ -923,7 +954,8 @@ class ScheduleZero:
         job, interrupted = unfinished.job, unfinished.attempts + 1
         retries = max(
             (spec.retries for spec in self._specs.values() if spec.task == job.task),
-            default=None,
+            # A remote worker may serve it (they have no retries of their own).
+            default=0 if self.broker_settings is not None else None,
         )
         again = retries is not None and interrupted <= retries + LOST_JOB_RETRIES
         history.tell(
@@ -979,7 +1011,7 @@ class ScheduleZero:
             kwargs=keywords,
             scheduled_at=datetime.now(UTC),
             affinity=affinity,
-            wait=timeout if timeout is not None else 30.0,
+            wait=timeout if timeout is not None else self._default_wait(task_id),
         )
         self._backend.accept(job, partial(self._submit, Submit(job=job, future=future)))
         # A second's grace past the job's own wait, for the dispatcher's verdict
@@ -1080,6 +1112,27 @@ class ScheduleZero:
         return result
 
     # --------------------------------------------------------- health, history
+
+    def _default_wait(self, task: str) -> float:
+        """How long a job may wait for a handler, when nothing else says.
+
+        A task no handler in this process serves waits ``handlers.zmq
+        .timeout_seconds`` for a remote worker; others 30 s.
+        """
+        if task in self._tasks or self.broker_settings is None:
+            return 30.0
+        return self.config.handlers.zmq.timeout_seconds
+
+    async def broker(self) -> tuple[str, BrokerStats]:
+        """The endpoint remote workers connect to, and what the broker has seen.
+
+        Raises:
+            SzError: The scheduler is not running, or accepts no remote workers.
+        """
+        if self._broker is None:
+            raise SzError("no broker: the scheduler accepts no remote workers")
+        endpoint, stats = await self._broker.ask(WorkersQuery())
+        return endpoint, stats
 
     async def handlers(self) -> list[HandlerStatus]:
         """Every handler's status: health state, counts, durations, load."""

@@ -8,7 +8,20 @@ from .auth import (
     secure_server as secure_server,
     serve_zap as serve_zap,
 )
+from .ends import (
+    Dealer as Dealer,
+    PeerGone as PeerGone,
+    Router as Router,
+    TransportError as TransportError,
+)
+from .keys import (
+    KeyFileError as KeyFileError,
+    generate_keys as generate_keys,
+    load_public_key as load_public_key,
+    load_secret_key as load_secret_key,
+)
 from .protocol import (
+    PROTOCOL as PROTOCOL,
     Disconnect as Disconnect,
     Heartbeat as Heartbeat,
     JobRequest as JobRequest,
@@ -22,18 +35,27 @@ from .protocol import (
 from .socket import Socket as Socket
 
 __all__ = [
+    "PROTOCOL",
     "ZAP_DOMAIN",
+    "Dealer",
     "Disconnect",
     "Heartbeat",
     "JobRequest",
     "JobResult",
+    "KeyFileError",
     "Message",
+    "PeerGone",
     "ProtocolError",
     "Ready",
+    "Router",
     "Socket",
+    "TransportError",
     "WorkerKeys",
     "decode",
     "encode",
+    "generate_keys",
+    "load_public_key",
+    "load_secret_key",
     "secure_server",
     "serve_zap",
 ]

@@ -63,8 +63,13 @@ def secure_server(socket: zmq.Socket[bytes], secret_key: bytes) -> None:
 
 
 async def serve_zap(keys: WorkerKeys) -> None:
-    """Answer libzmq's ZAP requests until cancelled (start it before binding)."""
-    keys.start()
+    """Answer libzmq's ZAP requests until cancelled.
+
+    Starts ``keys`` unless it was started already: a server bound before this
+    task runs must call ``keys.start()`` first, so no handshake finds no handler.
+    """
+    if getattr(keys, "zap_socket", None) is None:  # typed as always set: it is not
+        keys.start()
     socket = Socket(keys.zap_socket)
     try:
         while True:

@@ -151,13 +151,24 @@ class Heartbeat:
     COMMAND: ClassVar[bytes] = b"\x04"
 
 
+def _flag(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{attribute.name}: expected true or false")
+
+
 @attrs.frozen(kw_only=True)
 class Disconnect:
-    """Either way: I no longer know you (register again), or I am leaving."""
+    """Either way: I no longer know you (register again), or I am leaving.
+
+    From a worker with ``draining``: send me no more jobs, I finish those I
+    have (their RESULTs follow), then leave with a plain DISCONNECT, which hands
+    back any job I did not finish.
+    """
 
     COMMAND: ClassVar[bytes] = b"\x05"
 
     reason: str = attrs.field(validator=_text)
+    draining: bool = attrs.field(default=False, validator=_flag)
 
 
 Message: TypeAlias = Ready | JobRequest | JobResult | Heartbeat | Disconnect

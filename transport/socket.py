@@ -81,6 +81,24 @@ class Socket:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
 
+    def try_send(self, frames: Sequence[bytes]) -> bool:
+        """Send one message now if the socket takes it; False if it cannot yet.
+
+        Never waits: for a sender that must not be held up by one slow peer (a
+        ROUTER's ``POLLOUT`` says *some* peer has room, not which one).
+
+        Raises:
+            anyio.ClosedResourceError: The socket is closed.
+            zmq.ZMQError: libzmq refused it (as ``send``).
+        """
+        self._check_open()
+        try:
+            self.zmq.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self._wake()
+        return True
+
     async def receive(self) -> list[bytes]:
         """Receive one message (its frames); wait until one is there.
 
@@ -128,6 +146,24 @@ class Socket:
                 messages.append(self.zmq.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
+        if len(messages) > 1:
+            self._wake()
+        return messages
+
+    async def receive_many_from(
+        self, limit: int = 256
+    ) -> list[tuple[list[bytes], str | None]]:
+        """As ``receive_many``, each message with its sender's ``User-Id``."""
+        messages = [await self.receive_from()]
+        while len(messages) < limit and not self._closed:
+            try:
+                frames = self.zmq.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            user = frames[0].get("User-Id") if frames else None
+            messages.append(
+                ([frame.bytes for frame in frames], str(user) if user else None)
+            )
         if len(messages) > 1:
             self._wake()
         return messages

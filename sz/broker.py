@@ -1,0 +1,618 @@
+"""The broker: worker processes connected over ZeroMQ become handlers.
+
+One ``BrokerActor`` (``/user/broker``) owns the ROUTER every worker connects
+to. A worker that registers (READY) gets a proxy actor, ``/user/broker/<name>``,
+which the dispatcher sees as a handler like any local one: it serves the
+worker's methods, at most its capacity at once. The proxy turns each
+``Execute`` into a JOB frame; the broker turns each RESULT back into the
+``Finished`` the dispatcher waits for.
+
+Liveness is the broker's: any frame from a worker is a sign of life, and a
+worker silent for ``liveness`` heartbeats is dead. Its jobs in flight go back
+to the dispatcher as new attempts (``retry_after_worker_lost``). A frame from a
+peer the broker does not know is answered with DISCONNECT, so workers register
+again by themselves after the broker restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+import msgpack
+
+from actors import Actor, ActorRef
+from transport import (
+    Disconnect,
+    Heartbeat,
+    JobRequest,
+    JobResult,
+    PeerGone,
+    ProtocolError,
+    Ready,
+    Router,
+    TransportError,
+    decode,
+    encode,
+    load_public_key,
+    load_secret_key,
+)
+from transport.keys import KeyFileError
+
+from .dispatcher import Register, Unregister
+from .errors import SzError
+from .handlers import Execute, Finished
+
+if TYPE_CHECKING:
+    from .config import ZmqConfig
+    from .dispatcher import DispatcherState
+
+__all__ = [
+    "BrokerActor",
+    "BrokerSettings",
+    "BrokerStats",
+    "RemoteError",
+    "WorkersQuery",
+]
+
+logger = logging.getLogger("sz.broker")
+
+#: A proxy's mailbox holds its worker's capacity plus this many messages.
+PROXY_MAILBOX = 1000
+
+#: What a worker may be called: it names an actor and a handler.
+WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+
+#: Longest error text kept from a worker's RESULT.
+MAX_ERROR = 4096
+
+
+class RemoteError(Exception):
+    """A remote handler's job raised: the text is the worker's ``repr`` of it."""
+
+    def __repr__(self) -> str:
+        return str(self.args[0]) if self.args else "RemoteError()"
+
+
+@attrs.frozen(kw_only=True)
+class BrokerSettings:
+    """Where the broker listens and how it judges workers.
+
+    Attributes:
+        endpoint: Where it binds, ``tcp://127.0.0.1:5555`` by default (this
+            machine only); port ``*`` picks a free one.
+        heartbeat: Seconds between heartbeats to each worker, 1.0 by default.
+        liveness: Heartbeats a worker may miss before it is dead, 3 by default
+            (each worker is judged by the heartbeat interval it announced).
+        max_message_bytes: The largest message a worker may send.
+        send_hwm: Messages queued for one worker before the broker holds back.
+        receive_hwm: Messages queued from one worker before it must wait.
+        secret_key: The broker's CURVE secret key (Z85); None: no CURVE.
+        workers: With CURVE, the admitted workers' names by public key (Z85).
+    """
+
+    endpoint: str = "tcp://127.0.0.1:5555"
+    heartbeat: float = 1.0
+    liveness: int = 3
+    max_message_bytes: int = 16 * 2**20
+    send_hwm: int = 1000
+    receive_hwm: int = 1000
+    secret_key: bytes | None = attrs.field(default=None, repr=False)
+    workers: Mapping[bytes, str] = attrs.field(factory=dict, hash=False)
+
+    @classmethod
+    def from_config(cls, config: ZmqConfig) -> BrokerSettings:
+        """The settings of ``handlers.zmq``, reading its CURVE key files.
+
+        Raises:
+            SzError: A key file is missing or is not one (the message names it).
+        """
+        secret: bytes | None = None
+        workers: dict[bytes, str] = {}
+        if config.curve is not None:
+            try:
+                _, secret = load_secret_key(config.curve.server_secret_key)
+                for name, path in config.curve.workers.items():
+                    workers[load_public_key(path)] = name
+            except KeyFileError as exc:
+                raise SzError(f"handlers.zmq.curve: {exc}") from None
+        return cls(
+            endpoint=config.registration_server,
+            heartbeat=config.heartbeat_seconds,
+            liveness=config.liveness,
+            max_message_bytes=config.max_message_bytes,
+            secret_key=secret,
+            workers=workers,
+        )
+
+
+@attrs.define
+class BrokerStats:
+    """What the broker has seen since it started (``sz.broker_stats()``).
+
+    Attributes:
+        registered: Registrations accepted.
+        refused: Registrations refused (bad name, key or capacity, name in use).
+        malformed: Messages that were not SZP1 or broke its rules.
+        unknown_peer: Messages from peers not registered (answered DISCONNECT).
+        workers_lost: Workers declared dead (silent, vanished, or replaced).
+        workers_left: Workers that left by saying so.
+        jobs_sent: JOB messages sent.
+        results: RESULT messages taken.
+        stale_results: RESULTs for attempts already given up on.
+        congested: Sends a worker's full queue held back.
+    """
+
+    registered: int = 0
+    refused: int = 0
+    malformed: int = 0
+    unknown_peer: int = 0
+    workers_lost: int = 0
+    workers_left: int = 0
+    jobs_sent: int = 0
+    results: int = 0
+    stale_results: int = 0
+    congested: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class WorkersQuery:
+    """Ask the broker for its statistics and endpoint: ``(endpoint, BrokerStats)``."""
+
+
+@attrs.define(eq=False)
+class _Worker:
+    """One registered worker, as its broker incarnation knows it."""
+
+    name: str
+    peer: bytes
+    incarnation: str
+    methods: tuple[str, ...]
+    capacity: int
+    heartbeat: float
+    last_heard: float
+    last_sent: float
+    proxy: ActorRef | None = None
+    #: Jobs sent (or waiting for room) and not yet answered, by job id.
+    in_flight: dict[str, Execute] = attrs.field(factory=dict)
+    #: Messages waiting for room in its queue, in order.
+    backlog: deque[list[bytes]] = attrs.field(factory=deque)
+    draining: bool = False
+    gone: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Beat:
+    """Time to send heartbeats and judge liveness."""
+
+
+_BEAT = _Beat()
+
+
+class WorkerProxy(Actor):
+    """A registered worker, as the dispatcher sees it: a handler of its methods.
+
+    Each ``Execute`` becomes a JOB frame to the worker. The proxy holds nothing
+    of its own: the worker's record and the socket belong to its broker.
+    """
+
+    def __init__(self, broker: BrokerActor, worker: _Worker) -> None:
+        self.broker = broker
+        self.worker = worker
+
+    async def receive(self, message: Any) -> None:
+        """Send each ``Execute`` to the worker."""
+        if isinstance(message, Execute):
+            self.broker.send_job(self.worker, message)
+        else:
+            await super().receive(message)
+
+
+class BrokerActor(Actor):
+    """Owns the ROUTER; registers workers, routes jobs and results, judges liveness.
+
+    Args:
+        settings: Where to bind and how to judge workers.
+        dispatcher: The dispatcher each worker registers with.
+        state: The dispatcher's state, to refuse a worker named as a local handler.
+    """
+
+    def __init__(
+        self, settings: BrokerSettings, dispatcher: ActorRef, state: DispatcherState
+    ) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.state = state
+
+    async def on_start(self) -> None:
+        """Bind; answer CURVE handshakes; read, beat and flush in tasks."""
+        settings = self.settings
+        try:
+            self.router = Router(
+                settings.endpoint,
+                max_message_bytes=settings.max_message_bytes,
+                send_hwm=settings.send_hwm,
+                receive_hwm=settings.receive_hwm,
+                secret_key=settings.secret_key,
+                workers=settings.workers,
+            )
+        except TransportError as exc:
+            raise SzError(f"handlers.zmq.registration_server: {exc}") from None
+        self.stats = BrokerStats()
+        self.workers: dict[bytes, _Worker] = {}
+        self.by_name: dict[str, _Worker] = {}
+        #: Proxies of workers dropped, until they have ended (a name is reused).
+        self.stopping: dict[str, ActorRef] = {}
+        self.congested = self.system.new_event()
+        self.start_task(self.router.serve_auth, name="auth")
+        self.start_task(self._read, name="reader")
+        self.start_task(self._flush, name="flusher")
+        self.every(settings.heartbeat / 4, _BEAT)
+        logger.info(
+            "broker listening on %s%s",
+            self.router.endpoint,
+            f", CURVE on ({len(settings.workers)} worker keys)"
+            if settings.secret_key
+            else "",
+        )
+
+    async def on_stop(self) -> None:
+        """Close the socket; the dispatcher forgets every worker."""
+        for worker in list(self.workers.values()):
+            self._drop(worker, "worker_lost", tell=False, count=False)
+        self.router.close()
+
+    async def receive(self, message: Any) -> Any:
+        """Beat, or answer a query."""
+        if message is _BEAT:
+            self._beat()
+            return None
+        if isinstance(message, WorkersQuery):
+            return self.router.endpoint, attrs.evolve(self.stats)
+        return await super().receive(message)
+
+    # --------------------------------------------------------------- sending
+
+    def send_job(self, worker: _Worker, order: Execute) -> None:
+        """Send one job to ``worker`` (called by its proxy)."""
+        job = order.job
+        if worker.gone:
+            # Dropped between the dispatcher's choice and this: the dispatcher
+            # has already taken its jobs back (this report is then ignored).
+            order.reply_to.tell(self._lost(order, worker.name, "worker_lost"))
+            return
+        try:
+            body = msgpack.packb(
+                [list(job.args), dict(job.kwargs)], use_bin_type=True, datetime=True
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            now = _now()
+            order.reply_to.tell(
+                Finished(
+                    job=job,
+                    attempt=order.attempt,
+                    handler=worker.name,
+                    outcome="failure",
+                    error=SzError(
+                        f"the arguments of job {job.id} cannot go to a remote "
+                        f"worker (msgpack: {exc})"
+                    ),
+                    started_at=now,
+                    finished_at=now,
+                    duration=0.0,
+                )
+            )
+            return
+        worker.in_flight[job.id] = order
+        frames = encode(
+            JobRequest(job_id=job.id, attempt=order.attempt, method=job.task), body
+        )
+        self.stats.jobs_sent += 1
+        self._send(worker, frames)
+
+    def _send(self, worker: _Worker, frames: list[bytes]) -> None:
+        """Send now, or keep it in order behind what waits for room."""
+        if worker.backlog:
+            worker.backlog.append(frames)
+            return
+        try:
+            sent = self.router.send(worker.peer, frames)
+        except PeerGone:
+            self._drop(worker, "worker_lost", tell=False)
+            return
+        if sent:
+            worker.last_sent = self.system.clock.now()
+        else:
+            self.stats.congested += 1
+            worker.backlog.append(frames)
+            self.congested.set()
+
+    async def _flush(self) -> None:
+        """Send what waits for room, trying again after longer and longer naps.
+
+        A ROUTER's readiness to send says some peer has room, not which, so the
+        broker cannot wait on it for one worker: it retries instead.
+        """
+        while True:
+            await self.congested.wait()
+            self.congested = self.system.new_event()
+            nap = 0.001
+            while True:
+                waiting = [w for w in self.workers.values() if w.backlog]
+                if not waiting:
+                    break
+                for worker in waiting:
+                    self._drain_backlog(worker)
+                if any(w.backlog for w in self.workers.values()):
+                    await anyio.sleep(nap)
+                    nap = min(nap * 2, 0.05)
+                else:
+                    nap = 0.001
+
+    def _drain_backlog(self, worker: _Worker) -> None:
+        backlog = worker.backlog
+        while backlog:
+            try:
+                sent = self.router.send(worker.peer, backlog[0])
+            except PeerGone:
+                self._drop(worker, "worker_lost", tell=False)
+                return
+            if not sent:
+                return
+            backlog.popleft()
+            worker.last_sent = self.system.clock.now()
+
+    def _tell(self, peer: bytes, message: Disconnect | Heartbeat) -> bool:
+        """Send a control message if it can go now; never raises."""
+        try:
+            return self.router.send(peer, encode(message))
+        except PeerGone:
+            return False
+
+    # --------------------------------------------------------------- reading
+
+    async def _read(self) -> None:
+        router, clock = self.router, self.system.clock
+        while True:
+            batch = await router.receive()
+            now = clock.now()
+            for peer, frames, user in batch:
+                try:
+                    message, bodies = decode(frames)
+                except ProtocolError as exc:
+                    self._malformed(peer, str(exc))
+                    continue
+                if isinstance(message, Ready):
+                    await self._register(peer, message, user, now)
+                    continue
+                worker = self.workers.get(peer)
+                if worker is None:
+                    self.stats.unknown_peer += 1
+                    if not isinstance(message, Disconnect):
+                        self._tell(
+                            peer, Disconnect(reason="unknown worker: send READY")
+                        )
+                    continue
+                worker.last_heard = now
+                if isinstance(message, JobResult):
+                    self._result(worker, message, bodies)
+                elif isinstance(message, Disconnect):
+                    self._leaving(worker, message)
+                elif isinstance(message, JobRequest):
+                    self._malformed(peer, "JOB goes from the broker to workers")
+
+    def _malformed(self, peer: bytes, why: str) -> None:
+        self.stats.malformed += 1
+        worker = self.workers.get(peer)
+        logger.warning(
+            "bad message from %s: %s; disconnecting it",
+            worker.name if worker else f"peer {peer.hex()}",
+            why,
+        )
+        if worker is not None:
+            self._drop(worker, "worker_lost", tell=False)
+        self._tell(peer, Disconnect(reason=f"bad message: {why}"))
+
+    def _result(self, worker: _Worker, message: JobResult, bodies: list[bytes]) -> None:
+        self.stats.results += 1
+        order = worker.in_flight.get(message.job_id)
+        if order is None or order.attempt != message.attempt:
+            self.stats.stale_results += 1
+            return
+        del worker.in_flight[message.job_id]
+        outcome, value, error = message.outcome, None, None
+        if message.error is not None:
+            error = RemoteError(message.error[:MAX_ERROR])
+        if outcome == "success" and bodies:
+            try:
+                value = msgpack.unpackb(bodies[0], raw=False, timestamp=3)
+            except (ValueError, msgpack.UnpackException) as exc:
+                outcome = "failure"
+                error = RemoteError(f"the result is not msgpack ({exc})")
+        finished_at = _now()
+        order.reply_to.tell(
+            Finished(
+                job=order.job,
+                attempt=order.attempt,
+                handler=worker.name,
+                outcome=outcome,
+                value=value,
+                error=error,
+                started_at=finished_at - timedelta(seconds=message.duration),
+                finished_at=finished_at,
+                duration=message.duration,
+            )
+        )
+
+    def _leaving(self, worker: _Worker, message: Disconnect) -> None:
+        if message.draining:
+            if not worker.draining:
+                worker.draining = True
+                logger.info(
+                    "worker %s is draining (%d jobs in flight): %s",
+                    worker.name,
+                    len(worker.in_flight),
+                    message.reason,
+                )
+                self.dispatcher.tell(Unregister(name=worker.name, drain=True))
+            return
+        logger.info("worker %s left: %s", worker.name, message.reason)
+        self.stats.workers_left += 1
+        self._drop(worker, "worker_left", tell=False, count=False)
+        self._tell(worker.peer, Disconnect(reason="goodbye"))
+
+    # ---------------------------------------------------------- registration
+
+    def _refuse(self, peer: bytes, name: str, why: str) -> None:
+        self.stats.refused += 1
+        logger.warning("refused worker %r: %s", name, why)
+        self._tell(peer, Disconnect(reason=f"refused: {why}"))
+
+    async def _register(
+        self, peer: bytes, message: Ready, user: str | None, now: float
+    ) -> None:
+        name = message.name
+        if not WORKER_NAME.fullmatch(name):
+            self._refuse(peer, name, "a worker name is 1-128 of A-Z a-z 0-9 _ . : @ -")
+            return
+        if self.router.secure and user != name:
+            self._refuse(peer, name, f"its key is listed for {user!r}, not {name!r}")
+            return
+        if not message.methods or message.capacity < 1:
+            self._refuse(peer, name, "it must serve a method and have capacity >= 1")
+            return
+        local = self.state.handlers.get(name)
+        if local is not None and local.kind == "local":
+            self._refuse(peer, name, "a handler in the scheduler has that name")
+            return
+        known = self.by_name.get(name)
+        if known is not None and known.peer != peer:
+            alive = now - known.last_heard < known.heartbeat * self.settings.liveness
+            if known.incarnation != message.incarnation and alive:
+                self._refuse(peer, name, "a live worker of that name is registered")
+                return
+        for old in (known, self.workers.get(peer)):
+            if old is not None and not old.gone:
+                # The same worker again (reconnected, or registering afresh):
+                # what it had in flight is lost with the old registration.
+                self._drop(old, "worker_lost", tell=False)
+        worker = _Worker(
+            name=name,
+            peer=peer,
+            incarnation=message.incarnation,
+            methods=message.methods,
+            capacity=message.capacity,
+            heartbeat=float(message.heartbeat),
+            last_heard=now,
+            last_sent=now,
+        )
+        self.workers[peer] = worker
+        self.by_name[name] = worker
+        stopping = self.stopping.pop(name, None)
+        if stopping is not None:
+            await stopping.stop()  # its name is about to be reused
+        if not self._current(worker):
+            return  # dropped while the old proxy stopped
+        worker.proxy = await self.spawn(
+            WorkerProxy,
+            self,
+            worker,
+            name=name,
+            capacity=message.capacity + PROXY_MAILBOX,
+            restart="transient",
+        )
+        if not self._current(worker):
+            return
+        self.stats.registered += 1
+        self.dispatcher.tell(
+            Register(
+                name=name,
+                tasks=message.methods,
+                ref=worker.proxy,
+                concurrency=message.capacity,
+                retries=0,
+                kind="remote",
+            )
+        )
+        logger.info(
+            "worker %s registered: %s, capacity %d",
+            name,
+            ", ".join(message.methods),
+            message.capacity,
+        )
+
+    def _current(self, worker: _Worker) -> bool:
+        """Whether ``worker`` is still registered (not dropped meanwhile)."""
+        return self.workers.get(worker.peer) is worker
+
+    def _drop(
+        self, worker: _Worker, reason: str, *, tell: bool = True, count: bool = True
+    ) -> None:
+        """Forget ``worker``; the dispatcher takes its jobs back for ``reason``.
+
+        With ``tell``, the worker hears DISCONNECT (it may be alive, only slow:
+        it then registers again).
+        """
+        if worker.gone:
+            return
+        worker.gone = True
+        if count:
+            self.stats.workers_lost += 1
+        if self.workers.get(worker.peer) is worker:
+            del self.workers[worker.peer]
+        if self.by_name.get(worker.name) is worker:
+            del self.by_name[worker.name]
+        worker.backlog.clear()
+        if worker.proxy is not None:
+            # Unregistered first: the dispatcher then sends it no job while it stops.
+            self.dispatcher.tell(Unregister(name=worker.name, reason=reason))
+            self.stopping[worker.name] = worker.proxy
+            self.start_task(worker.proxy.stop, name=f"stop {worker.name}")
+        worker.in_flight.clear()
+        if tell:
+            self._tell(worker.peer, Disconnect(reason="declared dead: register again"))
+        if reason == "worker_lost":
+            logger.warning("worker %s lost", worker.name)
+
+    # -------------------------------------------------------------- liveness
+
+    def _beat(self) -> None:
+        now = self.system.clock.now()
+        liveness = self.settings.liveness
+        for worker in list(self.workers.values()):
+            if now - worker.last_heard >= worker.heartbeat * liveness:
+                logger.warning(
+                    "worker %s silent for %.1f s: dead",
+                    worker.name,
+                    now - worker.last_heard,
+                )
+                self._drop(worker, "worker_lost")
+            elif (
+                now - worker.last_sent >= worker.heartbeat
+                and not worker.backlog
+                and self._tell(worker.peer, Heartbeat())
+            ):
+                worker.last_sent = now
+
+    @staticmethod
+    def _lost(order: Execute, name: str, reason: str) -> Finished:
+        now = _now()
+        return Finished(
+            job=order.job,
+            attempt=order.attempt,
+            handler=name,
+            outcome="lost",
+            reason=reason,
+            started_at=now,
+            finished_at=now,
+            duration=0.0,
+        )

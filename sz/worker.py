@@ -1,0 +1,512 @@
+"""``ZMQHandler``: functions in a worker process, served to a scheduler over ZeroMQ.
+
+A worker registers its methods with the scheduler's broker (READY), runs the
+jobs it is sent, at most ``capacity`` at once, and answers each with a RESULT.
+Its connection is an actor under a supervisor: when the broker falls silent
+for ``liveness`` heartbeats, the connection actor fails, closes its socket,
+and its supervisor's ``Backoff`` (1 s doubling to 32 s, with jitter) is the
+wait before it connects afresh.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import anyio
+import attrs
+import msgpack
+
+from actors import Actor, ActorSystem, Backoff
+from transport import (
+    Dealer,
+    Disconnect,
+    Heartbeat,
+    JobRequest,
+    JobResult,
+    ProtocolError,
+    Ready,
+    decode,
+    encode,
+    load_public_key,
+    load_secret_key,
+)
+from transport.keys import KeyFileError
+
+from .errors import SzError
+
+__all__ = ["RECONNECT_BACKOFF", "ZMQHandler"]
+
+logger = logging.getLogger("sz.worker")
+
+#: The wait before each reconnection: 1 s, doubling to 32 s, +-20 % jitter;
+#: back to 1 s once a connection has lasted 30 s.
+RECONNECT_BACKOFF = Backoff(min=1.0, max=32.0, factor=2.0, jitter=0.2, reset_after=30.0)
+
+#: Longest error text sent in a RESULT.
+MAX_ERROR = 4096
+
+
+class ConnectionLost(SzError):
+    """The broker fell silent, refused the worker, or broke the protocol."""
+
+
+@attrs.frozen
+class _Method:
+    name: str
+    func: Callable[..., Any]
+    timeout: float | None
+    is_async: bool
+
+
+class ZMQHandler:
+    """A worker: register methods, then ``start()`` (or ``await serve()``).
+
+    Args:
+        endpoint: The broker's endpoint, ``tcp://127.0.0.1:5555`` by default.
+        name: The worker's name, unique among the broker's workers (with CURVE,
+            the name its key is listed under); ``<host>-<pid>`` by default.
+        capacity: Jobs it runs at once, 1 by default (>= 1). Async methods run
+            on the event loop, sync ones in threads.
+        heartbeat: Seconds between heartbeats, 1.0 by default.
+        liveness: Heartbeats the broker may miss before the worker reconnects,
+            3 by default.
+        key: This worker's secret key file (``sz keys generate``) for CURVE,
+            with ``server_key``; None for none.
+        server_key: The broker's public key file.
+        drain_timeout: Seconds a stopping worker lets its jobs finish before it
+            hands back the rest, 1.5 by default.
+        backoff: The wait before each reconnection, ``RECONNECT_BACKOFF`` by
+            default.
+
+    Raises:
+        SzError: An option is bad, or a key file cannot be read.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5555",
+        *,
+        name: str | None = None,
+        capacity: int = 1,
+        heartbeat: float = 1.0,
+        liveness: int = 3,
+        key: str | os.PathLike[str] | None = None,
+        server_key: str | os.PathLike[str] | None = None,
+        drain_timeout: float = 1.5,
+        backoff: Backoff = RECONNECT_BACKOFF,
+    ) -> None:
+        given: dict[str, Any] = {
+            "capacity": capacity,
+            "heartbeat": heartbeat,
+            "liveness": liveness,
+            "drain_timeout": drain_timeout,
+        }
+        for label, value in given.items():
+            whole = label in {"capacity", "liveness"}
+            kinds = int if whole else int | float
+            if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+                expected = "an integer >= 1" if whole else "a number > 0"
+                raise SzError(f"{label} must be {expected}, got {value!r}")
+        if (key is None) != (server_key is None):
+            raise SzError("CURVE needs both key (this worker's) and server_key")
+        self.endpoint = endpoint
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.capacity = capacity
+        self.heartbeat = float(heartbeat)
+        self.liveness = liveness
+        self.drain_timeout = float(drain_timeout)
+        self.backoff = backoff
+        self._keys: tuple[bytes, bytes, bytes] | None = None
+        if key is not None and server_key is not None:
+            try:
+                public, secret = load_secret_key(Path(key))
+                self._keys = (public, secret, load_public_key(Path(server_key)))
+            except KeyFileError as exc:
+                raise SzError(str(exc)) from None
+        self._methods: dict[str, _Method] = {}
+        self._stop: anyio.Event | None = None
+        #: Connections made, and READY messages sent (for operators and tests).
+        self.connections = 0
+        self.registrations = 0
+
+    # --------------------------------------------------------------- methods
+
+    @overload
+    def method(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
+
+    @overload
+    def method(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    def method(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Serve a function as the task ``name`` (its own name by default).
+
+        Usable bare (``@handler.method``) or with options
+        (``@handler.method(name="send", timeout=30)``). Arguments and results
+        travel as msgpack: None, bools, numbers, strings, bytes, lists, dicts and
+        aware datetimes. Returns the function unchanged.
+        """
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            task = name or function.__name__
+            if not task or task in self._methods:
+                raise SzError(f"method {task!r} is registered already")
+            if timeout is not None and not timeout > 0:
+                raise SzError(f"method {task!r}: timeout must be > 0")
+            self._methods[task] = _Method(
+                task, function, timeout, inspect.iscoroutinefunction(function)
+            )
+            return function
+
+        return register(func) if func is not None else register
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The tasks this worker serves."""
+        return tuple(self._methods)
+
+    # --------------------------------------------------------------- running
+
+    def start(self, backend: Literal["asyncio", "trio"] = "asyncio") -> None:
+        """Serve until SIGTERM or SIGINT, on an event loop of its own.
+
+        A signal stops it as ``stop`` does: within ``drain_timeout`` and a little.
+        """
+        anyio.run(self._serve_until_signalled, backend=backend)
+
+    async def _serve_until_signalled(self) -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as got:
+                    async for signum in got:
+                        logger.info(
+                            "worker %s: %s, stopping",
+                            self.name,
+                            signal.Signals(signum).name,
+                        )
+                        self.stop()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            await self.serve()
+            tg.cancel_scope.cancel()
+
+    async def serve(self) -> None:
+        """Connect, register and run jobs until ``stop`` is called (or cancelled).
+
+        Raises:
+            SzError: No method is registered.
+        """
+        if not self._methods:
+            raise SzError("register at least one method with @handler.method")
+        if self._stop is not None:
+            raise SzError("the worker is already serving")
+        stop = self._stop = anyio.Event()
+        self.incarnation = uuid.uuid4().hex
+        try:
+            async with ActorSystem(f"worker-{self.name}") as system:
+                connection = await system.spawn(
+                    Connection,
+                    self,
+                    name="connection",
+                    restart="permanent",
+                    backoff=self.backoff,
+                )
+                await stop.wait()
+                # Finish (or hand back) what runs; a connection waiting to
+                # reconnect has nothing to finish.
+                with anyio.move_on_after(self.drain_timeout + 0.4):
+                    await connection.ask(_DRAIN, timeout=self.drain_timeout + 0.4)
+        finally:
+            self._stop = None
+
+    def stop(self) -> None:
+        """Stop serving: ``serve`` returns within ``drain_timeout`` and a little.
+
+        The worker takes no new job, lets those running finish (for
+        ``drain_timeout`` at most), hands back the rest and leaves.
+        """
+        if self._stop is not None:
+            self._stop.set()
+
+    def _ready(self) -> Ready:
+        return Ready(
+            name=self.name,
+            incarnation=self.incarnation,
+            methods=self.methods,
+            capacity=self.capacity,
+            heartbeat=self.heartbeat,
+        )
+
+
+class _Beat:
+    """Time to send a heartbeat and judge the broker's liveness."""
+
+
+class _Drain:
+    """Stop taking jobs, finish those running, say goodbye."""
+
+
+_BEAT = _Beat()
+_DRAIN = _Drain()
+
+
+class Connection(Actor):
+    """One connection to the broker: its socket, registration, liveness and jobs.
+
+    Jobs run on up to ``capacity`` tasks of this actor, so a restart (the broker
+    fell silent) ends them with the socket: the broker gave them to others when
+    it lost sight of this worker.
+    """
+
+    def __init__(self, handler: ZMQHandler) -> None:
+        self.handler = handler
+
+    async def on_start(self) -> None:
+        """Open the socket and register; beat every half heartbeat."""
+        handler = self.handler
+        public, secret, server = handler._keys or (None, None, None)
+        self.dealer = Dealer(
+            handler.endpoint, secret_key=secret, public_key=public, server_key=server
+        )
+        handler.connections += 1
+        self.clock = self.system.clock
+        #: When the broker was last heard from; None until registered.
+        self.last_heard: float | None = None
+        self.last_sent = self.clock.now()
+        self.last_ready = -float("inf")
+        self.orders: deque[tuple[JobRequest, list[bytes]]] = deque()
+        self.idle: list[anyio.Event] = []
+        self.workers = 0
+        self.running = 0
+        self.threads = anyio.CapacityLimiter(handler.capacity)
+        self.draining = False
+        self.quiet = self.system.new_event()  # set when nothing runs while draining
+        self.goodbye = self.system.new_event()
+        self.start_task(self._read, name="reader")
+        self.every(handler.heartbeat / 2, _BEAT)
+
+    async def on_stop(self) -> None:
+        """Close the socket."""
+        self.dealer.close()
+
+    async def receive(self, message: Any) -> Any:
+        """Beat, or drain."""
+        if message is _BEAT:
+            self._beat()
+        elif message is _DRAIN:
+            await self._drain()
+        else:
+            await super().receive(message)
+        return None
+
+    # ------------------------------------------------------------- protocol
+
+    async def _register(self) -> None:
+        await self.dealer.send(encode(self.handler._ready()))
+        now = self.clock.now()
+        self.last_heard = self.last_sent = self.last_ready = now
+        self.handler.registrations += 1
+        logger.info(
+            "worker %s: registering with %s (%s, capacity %d)",
+            self.handler.name,
+            self.handler.endpoint,
+            ", ".join(self.handler.methods),
+            self.handler.capacity,
+        )
+
+    async def _read(self) -> None:
+        # Waits, without a deadline, for the connection to come up (IMMEDIATE):
+        # libzmq keeps trying, and liveness starts with registration.
+        await self._register()
+        while True:
+            for frames in await self.dealer.receive():
+                self.last_heard = self.clock.now()
+                try:
+                    message, bodies = decode(frames)
+                except ProtocolError as exc:
+                    raise ConnectionLost(
+                        f"bad message from the broker: {exc}"
+                    ) from None
+                if isinstance(message, JobRequest):
+                    if not self.draining:  # else the goodbye hands it back
+                        self._take(message, bodies)
+                elif isinstance(message, Disconnect):
+                    await self._disconnected(message)
+                elif not isinstance(message, Heartbeat):
+                    raise ConnectionLost(
+                        f"the broker sent {type(message).__name__}, which workers send"
+                    )
+
+    async def _disconnected(self, message: Disconnect) -> None:
+        if self.draining:
+            self.goodbye.set()
+            return
+        if message.reason.startswith("refused"):
+            logger.error("worker %s: the broker %s", self.handler.name, message.reason)
+            raise ConnectionLost(f"the broker {message.reason}")
+        now = self.clock.now()
+        if now - self.last_ready < self.handler.heartbeat:
+            raise ConnectionLost(f"the broker keeps disconnecting: {message.reason}")
+        # The broker forgot this worker (it restarted, or judged it dead): the
+        # socket is sound, so register again at once.
+        logger.info("worker %s: broker says %r", self.handler.name, message.reason)
+        await self._register()
+
+    def _beat(self) -> None:
+        if self.last_heard is None:
+            return  # not connected yet
+        now = self.clock.now()
+        handler = self.handler
+        silent = now - self.last_heard
+        if silent >= handler.heartbeat * handler.liveness and not self.draining:
+            raise ConnectionLost(f"no word from the broker for {silent:.1f} s")
+        if now - self.last_sent >= handler.heartbeat and self.dealer.try_send(
+            encode(Heartbeat())
+        ):
+            self.last_sent = now
+
+    async def _drain(self) -> None:
+        """Take no new job, let those running end, then leave."""
+        if self.last_heard is None:
+            return  # never registered: nothing to finish or hand back
+        self.draining = True
+        handler = self.handler
+        self.dealer.try_send(encode(Disconnect(reason="stopping", draining=True)))
+        logger.info(
+            "worker %s: draining %d running, %d queued",
+            handler.name,
+            self.running,
+            len(self.orders),
+        )
+        if self.running or self.orders:
+            with anyio.move_on_after(handler.drain_timeout):
+                await self.quiet.wait()
+        handed_back = self.running + len(self.orders)
+        self.orders.clear()
+        if self.dealer.try_send(encode(Disconnect(reason="stopped"))):
+            # The broker's answer means it has the goodbye: closing at once
+            # (LINGER 0) could otherwise drop it.
+            with anyio.move_on_after(0.3):
+                await self.goodbye.wait()
+        logger.info(
+            "worker %s: stopped (%d jobs handed back)", handler.name, handed_back
+        )
+
+    # ----------------------------------------------------------------- jobs
+
+    def _take(self, request: JobRequest, bodies: list[bytes]) -> None:
+        self.orders.append((request, bodies))
+        if self.idle:
+            self.idle.pop().set()
+        elif self.workers < self.handler.capacity:
+            self.workers += 1
+            self.start_task(self._work, name="job")
+
+    async def _work(self) -> None:
+        orders = self.orders
+        while True:
+            while orders:
+                request, bodies = orders.popleft()
+                self.running += 1
+                try:
+                    await self._run(request, bodies)
+                finally:
+                    self.running -= 1
+                    if self.draining and not self.running and not orders:
+                        self.quiet.set()
+            wake = self.system.new_event()
+            self.idle.append(wake)
+            await wake.wait()
+
+    async def _run(self, request: JobRequest, bodies: list[bytes]) -> None:
+        start = time.perf_counter()
+        outcome, value_body = "success", b""
+        error: BaseException | None = None
+        method = self.handler._methods.get(request.method)
+        try:
+            if method is None:
+                raise SzError(
+                    f"worker {self.handler.name} has no method {request.method!r}"
+                )
+            args, kwargs = _arguments(bodies)
+            limit = method.timeout or request.timeout
+            if limit is None:
+                value = await self._call(method, args, kwargs)
+            else:
+                with anyio.fail_after(limit):
+                    value = await self._call(method, args, kwargs)
+        except TimeoutError as exc:
+            outcome, error = "timeout", exc
+        except Exception as exc:
+            outcome, error = "failure", exc
+        else:
+            try:
+                value_body = msgpack.packb(value, use_bin_type=True, datetime=True)
+            except (TypeError, ValueError, OverflowError) as exc:
+                outcome = "failure"
+                error = SzError(f"the result cannot travel as msgpack: {exc}")
+        duration = time.perf_counter() - start
+        result = JobResult(
+            job_id=request.job_id,
+            attempt=request.attempt,
+            outcome=outcome,
+            error=repr(error)[:MAX_ERROR] if error is not None else None,
+            duration=duration,
+        )
+        frames = encode(result, value_body) if outcome == "success" else encode(result)
+        await self.dealer.send(frames)
+        self.last_sent = self.clock.now()
+
+    async def _call(
+        self, method: _Method, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        if method.is_async:
+            return await method.func(*args, **kwargs)
+        call = functools.partial(method.func, *args, **kwargs)
+        return await anyio.to_thread.run_sync(
+            call, limiter=self.threads, abandon_on_cancel=True
+        )
+
+
+def _arguments(bodies: list[bytes]) -> tuple[list[Any], dict[str, Any]]:
+    """A JOB's arguments: its body is msgpack ``[args, kwargs]``."""
+    if not bodies:
+        return [], {}
+    try:
+        decoded = msgpack.unpackb(bodies[0], raw=False, timestamp=3)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise SzError(f"the job's arguments are not msgpack: {exc}") from None
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != 2
+        or not isinstance(decoded[0], list)
+        or not isinstance(decoded[1], dict)
+    ):
+        raise SzError("the job's arguments are not [args, kwargs]")
+    return decoded[0], decoded[1]
