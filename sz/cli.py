@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import logging
+import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+from transport import KeyFileError, generate_keys
 
 from .config import ConfigError, load_config
 from .errors import SzError
 from .scheduler import ScheduleZero
 from .serve import DEFAULT_STORE, demo_scheduler, serve
+from .worker import ZMQHandler
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,7 +78,151 @@ def _parser() -> argparse.ArgumentParser:
         "problems, naming each key path; exit 0 if it is valid, 2 if not.",
     )
     check.add_argument("file", metavar="FILE", help="the config file to check")
+    worker = commands.add_parser(
+        "worker",
+        help="serve a module's functions to a scheduler over ZeroMQ",
+        description=(
+            "Connect to the scheduler's broker at ENDPOINT and run jobs with the "
+            "public functions of MODULE (those it defines, not imports, whose "
+            "names do not start with _), or only those --methods lists. Runs "
+            "until SIGINT or SIGTERM, then finishes or hands back its jobs."
+        ),
+    )
+    worker.add_argument(
+        "endpoint", metavar="ENDPOINT", help="the broker, e.g. tcp://127.0.0.1:5555"
+    )
+    worker.add_argument("module", metavar="MODULE", help="the dotted module to serve")
+    worker.add_argument(
+        "--name", help="the worker's name (default: HOST-PID; with CURVE, its key's)"
+    )
+    worker.add_argument(
+        "--capacity",
+        type=_positive_int,
+        default=1,
+        help="jobs run at once (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--methods",
+        type=_names,
+        metavar="A,B,...",
+        help="serve only these functions of MODULE",
+    )
+    worker.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default="asyncio",
+        help="the event loop to run on (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--heartbeat",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between heartbeats (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--key",
+        metavar="FILE",
+        help="this worker's secret key file, for CURVE (with --server-key)",
+    )
+    worker.add_argument(
+        "--server-key", metavar="FILE", help="the broker's public key file"
+    )
+    keys = commands.add_parser(
+        "keys",
+        help="make CURVE key pairs for the broker and its workers",
+        description="Make CURVE key pairs: NAME.key (public) and NAME.key_secret.",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    generate = key_commands.add_parser(
+        "generate",
+        help="write NAME.key and NAME.key_secret",
+        description=(
+            "Write a new key pair: NAME.key (public: list it in the broker's "
+            "handlers.zmq.curve.workers, or give it to workers as --server-key) "
+            "and NAME.key_secret (private, mode 0600). Never overwrites."
+        ),
+    )
+    generate.add_argument("name", metavar="NAME", help="the worker's name, or 'server'")
+    generate.add_argument(
+        "--dir",
+        default=".",
+        help="the directory to write to (default: the working directory)",
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected names separated by commas")
+    return names
+
+
+def public_functions(module: Any, only: Sequence[str] | None = None) -> dict[str, Any]:
+    """The functions ``sz worker`` serves from ``module``, by name.
+
+    Raises:
+        SzError: A name in ``only`` is not a function of the module, or the
+            module has no public function.
+    """
+    if only is not None:
+        found = {}
+        for name in only:
+            function = getattr(module, name, None)
+            if not inspect.isfunction(function):
+                raise SzError(f"{module.__name__}.{name} is not a function")
+            found[name] = function
+        return found
+    found = {
+        name: function
+        for name, function in vars(module).items()
+        if inspect.isfunction(function)
+        and not name.startswith("_")
+        and function.__module__ == module.__name__
+    }
+    if not found:
+        raise SzError(f"{module.__name__} defines no public function to serve")
+    return found
+
+
+def _worker(options: argparse.Namespace) -> None:
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # MODULE as `python -m` would find it
+    try:
+        module = importlib.import_module(options.module)
+    except ImportError as exc:
+        raise SzError(f"cannot import {options.module}: {exc}") from None
+    handler = ZMQHandler(
+        options.endpoint,
+        name=options.name,
+        capacity=options.capacity,
+        heartbeat=options.heartbeat,
+        key=options.key,
+        server_key=options.server_key,
+    )
+    for name, function in public_functions(module, options.methods).items():
+        handler.method(function, name=name)
+    handler.start(backend=options.backend)
+
+
+def _keys(options: argparse.Namespace) -> None:
+    try:
+        public, secret = generate_keys(options.dir, options.name)
+    except (KeyFileError, OSError) as exc:
+        raise SzError(str(exc)) from None
+    print(f"public key: {public}\nsecret key: {secret} (keep it private)")
 
 
 def _check_config(path: str) -> int:
@@ -124,6 +274,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if options.command == "check-config":
         sys.exit(_check_config(options.file))
+    if options.command in {"worker", "keys"}:
+        try:
+            (_worker if options.command == "worker" else _keys)(options)
+        except SzError as error:
+            print(f"sz {options.command}: {error}", file=sys.stderr)
+            sys.exit(2)
+        sys.exit(0)
     if options.command == "serve":
         try:
             if options.config:

@@ -136,6 +136,7 @@ class ZMQHandler:
                 raise SzError(str(exc)) from None
         self._methods: dict[str, _Method] = {}
         self._stop: anyio.Event | None = None
+        self._system: ActorSystem | None = None
         #: Connections made, and READY messages sent (for operators and tests).
         self.connections = 0
         self.registrations = 0
@@ -230,6 +231,7 @@ class ZMQHandler:
         self.incarnation = uuid.uuid4().hex
         try:
             async with ActorSystem(f"worker-{self.name}") as system:
+                self._system = system
                 connection = await system.spawn(
                     Connection,
                     self,
@@ -243,7 +245,20 @@ class ZMQHandler:
                 with anyio.move_on_after(self.drain_timeout + 0.4):
                     await connection.ask(_DRAIN, timeout=self.drain_timeout + 0.4)
         finally:
-            self._stop = None
+            self._stop = self._system = None
+
+    @property
+    def system(self) -> ActorSystem:
+        """The worker's actor system while it serves.
+
+        Its connection actor is ``/user/connection``.
+
+        Raises:
+            SzError: It is not serving.
+        """
+        if self._system is None:
+            raise SzError("the worker is not serving")
+        return self._system
 
     def stop(self) -> None:
         """Stop serving: ``serve`` returns within ``drain_timeout`` and a little.
