@@ -267,9 +267,14 @@ class BrokerActor(Actor):
 
     async def on_stop(self) -> None:
         """Close the socket; the dispatcher forgets every worker."""
-        for worker in list(self.workers.values()):
-            self._drop(worker, "worker_lost", tell=False, count=False)
-        self.router.close()
+        try:
+            for worker in list(self.workers.values()):
+                # Its proxy, a child, has ended already.
+                worker.proxy = None
+                self.dispatcher.tell(Unregister(name=worker.name, reason="worker_lost"))
+                self._drop(worker, "worker_lost", tell=False, count=False)
+        finally:
+            self.router.close()
 
     async def receive(self, message: Any) -> Any:
         """Beat, or answer a query."""

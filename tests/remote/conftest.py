@@ -1,0 +1,129 @@
+"""Worker subprocesses and a free loopback endpoint for the remote-handler tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from anyio.abc import Process
+
+HERE = Path(__file__).parent
+
+
+def free_endpoint() -> str:
+    """A loopback TCP endpoint nobody listens on (yet)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
+) -> None:
+    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+    with anyio.move_on_after(timeout):
+        while not await check():
+            await anyio.sleep(0.01)
+        return
+    pytest.fail(f"not within {timeout} s: {what or check}")
+
+
+class WorkerProcess:
+    """One ``sz worker`` subprocess serving ``workload``."""
+
+    def __init__(self, process: Process, name: str) -> None:
+        self.process = process
+        self.name = name
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        if self.process.returncode is None:
+            os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no cleanup."""
+        self.signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        return await self.process.wait()
+
+    async def output(self) -> str:
+        """What it wrote to stderr (its log), once it has exited."""
+        assert self.process.stderr is not None
+        chunks = [chunk async for chunk in self.process.stderr]
+        return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture
+async def spawn_worker() -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]]]:
+    """Start ``sz worker`` subprocesses; every one is killed at teardown."""
+    started: list[WorkerProcess] = []
+
+    async def spawn(
+        endpoint: str,
+        *,
+        name: str,
+        capacity: int = 1,
+        backend: str = "asyncio",
+        heartbeat: float = 0.2,
+        methods: list[str] | None = None,
+        key: Path | None = None,
+        server_key: Path | None = None,
+        extra: list[str] | None = None,
+    ) -> WorkerProcess:
+        command: list[Any] = [
+            sys.executable,
+            "-m",
+            "sz",
+            "worker",
+            endpoint,
+            "workload",
+            "--name",
+            name,
+            "--capacity",
+            str(capacity),
+            "--backend",
+            backend,
+            "--heartbeat",
+            str(heartbeat),
+        ]
+        if methods:
+            command += ["--methods", ",".join(methods)]
+        if key is not None and server_key is not None:
+            command += ["--key", str(key), "--server-key", str(server_key)]
+        command += extra or []
+        process = await anyio.open_process(
+            command,
+            cwd=HERE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        worker = WorkerProcess(process, name)
+        started.append(worker)
+        return worker
+
+    try:
+        yield spawn
+    finally:
+        for worker in started:
+            worker.kill()
+        with anyio.CancelScope(shield=True):
+            for worker in started:
+                await worker.wait()
+                await worker.process.aclose()

@@ -1,0 +1,51 @@
+"""The functions test workers serve (``sz worker ENDPOINT workload``).
+
+Run from this directory, so that ``workload`` imports as a top-level module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import anyio
+
+
+def noop() -> None:
+    """Do nothing."""
+
+
+def add(a: int, b: int) -> int:
+    """A sync function: runs in a worker thread."""
+    return a + b
+
+
+async def where() -> int:
+    """The worker's process id: which worker ran a job."""
+    return os.getpid()
+
+
+async def nap(seconds: float) -> int:
+    """Sleep on the event loop, then return the process id."""
+    await anyio.sleep(seconds)
+    return os.getpid()
+
+
+def block(seconds: float) -> int:
+    """Sleep in a worker thread, then return the process id."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+async def record(path: str, token: str, seconds: float = 0.0) -> int:
+    """Append ``token`` to ``path`` once done (after ``seconds``): a run's trace."""
+    await anyio.sleep(seconds)
+    with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230 - tiny
+        trace.write(f"{token} {os.getpid()}\n")
+    return os.getpid()
+
+
+async def fail(message: str = "failed on purpose") -> None:
+    """Raise."""
+    raise RuntimeError(message)
