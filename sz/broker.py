@@ -585,8 +585,6 @@ class BrokerActor(Actor):
         worker.in_flight.clear()
         if tell:
             self._tell(worker.peer, Disconnect(reason="declared dead: register again"))
-        if reason == "worker_lost":
-            logger.warning("worker %s lost", worker.name)
 
     # -------------------------------------------------------------- liveness
 

@@ -495,7 +495,8 @@ class Connection(Actor):
             duration=duration,
         )
         frames = encode(result, value_body) if outcome == "success" else encode(result)
-        await self.dealer.send(frames)
+        if not self.dealer.try_send(frames):
+            await self.dealer.send(frames)  # not connected, or full: wait
         self.last_sent = self.clock.now()
 
     async def _call(

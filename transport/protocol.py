@@ -173,15 +173,19 @@ class Disconnect:
 
 Message: TypeAlias = Ready | JobRequest | JobResult | Heartbeat | Disconnect
 
-_BY_COMMAND: dict[bytes, type[Message]] = {
-    kind.COMMAND: kind for kind in (Ready, JobRequest, JobResult, Heartbeat, Disconnect)
+_KINDS = (Ready, JobRequest, JobResult, Heartbeat, Disconnect)
+_BY_COMMAND: dict[bytes, type[Message]] = {kind.COMMAND: kind for kind in _KINDS}
+#: Each command's header fields, in order (looked up per message: keep it cheap).
+_FIELDS: dict[type[Message], tuple[str, ...]] = {
+    kind: tuple(field.name for field in attrs.fields(kind)) for kind in _KINDS
 }
+_packer = msgpack.Packer(use_bin_type=True)
 
 
 def encode(message: Message, *bodies: bytes) -> list[bytes]:
     """The frames of ``message`` with its ``bodies``."""
-    header: bytes = msgpack.packb(
-        attrs.asdict(message, recurse=False), use_bin_type=True
+    header: bytes = _packer.pack(
+        {name: getattr(message, name) for name in _FIELDS[type(message)]}
     )
     return [PROTOCOL, message.COMMAND, header, *bodies]
 
@@ -216,8 +220,8 @@ def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
         ) from None
     if not isinstance(fields, dict):
         raise ProtocolError(f"{kind.__name__}: the header is not a map")
-    names = {field.name for field in attrs.fields(kind)}
-    unknown = set(fields) - names
+    names = _FIELDS[kind]
+    unknown = [name for name in fields if name not in names]
     if unknown:
         raise ProtocolError(
             f"{kind.__name__}: unknown fields {', '.join(sorted(map(str, unknown)))}"

@@ -49,3 +49,11 @@ async def record(path: str, token: str, seconds: float = 0.0) -> int:
 async def fail(message: str = "failed on purpose") -> None:
     """Raise."""
     raise RuntimeError(message)
+
+
+async def announce(path: str, token: str, seconds: float) -> int:
+    """Append ``token`` to ``path`` as it starts, then sleep: a job seen in flight."""
+    with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230 - tiny
+        trace.write(f"{token} {os.getpid()}\n")
+    await anyio.sleep(seconds)
+    return os.getpid()
