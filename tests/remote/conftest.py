@@ -30,11 +30,18 @@ def free_endpoint() -> str:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a call's
+    what: str = "",
 ) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+    """Poll ``check`` until it is true; fail after ``timeout`` seconds.
+
+    For evidence in another process (a worker's registration, a file), which
+    no event here can announce.
+    """
     with anyio.move_on_after(timeout):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 - see above
             await anyio.sleep(0.01)
         return
     pytest.fail(f"not within {timeout} s: {what or check}")
