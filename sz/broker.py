@@ -33,13 +33,15 @@ from transport import (
     Heartbeat,
     JobRequest,
     JobResult,
+    Message,
     PeerGone,
     ProtocolError,
     Ready,
     Router,
     TransportError,
-    decode,
+    decode_all,
     encode,
+    encode_batches,
     load_public_key,
     load_secret_key,
 )
@@ -68,6 +70,10 @@ PROXY_MAILBOX = 1000
 
 #: What a worker may be called: it names an actor and a handler.
 WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+
+#: Jobs for one worker that are sent at once rather than at the end of the
+#: event loop's turn.
+SHIP_AT = 32
 
 #: Longest error text kept from a worker's RESULT.
 MAX_ERROR = 4096
@@ -181,6 +187,8 @@ class _Worker:
     proxy: ActorRef | None = None
     #: Jobs sent (or waiting for room) and not yet answered, by job id.
     in_flight: dict[str, Execute] = attrs.field(factory=dict)
+    #: Jobs to send at the end of this turn of the event loop, in one batch.
+    outbox: list[tuple[JobRequest, bytes]] = attrs.field(factory=list)
     #: Messages waiting for room in its queue, in order.
     backlog: deque[list[bytes]] = attrs.field(factory=deque)
     draining: bool = False
@@ -253,7 +261,11 @@ class BrokerActor(Actor):
         #: Proxies of workers dropped, until they have ended (a name is reused).
         self.stopping: dict[str, ActorRef] = {}
         self.congested = self.system.new_event()
+        #: Workers with jobs in their outbox, and the event that ships them.
+        self.shipping: list[_Worker] = []
+        self.outgoing = self.system.new_event()
         self.start_task(self.router.serve_auth, name="auth")
+        self.start_task(self._ship, name="shipper")
         self.start_task(self._read, name="reader")
         self.start_task(self._flush, name="flusher")
         self.every(settings.heartbeat / 4, _BEAT)
@@ -318,11 +330,38 @@ class BrokerActor(Actor):
             )
             return
         worker.in_flight[job.id] = order
-        frames = encode(
-            JobRequest(job_id=job.id, attempt=order.attempt, method=job.task), body
+        if not worker.outbox:
+            self.shipping.append(worker)
+            self.outgoing.set()
+        outbox = worker.outbox
+        outbox.append(
+            (JobRequest(job_id=job.id, attempt=order.attempt, method=job.task), body)
         )
         self.stats.jobs_sent += 1
-        self._send(worker, frames)
+        if len(outbox) >= SHIP_AT:
+            # Enough for a batch: the worker starts on it while this process
+            # goes on (else each waits for the other's whole turn).
+            worker.outbox = []
+            for frames in encode_batches(outbox):
+                self._send(worker, frames)
+
+    async def _ship(self) -> None:
+        """Send each worker's jobs of this turn of the event loop, batched.
+
+        The dispatcher hands jobs over one message at a time; sent one by one,
+        each would cost a send here and a receive at the worker (and often a
+        wake-up of libzmq's I/O thread each): most of a small job's cost.
+        """
+        while True:
+            await self.outgoing.wait()
+            self.outgoing = self.system.new_event()
+            shipping, self.shipping = self.shipping, []
+            for worker in shipping:
+                outbox, worker.outbox = worker.outbox, []
+                if worker.gone or not outbox:
+                    continue
+                for frames in encode_batches(outbox):
+                    self._send(worker, frames)
 
     def _send(self, worker: _Worker, frames: list[bytes]) -> None:
         """Send now, or keep it in order behind what waits for room."""
@@ -392,28 +431,41 @@ class BrokerActor(Actor):
             now = clock.now()
             for peer, frames, user in batch:
                 try:
-                    message, bodies = decode(frames)
+                    messages = decode_all(frames)
                 except ProtocolError as exc:
                     self._malformed(peer, str(exc))
                     continue
-                if isinstance(message, Ready):
-                    await self._register(peer, message, user, now)
-                    continue
-                worker = self.workers.get(peer)
-                if worker is None:
-                    self.stats.unknown_peer += 1
-                    if not isinstance(message, Disconnect):
-                        self._tell(
-                            peer, Disconnect(reason="unknown worker: send READY")
-                        )
-                    continue
-                worker.last_heard = now
-                if isinstance(message, JobResult):
-                    self._result(worker, message, bodies)
-                elif isinstance(message, Disconnect):
-                    self._leaving(worker, message)
-                elif isinstance(message, JobRequest):
-                    self._malformed(peer, "JOB goes from the broker to workers")
+                for message, bodies in messages:
+                    if not await self._take(peer, message, bodies, user, now):
+                        break
+
+    async def _take(
+        self,
+        peer: bytes,
+        message: Message,
+        bodies: list[bytes],
+        user: str | None,
+        now: float,
+    ) -> bool:
+        """Act on one message from ``peer``; False: ignore the rest of its batch."""
+        if isinstance(message, Ready):
+            await self._register(peer, message, user, now)
+            return True
+        worker = self.workers.get(peer)
+        if worker is None:
+            self.stats.unknown_peer += 1
+            if not isinstance(message, Disconnect):
+                self._tell(peer, Disconnect(reason="unknown worker: send READY"))
+            return False
+        worker.last_heard = now
+        if isinstance(message, JobResult):
+            self._result(worker, message, bodies)
+        elif isinstance(message, Disconnect):
+            self._leaving(worker, message)
+        elif isinstance(message, JobRequest):
+            self._malformed(peer, "JOB goes from the broker to workers")
+            return False
+        return True
 
     def _malformed(self, peer: bytes, why: str) -> None:
         self.stats.malformed += 1
@@ -577,6 +629,7 @@ class BrokerActor(Actor):
         if self.by_name.get(worker.name) is worker:
             del self.by_name[worker.name]
         worker.backlog.clear()
+        worker.outbox.clear()
         if worker.proxy is not None:
             # Unregistered first: the dispatcher then sends it no job while it stops.
             self.dispatcher.tell(Unregister(name=worker.name, reason=reason))

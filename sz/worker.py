@@ -36,8 +36,9 @@ from transport import (
     JobResult,
     ProtocolError,
     Ready,
-    decode,
+    decode_all,
     encode,
+    encode_batches,
     load_public_key,
     load_secret_key,
 )
@@ -52,6 +53,9 @@ logger = logging.getLogger("sz.worker")
 #: The wait before each reconnection: 1 s, doubling to 32 s, +-20 % jitter;
 #: back to 1 s once a connection has lasted 30 s.
 RECONNECT_BACKOFF = Backoff(min=1.0, max=32.0, factor=2.0, jitter=0.2, reset_after=30.0)
+
+#: Results sent at once rather than at the end of the event loop's turn.
+SHIP_AT = 32
 
 #: Longest error text sent in a RESULT.
 MAX_ERROR = 4096
@@ -323,7 +327,13 @@ class Connection(Actor):
         self.draining = False
         self.quiet = self.system.new_event()  # set when nothing runs while draining
         self.goodbye = self.system.new_event()
+        #: Results of this turn of the event loop, sent together by ``_ship``.
+        self.outbox: list[tuple[JobResult, bytes]] = []
+        #: Results encoded, in order, that found no room yet.
+        self.unsent: deque[list[bytes]] = deque()
+        self.outgoing = self.system.new_event()
         self.start_task(self._read, name="reader")
+        self.start_task(self._ship, name="shipper")
         self.every(handler.heartbeat / 2, _BEAT)
 
     async def on_stop(self) -> None:
@@ -363,20 +373,22 @@ class Connection(Actor):
             for frames in await self.dealer.receive():
                 self.last_heard = self.clock.now()
                 try:
-                    message, bodies = decode(frames)
+                    messages = decode_all(frames)
                 except ProtocolError as exc:
                     raise ConnectionLost(
                         f"bad message from the broker: {exc}"
                     ) from None
-                if isinstance(message, JobRequest):
-                    if not self.draining:  # else the goodbye hands it back
-                        self._take(message, bodies)
-                elif isinstance(message, Disconnect):
-                    await self._disconnected(message)
-                elif not isinstance(message, Heartbeat):
-                    raise ConnectionLost(
-                        f"the broker sent {type(message).__name__}, which workers send"
-                    )
+                for message, bodies in messages:
+                    if isinstance(message, JobRequest):
+                        if not self.draining:  # else the goodbye hands it back
+                            self._take(message, bodies)
+                    elif isinstance(message, Disconnect):
+                        await self._disconnected(message)
+                    elif not isinstance(message, Heartbeat):
+                        raise ConnectionLost(
+                            f"the broker sent {type(message).__name__}, which"
+                            " workers send"
+                        )
 
     async def _disconnected(self, message: Disconnect) -> None:
         if self.draining:
@@ -424,6 +436,8 @@ class Connection(Actor):
                 await self.quiet.wait()
         handed_back = self.running + len(self.orders)
         self.orders.clear()
+        with anyio.move_on_after(0.2):
+            await self._flush()  # the finished jobs' results go before the goodbye
         if self.dealer.try_send(encode(Disconnect(reason="stopped"))):
             # The broker's answer means it has the goodbye: closing at once
             # (LINGER 0) could otherwise drop it.
@@ -494,9 +508,34 @@ class Connection(Actor):
             error=repr(error)[:MAX_ERROR] if error is not None else None,
             duration=duration,
         )
-        frames = encode(result, value_body) if outcome == "success" else encode(result)
-        if not self.dealer.try_send(frames):
-            await self.dealer.send(frames)  # not connected, or full: wait
+        outbox = self.outbox
+        if not outbox:
+            self.outgoing.set()
+        outbox.append((result, value_body))
+        if len(outbox) >= SHIP_AT and not self.unsent:
+            # Enough for a batch: the broker takes it while more jobs run here.
+            self.outbox = []
+            self.unsent.extend(encode_batches(outbox))
+            while self.unsent and self.dealer.try_send(self.unsent[0]):
+                self.unsent.popleft()
+
+    async def _ship(self) -> None:
+        """Send the results of each turn of the event loop together (batched)."""
+        while True:
+            await self.outgoing.wait()
+            self.outgoing = self.system.new_event()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        outbox, self.outbox = self.outbox, []
+        unsent = self.unsent
+        unsent.extend(encode_batches(outbox) if outbox else ())
+        if not unsent:
+            return
+        while unsent:
+            if not self.dealer.try_send(unsent[0]):
+                await self.dealer.send(unsent[0])  # not connected, or full: wait
+            unsent.popleft()
         self.last_sent = self.clock.now()
 
     async def _call(

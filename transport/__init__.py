@@ -30,7 +30,9 @@ from .protocol import (
     ProtocolError as ProtocolError,
     Ready as Ready,
     decode as decode,
+    decode_all as decode_all,
     encode as encode,
+    encode_batches as encode_batches,
 )
 from .socket import Socket as Socket
 
@@ -52,7 +54,9 @@ __all__ = [
     "TransportError",
     "WorkerKeys",
     "decode",
+    "decode_all",
     "encode",
+    "encode_batches",
     "generate_keys",
     "load_public_key",
     "load_secret_key",

@@ -11,12 +11,16 @@ a frame from the network is data, not code.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import attrs
 import msgpack
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
 __all__ = [
+    "MAX_BATCH",
     "MAX_BODIES",
     "MAX_HEADER",
     "PROTOCOL",
@@ -28,17 +32,22 @@ __all__ = [
     "ProtocolError",
     "Ready",
     "decode",
+    "decode_all",
     "encode",
+    "encode_batches",
 ]
 
 #: The first frame of every message: the protocol and its version.
 PROTOCOL = b"SZP1"
 
 #: Bytes a header may take; a longer one is refused before it is decoded.
-MAX_HEADER = 64 * 1024
+MAX_HEADER = 1024 * 1024
 
-#: Bodies a message may carry.
+#: Bodies a message may carry (a batch: one per item).
 MAX_BODIES = 4
+
+#: Messages a batch may carry (JOB and RESULT come in batches).
+MAX_BATCH = 256
 
 
 class ProtocolError(ValueError):
@@ -182,22 +191,99 @@ _FIELDS: dict[type[Message], tuple[str, ...]] = {
 _packer = msgpack.Packer(use_bin_type=True)
 
 
+def _header(message: Message) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in _FIELDS[type(message)]}
+
+
 def encode(message: Message, *bodies: bytes) -> list[bytes]:
     """The frames of ``message`` with its ``bodies``."""
-    header: bytes = _packer.pack(
-        {name: getattr(message, name) for name in _FIELDS[type(message)]}
-    )
+    header: bytes = _packer.pack(_header(message))
     return [PROTOCOL, message.COMMAND, header, *bodies]
 
 
+def encode_batches(
+    items: Sequence[tuple[JobRequest, bytes]] | Sequence[tuple[JobResult, bytes]],
+) -> Iterator[list[bytes]]:
+    """Messages carrying ``items`` (JOBs, or RESULTs, with a body each; b"": none).
+
+    One item makes a plain message; more make batches of at most ``MAX_BATCH``
+    items and ``MAX_HEADER`` bytes of header each: one send and one receive
+    for many jobs, which is most of a small job's cost.
+    """
+    if len(items) == 1:
+        message, body = items[0]
+        yield encode(message, body) if body else encode(message)
+        return
+    command = items[0][0].COMMAND
+    packed: list[bytes] = []
+    bodies: list[bytes] = []
+    size = 0
+    for message, body in items:
+        header = _packer.pack(_header(message))
+        if packed and (len(packed) == MAX_BATCH or size + len(header) > MAX_HEADER - 8):
+            yield _batch(command, packed, bodies)
+            packed, bodies, size = [], [], 0
+        packed.append(header)
+        bodies.append(body)
+        size += len(header)
+    yield _batch(command, packed, bodies)
+
+
+def _batch(command: bytes, headers: list[bytes], bodies: list[bytes]) -> list[bytes]:
+    if len(headers) == 1:
+        return [PROTOCOL, command, headers[0], *([bodies[0]] if bodies[0] else [])]
+    header = _packer.pack_array_header(len(headers)) + b"".join(headers)
+    return [PROTOCOL, command, header, *bodies]
+
+
 def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
-    """The message in ``frames``, and its bodies.
+    """The one message in ``frames``, and its bodies.
 
     Raises:
         ProtocolError: Not a message of this protocol and version, an unknown
-            command, a header that is not a map of the command's fields, or too
-            many frames (the message says which).
+            command, a header that is not a map of the command's fields, too
+            many frames, or a batch (``decode_all`` reads those); the message
+            says which.
     """
+    kind, fields, bodies = _open(frames)
+    if isinstance(fields, list):
+        raise ProtocolError(f"{kind.__name__}: a batch, where one message was due")
+    return _message(kind, fields, bodies), bodies
+
+
+def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
+    """Every message in ``frames`` (one, or a batch), each with its bodies.
+
+    A batch's header is an array of the command's maps, with one body per item
+    (an empty one: none).
+
+    Raises:
+        ProtocolError: As ``decode``; and for a batch that is not of JOBs or
+            RESULTs, is empty or larger than ``MAX_BATCH``, or whose bodies do
+            not match its items.
+    """
+    kind, fields, bodies = _open(frames)
+    if not isinstance(fields, list):
+        return [(_message(kind, fields, bodies), bodies)]
+    if not 1 <= len(fields) <= MAX_BATCH:
+        raise ProtocolError(
+            f"{kind.__name__}: a batch of {len(fields)}: from 1 to {MAX_BATCH}"
+        )
+    if len(bodies) != len(fields):
+        raise ProtocolError(
+            f"{kind.__name__}: a batch of {len(fields)} with {len(bodies)} bodies:"
+            " one each"
+        )
+    decoded: list[tuple[Message, list[bytes]]] = []
+    for item, body in zip(fields, bodies, strict=True):
+        if not isinstance(item, dict):
+            raise ProtocolError(f"{kind.__name__}: a batch item is not a map")
+        decoded.append((_message(kind, item, []), [body] if body else []))
+    return decoded
+
+
+def _open(frames: list[bytes]) -> tuple[type[Message], Any, list[bytes]]:
+    """The command, the decoded header (a map, or a batch's array), the bodies."""
     if len(frames) < 3:
         raise ProtocolError(f"{len(frames)} frames: at least 3 make a message")
     tag, command, header, *bodies = frames
@@ -210,16 +296,26 @@ def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
         raise ProtocolError(f"unknown command {bytes(command[:4])!r}")
     if len(header) > MAX_HEADER:
         raise ProtocolError(f"header of {len(header)} bytes: at most {MAX_HEADER}")
-    if len(bodies) > MAX_BODIES:
-        raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BODIES}")
+    if len(bodies) > max(MAX_BODIES, MAX_BATCH):
+        raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BATCH}")
     try:
         fields = msgpack.unpackb(header, raw=False, strict_map_key=True)
     except (ValueError, msgpack.UnpackException) as exc:
         raise ProtocolError(
             f"{kind.__name__}: the header is not msgpack ({exc})"
         ) from None
-    if not isinstance(fields, dict):
+    if isinstance(fields, dict):
+        if len(bodies) > MAX_BODIES:
+            raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BODIES}")
+    elif not isinstance(fields, list) or kind not in (JobRequest, JobResult):
+        # Only JOB and RESULT come in batches (an array of maps).
         raise ProtocolError(f"{kind.__name__}: the header is not a map")
+    return kind, fields, bodies
+
+
+def _message(
+    kind: type[Message], fields: dict[Any, Any], bodies: list[bytes]
+) -> Message:
     names = _FIELDS[kind]
     unknown = [name for name in fields if name not in names]
     if unknown:
@@ -227,9 +323,8 @@ def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
             f"{kind.__name__}: unknown fields {', '.join(sorted(map(str, unknown)))}"
         )
     try:
-        message = kind(**fields)
+        return kind(**fields)
     except TypeError as exc:  # a required field missing
         raise ProtocolError(f"{kind.__name__}: {exc}") from None
     except ProtocolError as exc:
         raise ProtocolError(f"{kind.__name__}: {exc}") from None
-    return message, bodies
