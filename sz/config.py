@@ -56,6 +56,7 @@ __all__ = [
     "MetricsConfig",
     "RateLimitConfig",
     "ReportingConfig",
+    "ScheduleEntry",
     "SchedulerConfig",
     "SchedulerMode",
     "StoreConfig",
@@ -554,6 +555,72 @@ class WebConfig:
     port: int = attrs.field(default=8765, validator=_port)
 
 
+_INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+
+
+def _interval(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not value:
+        raise _Invalid(
+            f"a mapping of {', '.join(_INTERVAL_UNITS)}", value, at=f".{attribute.name}"
+        )
+    for unit, amount in value.items():
+        if unit not in _INTERVAL_UNITS:
+            raise _Invalid(
+                f"one of {', '.join(_INTERVAL_UNITS)}",
+                unit,
+                at=f".{attribute.name}{_step(unit)}",
+            )
+        if not (_is_number(amount) and amount > 0):
+            raise _Invalid("a number > 0", amount, at=f".{attribute.name}.{unit}")
+
+
+_text = _rule("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
+_crontab = _rule(
+    "a crontab line of five fields, such as '*/5 * * * *'",
+    lambda v: v is None or (isinstance(v, str) and len(v.split()) == 5),
+)
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleEntry:
+    """One item of ``schedules``: a schedule the scheduler adds (or replaces) at start.
+
+    Exactly one of ``cron`` and ``interval`` says when it fires.
+
+    Attributes:
+        id: The schedule's id; required, unique.
+        task: The task it runs; required.
+        cron: A crontab line, such as ``"*/5 * * * *"``.
+        interval: Every so long: ``{minutes: 5}`` (``weeks``, ``days``, ``hours``,
+            ``minutes``, ``seconds``).
+        args: Keyword arguments of each job, none by default.
+        paused: Added paused, false by default.
+    """
+
+    id: str = attrs.field(validator=_text)
+    task: str = attrs.field(validator=_text)
+    cron: str | None = attrs.field(default=None, validator=_crontab)
+    interval: Mapping[str, float] | None = attrs.field(
+        default=None, validator=_interval, hash=False
+    )
+    args: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    paused: bool = attrs.field(default=False, validator=_flag)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.cron is None) == (self.interval is None):
+            raise _Invalid("exactly one of cron and interval", None, at=".cron")
+
+
+def _unique_ids(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    seen: set[str] = set()
+    for index, entry in enumerate(value):
+        if entry.id in seen:
+            raise _Invalid("a unique id", entry.id, at=f".{attribute.name}[{index}].id")
+        seen.add(entry.id)
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     """The whole ``config.yaml``; each section has its class's defaults when absent.
@@ -565,6 +632,8 @@ class Config:
         reporting: What the scheduler observes and keeps.
         store: Where schedules and job history live, memory by default.
         web: The dashboard and HTTP API, off by default.
+        schedules: Schedules added (or replaced, by id) at every start, none by
+            default.
     """
 
     scheduler: SchedulerConfig = attrs.field(factory=SchedulerConfig)
@@ -573,6 +642,9 @@ class Config:
     reporting: ReportingConfig = attrs.field(factory=ReportingConfig)
     store: StoreConfig = attrs.field(factory=StoreConfig)
     web: WebConfig = attrs.field(factory=WebConfig)
+    schedules: tuple[ScheduleEntry, ...] = attrs.field(
+        default=(), validator=_unique_ids
+    )
 
 
 # Structuring.

@@ -450,6 +450,11 @@ class ScheduleZero:
         """
         if self._stack is not None:
             raise SzError("the scheduler is already running")
+        for index, entry in enumerate(self.config.schedules):
+            try:
+                self._check_task(entry.task)
+            except SzError as exc:
+                raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
         async with AsyncExitStack() as stack:
             file: SqliteFile | None = None
             if self.store_path is not None:
@@ -552,7 +557,32 @@ class ScheduleZero:
             early, self._early = self._early, []
             for request in early:
                 await self._add_schedule(request)
+            await self._add_config_schedules()
             self._stack = stack.pop_all()
+
+    async def _add_config_schedules(self) -> None:
+        """Add (or replace) the config's ``schedules``.
+
+        Raises:
+            SzError: One names a task no handler serves, or a bad crontab line
+                (the message names the schedule).
+        """
+        for index, entry in enumerate(self.config.schedules):
+            when: dict[str, Any] = (
+                {"trigger": entry.cron}
+                if entry.cron is not None
+                else {"trigger": "interval", **(entry.interval or {})}
+            )
+            try:
+                await self.schedule(
+                    entry.task,
+                    id=entry.id,
+                    args=dict(entry.args or {}),
+                    paused=entry.paused,
+                    **when,
+                )
+            except SzError as exc:
+                raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
 
     async def stop(self) -> None:
         """Stop APScheduler, then every actor (in order). Idempotent."""

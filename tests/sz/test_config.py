@@ -265,7 +265,7 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
         pytest.param(
             "schedular:\n  mode: embedded\n",
             "schedular: unknown key (expected one of: "
-            "governors, handlers, reporting, scheduler, store, web)",
+            "governors, handlers, reporting, scheduler, schedules, store, web)",
             id="unknown-key-at-top",
         ),
         pytest.param(

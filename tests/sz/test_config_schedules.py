@@ -1,0 +1,105 @@
+"""Config ``schedules:``: checked when loaded, added (or replaced) at every start."""
+
+from __future__ import annotations
+
+import pytest
+
+from sz import ConfigError, ScheduleZero, SzError
+from sz.config import parse_config
+
+pytestmark = pytest.mark.anyio
+
+
+def test_schedules_are_read_with_cron_or_interval() -> None:
+    config = parse_config(
+        {
+            "schedules": [
+                {"id": "a", "task": "echo", "interval": {"minutes": 5}},
+                {"id": "b", "task": "echo", "cron": "*/5 * * * *", "args": {"x": 1}},
+            ]
+        }
+    )
+    first, second = config.schedules
+    assert (first.id, first.interval, first.cron) == ("a", {"minutes": 5}, None)
+    assert (second.cron, second.args) == ("*/5 * * * *", {"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"id": "a", "task": "echo"}, "schedules[0].cron: expected exactly one"),
+        (
+            {"id": "a", "task": "echo", "cron": "* * * * *", "interval": {"hours": 1}},
+            "schedules[0].cron: expected exactly one",
+        ),
+        (
+            {"id": "a", "task": "echo", "interval": {"secs": 5}},
+            "schedules[0].interval.secs: expected one of weeks",
+        ),
+        (
+            {"id": "a", "task": "echo", "interval": {"seconds": 0}},
+            "schedules[0].interval.seconds: expected a number > 0",
+        ),
+        ({"task": "echo", "cron": "* * * * *"}, "schedules[0].id: required key"),
+        (
+            {"id": "a", "task": "echo", "cron": "every minute"},
+            "schedules[0].cron: expected a crontab line of five fields",
+        ),
+        (
+            {"id": "a", "task": "echo", "cron": "* * * * *", "every": 5},
+            "schedules[0].every: unknown key",
+        ),
+    ],
+)
+def test_a_bad_schedule_is_named_by_its_path(
+    entry: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"schedules": [entry]})
+    assert says in str(refused.value)
+
+
+def test_schedule_ids_are_unique() -> None:
+    entry = {"id": "a", "task": "echo", "cron": "* * * * *"}
+    with pytest.raises(ConfigError, match=r"schedules\[1\]\.id: expected a unique id"):
+        parse_config({"schedules": [entry, entry]})
+
+
+async def test_config_schedules_are_added_at_start_and_replaced_at_the_next() -> None:
+    config = parse_config(
+        {"schedules": [{"id": "tick", "task": "echo", "interval": {"hours": 1}}]}
+    )
+    sz = ScheduleZero(config=config, store="memory")
+
+    @sz.handler
+    async def echo() -> None:
+        return None
+
+    async with sz:
+        [schedule] = await sz.schedules()
+        assert (schedule.id, schedule.task) == ("tick", "echo")
+        assert schedule.trigger.startswith("IntervalTrigger(hours=1")
+    async with sz:  # again: replaced, not doubled
+        assert [s.id for s in await sz.schedules()] == ["tick"]
+
+
+async def test_a_schedule_of_an_unknown_task_stops_the_start_naming_it() -> None:
+    config = parse_config(
+        {"schedules": [{"id": "x", "task": "nobody", "cron": "* * * * *"}]}
+    )
+    with pytest.raises(SzError, match=r"schedules\[0\] \(x\): no handler for task"):
+        async with ScheduleZero(config=config, store="memory"):
+            pass
+
+
+async def test_with_a_broker_a_task_only_workers_serve_may_be_scheduled() -> None:
+    config = parse_config(
+        {
+            "scheduler": {"mode": "distributed"},
+            "handlers": {"zmq": {"registration_server": "tcp://127.0.0.1:*"}},
+            "schedules": [{"id": "x", "task": "remote_only", "cron": "0 3 * * *"}],
+        }
+    )
+    async with ScheduleZero(config=config, store="memory") as sz:
+        [schedule] = await sz.schedules()
+        assert schedule.task == "remote_only"
