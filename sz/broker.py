@@ -50,6 +50,7 @@ from transport.keys import KeyFileError
 from .dispatcher import Register, Unregister
 from .errors import SzError
 from .handlers import Execute, Finished
+from .validators import int_at_least, positive
 
 if TYPE_CHECKING:
     from .config import ZmqConfig
@@ -74,6 +75,9 @@ WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 #: Jobs for one worker that are sent at once rather than at the end of the
 #: event loop's turn.
 SHIP_AT = 32
+
+#: The shortest interval between looks at workers' liveness, in seconds.
+MIN_TICK = 0.01
 
 #: Longest error text kept from a worker's RESULT.
 MAX_ERROR = 4096
@@ -104,11 +108,11 @@ class BrokerSettings:
     """
 
     endpoint: str = "tcp://127.0.0.1:5555"
-    heartbeat: float = 1.0
-    liveness: int = 3
-    max_message_bytes: int = 16 * 2**20
-    send_hwm: int = 1000
-    receive_hwm: int = 1000
+    heartbeat: float = attrs.field(default=1.0, validator=positive)
+    liveness: int = attrs.field(default=3, validator=int_at_least(1))
+    max_message_bytes: int = attrs.field(default=16 * 2**20, validator=int_at_least(1))
+    send_hwm: int = attrs.field(default=1000, validator=int_at_least(0))
+    receive_hwm: int = attrs.field(default=1000, validator=int_at_least(0))
     secret_key: bytes | None = attrs.field(default=None, repr=False)
     workers: Mapping[bytes, str] = attrs.field(factory=dict, hash=False)
 
@@ -268,7 +272,8 @@ class BrokerActor(Actor):
         self.start_task(self._ship, name="shipper")
         self.start_task(self._read, name="reader")
         self.start_task(self._flush, name="flusher")
-        self.every(settings.heartbeat / 4, _BEAT)
+        self.tick = settings.heartbeat / 4
+        self.ticker = self.every(self.tick, _BEAT)
         logger.info(
             "broker listening on %s%s",
             self.router.endpoint,
@@ -574,6 +579,12 @@ class BrokerActor(Actor):
         )
         self.workers[peer] = worker
         self.by_name[name] = worker
+        wanted = max(MIN_TICK, worker.heartbeat / 4)
+        if wanted < self.tick:
+            # It expects word from us more often than we look: look as often.
+            self.ticker.cancel()
+            self.tick = wanted
+            self.ticker = self.every(wanted, _BEAT)
         stopping = self.stopping.pop(name, None)
         if stopping is not None:
             await stopping.stop()  # its name is about to be reused

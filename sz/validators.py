@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import attrs
 
-__all__ = ["int_at_least", "not_negative", "positive_or_none", "ratio"]
+__all__ = ["int_at_least", "not_negative", "positive", "positive_or_none", "ratio"]
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -35,6 +35,12 @@ def not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) 
     """A number >= 0."""
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    """A number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a number > 0, got {value!r}")
 
 
 def positive_or_none(
