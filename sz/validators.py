@@ -37,8 +37,8 @@ def not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) 
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    """A number > 0."""
+def positive(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A number (not a bool) > 0."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{attribute.name} must be a number > 0, got {value!r}")
 
