@@ -354,8 +354,7 @@ async def connection_restarts(cycles: int) -> list[tuple[int, int, int]]:
                     samples.append((cycle, open_descriptors(), resident_bytes()))
                 if cycle == cycles:
                     break
-                connection = handler.system.lookup("/user/connection")
-                assert connection is not None
+                connection = handler.connection
                 before = handler.registrations
                 await connection.kill()
                 with anyio.fail_after(30):

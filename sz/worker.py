@@ -27,7 +27,15 @@ import anyio
 import attrs
 import msgpack
 
-from actors import Actor, ActorSystem, Backoff
+from actors import (
+    Actor,
+    ActorRef,
+    ActorSystem,
+    Backoff,
+    Child,
+    Supervision,
+    Supervisor,
+)
 from transport import (
     Dealer,
     Disconnect,
@@ -236,13 +244,23 @@ class ZMQHandler:
         try:
             async with ActorSystem(f"worker-{self.name}") as system:
                 self._system = system
-                connection = await system.spawn(
-                    Connection,
-                    self,
-                    name="connection",
-                    restart="permanent",
-                    backoff=self.backoff,
+                # Its supervisor never gives up on the connection: the backoff,
+                # not a restart limit, is what paces it.
+                await system.spawn(
+                    Supervisor,
+                    [
+                        Child(
+                            Connection,
+                            self,
+                            name="connection",
+                            restart="permanent",
+                            backoff=self.backoff,
+                        )
+                    ],
+                    Supervision(max_restarts=2**62, within=1.0),
+                    name="worker",
                 )
+                connection = self.connection
                 await stop.wait()
                 # Finish (or hand back) what runs; a connection waiting to
                 # reconnect has nothing to finish.
@@ -252,10 +270,22 @@ class ZMQHandler:
             self._stop = self._system = None
 
     @property
+    def connection(self) -> ActorRef:
+        """The connection actor while it serves (``/user/worker/connection``).
+
+        Raises:
+            SzError: It is not serving.
+        """
+        ref = self.system.lookup("/user/worker/connection")
+        if ref is None:
+            raise SzError("the worker is not serving")
+        return ref
+
+    @property
     def system(self) -> ActorSystem:
         """The worker's actor system while it serves.
 
-        Its connection actor is ``/user/connection``.
+        Its connection actor is ``/user/worker/connection`` (``connection``).
 
         Raises:
             SzError: It is not serving.
