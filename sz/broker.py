@@ -157,6 +157,9 @@ class BrokerStats:
         results: RESULT messages taken.
         stale_results: RESULTs for attempts already given up on.
         congested: Sends a worker's full queue held back.
+        connections: Connections opened by peers (workers or not).
+        disconnections: Connections closed: by a peer, or cut by libzmq (a
+            message over ``max_message_bytes``, which is never seen as one).
     """
 
     registered: int = 0
@@ -169,6 +172,8 @@ class BrokerStats:
     results: int = 0
     stale_results: int = 0
     congested: int = 0
+    connections: int = 0
+    disconnections: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -269,6 +274,7 @@ class BrokerActor(Actor):
         self.shipping: list[_Worker] = []
         self.outgoing = self.system.new_event()
         self.start_task(self.router.serve_auth, name="auth")
+        self.start_task(self.router.watch_connections, self._connection, name="monitor")
         self.start_task(self._ship, name="shipper")
         self.start_task(self._read, name="reader")
         self.start_task(self._flush, name="flusher")
@@ -426,6 +432,13 @@ class BrokerActor(Actor):
             return self.router.send(peer, encode(message))
         except PeerGone:
             return False
+
+    def _connection(self, opened: bool) -> None:
+        if opened:
+            self.stats.connections += 1
+        else:
+            self.stats.disconnections += 1
+            logger.debug("a connection closed (%d so far)", self.stats.disconnections)
 
     # --------------------------------------------------------------- reading
 

@@ -10,12 +10,13 @@ import errno
 from typing import TYPE_CHECKING
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from .auth import WorkerKeys, secure_server, serve_zap
 from .socket import Socket
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["Dealer", "PeerGone", "Router", "TransportError"]
 
@@ -89,6 +90,22 @@ class Router:
         """Answer CURVE handshakes until cancelled (returns at once without CURVE)."""
         if self._keys is not None:
             await serve_zap(self._keys)
+
+    async def watch_connections(self, on_change: Callable[[bool], None]) -> None:
+        """Call ``on_change(True)`` as each connection opens, ``False`` as one closes.
+
+        Until cancelled. A connection libzmq cuts (a message over
+        ``max_message_bytes``, a broken handshake) closes like any other: this
+        is how the broker counts what it never sees as a message.
+        """
+        events = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+        monitor = Socket(self.socket.zmq.get_monitor_socket(events))
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.receive())
+                on_change(event["event"] == zmq.EVENT_ACCEPTED)
+        finally:
+            monitor.close()
 
     def send(self, peer: bytes, frames: Sequence[bytes]) -> bool:
         """Queue a message for ``peer`` now; False if its queue is full.
