@@ -97,7 +97,7 @@ class ZMQHandler:
             with ``server_key``; None for none.
         server_key: The broker's public key file.
         drain_timeout: Seconds a stopping worker lets its jobs finish before it
-            hands back the rest, 1.5 by default.
+            hands back the rest, 1.0 by default.
         backoff: The wait before each reconnection, ``RECONNECT_BACKOFF`` by
             default.
 
@@ -115,7 +115,7 @@ class ZMQHandler:
         liveness: int = 3,
         key: str | os.PathLike[str] | None = None,
         server_key: str | os.PathLike[str] | None = None,
-        drain_timeout: float = 1.5,
+        drain_timeout: float = 1.0,
         backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         given: dict[str, Any] = {
@@ -240,6 +240,7 @@ class ZMQHandler:
         if self._stop is not None:
             raise SzError("the worker is already serving")
         stop = self._stop = anyio.Event()
+        self._drained = anyio.Event()
         self.incarnation = uuid.uuid4().hex
         try:
             async with ActorSystem(f"worker-{self.name}") as system:
@@ -260,12 +261,12 @@ class ZMQHandler:
                     Supervision(max_restarts=2**62, within=1.0),
                     name="worker",
                 )
-                connection = self.connection
                 await stop.wait()
                 # Finish (or hand back) what runs; a connection waiting to
                 # reconnect has nothing to finish.
+                self.connection.tell(_DRAIN)
                 with anyio.move_on_after(self.drain_timeout + 0.4):
-                    await connection.ask(_DRAIN, timeout=self.drain_timeout + 0.4)
+                    await self._drained.wait()
         finally:
             self._stop = self._system = None
 
@@ -375,7 +376,7 @@ class Connection(Actor):
         if message is _BEAT:
             self._beat()
         elif message is _DRAIN:
-            await self._drain()
+            self._drain()
         else:
             await super().receive(message)
         return None
@@ -427,9 +428,11 @@ class Connection(Actor):
         if message.reason.startswith("refused"):
             logger.error("worker %s: the broker %s", self.handler.name, message.reason)
             raise ConnectionLost(f"the broker {message.reason}")
-        now = self.clock.now()
-        if now - self.last_ready < self.handler.heartbeat:
-            raise ConnectionLost(f"the broker keeps disconnecting: {message.reason}")
+        if self.clock.now() - self.last_ready < self.handler.heartbeat:
+            # Most likely the answer to something sent just before the READY:
+            # if the broker does not know this worker, the next heartbeat's
+            # answer will say so again.
+            return
         # The broker forgot this worker (it restarted, or judged it dead): the
         # socket is sound, so register again at once.
         logger.info("worker %s: broker says %r", self.handler.name, message.reason)
@@ -448,11 +451,20 @@ class Connection(Actor):
         ):
             self.last_sent = now
 
-    async def _drain(self) -> None:
-        """Take no new job, let those running end, then leave."""
+    def _drain(self) -> None:
+        """Take no new job, let those running end, then leave.
+
+        In a task of its own: the heartbeats go on meanwhile.
+        """
+        if self.draining:
+            return
         if self.last_heard is None:
-            return  # never registered: nothing to finish or hand back
+            self.handler._drained.set()  # never registered: nothing to hand back
+            return
         self.draining = True
+        self.start_task(self._leave, name="leave")
+
+    async def _leave(self) -> None:
         handler = self.handler
         self.dealer.try_send(encode(Disconnect(reason="stopping", draining=True)))
         logger.info(
@@ -476,6 +488,7 @@ class Connection(Actor):
         logger.info(
             "worker %s: stopped (%d jobs handed back)", handler.name, handed_back
         )
+        handler._drained.set()
 
     # ----------------------------------------------------------------- jobs
 
