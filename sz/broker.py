@@ -47,7 +47,7 @@ from transport import (
 )
 from transport.keys import KeyFileError
 
-from .dispatcher import Register, Unregister
+from .dispatcher import HandlersQuery, Register, Unregister
 from .errors import SzError
 from .handlers import Execute, Finished
 from .validators import int_at_least, positive
@@ -509,7 +509,9 @@ class BrokerActor(Actor):
             error = RemoteError(message.error[:MAX_ERROR])
         if outcome == "success" and bodies:
             try:
-                value = msgpack.unpackb(bodies[0], raw=False, timestamp=3)
+                value = msgpack.unpackb(
+                    bodies[0], raw=False, timestamp=3, strict_map_key=False
+                )
             except (ValueError, msgpack.UnpackException) as exc:
                 outcome = "failure"
                 error = RemoteError(f"the result is not msgpack ({exc})")
@@ -600,6 +602,7 @@ class BrokerActor(Actor):
             self.ticker = self.every(wanted, _BEAT)
         stopping = self.stopping.pop(name, None)
         if stopping is not None:
+            await self._settled()
             await stopping.stop()  # its name is about to be reused
         if not self._current(worker):
             return  # dropped while the old proxy stopped
@@ -631,6 +634,21 @@ class BrokerActor(Actor):
             message.capacity,
         )
 
+    async def _retire(self, proxy: ActorRef) -> None:
+        """Stop a dropped worker's proxy once the dispatcher has unregistered it.
+
+        Else the dispatcher might hear that the proxy ended (which overtakes
+        ordinary messages) before the ``Unregister`` saying why its jobs were
+        lost.
+        """
+        await self._settled()
+        await proxy.stop()
+
+    async def _settled(self) -> None:
+        """Return once the dispatcher has handled what it was told before."""
+        with anyio.move_on_after(5.0):
+            await self.dispatcher.ask(HandlersQuery())
+
     def _current(self, worker: _Worker) -> bool:
         """Whether ``worker`` is still registered (not dropped meanwhile)."""
         return self.workers.get(worker.peer) is worker
@@ -658,7 +676,7 @@ class BrokerActor(Actor):
             # Unregistered first: the dispatcher then sends it no job while it stops.
             self.dispatcher.tell(Unregister(name=worker.name, reason=reason))
             self.stopping[worker.name] = worker.proxy
-            self.start_task(worker.proxy.stop, name=f"stop {worker.name}")
+            self.start_task(self._retire, worker.proxy, name=f"retire {worker.name}")
         worker.in_flight.clear()
         if tell:
             self._tell(worker.peer, Disconnect(reason="declared dead: register again"))

@@ -444,9 +444,11 @@ class DispatcherActor(Actor):
 
     def _handler_gone(self, ref: ActorRef) -> None:
         """A handler ended for good: forget it; its jobs in flight are lost."""
-        gone = [name for name, h in self.state.handlers.items() if h.ref == ref]
-        for name in gone:
-            self._lose_jobs_of(name, "crash")
+        gone = [h for h in self.state.handlers.values() if h.ref == ref]
+        for handler in gone:
+            # A remote worker's proxy ends only when its worker is lost.
+            why = "worker_lost" if handler.kind == "remote" else "crash"
+            self._lose_jobs_of(handler.name, why)
         self._check_served()
 
     def _governor_statuses(self) -> list[GovernorStatus]:

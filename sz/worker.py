@@ -597,7 +597,9 @@ def _arguments(bodies: list[bytes]) -> tuple[list[Any], dict[str, Any]]:
     if not bodies:
         return [], {}
     try:
-        decoded = msgpack.unpackb(bodies[0], raw=False, timestamp=3)
+        decoded = msgpack.unpackb(
+            bodies[0], raw=False, timestamp=3, strict_map_key=False
+        )
     except (ValueError, msgpack.UnpackException) as exc:
         raise SzError(f"the job's arguments are not msgpack: {exc}") from None
     if (
