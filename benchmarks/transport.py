@@ -233,6 +233,33 @@ async def remote_pipelined(
     return n / elapsed
 
 
+async def local_pipelined(n: int) -> float:
+    """The same callers and jobs to a no-op handler in this process: the ceiling
+    the scheduler's own bookkeeping puts on any remote figure."""
+    sz = ScheduleZero(name="bench", store="memory")
+
+    @sz.handler(concurrency=CAPACITY)
+    async def noop() -> None:
+        return None
+
+    remaining = n
+    async with sz:
+
+        async def caller() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await sz.run_now("noop")
+
+        gc.collect()
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(CALLERS):
+                tg.start_soon(caller)
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
 async def remote_ping_pong(
     backend: str, n: int, settings: BrokerSettings, keys: tuple[Path, Path] | None
 ) -> list[float]:
@@ -387,6 +414,7 @@ def end_to_end(backend: str, quick: bool) -> None:
         for _ in range(REPEAT)
     )
     raw_rate = max(raw_router_dealer(n, CAPACITY)[0] for _ in range(REPEAT))
+    local = max(anyio.run(local_pipelined, n, backend=backend) for _ in range(REPEAT))
     native = max(pyzmq_asyncio(n) for _ in range(REPEAT))
     say(
         f"{backend}: remote no-op jobs, run_now from {CALLERS} callers, one worker"
@@ -397,6 +425,10 @@ def end_to_end(backend: str, quick: bool) -> None:
         f"   raw pyzmq ROUTER/DEALER threads {raw_rate:>8,.0f} msg/s"
         f"   zmq.asyncio {native:>8,.0f} msg/s   ratio to raw {rate / raw_rate:4.2f}"
         f"   target >= {TARGET:,.0f}  {verdict(rate >= TARGET)}"
+    )
+    say(
+        f"    the same to a local handler    {local:>8,.0f} jobs/s"
+        f"   (the scheduler alone, no transport: remote is {rate / local:4.2f} of it)"
     )
     latencies = anyio.run(
         remote_ping_pong, backend, pings, plain, None, backend=backend

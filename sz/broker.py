@@ -341,14 +341,17 @@ class BrokerActor(Actor):
             )
             return
         worker.in_flight[job.id] = order
+        request = JobRequest(job_id=job.id, attempt=order.attempt, method=job.task)
+        self.stats.jobs_sent += 1
+        if len(worker.in_flight) == 1 and not worker.outbox:
+            # Alone: nothing to batch it with, so no reason to wait for one.
+            self._send(worker, encode(request, body))
+            return
         if not worker.outbox:
             self.shipping.append(worker)
             self.outgoing.set()
         outbox = worker.outbox
-        outbox.append(
-            (JobRequest(job_id=job.id, attempt=order.attempt, method=job.task), body)
-        )
-        self.stats.jobs_sent += 1
+        outbox.append((request, body))
         if len(outbox) >= SHIP_AT:
             # Enough for a batch: the worker starts on it while this process
             # goes on (else each waits for the other's whole turn).

@@ -552,6 +552,18 @@ class Connection(Actor):
             duration=duration,
         )
         outbox = self.outbox
+        if (
+            self.running == 1
+            and not self.orders
+            and not outbox
+            and not self.unsent
+            and self.dealer.try_send(
+                encode(result, value_body) if value_body else encode(result)
+            )
+        ):
+            # Alone: nothing to batch it with, so no reason to wait for one.
+            self.last_sent = self.clock.now()
+            return
         if not outbox:
             self.outgoing.set()
         outbox.append((result, value_body))

@@ -105,15 +105,18 @@ class Socket:
                 or vanished peer: ``EHOSTUNREACH``).
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             self._check_open()
             try:
                 _send_now(self.zmq, frames)
             except zmq.Again:
                 await self._wait_for(zmq.POLLOUT)
+                waited = True
                 continue
             self._wake()
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+            if not waited:  # else it has yielded already: no second pass
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             return
 
     def try_send(self, frames: Sequence[bytes]) -> bool:
@@ -153,15 +156,18 @@ class Socket:
 
     async def _receive(self) -> list[zmq.Frame]:
         await anyio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             self._check_open()
             try:
                 frames = _receive_now(self.zmq)
             except zmq.Again:
                 await self._wait_for(zmq.POLLIN)
+                waited = True
                 continue
             self._wake()
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+            if not waited:  # else it has yielded already: no second pass
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             return frames
 
     async def receive_many(self, limit: int = 256) -> list[list[bytes]]:
