@@ -1,7 +1,7 @@
 """The broker: worker processes connected over ZeroMQ become handlers.
 
-One ``BrokerActor`` (``/user/broker``) owns the ROUTER every worker connects
-to. A worker that registers (READY) gets a proxy actor, ``/user/broker/<name>``,
+One ``BrokerActor`` (``/user/remote/broker``) owns the ROUTER every worker connects
+to. A worker that registers (READY) gets a proxy actor, ``/user/remote/broker/<name>``,
 which the dispatcher sees as a handler like any local one: it serves the
 worker's methods, at most its capacity at once. The proxy turns each
 ``Execute`` into a JOB frame; the broker turns each RESULT back into the

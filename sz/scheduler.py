@@ -40,6 +40,7 @@ from actors import (
     ActorError,
     ActorRef,
     ActorSystem,
+    Backoff,
     Child,
     MailboxFull,
     Supervision,
@@ -84,6 +85,9 @@ HELD_BACK = "held_back"
 #: A handler's mailbox holds its concurrency's worth of jobs plus this many
 #: messages (health, queries, control).
 HANDLER_MAILBOX = 1000
+
+#: The wait before the broker restarts after a crash: 50 ms, doubling to 5 s.
+BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=30.0)
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
@@ -519,15 +523,7 @@ class ScheduleZero:
                     )
                 )
             if self.broker_settings is not None:
-                self._broker = await system.spawn(
-                    BrokerActor,
-                    self.broker_settings,
-                    self._dispatcher,
-                    state,
-                    name="broker",
-                    restart="permanent",
-                    capacity=10_000,
-                )
+                await self._spawn_broker(system, state)
             for unfinished in await self._backend.unfinished():
                 self._take_up(unfinished)
             store = ScheduleStore(
@@ -559,6 +555,42 @@ class ScheduleZero:
                 await self._add_schedule(request)
             await self._add_config_schedules()
             self._stack = stack.pop_all()
+
+    async def _spawn_broker(self, system: ActorSystem, state: DispatcherState) -> None:
+        """Start the broker under a supervisor that never gives up on it.
+
+        A broker that cannot bind again at once (its port not yet released)
+        retries, paced by its backoff, rather than take the scheduler down.
+
+        Raises:
+            SzError: It cannot start (the endpoint cannot be bound, say).
+        """
+        assert self.broker_settings is not None
+        assert self._dispatcher is not None
+        try:
+            await system.spawn(
+                Supervisor,
+                [
+                    Child(
+                        BrokerActor,
+                        self.broker_settings,
+                        self._dispatcher,
+                        state,
+                        name="broker",
+                        restart="permanent",
+                        backoff=BROKER_BACKOFF,
+                        capacity=10_000,
+                    )
+                ],
+                Supervision(max_restarts=2**62, within=1.0),
+                name="remote",
+            )
+        except ActorError as exc:
+            cause: BaseException = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            raise SzError(f"the broker cannot start: {cause}") from None
+        self._broker = system.lookup("/user/remote/broker")
 
     async def _add_config_schedules(self) -> None:
         """Add (or replace) the config's ``schedules``.

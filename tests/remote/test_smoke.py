@@ -1,12 +1,15 @@
-"""One worker subprocess registers and runs a job, on asyncio and trio."""
+"""A worker process runs a job; the broker fails to start loudly, and comes back
+from crashes with its workers (asyncio and trio)."""
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 
-from sz import BrokerSettings, ScheduleZero
+from sz import BrokerSettings, ScheduleZero, SzError, ZMQHandler
 
 from .conftest import eventually, free_endpoint
 
@@ -32,3 +35,42 @@ async def test_a_worker_process_runs_a_job(
         await eventually(registered, what="w1 registers")
         assert await sz.run_now("add", args=[2, 3]) == 5
         assert await sz.run_now("where") == worker.pid
+
+
+async def test_a_broker_that_cannot_bind_fails_the_start_naming_the_endpoint() -> None:
+    endpoint = free_endpoint()
+    with socket.socket() as taken:
+        host, port = endpoint.removeprefix("tcp://").split(":")
+        taken.bind((host, int(port)))
+        taken.listen()
+        sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+        with pytest.raises(SzError, match=rf"cannot bind {endpoint}"):
+            await sz.start()
+
+
+async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_workers() -> (
+    None
+):
+    endpoint = free_endpoint()
+    settings = BrokerSettings(endpoint=endpoint, heartbeat=0.25)
+    async with ScheduleZero(store="memory", broker=settings) as sz:
+        worker = ZMQHandler(endpoint, name="w", heartbeat=0.25)
+
+        @worker.method
+        async def where() -> str:
+            return "here"
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.serve)
+            for _ in range(5):  # more than a default supervisor tolerates
+                broker = sz.system.lookup("/user/remote/broker")
+                assert broker is not None
+                await broker.kill()
+
+                async def serves() -> bool:
+                    statuses = await sz.handlers()
+                    return any(status.name == "w" for status in statuses)
+
+                await eventually(serves, what="w registers with the new broker")
+                assert await sz.run_now("where", timeout=10) == "here"
+            worker.stop()
