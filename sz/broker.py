@@ -204,6 +204,14 @@ class _Worker:
     gone: bool = False
 
 
+def _local(endpoint: str) -> bool:
+    """Whether only this machine can reach ``endpoint``."""
+    if not endpoint.startswith("tcp://"):
+        return endpoint.startswith(("ipc://", "inproc://"))
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -280,6 +288,12 @@ class BrokerActor(Actor):
         self.start_task(self._flush, name="flusher")
         self.tick = settings.heartbeat / 4
         self.ticker = self.every(self.tick, _BEAT)
+        if settings.secret_key is None and not _local(self.router.endpoint):
+            logger.warning(
+                "broker listening on %s without CURVE: anyone who can reach it "
+                "can register a worker and receive jobs (set handlers.zmq.curve)",
+                self.router.endpoint,
+            )
         logger.info(
             "broker listening on %s%s",
             self.router.endpoint,

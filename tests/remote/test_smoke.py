@@ -3,6 +3,7 @@ from crashes with its workers (asyncio and trio)."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import TYPE_CHECKING
 
@@ -74,3 +75,19 @@ async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_worker
                 await eventually(serves, what="w registers with the new broker")
                 assert await sz.run_now("where", timeout=10) == "here"
             worker.stop()
+
+
+async def test_a_broker_open_to_the_network_without_curve_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    open_to_all = BrokerSettings(endpoint="tcp://0.0.0.0:*")
+    with caplog.at_level(logging.WARNING, logger="sz.broker"):
+        async with ScheduleZero(store="memory", broker=open_to_all):
+            pass
+        async with ScheduleZero(
+            store="memory", broker=BrokerSettings(endpoint="tcp://127.0.0.1:*")
+        ):
+            pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "without CURVE: anyone who can reach it" in warnings[0]
