@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between heartbeats (default: %(default)s)",
     )
     worker.add_argument(
+        "--liveness",
+        type=_positive_int,
+        default=3,
+        help="heartbeats the broker may miss before the worker reconnects "
+        "(default: %(default)s)",
+    )
+    worker.add_argument(
         "--key",
         metavar="FILE",
         help="this worker's secret key file, for CURVE (with --server-key)",
@@ -209,6 +216,7 @@ def _worker(options: argparse.Namespace) -> None:
         name=options.name,
         capacity=options.capacity,
         heartbeat=options.heartbeat,
+        liveness=options.liveness,
         key=options.key,
         server_key=options.server_key,
     )
