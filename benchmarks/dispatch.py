@@ -56,6 +56,25 @@ QUIET, LIMIT = 3.0, 60.0
 # ------------------------------------------------------------------ run_now
 
 
+async def run_now_rate(sz: ScheduleZero, task: str, n: int, callers: int) -> float:
+    """Jobs per second: ``run_now(task)`` from ``callers`` tasks of the started
+    ``sz`` until ``n`` jobs have ended."""
+    remaining = n
+
+    async def caller() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await sz.run_now(task)
+
+    gc.collect()
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(callers):
+            tg.start_soon(caller)
+    return n / (time.perf_counter() - start)
+
+
 async def sz_run_now_rate(n: int, callers: int, config: Config | None = None) -> float:
     """``run_now`` from ``callers`` tasks until ``n`` jobs have ended."""
     sz = ScheduleZero(name="bench", config=config)
@@ -64,22 +83,8 @@ async def sz_run_now_rate(n: int, callers: int, config: Config | None = None) ->
     async def noop() -> None:
         return None
 
-    remaining = n
-
-    async def caller() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await sz.run_now("noop")
-
     async with sz:
-        gc.collect()
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(callers):
-                tg.start_soon(caller)
-        elapsed = time.perf_counter() - start
-    return n / elapsed
+        return await run_now_rate(sz, "noop", n, callers)
 
 
 async def aps_noop() -> None:

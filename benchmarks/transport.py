@@ -43,7 +43,7 @@ import zmq.asyncio
 
 from actors import Backoff
 from benchmarks.actors import verdict
-from benchmarks.dispatch import say
+from benchmarks.dispatch import run_now_rate, say
 from sz import BrokerSettings, ScheduleZero, ZMQHandler
 from transport import Socket, generate_keys, load_public_key, load_secret_key
 
@@ -216,21 +216,7 @@ async def remote_pipelined(
         with worker_process(endpoint, backend, keys):
             await registered(sz)
             await sz.run_now("noop")  # warm: imports, first connection
-            remaining = n
-
-            async def caller() -> None:
-                nonlocal remaining
-                while remaining > 0:
-                    remaining -= 1
-                    await sz.run_now("noop")
-
-            gc.collect()
-            start = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                for _ in range(CALLERS):
-                    tg.start_soon(caller)
-            elapsed = time.perf_counter() - start
-    return n / elapsed
+            return await run_now_rate(sz, "noop", n, CALLERS)
 
 
 async def local_pipelined(n: int) -> float:
@@ -242,22 +228,8 @@ async def local_pipelined(n: int) -> float:
     async def noop() -> None:
         return None
 
-    remaining = n
     async with sz:
-
-        async def caller() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await sz.run_now("noop")
-
-        gc.collect()
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(CALLERS):
-                tg.start_soon(caller)
-        elapsed = time.perf_counter() - start
-    return n / elapsed
+        return await run_now_rate(sz, "noop", n, CALLERS)
 
 
 async def remote_ping_pong(
