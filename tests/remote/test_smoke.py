@@ -88,6 +88,10 @@ async def test_a_broker_open_to_the_network_without_curve_says_so(
             store="memory", broker=BrokerSettings(endpoint="tcp://127.0.0.1:*")
         ):
             pass
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sz.broker" and r.levelno == logging.WARNING
+    ]
     assert len(warnings) == 1, warnings
     assert "without CURVE: anyone who can reach it" in warnings[0]
