@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter, defaultdict
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,7 +24,7 @@ from transport import Router
 from .conftest import eventually, free_endpoint
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from sz.jobs import Attempt
@@ -98,6 +99,40 @@ def backend_of(anyio_backend: Backend) -> str:
     return anyio_backend[0]
 
 
+@asynccontextmanager
+async def a_job_on_one_of_two(
+    sz: ScheduleZero,
+    spawn_worker: Spawn,
+    endpoint: str,
+    backend: str,
+    trace: Path,
+    seconds: float,
+) -> AsyncIterator[tuple[WorkerProcess, WorkerProcess, list[int]]]:
+    """Workers ``a`` and ``b``, and one ``announce`` job running on one of them.
+
+    Yields the worker holding the job, the other, and the list the job's result
+    (the pid that ran it) is appended to once it ends, after the block.
+    """
+    workers = {
+        name: await spawn_worker(endpoint, name=name, backend=backend)
+        for name in ("a", "b")
+    }
+    await wait_registered(sz, "a", "b")
+    by_pid = {worker.pid: worker for worker in workers.values()}
+    result: list[int] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            args = [str(trace), "job", seconds]
+            result.append(await sz.run_now("announce", args=args, timeout=30))
+
+        tg.start_soon(run)
+        [(_, pid)] = await wait_starts(trace, 1)
+        holder = by_pid[pid]
+        (other,) = (w for w in workers.values() if w is not holder)
+        yield holder, other, result
+
+
 # ------------------------------------------------------------------ kill -9
 
 
@@ -106,25 +141,10 @@ async def test_a_job_on_a_killed_worker_completes_on_another_as_attempt_two(
 ) -> None:
     endpoint, trace = free_endpoint(), tmp_path / "trace"
     async with broker_at(endpoint) as sz:
-        workers = {
-            name: await spawn_worker(
-                endpoint, name=name, backend=backend_of(anyio_backend)
-            )
-            for name in ("a", "b")
-        }
-        await wait_registered(sz, "a", "b")
-        by_pid = {worker.pid: worker for worker in workers.values()}
-        result: list[int] = []
-        async with anyio.create_task_group() as tg:
-
-            async def run() -> None:
-                args = [str(trace), "job", 3.0]
-                result.append(await sz.run_now("announce", args=args, timeout=30))
-
-            tg.start_soon(run)
-            [(_, pid)] = await wait_starts(trace, 1)
-            doomed = by_pid[pid]
-            (survivor,) = (w for w in workers.values() if w is not doomed)
+        backend = backend_of(anyio_backend)
+        async with a_job_on_one_of_two(
+            sz, spawn_worker, endpoint, backend, trace, 3.0
+        ) as (doomed, survivor, result):
             doomed.kill()
         assert result == [survivor.pid]
         [(job, rows)] = (await attempts_by_job(sz, "announce")).items()
@@ -198,25 +218,10 @@ async def test_a_stopped_worker_is_declared_dead_and_rejoins_when_continued(
 ) -> None:
     endpoint, trace = free_endpoint(), tmp_path / "trace"
     async with broker_at(endpoint) as sz:
-        workers = {
-            name: await spawn_worker(
-                endpoint, name=name, backend=backend_of(anyio_backend)
-            )
-            for name in ("a", "b")
-        }
-        await wait_registered(sz, "a", "b")
-        by_pid = {worker.pid: worker for worker in workers.values()}
-        result: list[int] = []
-        async with anyio.create_task_group() as tg:
-
-            async def run() -> None:
-                args = [str(trace), "job", 2.0]
-                result.append(await sz.run_now("announce", args=args, timeout=30))
-
-            tg.start_soon(run)
-            [(_, pid)] = await wait_starts(trace, 1)
-            frozen = by_pid[pid]
-            (other,) = (w for w in workers.values() if w is not frozen)
+        backend = backend_of(anyio_backend)
+        async with a_job_on_one_of_two(
+            sz, spawn_worker, endpoint, backend, trace, 2.0
+        ) as (frozen, other, result):
             _, before = await sz.broker()
             frozen.signal(signal.SIGSTOP)
             stopped_at = anyio.current_time()
@@ -246,7 +251,7 @@ async def test_a_stopped_worker_is_declared_dead_and_rejoins_when_continued(
         print(f"rejoined {anyio.current_time() - continued_at:.3f} s after SIGCONT")
         pids: set[int] = set()
         async with anyio.create_task_group() as tg:
-            for _ in workers:
+            for _ in (frozen, other):
 
                 async def run_nap() -> None:
                     pids.add(await sz.run_now("nap", args=[0.5], timeout=30))
