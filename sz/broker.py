@@ -330,7 +330,9 @@ class BrokerActor(Actor):
         if worker.gone:
             # Dropped between the dispatcher's choice and this: the dispatcher
             # has already taken its jobs back (this report is then ignored).
-            order.reply_to.tell(self._lost(order, worker.name, "worker_lost"))
+            order.reply_to.tell(
+                Finished.lost(order.job, order.attempt, worker.name, "worker_lost")
+            )
             return
         try:
             body = msgpack.packb(
@@ -717,17 +719,3 @@ class BrokerActor(Actor):
                 and self._tell(worker.peer, Heartbeat())
             ):
                 worker.last_sent = now
-
-    @staticmethod
-    def _lost(order: Execute, name: str, reason: str) -> Finished:
-        now = _now()
-        return Finished(
-            job=order.job,
-            attempt=order.attempt,
-            handler=name,
-            outcome="lost",
-            reason=reason,
-            started_at=now,
-            finished_at=now,
-            duration=0.0,
-        )

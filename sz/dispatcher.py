@@ -426,19 +426,7 @@ class DispatcherActor(Actor):
         tasks = self._forget(name)
         for entry in list(self.state.in_flight.values()):
             if entry.handler == name:
-                self._finished(
-                    Finished(
-                        job=entry.job,
-                        attempt=entry.attempt,
-                        handler=name,
-                        outcome="lost",
-                        reason=reason,
-                        error=None,
-                        started_at=_now(),
-                        finished_at=_now(),
-                        duration=0.0,
-                    )
-                )
+                self._finished(Finished.lost(entry.job, entry.attempt, name, reason))
         for task in tasks:
             self._drain(task)
 

@@ -78,6 +78,23 @@ class Finished:
     duration: float
     reason: str | None = None
 
+    @classmethod
+    def lost(
+        cls, job: Job, attempt: int, handler: str, reason: str | None = None
+    ) -> Finished:
+        """The report of an attempt its handler will never finish, as of now."""
+        now = datetime.now(UTC)
+        return cls(
+            job=job,
+            attempt=attempt,
+            handler=handler,
+            outcome="lost",
+            reason=reason,
+            started_at=now,
+            finished_at=now,
+            duration=0.0,
+        )
+
 
 class HandlerActor(Actor):
     """Runs one handler's jobs on up to ``concurrency`` worker tasks.
@@ -114,20 +131,9 @@ class HandlerActor(Actor):
 
     async def on_stop(self) -> None:
         """Report the jobs no worker got to as lost."""
-        now = datetime.now(UTC)
         while self.orders:
             order = self.orders.popleft()
-            order.reply_to.tell(
-                Finished(
-                    job=order.job,
-                    attempt=order.attempt,
-                    handler=self.ref.name,
-                    outcome="lost",
-                    started_at=now,
-                    finished_at=now,
-                    duration=0.0,
-                )
-            )
+            order.reply_to.tell(Finished.lost(order.job, order.attempt, self.ref.name))
 
     async def _work(self) -> None:
         orders = self.orders
