@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 __all__ = [
+    "BATCH_BODY_BYTES",
     "MAX_BATCH",
     "MAX_BODIES",
     "MAX_HEADER",
@@ -43,11 +44,15 @@ PROTOCOL = b"SZP1"
 #: Bytes a header may take; a longer one is refused before it is decoded.
 MAX_HEADER = 1024 * 1024
 
-#: Bodies a message may carry (a batch: one per item).
+#: Bodies a message may carry (a batch carries its items' bodies in one frame).
 MAX_BODIES = 4
 
 #: Messages a batch may carry (JOB and RESULT come in batches).
 MAX_BATCH = 256
+
+#: Bytes of bodies a sender puts in one batch, past its first item's: batching
+#: pays for small messages; a large body is cheaper sent on its own than copied.
+BATCH_BODY_BYTES = 64 * 1024
 
 
 class ProtocolError(ValueError):
@@ -208,7 +213,12 @@ def encode_batches(
 
     One item makes a plain message; more make batches of at most ``MAX_BATCH``
     items and ``MAX_HEADER`` bytes of header each: one send and one receive
-    for many jobs, which is most of a small job's cost.
+    for many jobs, which is most of a small job's cost. Bodies join a batch up
+    to ``BATCH_BODY_BYTES``: a large one goes in a message of its own, sent as
+    it is rather than copied into a batch. A batch is four frames
+    however many items it carries (its bodies travel as one msgpack array of
+    binaries): each frame costs both ends microseconds, as much as a small job's
+    bookkeeping.
     """
     if len(items) == 1:
         message, body = items[0]
@@ -217,15 +227,20 @@ def encode_batches(
     command = items[0][0].COMMAND
     packed: list[bytes] = []
     bodies: list[bytes] = []
-    size = 0
+    size = weight = 0
     for message, body in items:
         header = _packer.pack(_header(message))
-        if packed and (len(packed) == MAX_BATCH or size + len(header) > MAX_HEADER - 8):
+        if packed and (
+            len(packed) == MAX_BATCH
+            or size + len(header) > MAX_HEADER - 8
+            or weight + len(body) > BATCH_BODY_BYTES
+        ):
             yield _batch(command, packed, bodies)
-            packed, bodies, size = [], [], 0
+            packed, bodies, size, weight = [], [], 0, 0
         packed.append(header)
         bodies.append(body)
         size += len(header)
+        weight += len(body)
     yield _batch(command, packed, bodies)
 
 
@@ -233,7 +248,7 @@ def _batch(command: bytes, headers: list[bytes], bodies: list[bytes]) -> list[by
     if len(headers) == 1:
         return [PROTOCOL, command, headers[0], *([bodies[0]] if bodies[0] else [])]
     header = _packer.pack_array_header(len(headers)) + b"".join(headers)
-    return [PROTOCOL, command, header, *bodies]
+    return [PROTOCOL, command, header, _packer.pack(bodies)]
 
 
 def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
@@ -254,8 +269,8 @@ def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
 def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
     """Every message in ``frames`` (one, or a batch), each with its bodies.
 
-    A batch's header is an array of the command's maps, with one body per item
-    (an empty one: none).
+    A batch's header is an array of the command's maps, and its one body frame
+    a msgpack array of as many binaries, in order (an empty one: none).
 
     Raises:
         ProtocolError: As ``decode``; and for a batch that is not of JOBs or
@@ -269,17 +284,36 @@ def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
         raise ProtocolError(
             f"{kind.__name__}: a batch of {len(fields)}: from 1 to {MAX_BATCH}"
         )
-    if len(bodies) != len(fields):
-        raise ProtocolError(
-            f"{kind.__name__}: a batch of {len(fields)} with {len(bodies)} bodies:"
-            " one each"
-        )
+    items = _batch_bodies(kind, len(fields), bodies)
     decoded: list[tuple[Message, list[bytes]]] = []
-    for item, body in zip(fields, bodies, strict=True):
+    for item, body in zip(fields, items, strict=True):
         if not isinstance(item, dict):
             raise ProtocolError(f"{kind.__name__}: a batch item is not a map")
         decoded.append((_message(kind, item, []), [body] if body else []))
     return decoded
+
+
+def _batch_bodies(kind: type[Message], count: int, frames: list[bytes]) -> list[bytes]:
+    """The bodies of a batch of ``count`` items, from its one body frame."""
+    name = kind.__name__
+    if len(frames) != 1:
+        raise ProtocolError(
+            f"{name}: a batch with {len(frames)} body frames: one, an array of "
+            f"{count} bodies"
+        )
+    try:
+        bodies = msgpack.unpackb(frames[0], raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"{name}: the bodies are not msgpack ({exc})") from None
+    if not isinstance(bodies, list) or not all(
+        isinstance(body, bytes) for body in bodies
+    ):
+        raise ProtocolError(f"{name}: the bodies are not an array of binaries")
+    if len(bodies) != count:
+        raise ProtocolError(
+            f"{name}: a batch of {count} with {len(bodies)} bodies: one each"
+        )
+    return bodies
 
 
 def _open(frames: list[bytes]) -> tuple[type[Message], Any, list[bytes]]:
@@ -296,18 +330,17 @@ def _open(frames: list[bytes]) -> tuple[type[Message], Any, list[bytes]]:
         raise ProtocolError(f"unknown command {bytes(command[:4])!r}")
     if len(header) > MAX_HEADER:
         raise ProtocolError(f"header of {len(header)} bytes: at most {MAX_HEADER}")
-    if len(bodies) > max(MAX_BODIES, MAX_BATCH):
-        raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BATCH}")
+    if len(bodies) > MAX_BODIES:
+        raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BODIES}")
     try:
         fields = msgpack.unpackb(header, raw=False, strict_map_key=True)
     except (ValueError, msgpack.UnpackException) as exc:
         raise ProtocolError(
             f"{kind.__name__}: the header is not msgpack ({exc})"
         ) from None
-    if isinstance(fields, dict):
-        if len(bodies) > MAX_BODIES:
-            raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BODIES}")
-    elif not isinstance(fields, list) or kind not in (JobRequest, JobResult):
+    if not isinstance(fields, dict) and (
+        not isinstance(fields, list) or kind not in (JobRequest, JobResult)
+    ):
         # Only JOB and RESULT come in batches (an array of maps).
         raise ProtocolError(f"{kind.__name__}: the header is not a map")
     return kind, fields, bodies

@@ -539,10 +539,31 @@ BAD_MESSAGES = [
             PROTOCOL,
             JobResult.COMMAND,
             packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
-            b"",
+            packed([b""]),
         ],
         "a batch of 2 with 1 bodies",
         id="batch-bodies-do-not-match",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            JobResult.COMMAND,
+            packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
+            b"",
+            b"",
+        ],
+        "a batch with 2 body frames",
+        id="batch-bodies-in-frames",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            JobResult.COMMAND,
+            packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
+            packed(["text", "text"]),
+        ],
+        "the bodies are not an array of binaries",
+        id="batch-bodies-not-binaries",
     ),
 ]
 

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from transport.protocol import (
+    BATCH_BODY_BYTES,
+    MAX_BATCH,
     MAX_BODIES,
     MAX_HEADER,
     PROTOCOL,
@@ -21,7 +23,9 @@ from transport.protocol import (
     ProtocolError,
     Ready,
     decode,
+    decode_all,
     encode,
+    encode_batches,
 )
 
 MESSAGES: list[Message] = [
@@ -162,3 +166,49 @@ def test_headers_of_any_shape_decode_or_raise_protocol_error_only(
 ) -> None:
     with contextlib.suppress(ProtocolError):
         decode([PROTOCOL, command, header(**fields)])
+
+
+def results(count: int, body: bytes) -> list[tuple[JobResult, bytes]]:
+    return [
+        (JobResult(job_id=f"j{n}", attempt=1, outcome="success", duration=0.5), body)
+        for n in range(count)
+    ]
+
+
+def test_a_batch_is_four_frames_however_many_items_and_decodes_in_order() -> None:
+    items = results(MAX_BATCH + 10, b"\x93\x01\x02\x03")
+    items[3] = (JobResult(job_id="j3", attempt=2, outcome="failure", error="E"), b"")
+    messages = list(encode_batches(items))
+    assert [len(frames) for frames in messages] == [4, 4]  # MAX_BATCH, then 10
+    decoded = [item for frames in messages for item in decode_all(frames)]
+    assert decoded == [(message, [body] if body else []) for message, body in items]
+
+
+def test_a_large_body_travels_in_a_message_of_its_own() -> None:
+    large = b"x" * BATCH_BODY_BYTES
+    items = [*results(2, b"\xc0"), *results(1, large), *results(2, b"\xc0")]
+    messages = list(encode_batches(items))
+    assert [len(decode_all(frames)) for frames in messages] == [2, 1, 2]
+    assert messages[1][3] is large  # sent as it is, not copied into a batch
+
+
+@pytest.mark.parametrize(
+    ("bodies", "says"),
+    [
+        pytest.param([b"", b""], "a batch with 2 body frames", id="a-frame-each"),
+        pytest.param([msgpack.packb([b""])], "a batch of 2 with 1 bodies", id="short"),
+        pytest.param([b"\xc1"], "the bodies are not msgpack", id="garbage"),
+        pytest.param(
+            [msgpack.packb(["a", "b"])], "not an array of binaries", id="text-bodies"
+        ),
+        pytest.param([msgpack.packb({"a": b""})], "not an array", id="a-map"),
+    ],
+)
+def test_a_batch_whose_bodies_do_not_match_its_items_is_refused(
+    bodies: list[bytes], says: str
+) -> None:
+    frames = encode_batches(results(2, b"\xc0"))
+    tag, command, header, _ = next(frames)
+    with pytest.raises(ProtocolError) as refused:
+        decode_all([tag, command, header, *bodies])
+    assert says in str(refused.value)
