@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
-import msgpack
 
 from actors import Actor, ActorRef
 from transport import (
@@ -40,8 +39,10 @@ from transport import (
     Router,
     TransportError,
     decode_all,
+    decode_body,
     encode,
     encode_batches,
+    encode_body,
     load_public_key,
     load_secret_key,
 )
@@ -335,9 +336,7 @@ class BrokerActor(Actor):
             )
             return
         try:
-            body = msgpack.packb(
-                [list(job.args), dict(job.kwargs)], use_bin_type=True, datetime=True
-            )
+            body = encode_body([list(job.args), dict(job.kwargs)])
         except (TypeError, ValueError, OverflowError) as exc:
             now = _now()
             order.reply_to.tell(
@@ -528,12 +527,10 @@ class BrokerActor(Actor):
             error = RemoteError(message.error[:MAX_ERROR])
         if outcome == "success" and bodies:
             try:
-                value = msgpack.unpackb(
-                    bodies[0], raw=False, timestamp=3, strict_map_key=False
-                )
-            except (ValueError, msgpack.UnpackException) as exc:
+                value = decode_body(bodies[0])
+            except ProtocolError as exc:
                 outcome = "failure"
-                error = RemoteError(f"the result is not msgpack ({exc})")
+                error = RemoteError(f"the result is {exc}")
         finished_at = _now()
         order.reply_to.tell(
             Finished(

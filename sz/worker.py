@@ -25,7 +25,6 @@ from typing import Any, Literal, overload
 
 import anyio
 import attrs
-import msgpack
 
 from actors import (
     Actor,
@@ -45,8 +44,10 @@ from transport import (
     ProtocolError,
     Ready,
     decode_all,
+    decode_body,
     encode,
     encode_batches,
+    encode_body,
     load_public_key,
     load_secret_key,
 )
@@ -352,6 +353,8 @@ class Connection(Actor):
         self.last_ready = -float("inf")
         self.orders: deque[tuple[JobRequest, list[bytes]]] = deque()
         self.idle: list[anyio.Event] = []
+        #: A job task is woken (or started) and has not run yet.
+        self.waking = False
         self.workers = 0
         self.running = 0
         self.threads = anyio.CapacityLimiter(handler.capacity)
@@ -494,17 +497,32 @@ class Connection(Actor):
 
     def _take(self, request: JobRequest, bodies: list[bytes]) -> None:
         self.orders.append((request, bodies))
+        if not self.waking:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake one job task for the orders waiting (start one if none is idle).
+
+        One at a time: the woken task wakes the next as it takes an order, so a
+        job that waits lets the next start, while a run of jobs that never wait
+        is taken by one task, not a wake-up each.
+        """
         if self.idle:
+            self.waking = True
             self.idle.pop().set()
         elif self.workers < self.handler.capacity:
+            self.waking = True
             self.workers += 1
             self.start_task(self._work, name="job")
 
     async def _work(self) -> None:
         orders = self.orders
         while True:
+            self.waking = False
             while orders:
                 request, bodies = orders.popleft()
+                if orders and not self.waking:
+                    self._wake()
                 self.running += 1
                 try:
                     await self._run(request, bodies)
@@ -539,7 +557,7 @@ class Connection(Actor):
             outcome, error = "failure", exc
         else:
             try:
-                value_body = msgpack.packb(value, use_bin_type=True, datetime=True)
+                value_body = encode_body(value)
             except (TypeError, ValueError, OverflowError) as exc:
                 outcome = "failure"
                 error = SzError(f"the result cannot travel as msgpack: {exc}")
@@ -609,11 +627,9 @@ def _arguments(bodies: list[bytes]) -> tuple[list[Any], dict[str, Any]]:
     if not bodies:
         return [], {}
     try:
-        decoded = msgpack.unpackb(
-            bodies[0], raw=False, timestamp=3, strict_map_key=False
-        )
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise SzError(f"the job's arguments are not msgpack: {exc}") from None
+        decoded = decode_body(bodies[0])
+    except ProtocolError as exc:
+        raise SzError(f"the job's arguments are {exc}") from None
     if (
         not isinstance(decoded, list)
         or len(decoded) != 2

@@ -31,8 +31,10 @@ from .protocol import (
     Ready as Ready,
     decode as decode,
     decode_all as decode_all,
+    decode_body as decode_body,
     encode as encode,
     encode_batches as encode_batches,
+    encode_body as encode_body,
 )
 from .socket import Socket as Socket
 
@@ -55,8 +57,10 @@ __all__ = [
     "WorkerKeys",
     "decode",
     "decode_all",
+    "decode_body",
     "encode",
     "encode_batches",
+    "encode_body",
     "generate_keys",
     "load_public_key",
     "load_secret_key",
