@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ import attrs
 from actors import Actor, ActorRef
 
 from .jobs import Job, Outcome
+from .pool import JobTasks
 from .validators import int_at_least, positive_or_none
 
 __all__ = ["Execute", "Finished", "HandlerActor", "HandlerSpec"]
@@ -113,36 +113,22 @@ class HandlerActor(Actor):
         """Bound the worker threads of a sync function to its concurrency."""
         self.is_async = self.spec.is_async
         self.threads = anyio.CapacityLimiter(self.spec.concurrency)
-        self.orders: deque[Execute] = deque()
-        self.workers = 0
-        self.idle: list[anyio.Event] = []
+        self.name = self.ref.name
+        self.jobs = JobTasks(self, self.spec.concurrency, self._run, "worker")
 
     async def receive(self, message: Any) -> None:
-        """Queue each ``Execute`` for a worker, starting one if none is idle."""
+        """Queue each ``Execute`` for a worker task."""
         if isinstance(message, Execute):
-            self.orders.append(message)
-            if self.idle:
-                self.idle.pop().set()
-            elif self.workers < self.spec.concurrency:
-                self.workers += 1
-                self.start_task(self._work, name="worker")
+            self.jobs.put(message)
         else:
             await super().receive(message)
 
     async def on_stop(self) -> None:
         """Report the jobs no worker got to as lost."""
-        while self.orders:
-            order = self.orders.popleft()
-            order.reply_to.tell(Finished.lost(order.job, order.attempt, self.ref.name))
-
-    async def _work(self) -> None:
-        orders = self.orders
-        while True:
-            while orders:
-                await self._run(orders.popleft())
-            wake = self.system.new_event()
-            self.idle.append(wake)
-            await wake.wait()
+        orders = self.jobs.orders
+        while orders:
+            order = orders.popleft()
+            order.reply_to.tell(Finished.lost(order.job, order.attempt, self.name))
 
     async def _run(self, order: Execute) -> None:
         spec, job = self.spec, order.job
@@ -170,7 +156,7 @@ class HandlerActor(Actor):
                 Finished(
                     job=job,
                     attempt=order.attempt,
-                    handler=self.ref.name,
+                    handler=self.name,
                     outcome=outcome,
                     value=value,
                     error=error,

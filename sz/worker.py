@@ -54,6 +54,7 @@ from transport import (
 from transport.keys import KeyFileError
 
 from .errors import SzError
+from .pool import JobTasks
 
 __all__ = ["RECONNECT_BACKOFF", "ZMQHandler"]
 
@@ -351,12 +352,9 @@ class Connection(Actor):
         self.last_heard: float | None = None
         self.last_sent = self.clock.now()
         self.last_ready = -float("inf")
-        self.orders: deque[tuple[JobRequest, list[bytes]]] = deque()
-        self.idle: list[anyio.Event] = []
-        #: A job task is woken (or started) and has not run yet.
-        self.waking = False
-        self.workers = 0
-        self.running = 0
+        self.jobs: JobTasks[tuple[JobRequest, list[bytes]]] = JobTasks(
+            self, handler.capacity, self._run, "job"
+        )
         self.threads = anyio.CapacityLimiter(handler.capacity)
         self.draining = False
         self.quiet = self.system.new_event()  # set when nothing runs while draining
@@ -415,7 +413,7 @@ class Connection(Actor):
                 for message, bodies in messages:
                     if isinstance(message, JobRequest):
                         if not self.draining:  # else the goodbye hands it back
-                            self._take(message, bodies)
+                            self.jobs.put((message, bodies))
                     elif isinstance(message, Disconnect):
                         await self._disconnected(message)
                     elif not isinstance(message, Heartbeat):
@@ -465,6 +463,7 @@ class Connection(Actor):
             self.handler._drained.set()  # never registered: nothing to hand back
             return
         self.draining = True
+        self.jobs.on_quiet = self.quiet.set
         self.start_task(self._leave, name="leave")
 
     async def _leave(self) -> None:
@@ -473,14 +472,14 @@ class Connection(Actor):
         logger.info(
             "worker %s: draining %d running, %d queued",
             handler.name,
-            self.running,
-            len(self.orders),
+            self.jobs.running,
+            len(self.jobs.orders),
         )
-        if self.running or self.orders:
+        if self.jobs.running or self.jobs.orders:
             with anyio.move_on_after(handler.drain_timeout):
                 await self.quiet.wait()
-        handed_back = self.running + len(self.orders)
-        self.orders.clear()
+        handed_back = self.jobs.running + len(self.jobs.orders)
+        self.jobs.orders.clear()
         with anyio.move_on_after(0.2):
             await self._flush()  # the finished jobs' results go before the goodbye
         if self.dealer.try_send(encode(Disconnect(reason="stopped"))):
@@ -495,46 +494,8 @@ class Connection(Actor):
 
     # ----------------------------------------------------------------- jobs
 
-    def _take(self, request: JobRequest, bodies: list[bytes]) -> None:
-        self.orders.append((request, bodies))
-        if not self.waking:
-            self._wake()
-
-    def _wake(self) -> None:
-        """Wake one job task for the orders waiting (start one if none is idle).
-
-        One at a time: the woken task wakes the next as it takes an order, so a
-        job that waits lets the next start, while a run of jobs that never wait
-        is taken by one task, not a wake-up each.
-        """
-        if self.idle:
-            self.waking = True
-            self.idle.pop().set()
-        elif self.workers < self.handler.capacity:
-            self.waking = True
-            self.workers += 1
-            self.start_task(self._work, name="job")
-
-    async def _work(self) -> None:
-        orders = self.orders
-        while True:
-            self.waking = False
-            while orders:
-                request, bodies = orders.popleft()
-                if orders and not self.waking:
-                    self._wake()
-                self.running += 1
-                try:
-                    await self._run(request, bodies)
-                finally:
-                    self.running -= 1
-                    if self.draining and not self.running and not orders:
-                        self.quiet.set()
-            wake = self.system.new_event()
-            self.idle.append(wake)
-            await wake.wait()
-
-    async def _run(self, request: JobRequest, bodies: list[bytes]) -> None:
+    async def _run(self, order: tuple[JobRequest, list[bytes]]) -> None:
+        request, bodies = order
         start = time.perf_counter()
         outcome, value_body = "success", b""
         error: BaseException | None = None
@@ -571,8 +532,8 @@ class Connection(Actor):
         )
         outbox = self.outbox
         if (
-            self.running == 1
-            and not self.orders
+            self.jobs.running == 1
+            and not self.jobs.orders
             and not outbox
             and not self.unsent
             and self.dealer.try_send(

@@ -512,19 +512,29 @@ def history_ref(sz: ScheduleZero) -> ActorRef:
 async def test_killing_the_history_actor_while_rows_stream_in_loses_no_row(
     kind: str, store: str
 ) -> None:
-    jobs, callers, kills = 400, 20, (100, 250)
+    jobs, callers, kills = 400, 8, (100, 250)
     sz = ScheduleZero(store=store)
     started = 0
     reached = [anyio.Event() for _ in kills]
 
+    # Jobs end eight at a time (a gate opens as the eighth starts), so that their
+    # rows reach the history actor in bursts and wait in its mailbox. Eight
+    # callers, one job each at a time, keep the eight in step to the last.
+    gate = anyio.Event()
+
     @sz.handler(name="work", concurrency=8)
     async def work(i: int) -> int:
-        nonlocal started
+        nonlocal started, gate
         started += 1
         for n, event in zip(kills, reached, strict=True):
             if started == n:
                 event.set()
-        await anyio.lowlevel.checkpoint()
+        if started % 8:
+            await gate.wait()
+        else:
+            gate.set()
+            gate = anyio.Event()
+            await anyio.lowlevel.checkpoint()
         return i
 
     results: list[int] = []

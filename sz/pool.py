@@ -1,0 +1,91 @@
+"""Long-lived tasks of an actor that run its queued jobs, up to a bound at once."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    import anyio
+
+    from actors import Actor
+
+__all__ = ["JobTasks"]
+
+Order = TypeVar("Order")
+
+
+class JobTasks(Generic[Order]):
+    """Runs each order put in it with ``run``, on at most ``size`` tasks at once.
+
+    The tasks are the actor's own (``Actor.start_task``), started as orders
+    arrive and kept for its incarnation, so an order costs no task of its own.
+    A task is woken one at a time: the woken one wakes the next as it takes an
+    order. An order that waits (I/O, a sleep) thus lets the next start at once,
+    while a run of orders that never wait is taken by one task rather than a
+    wake-up each, which would cost a no-op job more than its own bookkeeping.
+
+    Args:
+        actor: Whose tasks run the orders.
+        size: At most this many orders run at once.
+        run: Runs one order; what it raises ends its task, and the actor with it.
+        name: The tasks' name.
+    """
+
+    def __init__(
+        self,
+        actor: Actor,
+        size: int,
+        run: Callable[[Order], Awaitable[None]],
+        name: str,
+    ) -> None:
+        self.actor = actor
+        self.size = size
+        self.run = run
+        self.name = name
+        #: Orders no task has taken yet, oldest first.
+        self.orders: deque[Order] = deque()
+        #: Orders being run now.
+        self.running = 0
+        #: Called whenever the last running order ends and none waits.
+        self.on_quiet: Callable[[], None] | None = None
+        self._tasks = 0
+        self._idle: list[anyio.Event] = []
+        #: A task is woken (or started) and has not taken an order yet.
+        self._waking = False
+
+    def put(self, order: Order) -> None:
+        """Queue ``order``; a task takes it as soon as one is free."""
+        self.orders.append(order)
+        if not self._waking:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._idle:
+            self._waking = True
+            self._idle.pop().set()
+        elif self._tasks < self.size:
+            self._waking = True
+            self._tasks += 1
+            self.actor.start_task(self._work, name=self.name)
+
+    async def _work(self) -> None:
+        orders, run = self.orders, self.run
+        while True:
+            self._waking = False
+            while orders:
+                order = orders.popleft()
+                if orders and not self._waking:
+                    self._wake()
+                self.running += 1
+                try:
+                    await run(order)
+                finally:
+                    self.running -= 1
+                    if not self.running and not orders and self.on_quiet is not None:
+                        self.on_quiet()
+            wake = self.actor.system.new_event()
+            self._idle.append(wake)
+            await wake.wait()
