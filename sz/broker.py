@@ -336,7 +336,8 @@ class BrokerActor(Actor):
             )
             return
         try:
-            body = encode_body([list(job.args), dict(job.kwargs)])
+            kwargs = job.kwargs if type(job.kwargs) is dict else {**job.kwargs}
+            body = encode_body((job.args, kwargs))
         except (TypeError, ValueError, OverflowError) as exc:
             now = _now()
             order.reply_to.tell(
@@ -461,10 +462,10 @@ class BrokerActor(Actor):
     # --------------------------------------------------------------- reading
 
     async def _read(self) -> None:
-        router, clock = self.router, self.system.clock
+        router, clock, workers = self.router, self.system.clock, self.workers
         while True:
             batch = await router.receive()
-            now = clock.now()
+            now, finished_at = clock.now(), _now()
             for peer, frames, user in batch:
                 try:
                     messages = decode_all(frames)
@@ -472,7 +473,12 @@ class BrokerActor(Actor):
                     self._malformed(peer, str(exc))
                     continue
                 for message, bodies in messages:
-                    if not await self._take(peer, message, bodies, user, now):
+                    worker = workers.get(peer)
+                    if type(message) is JobResult and worker is not None:
+                        # Most messages: no need of _take's awaits.
+                        worker.last_heard = now
+                        self._result(worker, message, bodies, finished_at)
+                    elif not await self._take(peer, message, bodies, user, now):
                         break
 
     async def _take(
@@ -495,7 +501,7 @@ class BrokerActor(Actor):
             return False
         worker.last_heard = now
         if isinstance(message, JobResult):
-            self._result(worker, message, bodies)
+            self._result(worker, message, bodies, _now())
         elif isinstance(message, Disconnect):
             self._leaving(worker, message)
         elif isinstance(message, JobRequest):
@@ -515,7 +521,13 @@ class BrokerActor(Actor):
             self._drop(worker, "worker_lost", tell=False)
         self._tell(peer, Disconnect(reason=f"bad message: {why}"))
 
-    def _result(self, worker: _Worker, message: JobResult, bodies: list[bytes]) -> None:
+    def _result(
+        self,
+        worker: _Worker,
+        message: JobResult,
+        bodies: list[bytes],
+        finished_at: datetime,
+    ) -> None:
         self.stats.results += 1
         order = worker.in_flight.get(message.job_id)
         if order is None or order.attempt != message.attempt:
@@ -531,7 +543,6 @@ class BrokerActor(Actor):
             except ProtocolError as exc:
                 outcome = "failure"
                 error = RemoteError(f"the result is {exc}")
-        finished_at = _now()
         order.reply_to.tell(
             Finished(
                 job=order.job,

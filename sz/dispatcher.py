@@ -291,6 +291,7 @@ class DispatcherActor(Actor):
 
     async def on_start(self) -> None:
         """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
+        self._clock = self.system.clock.now
         for handler in self.state.handlers.values():
             self.watch(handler.ref)  # watches end with an incarnation: renew them
         self.every(TICK, _TICK)
@@ -375,9 +376,6 @@ class DispatcherActor(Actor):
         self._arm_release()
 
     # ------------------------------------------------------------ bookkeeping
-
-    def _clock(self) -> float:
-        return self.system.clock.now()
 
     def _register(self, message: Register) -> None:
         self._forget(message.name)  # a re-registration replaces the old entry
@@ -609,14 +607,19 @@ class DispatcherActor(Actor):
     ) -> _Sent | _Wait | _Limited:
         """Send the job to a handler, or say it must wait (and why not)."""
         now = self._clock()
-        healthy = [
-            handler
-            for handler in self.state.by_task.get(job.task, ())
-            if handler.takes(now)
-        ]
         if job.affinity is None:
             # Without a key, any healthy handler with room will do.
-            healthy = [h for h in healthy if h.active < h.concurrency]
+            healthy = [
+                handler
+                for handler in self.state.by_task.get(job.task, ())
+                if handler.active < handler.concurrency and handler.takes(now)
+            ]
+        else:
+            healthy = [
+                handler
+                for handler in self.state.by_task.get(job.task, ())
+                if handler.takes(now)
+            ]
         if not healthy:
             return _WAIT
         governor = self.state.governor
@@ -641,7 +644,8 @@ class DispatcherActor(Actor):
                         "rate_limited",
                     )
                 healthy = ready
-        router = self.state.routers.setdefault(job.task, Router())
+        routers = self.state.routers
+        router = routers.get(job.task) or routers.setdefault(job.task, Router())
         handler = router.choose(healthy, job.affinity)
         assert handler is not None
         if handler.active >= handler.concurrency:
@@ -791,23 +795,9 @@ class DispatcherActor(Actor):
                     now=now,
                 )
 
-        def record(outcome: Outcome, *, final: bool, reason: str | None = None) -> None:
-            self._record(
-                job,
-                attempt,
-                outcome,
-                handler=message.handler,
-                started_at=message.started_at,
-                finished_at=message.finished_at,
-                duration=message.duration,
-                error=message.error,
-                final=final,
-                reason=reason or entry.limited,
-                waited=entry.waited,
-            )
-
+        record = self._record_end
         if message.outcome == "success":
-            record("success", final=True)
+            record(message, entry, "success", final=True)
             if entry.future is not None:
                 entry.future.resolve("success", message.value, None)
         elif message.outcome == "lost" and self.system.shutting_down:
@@ -818,18 +808,19 @@ class DispatcherActor(Actor):
         elif message.outcome == "lost":
             if attempt <= retries + LOST_JOB_RETRIES:
                 again = f"retry_after_{message.reason or 'crash'}"
-                record("abandoned", final=False, reason=again)
+                record(message, entry, "abandoned", final=False, reason=again)
                 self._dispatch(job, attempt + 1, entry.future, again)
             else:
-                record("abandoned", final=True)
+                record(message, entry, "abandoned", final=True)
                 self._resolve_failed(entry.future, "abandoned", message.error)
         else:
             outcome: Outcome = "timeout" if message.outcome == "timeout" else "failure"
             if attempt <= retries:
-                record(outcome, final=False, reason="retry_after_failure")
-                self._dispatch(job, attempt + 1, entry.future, "retry_after_failure")
+                again = "retry_after_failure"
+                record(message, entry, outcome, final=False, reason=again)
+                self._dispatch(job, attempt + 1, entry.future, again)
             else:
-                record(outcome, final=True)
+                record(message, entry, outcome, final=True)
                 self._resolve_failed(entry.future, outcome, message.error)
         governor = self.state.governor
         if governor.max_running is not None or governor.global_rate is not None:
@@ -841,6 +832,32 @@ class DispatcherActor(Actor):
             self._drain(job.task)
         if message.outcome != "success":
             self._check_served()
+
+    def _record_end(
+        self,
+        message: Finished,
+        entry: _InFlight,
+        outcome: Outcome,
+        *,
+        final: bool,
+        reason: str | None = None,
+    ) -> None:
+        """Record the attempt ``message`` reports, ended with ``outcome``."""
+        self.history.tell(
+            Attempt.of(
+                message.job,
+                message.attempt,
+                outcome,
+                final=final,
+                reason=reason or entry.limited,
+                waited=entry.waited,
+                handler=message.handler,
+                started_at=message.started_at,
+                finished_at=message.finished_at,
+                duration=message.duration,
+                error=message.error,
+            )
+        )
 
     def _end(
         self,

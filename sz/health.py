@@ -124,6 +124,7 @@ class HealthTracker:
         "_trial_successes",
         "_trials_from",
         "_window",
+        "_window_failures",
     )
 
     def __init__(self, policy: HealthPolicy, now: float) -> None:
@@ -137,6 +138,9 @@ class HealthTracker:
         self._since = now
         self._last_seen = now
         self._window: deque[bool] = deque(maxlen=policy.window)
+        #: Failures in the window, kept as outcomes come and go (the ratio is
+        #: read at every finish).
+        self._window_failures = 0
         self._successes = 0
         self._failures = 0
         self._avg_duration: float | None = None
@@ -238,7 +242,7 @@ class HealthTracker:
             uptime=now - self._since,
             successes=self._successes,
             failures=self._failures,
-            failure_ratio=window.count(False) / len(window) if window else 0.0,
+            failure_ratio=self._window_failures / len(window) if window else 0.0,
             avg_duration=self._avg_duration,
             active=self._active,
             trial=state == "unhealthy" and self._half_open(now),
@@ -264,7 +268,12 @@ class HealthTracker:
         # Never below zero: a finish can still arrive after the dispatcher gave
         # the job up as lost (a partition, not a death).
         self._active = max(0, self._active - 1)
-        self._window.append(success)
+        window = self._window
+        if len(window) == window.maxlen and not window[0]:
+            self._window_failures -= 1  # the oldest outcome, a failure, drops out
+        window.append(success)
+        if not success:
+            self._window_failures += 1
         if success:
             self._successes += 1
         else:
@@ -290,7 +299,7 @@ class HealthTracker:
         window = self._window
         if len(window) < self._policy.min_samples:
             return None
-        return window.count(False) / len(window)
+        return self._window_failures / len(window)
 
     def _open(self, now: float) -> None:
         self._trials_from = now + self._policy.cooldown
@@ -301,6 +310,7 @@ class HealthTracker:
     def _close(self) -> None:
         # Forgetting the past is the point: one bad hour must not haunt the handler.
         self._window.clear()
+        self._window_failures = 0
         self._trials_from = None
         self._trial_active = 0
         self._trial_successes = 0

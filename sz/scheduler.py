@@ -304,6 +304,7 @@ class ScheduleZero:
         self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
         self._stack: AsyncExitStack | None = None
         self._system: ActorSystem | None = None
+        self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._scheduler: AsyncScheduler | None = None
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
@@ -470,6 +471,7 @@ class ScheduleZero:
                 self._backend = MemoryHistory(HISTORY_ROWS)
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
+            self._new_event = system.new_event
             self._history = await system.spawn(
                 HistoryActor,
                 self._backend,
@@ -1061,12 +1063,18 @@ class ScheduleZero:
             Overloaded: Too many jobs wait already (``retry_after`` says when to
                 try again).
         """
-        self._check_task(task_id)
+        if task_id not in self._tasks:
+            self._check_task(task_id)
         if self._dispatcher is None:
             raise SzError("the scheduler is not running")
         self._check_load()
-        positional, keywords = split_arguments(args, kwargs)
-        future = JobFuture(self.system.new_event)
+        positional: tuple[Any, ...]
+        keywords: dict[str, Any]
+        if args is None and kwargs is None:
+            positional, keywords = (), {}
+        else:
+            positional, keywords = split_arguments(args, kwargs)
+        future = JobFuture(self._new_event)
         job = Job(
             task=task_id,
             args=positional,

@@ -4,6 +4,7 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, strategies as st
 
 from sz.health import HandlerHealth, HealthPolicy, HealthTracker
 
@@ -256,3 +257,34 @@ def test_snapshot_reports_every_field() -> None:
         active=2,
         trial=False,
     )
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["success", "failure", "lost"]), st.booleans()),
+        max_size=80,
+    )
+)
+def test_the_failure_ratio_is_that_of_the_last_window_of_outcomes(
+    events: list[tuple[str, bool]],
+) -> None:
+    """Whatever the outcomes, the ratio reads the last ``window`` since the circuit
+    last closed (a close forgets the past), failures and losses alike."""
+    tracker = HealthTracker(POLICY, 0.0)
+    seen: list[bool] = []
+    now = 0.0
+    for outcome, later in events:
+        if later:
+            now += POLICY.cooldown  # let an open circuit go half-open
+        was_open = tracker.state(now) == "unhealthy"
+        tracker.record_start(now)
+        if outcome == "lost":
+            tracker.record_lost(now)
+        else:
+            tracker.record_finish(now, success=outcome == "success", duration=1.0)
+        seen.append(outcome == "success")
+        if was_open and tracker.state(now) != "unhealthy":
+            seen.clear()  # closed again: its window starts afresh
+        window = seen[-POLICY.window :]
+        expected = window.count(False) / len(window) if window else 0.0
+        assert tracker.snapshot(now).failure_ratio == expected
