@@ -2,7 +2,8 @@
 
 End to end first: the scheduler in this process with its broker, one worker
 process (``sz worker``, the same backend) serving a no-op method, jobs through
-``run_now`` (job in, result recorded in the history):
+``run_now`` (job in, result recorded in the history), both processes with their
+startup heap frozen as ``sz serve`` and ``sz worker`` run (``sz.settle_heap``):
 
 - pipelined: many callers at once, jobs per second;
 - ping-pong: one caller, one job at a time, latency per job (p50, p99);
@@ -45,7 +46,7 @@ import zmq.asyncio
 from actors import Backoff
 from benchmarks.actors import verdict
 from benchmarks.dispatch import run_now_rate, say
-from sz import BrokerSettings, ScheduleZero, ZMQHandler
+from sz import BrokerSettings, ScheduleZero, ZMQHandler, settle_heap
 from transport import Socket, generate_keys, load_public_key, load_secret_key
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ async def remote_pipelined(
         with worker_process(endpoint, backend, keys):
             await registered(sz)
             await sz.run_now("noop")  # warm: imports, first connection
+            settle_heap()  # as `sz serve` and `sz worker` run
             return await run_now_rate(sz, "noop", n, CALLERS)
 
 
@@ -240,6 +242,7 @@ async def local_pipelined(n: int) -> float:
         return None
 
     async with sz:
+        settle_heap()
         return await run_now_rate(sz, "noop", n, CALLERS)
 
 

@@ -18,7 +18,7 @@ from transport import KeyFileError, generate_keys
 from .config import ConfigError, load_config
 from .errors import SzError
 from .scheduler import ScheduleZero
-from .serve import DEFAULT_STORE, demo_scheduler, serve
+from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
 from .worker import ZMQHandler
 
 if TYPE_CHECKING:
@@ -222,6 +222,7 @@ def _worker(options: argparse.Namespace) -> None:
     )
     for name, function in public_functions(module, options.methods).items():
         handler.method(function, name=name)
+    settle_heap()  # a process of our own, as ``sz serve``: startup is done
     handler.start(backend=options.backend)
 
 
