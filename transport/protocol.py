@@ -223,6 +223,27 @@ _BY_COMMAND: dict[bytes, type[Message]] = {kind.COMMAND: kind for kind in _KINDS
 _FIELDS: dict[type[Message], tuple[str, ...]] = {
     kind: tuple(field.name for field in attrs.fields(kind)) for kind in _KINDS
 }
+
+
+def _job_request(
+    job_id: str, attempt: int, method: str, timeout: float | None
+) -> JobRequest:
+    return JobRequest(job_id=job_id, attempt=attempt, method=method, timeout=timeout)
+
+
+def _job_result(
+    job_id: str, attempt: int, outcome: str, error: str | None, duration: float
+) -> JobResult:
+    return JobResult(
+        job_id=job_id, attempt=attempt, outcome=outcome, error=error, duration=duration
+    )
+
+
+#: The commands that come in batches, made from an item's fields in order.
+_BATCHED: dict[type[Message], Callable[..., Message]] = {
+    JobRequest: _job_request,
+    JobResult: _job_result,
+}
 _NAMES: dict[type[Message], frozenset[str]] = {
     kind: frozenset(names) for kind, names in _FIELDS.items()
 }
@@ -268,31 +289,35 @@ def encode_batches(
         message, body = items[0]
         yield encode(message, body) if body else encode(message)
         return
-    command = items[0][0].COMMAND
-    packed: list[bytes] = []
-    bodies: list[bytes] = []
+    kind = type(items[0][0])
+    command, read, pack = kind.COMMAND, _READ[kind], _packer.pack
+    chunk: list[tuple[Message, bytes]] = []
+    rows: list[bytes] = []
     size = weight = 0
     for message, body in items:
-        header = _packer.pack(_header(message))
-        if packed and (
-            len(packed) == MAX_BATCH
-            or size + len(header) > MAX_HEADER - 8
+        row = pack(read(message))  # its fields in order: an array
+        if rows and (
+            len(rows) == MAX_BATCH
+            or size + len(row) > MAX_HEADER - 8
             or weight + len(body) > BATCH_BODY_BYTES
         ):
-            yield _batch(command, packed, bodies)
-            packed, bodies, size, weight = [], [], 0, 0
-        packed.append(header)
-        bodies.append(body)
-        size += len(header)
+            yield _batch(command, chunk, rows)
+            chunk, rows, size, weight = [], [], 0, 0
+        chunk.append((message, body))
+        rows.append(row)
+        size += len(row)
         weight += len(body)
-    yield _batch(command, packed, bodies)
+    yield _batch(command, chunk, rows)
 
 
-def _batch(command: bytes, headers: list[bytes], bodies: list[bytes]) -> list[bytes]:
-    if len(headers) == 1:
-        return [PROTOCOL, command, headers[0], *([bodies[0]] if bodies[0] else [])]
-    header = _packer.pack_array_header(len(headers)) + b"".join(headers)
-    return [PROTOCOL, command, header, _packer.pack(bodies)]
+def _batch(
+    command: bytes, chunk: list[tuple[Message, bytes]], rows: list[bytes]
+) -> list[bytes]:
+    if len(chunk) == 1:
+        message, body = chunk[0]
+        return encode(message, body) if body else encode(message)
+    header = _packer.pack_array_header(len(rows)) + b"".join(rows)
+    return [PROTOCOL, command, header, _packer.pack([body for _, body in chunk])]
 
 
 def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
@@ -313,8 +338,9 @@ def decode(frames: list[bytes]) -> tuple[Message, list[bytes]]:
 def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
     """Every message in ``frames`` (one, or a batch), each with its bodies.
 
-    A batch's header is an array of the command's maps, and its one body frame
-    a msgpack array of as many binaries, in order (an empty one: none).
+    A batch's header is an array of items, each an array of the command's
+    fields in their order (``PROTOCOL.md``'s table), and its one body frame a
+    msgpack array of as many binaries, in order (an empty one: none).
 
     Raises:
         ProtocolError: As ``decode``; and for a batch that is not of JOBs or
@@ -329,11 +355,18 @@ def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
             f"{kind.__name__}: a batch of {len(fields)}: from 1 to {MAX_BATCH}"
         )
     items = _batch_bodies(kind, len(fields), bodies)
+    count, make = len(_FIELDS[kind]), _BATCHED[kind]
     decoded: list[tuple[Message, list[bytes]]] = []
     for item, body in zip(fields, items, strict=True):
-        if not isinstance(item, dict):
-            raise ProtocolError(f"{kind.__name__}: a batch item is not a map")
-        decoded.append((_message(kind, item, []), [body] if body else []))
+        if type(item) is not list or len(item) != count:
+            raise ProtocolError(
+                f"{kind.__name__}: a batch item is not an array of its {count} fields"
+            )
+        try:
+            message = make(*item)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{kind.__name__}: {exc}") from None
+        decoded.append((message, [body] if body else []))
     return decoded
 
 
@@ -383,9 +416,9 @@ def _open(frames: list[bytes]) -> tuple[type[Message], Any, list[bytes]]:
             f"{kind.__name__}: the header is not msgpack ({exc})"
         ) from None
     if not isinstance(fields, dict) and (
-        not isinstance(fields, list) or kind not in (JobRequest, JobResult)
+        not isinstance(fields, list) or kind not in _BATCHED
     ):
-        # Only JOB and RESULT come in batches (an array of maps).
+        # Only JOB and RESULT come in batches (an array of items).
         raise ProtocolError(f"{kind.__name__}: the header is not a map")
     return kind, fields, bodies
 

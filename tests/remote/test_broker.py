@@ -538,7 +538,7 @@ BAD_MESSAGES = [
         [
             PROTOCOL,
             JobResult.COMMAND,
-            packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
+            packed([["a", 1, "success", None, 0.0]] * 2),
             packed([b""]),
         ],
         "a batch of 2 with 1 bodies",
@@ -549,6 +549,26 @@ BAD_MESSAGES = [
             PROTOCOL,
             JobResult.COMMAND,
             packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
+            packed([b"", b""]),
+        ],
+        "a batch item is not an array of its 5 fields",
+        id="batch-items-are-maps",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            JobResult.COMMAND,
+            packed([["a", 1, "maybe", None, 0.0]] * 2),
+            packed([b"", b""]),
+        ],
+        "JobResult: outcome: expected one of",
+        id="batch-item-bad-value",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            JobResult.COMMAND,
+            packed([["a", 1, "success", None, 0.0]] * 2),
             b"",
             b"",
         ],
@@ -559,7 +579,7 @@ BAD_MESSAGES = [
         [
             PROTOCOL,
             JobResult.COMMAND,
-            packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
+            packed([["a", 1, "success", None, 0.0]] * 2),
             packed(["text", "text"]),
         ],
         "the bodies are not an array of binaries",
