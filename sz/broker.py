@@ -336,8 +336,9 @@ class BrokerActor(Actor):
             )
             return
         try:
+            # No arguments travel as no body at all.
             kwargs = job.kwargs if type(job.kwargs) is dict else {**job.kwargs}
-            body = encode_body((job.args, kwargs))
+            body = encode_body((job.args, kwargs)) if job.args or kwargs else b""
         except (TypeError, ValueError, OverflowError) as exc:
             now = _now()
             order.reply_to.tell(
@@ -361,7 +362,7 @@ class BrokerActor(Actor):
         self.stats.jobs_sent += 1
         if len(worker.in_flight) == 1 and not worker.outbox:
             # Alone: nothing to batch it with, so no reason to wait for one.
-            self._send(worker, encode(request, body))
+            self._send(worker, encode(request, body) if body else encode(request))
             return
         if not worker.outbox:
             self.shipping.append(worker)

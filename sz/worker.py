@@ -518,7 +518,8 @@ class Connection(Actor):
             outcome, error = "failure", exc
         else:
             try:
-                value_body = encode_body(value)
+                # None travels as no body at all (most jobs return nothing).
+                value_body = b"" if value is None else encode_body(value)
             except (TypeError, ValueError, OverflowError) as exc:
                 outcome = "failure"
                 error = SzError(f"the result cannot travel as msgpack: {exc}")
