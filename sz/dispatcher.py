@@ -628,7 +628,8 @@ class DispatcherActor(Actor):
             and len(self.state.in_flight) >= governor.max_running
         ):
             return _Limited(0.0, "global", "concurrency_limited")
-        if governor.rate_limited:
+        rate_limited = governor.rate_limited
+        if rate_limited:
             seconds, limit = governor.task_wait(job.task, now)
             if limit is not None:
                 return _Limited(seconds, limit, "rate_limited")
@@ -650,7 +651,7 @@ class DispatcherActor(Actor):
         assert handler is not None
         if handler.active >= handler.concurrency:
             return _WAIT  # its key's handler is busy: wait for it, not another
-        if governor.rate_limited:
+        if rate_limited:
             if job.affinity is not None:
                 wait = governor.handler_wait(handler.name, now)
                 if wait > 0:  # a keyed job waits for its own handler's token
@@ -786,7 +787,7 @@ class DispatcherActor(Actor):
                     now, success=message.outcome == "success", duration=message.duration
                 )
             governor = self.state.governor
-            if governor.adjust_due(handler.name, now):
+            if governor.adaptive is not None and governor.adjust_due(handler.name, now):
                 health = handler.tracker.snapshot(now)
                 governor.adjust(
                     handler.name,
@@ -823,7 +824,9 @@ class DispatcherActor(Actor):
                 record(message, entry, outcome, final=True)
                 self._resolve_failed(entry.future, outcome, message.error)
         governor = self.state.governor
-        if governor.max_running is not None or governor.global_rate is not None:
+        if not self.state.waiting:
+            pass  # nothing waits for the room this job freed
+        elif governor.max_running is not None or governor.global_rate is not None:
             self._drain_all()  # a shared limit: every task's turn
         elif handler is not None and len(handler.tasks) > 1:
             for task in handler.tasks:  # its freed room may serve any of them

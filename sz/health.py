@@ -120,6 +120,7 @@ class HealthTracker:
         "_policy",
         "_since",
         "_successes",
+        "_timeout",
         "_trial_active",
         "_trial_successes",
         "_trials_from",
@@ -135,6 +136,8 @@ class HealthTracker:
             now: The current time, in seconds.
         """
         self._policy = policy
+        #: The policy's heartbeat timeout, read at every job: kept at hand.
+        self._timeout = policy.heartbeat_timeout
         self._since = now
         self._last_seen = now
         self._window: deque[bool] = deque(maxlen=policy.window)
@@ -160,9 +163,12 @@ class HealthTracker:
 
         A job started while the circuit is half-open is a trial job.
         """
-        self._seen(now)
+        if self._timeout is not None:
+            self._seen(now)
+        else:
+            self._last_seen = now
         self._active += 1
-        if self._half_open(now):
+        if self._trials_from is not None and now >= self._trials_from:
             self._trial_active += 1
 
     def record_finish(self, now: float, *, success: bool, duration: float) -> None:
@@ -178,7 +184,10 @@ class HealthTracker:
         """
         if not duration >= 0:
             raise ValueError(f"duration must be >= 0, got {duration!r}")
-        self._seen(now)
+        if self._timeout is not None:
+            self._seen(now)
+        else:
+            self._last_seen = now
         self._finished(now, success)
         alpha = self._policy.ewma_alpha
         average = self._avg_duration
@@ -216,6 +225,8 @@ class HealthTracker:
         jobs, once its cooldown has passed and while fewer than ``trials`` are in
         flight; a dead one accepts none.
         """
+        if self._trials_from is None and self._timeout is None:
+            return True  # closed, and never judged dead: the common case
         if self._dead(now):
             return False
         if self._trials_from is None:
@@ -249,7 +260,7 @@ class HealthTracker:
         )
 
     def _dead(self, now: float) -> bool:
-        timeout = self._policy.heartbeat_timeout
+        timeout = self._timeout
         return timeout is not None and now - self._last_seen >= timeout
 
     def _half_open(self, now: float) -> bool:

@@ -1067,7 +1067,9 @@ class ScheduleZero:
             self._check_task(task_id)
         if self._dispatcher is None:
             raise SzError("the scheduler is not running")
-        self._check_load()
+        state = self._state
+        if state is not None and state.governor.backpressure is not None:
+            self._check_load()
         positional: tuple[Any, ...]
         keywords: dict[str, Any]
         if args is None and kwargs is None:

@@ -104,6 +104,8 @@ class MemoryHistory:
 
     def __init__(self, capacity: int) -> None:
         self.rows: deque[Attempt] = deque(maxlen=capacity)
+        #: ``history_order`` of the last row (rows are added at every job's end).
+        self._last: tuple[datetime, str, int] | None = None
 
     def accept(
         self,
@@ -119,9 +121,10 @@ class MemoryHistory:
     def add(self, row: Attempt) -> None:
         """Keep the row, in history order (rows arrive nearly, not quite, in it)."""
         rows = self.rows
-        key = history_order(row)
-        if not rows or history_order(rows[-1]) <= key:
+        key = (row.finished_at, row.job_id, row.attempt)  # history_order(row)
+        if self._last is None or not rows or self._last <= key:
             rows.append(row)
+            self._last = key
             return
         at = len(rows) - 1
         while at > 0 and history_order(rows[at - 1]) > key:
@@ -130,6 +133,7 @@ class MemoryHistory:
             rows.popleft()
             at = max(0, at - 1)
         rows.insert(at, row)
+        self._last = history_order(rows[-1])
 
     def skip(self, row: Attempt, fire_time: datetime) -> None:
         """Keep the row (a memory store has no restart to guard)."""
