@@ -292,6 +292,7 @@ class DispatcherActor(Actor):
     async def on_start(self) -> None:
         """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
         self._clock = self.system.clock.now
+        self._me = self.ref  # the reply-to of every job sent
         for handler in self.state.handlers.values():
             self.watch(handler.ref)  # watches end with an incarnation: renew them
         self.every(TICK, _TICK)
@@ -664,7 +665,7 @@ class DispatcherActor(Actor):
             entry.waited = now - pending.since
             entry.limited = pending.limited
         self.state.in_flight[job.id] = entry
-        handler.ref.tell(Execute(job=job, attempt=attempt, reply_to=self.ref))
+        handler.ref.tell(Execute(job=job, attempt=attempt, reply_to=self._me))
         return _SENT
 
     def _drain_all(self) -> None:

@@ -382,9 +382,7 @@ def _batch_bodies(kind: type[Message], count: int, frames: list[bytes]) -> list[
         bodies = msgpack.unpackb(frames[0], raw=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise ProtocolError(f"{name}: the bodies are not msgpack ({exc})") from None
-    if not isinstance(bodies, list) or not all(
-        isinstance(body, bytes) for body in bodies
-    ):
+    if not isinstance(bodies, list) or not set(map(type, bodies)) <= {bytes}:
         raise ProtocolError(f"{name}: the bodies are not an array of binaries")
     if len(bodies) != count:
         raise ProtocolError(
