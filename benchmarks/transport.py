@@ -212,6 +212,18 @@ def worker_process(
         process.wait()
 
 
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """The heap as ``sz serve`` and ``sz worker`` run on it (``sz.settle_heap``),
+    thawed after: this process starts many schedulers, which must not stay
+    frozen once stopped."""
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def registered(sz: ScheduleZero) -> None:
     with anyio.fail_after(30):
         while not any(s.name == "bench" for s in await sz.handlers()):  # noqa: ASYNC110
@@ -228,8 +240,8 @@ async def remote_pipelined(
         with worker_process(endpoint, backend, keys):
             await registered(sz)
             await sz.run_now("noop")  # warm: imports, first connection
-            settle_heap()  # as `sz serve` and `sz worker` run
-            return await run_now_rate(sz, "noop", n, CALLERS)
+            with frozen_heap():
+                return await run_now_rate(sz, "noop", n, CALLERS)
 
 
 async def local_pipelined(n: int) -> float:
@@ -242,8 +254,8 @@ async def local_pipelined(n: int) -> float:
         return None
 
     async with sz:
-        settle_heap()
-        return await run_now_rate(sz, "noop", n, CALLERS)
+        with frozen_heap():
+            return await run_now_rate(sz, "noop", n, CALLERS)
 
 
 async def remote_ping_pong(
