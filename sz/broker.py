@@ -463,7 +463,7 @@ class BrokerActor(Actor):
     # --------------------------------------------------------------- reading
 
     async def _read(self) -> None:
-        router, clock, workers = self.router, self.system.clock, self.workers
+        router, clock = self.router, self.system.clock
         while True:
             batch = await router.receive()
             now, finished_at = clock.now(), _now()
@@ -474,26 +474,23 @@ class BrokerActor(Actor):
                     self._malformed(peer, str(exc))
                     continue
                 for message, bodies in messages:
-                    worker = workers.get(peer)
-                    if type(message) is JobResult and worker is not None:
-                        # Most messages: no need of _take's awaits.
-                        worker.last_heard = now
-                        self._result(worker, message, bodies, finished_at)
-                    elif not await self._take(peer, message, bodies, user, now):
+                    if type(message) is Ready:
+                        await self._register(peer, message, user, now)
+                    elif not self._take(peer, message, bodies, now, finished_at):
                         break
 
-    async def _take(
+    def _take(
         self,
         peer: bytes,
         message: Message,
         bodies: list[bytes],
-        user: str | None,
         now: float,
+        finished_at: datetime,
     ) -> bool:
-        """Act on one message from ``peer``; False: ignore the rest of its batch."""
-        if isinstance(message, Ready):
-            await self._register(peer, message, user, now)
-            return True
+        """Act on one message (not READY); False: ignore the rest of its batch.
+
+        Not a coroutine: it runs for every RESULT, and only READY needs awaits.
+        """
         worker = self.workers.get(peer)
         if worker is None:
             self.stats.unknown_peer += 1
@@ -501,8 +498,8 @@ class BrokerActor(Actor):
                 self._tell(peer, Disconnect(reason="unknown worker: send READY"))
             return False
         worker.last_heard = now
-        if isinstance(message, JobResult):
-            self._result(worker, message, bodies, _now())
+        if type(message) is JobResult:
+            self._result(worker, message, bodies, finished_at)
         elif isinstance(message, Disconnect):
             self._leaving(worker, message)
         elif isinstance(message, JobRequest):
