@@ -63,18 +63,32 @@ class ProtocolError(ValueError):
     """Frames that are not a message of this protocol (the text says why)."""
 
 
+def _is_text(value: Any) -> bool:
+    return type(value) is str and value != ""
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0  # not a bool: its type is bool
+
+
+def _is_seconds(value: Any, *, zero: bool = False) -> bool:
+    return (type(value) is float or type(value) is int) and (
+        value >= 0 if zero else value > 0
+    )
+
+
 def _text(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, str) or not value:
+    if not _is_text(value):
         raise ProtocolError(f"{attribute.name}: expected a non-empty string")
 
 
 def _count(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not _is_count(value):
         raise ProtocolError(f"{attribute.name}: expected an integer >= 0")
 
 
 def _seconds(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if not _is_seconds(value):
         raise ProtocolError(f"{attribute.name}: expected a number of seconds > 0")
 
 
@@ -83,11 +97,6 @@ def _methods(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         isinstance(method, str) and method for method in value
     ):
         raise ProtocolError(f"{attribute.name}: expected a list of method names")
-
-
-def _optional_text(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ProtocolError(f"{attribute.name}: expected a string or nothing")
 
 
 def _as_tuple(value: Any) -> Any:
@@ -115,20 +124,6 @@ class Ready:
 # JOB and RESULT are checked in one ``__attrs_post_init__`` each rather than a
 # validator per field: a small job costs a few of these per end, and a call per
 # field was a tenth of a worker's time.
-
-
-def _is_text(value: Any) -> bool:
-    return type(value) is str and value != ""
-
-
-def _is_count(value: Any) -> bool:
-    return type(value) is int and value >= 0
-
-
-def _is_seconds(value: Any, *, zero: bool = False) -> bool:
-    return (type(value) is float or type(value) is int) and (
-        value >= 0 if zero else value > 0
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -280,10 +275,10 @@ def encode_batches(
     items and ``MAX_HEADER`` bytes of header each: one send and one receive
     for many jobs, which is most of a small job's cost. Bodies join a batch up
     to ``BATCH_BODY_BYTES``: a large one goes in a message of its own, sent as
-    it is rather than copied into a batch. A batch is four frames
-    however many items it carries (its bodies travel as one msgpack array of
-    binaries): each frame costs both ends microseconds, as much as a small job's
-    bookkeeping.
+    it is rather than copied into a batch. A batch is four frames however many
+    items it carries (its items are arrays of their fields, its bodies one
+    msgpack array of binaries): each frame costs both ends microseconds, as
+    much as a small job's bookkeeping.
     """
     if len(items) == 1:
         message, body = items[0]
