@@ -847,20 +847,18 @@ class DispatcherActor(Actor):
         reason: str | None = None,
     ) -> None:
         """Record the attempt ``message`` reports, ended with ``outcome``."""
-        self.history.tell(
-            Attempt.of(
-                message.job,
-                message.attempt,
-                outcome,
-                final=final,
-                reason=reason or entry.limited,
-                waited=entry.waited,
-                handler=message.handler,
-                started_at=message.started_at,
-                finished_at=message.finished_at,
-                duration=message.duration,
-                error=message.error,
-            )
+        self._record(
+            message.job,
+            message.attempt,
+            outcome,
+            final=final,
+            reason=reason or entry.limited,
+            waited=entry.waited,
+            handler=message.handler,
+            started_at=message.started_at,
+            finished_at=message.finished_at,
+            duration=message.duration,
+            error=message.error,
         )
 
     def _end(
