@@ -544,47 +544,6 @@ BAD_MESSAGES = [
         "a batch of 2 with 1 bodies",
         id="batch-bodies-do-not-match",
     ),
-    pytest.param(
-        [
-            PROTOCOL,
-            JobResult.COMMAND,
-            packed([{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2),
-            packed([b"", b""]),
-        ],
-        "a batch item is not an array of its 5 fields",
-        id="batch-items-are-maps",
-    ),
-    pytest.param(
-        [
-            PROTOCOL,
-            JobResult.COMMAND,
-            packed([["a", 1, "maybe", None, 0.0]] * 2),
-            packed([b"", b""]),
-        ],
-        "JobResult: outcome: expected one of",
-        id="batch-item-bad-value",
-    ),
-    pytest.param(
-        [
-            PROTOCOL,
-            JobResult.COMMAND,
-            packed([["a", 1, "success", None, 0.0]] * 2),
-            b"",
-            b"",
-        ],
-        "a batch with 2 body frames",
-        id="batch-bodies-in-frames",
-    ),
-    pytest.param(
-        [
-            PROTOCOL,
-            JobResult.COMMAND,
-            packed([["a", 1, "success", None, 0.0]] * 2),
-            packed(["text", "text"]),
-        ],
-        "the bodies are not an array of binaries",
-        id="batch-bodies-not-binaries",
-    ),
 ]
 
 

@@ -193,6 +193,36 @@ def test_a_large_body_travels_in_a_message_of_its_own() -> None:
 
 
 @pytest.mark.parametrize(
+    ("items", "says"),
+    [
+        pytest.param(
+            [{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2,
+            "a batch item is not an array of its 5 fields",
+            id="maps",
+        ),
+        pytest.param(
+            [["a", 1, "success", None]] * 2,
+            "a batch item is not an array of its 5 fields",
+            id="short",
+        ),
+        pytest.param(
+            [["a", 1, "maybe", None, 0.0]] * 2,
+            "JobResult: outcome: expected one of",
+            id="bad-value",
+        ),
+    ],
+)
+def test_a_batch_of_items_that_are_not_their_fields_is_refused(
+    items: list[object], says: str
+) -> None:
+    bodies = msgpack.packb([b""] * 2)
+    frames = [PROTOCOL, JobResult.COMMAND, msgpack.packb(items), bodies]
+    with pytest.raises(ProtocolError) as refused:
+        decode_all(frames)
+    assert says in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("bodies", "says"),
     [
         pytest.param([b"", b""], "a batch with 2 body frames", id="a-frame-each"),
