@@ -17,7 +17,6 @@ again by themselves after the broker restarts.
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ import attrs
 
 from actors import Actor, ActorRef
 from transport import (
+    WORKER_NAME,
     Disconnect,
     Heartbeat,
     JobRequest,
@@ -38,6 +38,7 @@ from transport import (
     Ready,
     Router,
     TransportError,
+    check_endpoint,
     decode_all,
     decode_body,
     encode,
@@ -70,9 +71,6 @@ logger = logging.getLogger("sz.broker")
 #: A proxy's mailbox holds its worker's capacity plus this many messages.
 PROXY_MAILBOX = 1000
 
-#: What a worker may be called: it names an actor and a handler.
-WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
-
 #: Jobs for one worker that are sent at once rather than at the end of the
 #: event loop's turn.
 SHIP_AT = 32
@@ -89,6 +87,13 @@ class RemoteError(Exception):
 
     def __repr__(self) -> str:
         return str(self.args[0]) if self.args else "RemoteError()"
+
+
+def _bindable(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    try:
+        check_endpoint(value, bind=True)
+    except TransportError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None
 
 
 @attrs.frozen(kw_only=True)
@@ -108,7 +113,7 @@ class BrokerSettings:
         workers: With CURVE, the admitted workers' names by public key (Z85).
     """
 
-    endpoint: str = "tcp://127.0.0.1:5555"
+    endpoint: str = attrs.field(default="tcp://127.0.0.1:5555", validator=_bindable)
     heartbeat: float = attrs.field(default=1.0, validator=positive)
     liveness: int = attrs.field(default=3, validator=int_at_least(1))
     max_message_bytes: int = attrs.field(default=16 * 2**20, validator=int_at_least(1))

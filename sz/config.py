@@ -38,6 +38,8 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
+from transport import endpoint_problem
+
 from .errors import SzError
 
 __all__ = [
@@ -162,10 +164,15 @@ _host = _rule(
     "a host name or IP address",
     lambda v: isinstance(v, str) and v != "" and v == v.strip(),
 )
-_endpoint = _rule(
-    "a ZeroMQ endpoint such as 'tcp://127.0.0.1:5555'",
-    lambda v: isinstance(v, str) and "://" in v,
-)
+
+
+def _endpoint(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An endpoint the broker can bind (``tcp://127.0.0.1:5555``, port ``*``)."""
+    problem = endpoint_problem(value, bind=True)
+    if problem is not None:
+        raise _Invalid(problem, value, at=f".{attribute.name}")
+
+
 _database_url = _rule(
     "a database URL such as 'sqlite:///schedulezero.db'",
     lambda v: isinstance(v, str) and "://" in v,

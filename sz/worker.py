@@ -36,6 +36,7 @@ from actors import (
     Supervisor,
 )
 from transport import (
+    WORKER_NAME,
     Dealer,
     Disconnect,
     Heartbeat,
@@ -43,6 +44,8 @@ from transport import (
     JobResult,
     ProtocolError,
     Ready,
+    TransportError,
+    check_endpoint,
     decode_all,
     decode_body,
     encode,
@@ -104,7 +107,8 @@ class ZMQHandler:
             default.
 
     Raises:
-        SzError: An option is bad, or a key file cannot be read.
+        SzError: An option (the endpoint, the name, a number) is bad, or a key
+            file cannot be read.
     """
 
     def __init__(
@@ -134,6 +138,16 @@ class ZMQHandler:
                 raise SzError(f"{label} must be {expected}, got {value!r}")
         if (key is None) != (server_key is None):
             raise SzError("CURVE needs both key (this worker's) and server_key")
+        try:
+            check_endpoint(endpoint, bind=False)
+        except TransportError as exc:
+            raise SzError(f"endpoint: {exc}") from None
+        # The broker refuses a READY under any other name: say so now, not in
+        # a refusal at every reconnection.
+        if name is not None and not WORKER_NAME.fullmatch(name):
+            raise SzError(
+                f"name: expected 1-128 of A-Z a-z 0-9 _ . : @ -, got {name!r}"
+            )
         self.endpoint = endpoint
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.capacity = capacity
@@ -350,7 +364,9 @@ class Connection(Actor):
         self.clock = self.system.clock
         #: When the broker was last heard from; None until registered.
         self.last_heard: float | None = None
-        self.last_sent = self.clock.now()
+        self.last_sent = self.opened = self.clock.now()
+        #: When to say that no broker answers yet (then at twice the wait, ...).
+        self.nag_at = self.opened + handler.heartbeat * handler.liveness
         self.last_ready = -float("inf")
         self.jobs: JobTasks[tuple[JobRequest, list[bytes]]] = JobTasks(
             self, handler.capacity, self._run, "job"
@@ -369,8 +385,10 @@ class Connection(Actor):
         self.every(handler.heartbeat / 2, _BEAT)
 
     async def on_stop(self) -> None:
-        """Close the socket."""
-        self.dealer.close()
+        """Close the socket (if ``on_start`` got as far as opening it)."""
+        dealer = getattr(self, "dealer", None)
+        if dealer is not None:
+            dealer.close()
 
     async def receive(self, message: Any) -> Any:
         """Beat, or drain."""
@@ -400,6 +418,9 @@ class Connection(Actor):
     async def _read(self) -> None:
         # Waits, without a deadline, for the connection to come up (IMMEDIATE):
         # libzmq keeps trying, and liveness starts with registration.
+        logger.info(
+            "worker %s: connecting to %s", self.handler.name, self.handler.endpoint
+        )
         await self._register()
         while True:
             for frames in await self.dealer.receive():
@@ -440,9 +461,17 @@ class Connection(Actor):
         await self._register()
 
     def _beat(self) -> None:
-        if self.last_heard is None:
-            return  # not connected yet
         now = self.clock.now()
+        if self.last_heard is None:  # not connected yet
+            if now >= self.nag_at:
+                logger.warning(
+                    "worker %s: no broker answers at %s after %.1f s; still trying",
+                    self.handler.name,
+                    self.handler.endpoint,
+                    now - self.opened,
+                )
+                self.nag_at = now + (now - self.opened)
+            return
         handler = self.handler
         silent = now - self.last_heard
         if silent >= handler.heartbeat * handler.liveness and not self.draining:

@@ -8,6 +8,10 @@ from .auth import (
     secure_server as secure_server,
     serve_zap as serve_zap,
 )
+from .endpoints import (
+    check_endpoint as check_endpoint,
+    endpoint_problem as endpoint_problem,
+)
 from .ends import (
     Dealer as Dealer,
     PeerGone as PeerGone,
@@ -22,6 +26,7 @@ from .keys import (
 )
 from .protocol import (
     PROTOCOL as PROTOCOL,
+    WORKER_NAME as WORKER_NAME,
     Disconnect as Disconnect,
     Heartbeat as Heartbeat,
     JobRequest as JobRequest,
@@ -40,6 +45,7 @@ from .socket import Socket as Socket
 
 __all__ = [
     "PROTOCOL",
+    "WORKER_NAME",
     "ZAP_DOMAIN",
     "Dealer",
     "Disconnect",
@@ -55,12 +61,14 @@ __all__ = [
     "Socket",
     "TransportError",
     "WorkerKeys",
+    "check_endpoint",
     "decode",
     "decode_all",
     "decode_body",
     "encode",
     "encode_batches",
     "encode_body",
+    "endpoint_problem",
     "generate_keys",
     "load_public_key",
     "load_secret_key",

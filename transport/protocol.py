@@ -12,6 +12,7 @@ a frame from the network is data, not code.
 from __future__ import annotations
 
 import operator
+import re
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_BODIES",
     "MAX_HEADER",
     "PROTOCOL",
+    "WORKER_NAME",
     "Disconnect",
     "Heartbeat",
     "JobRequest",
@@ -44,6 +46,9 @@ __all__ = [
 
 #: The first frame of every message: the protocol and its version.
 PROTOCOL = b"SZP1"
+
+#: What a worker may be called (READY's ``name``): it names an actor and a handler.
+WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 
 #: Bytes a header may take; a longer one is refused before it is decoded.
 MAX_HEADER = 1024 * 1024

@@ -49,6 +49,11 @@ async def test_a_broker_that_cannot_bind_fails_the_start_naming_the_endpoint() -
             await sz.start()
 
 
+def test_broker_settings_refuse_an_endpoint_no_socket_could_bind() -> None:
+    with pytest.raises(ValueError, match=r"^endpoint: expected tcp://HOST:PORT with a"):
+        BrokerSettings(endpoint="tcp://127.0.0.1:65536")
+
+
 async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_workers() -> (
     None
 ):
@@ -75,6 +80,44 @@ async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_worker
                 await eventually(serves, what="w registers with the new broker")
                 assert await sz.run_now("where", timeout=10) == "here"
             worker.stop()
+
+
+async def test_a_worker_started_before_its_broker_says_so_and_registers_when_it_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    endpoint = free_endpoint()
+    worker = ZMQHandler(endpoint, name="early", heartbeat=0.05, liveness=2)
+
+    @worker.method
+    async def where() -> str:
+        return "here"
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "sz.worker"]
+
+    async def waiting() -> bool:
+        return any("no broker answers" in message for message in said())
+
+    with caplog.at_level(logging.INFO, logger="sz.worker"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.serve)
+            await eventually(waiting, what="the worker says no broker answers")
+            settings = BrokerSettings(endpoint=endpoint)
+            async with ScheduleZero(store="memory", broker=settings) as sz:
+
+                async def serves() -> bool:
+                    return any(s.name == "early" for s in await sz.handlers())
+
+                await eventually(serves, what="the early worker registers")
+                assert await sz.run_now("where", timeout=10) == "here"
+                worker.stop()
+    messages = said()
+    assert messages[0] == f"worker early: connecting to {endpoint}"
+    waited = f"worker early: no broker answers at {endpoint} after"
+    assert messages[1].startswith(waited)
+    assert messages[1].endswith("s; still trying")
+    registering = f"worker early: registering with {endpoint}"
+    assert any(message.startswith(registering) for message in messages)
 
 
 async def test_a_broker_open_to_the_network_without_curve_says_so(

@@ -166,6 +166,51 @@ def test_sz_worker_refuses_a_module_with_no_public_function(
 
 
 @pytest.mark.usefixtures("jobs_module")
+@pytest.mark.parametrize(
+    ("endpoint", "complaint"),
+    [
+        pytest.param(
+            "localhost:5555",
+            "expected a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME"
+            ", got 'localhost:5555'",
+            id="no-scheme",
+        ),
+        pytest.param(
+            "tcp://127.0.0.1:99999",
+            "expected tcp://HOST:PORT with a port from 1 to 65535, "
+            "got 'tcp://127.0.0.1:99999'",
+            id="port-out-of-range",
+        ),
+        pytest.param(
+            "tcp://*:5555",
+            "expected tcp://HOST:PORT naming the broker's host (* is for binding)",
+            id="wildcard-host",
+        ),
+    ],
+)
+def test_sz_worker_refuses_an_endpoint_it_could_never_reach_naming_it(
+    capsys: pytest.CaptureFixture[str], endpoint: str, complaint: str
+) -> None:
+    # libzmq would take the bad port and wait forever, and a typo would come
+    # up as a crash of the connection actor: the worker says so at once instead.
+    assert sz_worker(endpoint, "myjobs") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sz worker: endpoint: {complaint}")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("jobs_module")
+def test_sz_worker_refuses_a_name_the_broker_would_refuse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert sz_worker(ENDPOINT, "myjobs", "--name", "night shift") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "sz worker: name: expected 1-128 of A-Z a-z 0-9 _ . : @ -, got 'night shift'"
+    )
+
+
+@pytest.mark.usefixtures("jobs_module")
 def test_sz_worker_needs_both_curve_keys_or_neither(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -314,6 +314,18 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
             id="bad-store-url",
         ),
         pytest.param(
+            "handlers:\n  zmq:\n    registration_server: tcp://127.0.0.1:70000\n",
+            "handlers.zmq.registration_server: expected tcp://HOST:PORT with a port "
+            "from 1 to 65535 (or * for a free one), got 'tcp://127.0.0.1:70000'",
+            id="bad-endpoint-port",
+        ),
+        pytest.param(
+            "handlers:\n  zmq:\n    registration_server: 127.0.0.1:5555\n",
+            "handlers.zmq.registration_server: expected a ZeroMQ endpoint: "
+            "tcp://HOST:PORT, ipc://PATH or inproc://NAME, got '127.0.0.1:5555'",
+            id="endpoint-without-scheme",
+        ),
+        pytest.param(
             "- scheduler\n",
             "expected a mapping, got ['scheduler']",
             id="not-a-mapping",

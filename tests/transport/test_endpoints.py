@@ -1,0 +1,79 @@
+"""Endpoints are checked before a socket sees them, each problem named."""
+
+from __future__ import annotations
+
+import pytest
+
+from transport import TransportError, check_endpoint, endpoint_problem
+
+GOOD_EITHER_WAY = [
+    "tcp://127.0.0.1:5555",
+    "tcp://scheduler.example.com:5555",
+    "tcp://[::1]:5555",
+    "ipc:///run/sz/broker.sock",
+    "inproc://broker",
+]
+
+
+@pytest.mark.parametrize("endpoint", GOOD_EITHER_WAY)
+def test_an_endpoint_of_each_transport_is_good_to_bind_and_to_connect_to(
+    endpoint: str,
+) -> None:
+    assert endpoint_problem(endpoint, bind=True) is None
+    assert endpoint_problem(endpoint, bind=False) is None
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://*:5555", "tcp://127.0.0.1:*", "tcp://*:*"])
+def test_a_wildcard_is_good_to_bind_but_not_to_connect_to(endpoint: str) -> None:
+    assert endpoint_problem(endpoint, bind=True) is None
+    assert endpoint_problem(endpoint, bind=False) is not None
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        pytest.param(
+            "127.0.0.1:5555",
+            "a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME",
+            id="no-scheme",
+        ),
+        pytest.param(
+            "udp://127.0.0.1:5555",
+            "a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME",
+            id="unknown-transport",
+        ),
+        pytest.param(5555, "a ZeroMQ endpoint: tcp://HOST", id="not-text"),
+        pytest.param("tcp://127.0.0.1", "with a host and a port", id="no-port"),
+        pytest.param("tcp://:5555", "with a host and a port", id="no-host"),
+        pytest.param("tcp://my host:5555", "with a host and a port", id="space"),
+        pytest.param("tcp://127.0.0.1:0", "with a port from 1 to 65535", id="port-0"),
+        pytest.param(
+            "tcp://127.0.0.1:65536", "with a port from 1 to 65535", id="port-too-big"
+        ),
+        pytest.param("tcp://127.0.0.1:55x", "with a port from 1 to 65535", id="port-x"),
+        pytest.param(
+            "tcp://127.0.0.1:5555/jobs", "with nothing after the port", id="a-path"
+        ),
+        pytest.param("ipc://", "ipc://PATH", id="ipc-without-path"),
+        pytest.param("inproc://", "inproc://NAME", id="inproc-without-name"),
+    ],
+)
+def test_a_bad_endpoint_is_refused_saying_what_was_expected(
+    endpoint: object, expected: str
+) -> None:
+    for bind in (True, False):
+        problem = endpoint_problem(endpoint, bind=bind)
+        assert problem is not None
+        assert expected in problem
+    with pytest.raises(TransportError) as raised:
+        check_endpoint(endpoint, bind=False)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"expected {endpoint_problem(endpoint, bind=False)}, got {endpoint!r}"
+    )
+
+
+def test_a_bound_port_out_of_range_mentions_the_free_port_wildcard() -> None:
+    problem = endpoint_problem("tcp://127.0.0.1:70000", bind=True)
+    assert problem == (
+        "tcp://HOST:PORT with a port from 1 to 65535 (or * for a free one)"
+    )
