@@ -127,6 +127,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     worker.add_argument(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=16 * 2**20,
+        metavar="N",
+        help="the largest message the broker takes, its handlers.zmq."
+        "max_message_bytes: a larger result fails its job (default: %(default)s)",
+    )
+    worker.add_argument(
         "--key",
         metavar="FILE",
         help="this worker's secret key file, for CURVE (with --server-key)",
@@ -217,6 +225,7 @@ def _worker(options: argparse.Namespace) -> None:
         capacity=options.capacity,
         heartbeat=options.heartbeat,
         liveness=options.liveness,
+        max_message_bytes=options.max_message_bytes,
         key=options.key,
         server_key=options.server_key,
     )

@@ -103,6 +103,10 @@ class ZMQHandler:
         server_key: The broker's public key file.
         drain_timeout: Seconds a stopping worker lets its jobs finish before it
             hands back the rest, 1.0 by default.
+        max_message_bytes: The largest message the broker takes (its
+            ``handlers.zmq.max_message_bytes``, 16 MiB by default). A larger
+            result fails its job here: sent, it would cost the connection (libzmq
+            drops it) and the job would be retried as lost, to the same end.
         backoff: The wait before each reconnection, ``RECONNECT_BACKOFF`` by
             default.
 
@@ -122,6 +126,7 @@ class ZMQHandler:
         key: str | os.PathLike[str] | None = None,
         server_key: str | os.PathLike[str] | None = None,
         drain_timeout: float = 1.0,
+        max_message_bytes: int = 16 * 2**20,
         backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         given: dict[str, Any] = {
@@ -129,9 +134,10 @@ class ZMQHandler:
             "heartbeat": heartbeat,
             "liveness": liveness,
             "drain_timeout": drain_timeout,
+            "max_message_bytes": max_message_bytes,
         }
         for label, value in given.items():
-            whole = label in {"capacity", "liveness"}
+            whole = label in {"capacity", "liveness", "max_message_bytes"}
             kinds = int if whole else int | float
             if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
                 expected = "an integer >= 1" if whole else "a number > 0"
@@ -154,6 +160,7 @@ class ZMQHandler:
         self.heartbeat = float(heartbeat)
         self.liveness = liveness
         self.drain_timeout = float(drain_timeout)
+        self.max_message_bytes = max_message_bytes
         self.backoff = backoff
         self._keys: tuple[bytes, bytes, bytes] | None = None
         if key is not None and server_key is not None:
@@ -552,6 +559,13 @@ class Connection(Actor):
             except (TypeError, ValueError, OverflowError) as exc:
                 outcome = "failure"
                 error = SzError(f"the result cannot travel as msgpack: {exc}")
+            size, limit = len(value_body), self.handler.max_message_bytes
+            if size > limit:
+                outcome, value_body = "failure", b""
+                error = SzError(
+                    f"the result is {size:,} bytes encoded, more than the broker "
+                    f"takes ({limit:,}: handlers.zmq.max_message_bytes)"
+                )
         duration = time.perf_counter() - start
         result = JobResult(
             job_id=request.job_id,

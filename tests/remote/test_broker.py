@@ -368,6 +368,37 @@ async def test_a_result_msgpack_cannot_encode_fails_the_job_saying_so() -> None:
             assert await sz.run_now("echo", args=[1], timeout=HANG) == 1
 
 
+async def test_a_result_larger_than_the_broker_takes_fails_its_job_saying_so() -> None:
+    limit = 100_000
+    async with scheduler(max_message_bytes=limit) as (sz, endpoint):
+        handler = worker(endpoint, max_message_bytes=limit)
+
+        @handler.method
+        async def blob(size: int) -> bytes:
+            return b"x" * size
+
+        async with serving(handler):
+            await registered(sz, "w1")
+            assert len(await sz.run_now("blob", args=[limit // 2], timeout=HANG)) == (
+                limit // 2
+            )
+            with pytest.raises(JobFailed) as failed:
+                await sz.run_now("blob", args=[2 * limit], timeout=HANG)
+            # One attempt that says why, not four lost with the connection.
+            assert failed.value.outcome == "failure"
+            assert (
+                "the result is 200,005 bytes encoded, more than the broker takes "
+                "(100,000: handlers.zmq.max_message_bytes)"
+            ) in repr(failed.value.__cause__)
+            rows = await sz.history(task="blob")
+            assert [(row.attempt, row.outcome) for row in rows] == [
+                (1, "failure"),
+                (1, "success"),
+            ]
+            assert handler.connections == 1
+            assert await sz.run_now("echo", args=[1], timeout=HANG) == 1
+
+
 # ------------------------------------------------------------------- credit
 
 

@@ -109,6 +109,11 @@ ENDPOINT = "tcp://127.0.0.1:5999"
             id="heartbeat-zero",
         ),
         pytest.param(
+            ["--max-message-bytes", "0"],
+            "argument --max-message-bytes: expected a number >= 1, got '0'",
+            id="max-message-bytes-zero",
+        ),
+        pytest.param(
             ["--backend", "curio"],
             "argument --backend: invalid choice: 'curio'",
             id="unknown-backend",
