@@ -150,7 +150,7 @@ class BrokerSettings:
 
 @attrs.define
 class BrokerStats:
-    """What the broker has seen since it started (``sz.broker_stats()``).
+    """What the broker has seen since it started (``await sz.broker()``).
 
     Attributes:
         registered: Registrations accepted.
@@ -673,6 +673,11 @@ class BrokerActor(Actor):
         """
         await self._settled()
         await proxy.stop()
+        if self.stopping.get(proxy.name) is proxy:
+            # Ended, and its name not taken again meanwhile: nothing waits for
+            # it (else a worker named anew at each start, HOST-PID, would leave
+            # one entry per start behind).
+            del self.stopping[proxy.name]
 
     async def _settled(self) -> None:
         """Return once the dispatcher has handled what it was told before."""

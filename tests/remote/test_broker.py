@@ -6,6 +6,7 @@ pyzmq DEALER speaking (or breaking) SZP1 by hand.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections import deque
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ import pytest
 import zmq
 
 from actors import Backoff
+from actors.cell import Cell
 from sz import (
     BrokerSettings,
     BrokerStats,
@@ -804,6 +806,29 @@ async def test_a_stopping_worker_drains_finishes_its_job_and_then_leaves() -> No
         assert (counts.workers_left, counts.workers_lost) == (1, 0)
         (row,) = await sz.history(task="hold")
         assert (row.outcome, row.attempt, row.final) == ("success", 1, True)
+
+
+async def test_workers_that_left_leave_nothing_of_themselves_behind() -> None:
+    # Workers named anew at each start (HOST-PID by default) come and go for as
+    # long as the scheduler runs: each must be forgotten once it has left.
+    async with scheduler() as (sz, endpoint):
+        for n in range(5):
+            handler = worker(endpoint, name=f"gone-{n}")
+            async with serving(handler):
+                await registered(sz, f"gone-{n}")
+                assert await sz.run_now("echo", args=[n], timeout=HANG) == n
+                handler.stop()
+
+        async def forgotten() -> bool:
+            gc.collect()
+            return not any(
+                isinstance(thing, Cell) and "/gone-" in thing.path
+                for thing in gc.get_objects()
+            )
+
+        await eventually(forgotten, what="no actor cell of a departed worker is left")
+        assert await handler_named(sz, "gone-4") is None
+        assert (await stats(sz)).workers_left == 5
 
 
 async def test_a_draining_worker_is_sent_no_new_job() -> None:
