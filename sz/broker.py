@@ -44,6 +44,7 @@ from transport import (
     encode,
     encode_batches,
     encode_body,
+    is_local,
     load_public_key,
     load_secret_key,
 )
@@ -210,14 +211,6 @@ class _Worker:
     gone: bool = False
 
 
-def _local(endpoint: str) -> bool:
-    """Whether only this machine can reach ``endpoint``."""
-    if not endpoint.startswith("tcp://"):
-        return endpoint.startswith(("ipc://", "inproc://"))
-    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
-    return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -294,7 +287,7 @@ class BrokerActor(Actor):
         self.start_task(self._flush, name="flusher")
         self.tick = settings.heartbeat / 4
         self.ticker = self.every(self.tick, _BEAT)
-        if settings.secret_key is None and not _local(self.router.endpoint):
+        if settings.secret_key is None and not is_local(self.router.endpoint):
             logger.warning(
                 "broker listening on %s without CURVE: anyone who can reach it "
                 "can register a worker and receive jobs (set handlers.zmq.curve)",

@@ -11,6 +11,7 @@ from .auth import (
 from .endpoints import (
     check_endpoint as check_endpoint,
     endpoint_problem as endpoint_problem,
+    is_local as is_local,
 )
 from .ends import (
     Dealer as Dealer,
@@ -70,6 +71,7 @@ __all__ = [
     "encode_body",
     "endpoint_problem",
     "generate_keys",
+    "is_local",
     "load_public_key",
     "load_secret_key",
     "secure_server",

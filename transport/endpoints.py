@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from .ends import TransportError
 
-__all__ = ["check_endpoint", "endpoint_problem"]
+__all__ = ["check_endpoint", "endpoint_problem", "is_local"]
 
 _FORMS = "tcp://HOST:PORT, ipc://PATH or inproc://NAME"
 
@@ -49,6 +49,15 @@ def endpoint_problem(endpoint: object, *, bind: bool) -> str | None:
         wildcard = " (or * for a free one)" if bind else ""
         return f"tcp://HOST:PORT with a port from 1 to 65535{wildcard}"
     return None
+
+
+def is_local(endpoint: str) -> bool:
+    """Whether only this machine can reach ``endpoint`` (loopback, ipc, inproc)."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return scheme in {"ipc", "inproc"}
+    host = rest.rpartition(":")[0].strip("[]")
+    return host in {"localhost", "::1"} or host.startswith("127.")
 
 
 def check_endpoint(endpoint: str, *, bind: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transport import TransportError, check_endpoint, endpoint_problem
+from transport import TransportError, check_endpoint, endpoint_problem, is_local
 
 GOOD_EITHER_WAY = [
     "tcp://127.0.0.1:5555",
@@ -77,3 +77,25 @@ def test_a_bound_port_out_of_range_mentions_the_free_port_wildcard() -> None:
     assert problem == (
         "tcp://HOST:PORT with a port from 1 to 65535 (or * for a free one)"
     )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "local"),
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://127.0.0.2:*", True),
+        ("tcp://localhost:5555", True),
+        ("tcp://[::1]:5555", True),
+        ("ipc:///run/sz/broker.sock", True),
+        ("inproc://broker", True),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://*:5555", False),
+        ("tcp://192.168.1.20:5555", False),
+        ("tcp://scheduler.example.com:5555", False),
+    ],
+)
+def test_only_loopback_ipc_and_inproc_endpoints_are_local(
+    endpoint: str, local: bool
+) -> None:
+    # A broker bound to anything else without CURVE warns that anyone can join.
+    assert is_local(endpoint) is local
