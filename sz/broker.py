@@ -28,6 +28,7 @@ import attrs
 from actors import Actor, ActorRef
 from transport import (
     WORKER_NAME,
+    WORKER_NAME_RULE,
     Disconnect,
     Heartbeat,
     JobRequest,
@@ -582,7 +583,7 @@ class BrokerActor(Actor):
     ) -> None:
         name = message.name
         if not WORKER_NAME.fullmatch(name):
-            self._refuse(peer, name, "a worker name is 1-128 of A-Z a-z 0-9 _ . : @ -")
+            self._refuse(peer, name, f"a worker name is {WORKER_NAME_RULE}")
             return
         if self.router.secure and user != name:
             self._refuse(peer, name, f"its key is listed for {user!r}, not {name!r}")

@@ -37,6 +37,7 @@ from actors import (
 )
 from transport import (
     WORKER_NAME,
+    WORKER_NAME_RULE,
     Dealer,
     Disconnect,
     Heartbeat,
@@ -151,9 +152,7 @@ class ZMQHandler:
         # The broker refuses a READY under any other name: say so now, not in
         # a refusal at every reconnection.
         if name is not None and not WORKER_NAME.fullmatch(name):
-            raise SzError(
-                f"name: expected 1-128 of A-Z a-z 0-9 _ . : @ -, got {name!r}"
-            )
+            raise SzError(f"name: expected {WORKER_NAME_RULE}, got {name!r}")
         self.endpoint = endpoint
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.capacity = capacity

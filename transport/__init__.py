@@ -28,6 +28,7 @@ from .keys import (
 from .protocol import (
     PROTOCOL as PROTOCOL,
     WORKER_NAME as WORKER_NAME,
+    WORKER_NAME_RULE as WORKER_NAME_RULE,
     Disconnect as Disconnect,
     Heartbeat as Heartbeat,
     JobRequest as JobRequest,
@@ -47,6 +48,7 @@ from .socket import Socket as Socket
 __all__ = [
     "PROTOCOL",
     "WORKER_NAME",
+    "WORKER_NAME_RULE",
     "ZAP_DOMAIN",
     "Dealer",
     "Disconnect",

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_HEADER",
     "PROTOCOL",
     "WORKER_NAME",
+    "WORKER_NAME_RULE",
     "Disconnect",
     "Heartbeat",
     "JobRequest",
@@ -49,6 +50,8 @@ PROTOCOL = b"SZP1"
 
 #: What a worker may be called (READY's ``name``): it names an actor and a handler.
 WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+#: The same rule, as a refusal puts it.
+WORKER_NAME_RULE = "1-128 of A-Z a-z 0-9 _ . : @ -"
 
 #: Bytes a header may take; a longer one is refused before it is decoded.
 MAX_HEADER = 1024 * 1024
