@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+import zmq
 from blockbuster import BlockBuster, blockbuster_ctx
 
 if TYPE_CHECKING:
@@ -25,3 +26,14 @@ def blockbuster() -> Iterator[BlockBuster]:
     """Fail any test whose code makes a blocking call on the event loop."""
     with blockbuster_ctx() as bb:
         yield bb
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    """A ZeroMQ context for raw sockets; destroyed after the test, closing what a
+    failed test left open (LINGER 0) before terminating."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        yield ctx
+    finally:
+        ctx.destroy(linger=0)

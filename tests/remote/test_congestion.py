@@ -5,7 +5,7 @@ drop at the high-water mark)."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import msgpack
@@ -25,9 +25,6 @@ from transport import (
 
 from .conftest import eventually, free_endpoint
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
 pytestmark = pytest.mark.anyio
 
 Context = zmq.Context[zmq.Socket[bytes]]
@@ -36,15 +33,6 @@ Context = zmq.Context[zmq.Socket[bytes]]
 #: fill the socket buffers between the two ends.
 JOBS = 40
 PAYLOAD = b"x" * 256 * 1024
-
-
-@pytest.fixture
-async def context() -> AsyncIterator[Context]:
-    ctx: Context = zmq.Context()
-    try:
-        yield ctx
-    finally:
-        ctx.destroy(linger=0)
 
 
 async def test_jobs_for_a_stalled_worker_wait_and_each_arrives_once(

@@ -3,18 +3,12 @@ under its listed name, an unknown key never does."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import anyio
-import pytest
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from transport import Socket
 from transport.auth import WorkerKeys, secure_server, serve_zap
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
 HANG = 20
 
@@ -27,16 +21,6 @@ HANDSHAKE_ENDS = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
-
-
-@pytest.fixture
-async def context() -> AsyncIterator[Context]:
-    ctx: Context = zmq.Context()
-    try:
-        yield ctx
-    finally:
-        # Closes what a failed test left open (LINGER 0) before terminating.
-        ctx.destroy(linger=0)
 
 
 def client(ctx: Context, server_public: bytes, keys: tuple[bytes, bytes]) -> Socket:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -16,21 +15,8 @@ import zmq
 
 from transport import Socket
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
 #: Seconds any of these tests may take before it counts as a hang.
 HANG = 20
-
-
-@pytest.fixture
-async def context() -> AsyncIterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        yield ctx
-    finally:
-        # Closes what a failed test left open (LINGER 0) before terminating.
-        ctx.destroy(linger=0)
 
 
 def pair(ctx: zmq.Context[zmq.Socket[bytes]], hwm: int = 1) -> tuple[Socket, Socket]:
