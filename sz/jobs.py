@@ -11,7 +11,7 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-__all__ = ["Attempt", "Job", "JobFuture", "Outcome"]
+__all__ = ["Attempt", "HistoryQuery", "Job", "JobFuture", "Outcome", "history_order"]
 
 #: How one attempt of a job ended. ``missed`` and ``coalesced`` are fires that
 #: APScheduler skipped; ``abandoned`` a job lost for good with its handler;
@@ -173,3 +173,58 @@ class JobFuture:
         resume for every job a caller waits on.
         """
         return self._done.wait()
+
+
+def history_order(row: Attempt) -> tuple[datetime, str, int]:
+    """Where a row stands in the history: by finish time, then job and attempt.
+
+    Unique per row, so paging with ``before=<a row>`` never skips nor repeats one.
+    """
+    return (row.finished_at, row.job_id, row.attempt)
+
+
+@attrs.frozen(kw_only=True)
+class HistoryQuery:
+    """Ask the history for rows, newest first.
+
+    Attributes:
+        task: Only this task's rows.
+        handler: Only this handler's rows.
+        outcome: Only rows with this outcome.
+        schedule_id: Only this schedule's rows.
+        job_id: Only this job's rows.
+        since: Only rows that finished at or after this time.
+        before: Only rows before this one in the history's order (pass the last
+            row of a page for the next page), or that finished before this time.
+        limit: At most this many rows, 100 by default.
+        final: Only final rows (True), only non-final (False), or both (None).
+    """
+
+    task: str | None = None
+    handler: str | None = None
+    outcome: str | None = None
+    schedule_id: str | None = None
+    job_id: str | None = None
+    since: datetime | None = None
+    before: datetime | Attempt | None = None
+    limit: int = 100
+    final: bool | None = None
+
+    @staticmethod
+    def _is_before(row: Attempt, before: datetime | Attempt) -> bool:
+        if isinstance(before, Attempt):
+            return history_order(row) < history_order(before)
+        return row.finished_at < before
+
+    def matches(self, row: Attempt) -> bool:
+        """True if ``row`` passes every filter."""
+        return (
+            (self.task is None or row.task == self.task)
+            and (self.handler is None or row.handler == self.handler)
+            and (self.outcome is None or row.outcome == self.outcome)
+            and (self.schedule_id is None or row.schedule_id == self.schedule_id)
+            and (self.job_id is None or row.job_id == self.job_id)
+            and (self.since is None or row.finished_at >= self.since)
+            and (self.before is None or self._is_before(row, self.before))
+            and (self.final is None or row.final == self.final)
+        )

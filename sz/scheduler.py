@@ -63,8 +63,8 @@ from .errors import JobFailed, NoHealthyHandler, Overloaded, SzError, UnknownTas
 from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
-from .history import HistoryActor, HistoryQuery, log_attempt
-from .jobs import Attempt, Job, JobFuture
+from .history import HistoryActor, log_attempt
+from .jobs import Attempt, HistoryQuery, Job, JobFuture
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
