@@ -20,7 +20,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import anyio
 import attrs
@@ -64,7 +64,7 @@ from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, L
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, log_attempt
-from .jobs import Attempt, HistoryQuery, Job, JobFuture
+from .jobs import Attempt, HistoryQuery, Job, JobFuture, Reason
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -298,7 +298,7 @@ class ScheduleZero:
         self._known_tasks: set[str] = set()
         self._early: list[_ScheduleRequest] = []
         #: Schedules paused or removed in the last second: (when, reason).
-        self._withdrawn: dict[str, tuple[datetime, str]] = {}
+        self._withdrawn: dict[str, tuple[datetime, Reason]] = {}
         #: Time zones (by name; None for the local one) already read from disk.
         self._zones: set[str | None] = set()
         self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
@@ -758,7 +758,7 @@ class ScheduleZero:
         await self._running_scheduler().remove_schedule(id)
         self._withdraw(id, "schedule_removed")
 
-    def _withdraw(self, id: str, reason: str) -> None:
+    def _withdraw(self, id: str, reason: Reason) -> None:
         """Mark a schedule's fires taken ahead of time as not to run."""
         now = datetime.now(UTC)
         # Only fires taken before now and due within LOOKAHEAD can be held: an
@@ -835,7 +835,7 @@ class ScheduleZero:
             return  # removed meanwhile
         self._withdrawn.pop(schedule_id, None)
 
-    def _withdrawn_why(self, schedule_id: str) -> str | None:
+    def _withdrawn_why(self, schedule_id: str) -> Reason | None:
         entry = self._withdrawn.get(schedule_id)
         return entry[1] if entry is not None else None
 
@@ -924,10 +924,12 @@ class ScheduleZero:
         now = datetime.now(UTC)
         scheduled = fired.scheduled_fire_time or now
         if verdict != "due":
-            reason = (
+            # A coalesce policy's reason is built: tests/sz/test_reasons.py
+            # checks that each policy has its Reason.
+            reason: Reason = (
                 "misfire_grace_time"
                 if verdict == "missed"
-                else f"coalesce_{fired.metadata.get('coalesce')}"
+                else cast("Reason", f"coalesce_{fired.metadata.get('coalesce')}")
             )
             # Straight to the backend, not through the history actor: in one
             # queue with the kept fire's acceptance, so that a crash cannot keep
