@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import attrs
 
-from actors import Actor, ActorRef, Terminated, Timer
+from actors import Actor, ActorRef, Terminated, Timer, lowlevel
 
 from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
@@ -301,7 +301,7 @@ class DispatcherActor(Actor):
 
     async def on_start(self) -> None:
         """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
-        self._clock = self.system.clock.now
+        self._clock = lowlevel.clock(self.system).now
         self._me = self.ref  # the reply-to of every job sent
         for handler in self.state.handlers.values():
             self.watch(handler.ref)  # watches end with an incarnation: renew them
@@ -505,7 +505,7 @@ class DispatcherActor(Actor):
 
     def _check_served(self) -> None:
         """Tell ``on_served`` of every task that lost or regained a handler."""
-        if self.system.shutting_down:
+        if lowlevel.shutting_down(self.system):
             return  # handlers end because everything does
         now, state = self._clock(), self.state
         for task, handlers in state.by_task.items():
@@ -812,7 +812,7 @@ class DispatcherActor(Actor):
             record(message, entry, "success", final=True)
             if entry.future is not None:
                 entry.future.resolve("success", message.value, None)
-        elif message.outcome == "lost" and self.system.shutting_down:
+        elif message.outcome == "lost" and lowlevel.shutting_down(self.system):
             # Handlers end because the scheduler stops, not because they crashed:
             # no crash to record, nowhere to retry. The job stays accepted, and a
             # durable store takes it up at the next start.

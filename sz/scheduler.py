@@ -45,6 +45,7 @@ from actors import (
     MailboxFull,
     Supervision,
     Supervisor,
+    lowlevel,
 )
 
 from .broker import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
@@ -471,7 +472,7 @@ class ScheduleZero:
                 self._backend = MemoryHistory(HISTORY_ROWS)
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
-            self._new_event = system.new_event
+            self._new_event = lowlevel.event_factory(system)
             self._history = await system.spawn(
                 HistoryActor,
                 self._backend,
@@ -776,7 +777,7 @@ class ScheduleZero:
     def _on_served(self, task: str, served: bool) -> None:
         """The dispatcher's word that ``task`` lost, or regained, every handler."""
         if self._system is not None:
-            self._system.task_group.start_soon(self._hold_back, task, served)
+            lowlevel.task_group(self._system).start_soon(self._hold_back, task, served)
 
     async def _hold_back(self, task: str, served: bool) -> None:
         """Pause ``task``'s running schedules while no handler takes its jobs.
