@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import lowlevel as lowlevel
 from .actor import Actor as Actor
 from .clock import Clock as Clock, RealClock as RealClock
 from .errors import (
@@ -69,4 +70,5 @@ __all__ = [
     "SystemStatistics",
     "Terminated",
     "Timer",
+    "lowlevel",
 ]

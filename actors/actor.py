@@ -43,7 +43,7 @@ class Actor:
         ``"unhandled"``.
         """
         cell = self._runtime()
-        cell.system.dead_letter(cell, message, "unhandled")
+        cell.system._dead_letter(cell, message, "unhandled")
 
     async def on_stop(self) -> None:
         """Release what ``on_start`` took.

@@ -184,7 +184,7 @@ class Cell:
         self.args = args
         self.restart_type: RestartType = restart
         self.backoff = backoff
-        self.mailbox = Mailbox(capacity, overflow, self._overflowed, system.new_event)
+        self.mailbox = Mailbox(capacity, overflow, self._overflowed, system._new_event)
         self.ref = ActorRef(self)
         #: Children by name; insertion order is start order.
         self.children: dict[str, Cell] = {}
@@ -220,15 +220,15 @@ class Cell:
         self._watching: set[Cell] | None = None
         #: False once the actor has ended for good: refs then dead-letter.
         self.accepting = True
-        self.ended = Latch(self.system.new_event)
+        self.ended = Latch(self.system._new_event)
         #: How the actor ended for good (``Terminated.reason``), once it has.
         self.end_reason = ""
         self.end_error: BaseException | None = None
         # The current start attempt finished (either way); the current incarnation
         # is over; a parked cell was told what to do next.
-        self._settled = Latch(self.system.new_event)
-        self._parked = Latch(self.system.new_event)
-        self._decision = Latch(self.system.new_event)
+        self._settled = Latch(self.system._new_event)
+        self._parked = Latch(self.system._new_event)
+        self._decision = Latch(self.system._new_event)
         self._verdict = "restart"
         self._verdict_error: BaseException | None = None
         self._backoff_scope: anyio.CancelScope | None = None
@@ -248,7 +248,7 @@ class Cell:
     def deliver_system(self, message: Any) -> None:
         """Queue a runtime notification (``Terminated``) ahead of user messages."""
         if not self.accepting:
-            self.system.dead_letter(self, message, "stopped")
+            self.system._dead_letter(self, message, "stopped")
             return
         if self._system_lane is None:
             self._system_lane = deque()
@@ -261,7 +261,7 @@ class Cell:
             message.slot.fail(
                 MailboxFull(f"{self.path}: message dropped, mailbox full")
             )
-        self.system.dead_letter(self, message, "mailbox_full")
+        self.system._dead_letter(self, message, "mailbox_full")
 
     # ---------------------------------------------------------------- spawning
 
@@ -278,7 +278,7 @@ class Cell:
     ) -> ActorRef:
         """Create a child, start it, and return its ref once ``on_start`` is done."""
         system = self.system
-        system.check_running()
+        system._check_running()
         try:
             validate_spawn_options(
                 capacity=capacity, overflow=overflow, restart=restart, backoff=backoff
@@ -313,7 +313,7 @@ class Cell:
             overflow=overflow,
         )
         self.children[name] = child
-        system.task_group.start_soon(child.run, name=f"actor {child.path}")
+        system._task_group.start_soon(child.run, name=f"actor {child.path}")
         await child._settled.wait()
         if child._start_error is not None:
             raise ActorCrashed(f"{child.path} failed to start") from child._start_error
@@ -334,7 +334,7 @@ class Cell:
         current_cell.set(self)
         reason = "shutdown"
         error: BaseException | None = None
-        live = self.system.live
+        live = self.system._live
         live.add(self)
         try:
             while not self.is_abandoned():
@@ -350,7 +350,7 @@ class Cell:
                     self._parked.set()
                     reason, error = self.stop_request, None
                     break
-                with self.system.new_scope(shield=True) as self._aftermath:
+                with self.system._new_scope(shield=True) as self._aftermath:
                     await self._end_instance(instance)
                     self._settled.set()
                     self._parked.set()
@@ -398,7 +398,7 @@ class Cell:
             return "failed", crash
         if self.parent is None:
             if crash is not None:
-                self.system.fatal(crash)
+                self.system._fatal(crash)
                 return "failed", crash
             return "finished", None
         return await self._ask_parent(crash)
@@ -411,12 +411,12 @@ class Cell:
         self.control = self.stop_request is not None
         # Whoever decided this restart may already wait on the next _settled.
         if self._settled.is_set():
-            self._settled = Latch(self.system.new_event)
+            self._settled = Latch(self.system._new_event)
         if self._parked.is_set():
-            self._parked = Latch(self.system.new_event)
+            self._parked = Latch(self.system._new_event)
         self.state = "starting" if self._first else "restarting"
         crash: BaseException | None = None
-        with self.system.new_scope(shield=True) as scope:
+        with self.system._new_scope(shield=True) as scope:
             self._scope = scope
             try:
                 instance = self.factory(*self.args)
@@ -453,17 +453,17 @@ class Cell:
         self.state = "running"
         self.started_at = time.time()
         if self.backoff is not None:  # only a backoff's reset_after reads it
-            self._up_since = self.system.clock.now()
+            self._up_since = self.system._clock.now()
         self._settled.set()
         system = self.system
         if self._first:
             self._first = False
-            if system.listening:
-                system.publish(Started(path=self.path))
+            if system._listening:
+                system._publish(Started(path=self.path))
         else:
             self.restarts += 1
-            if system.listening:
-                system.publish(
+            if system._listening:
+                system._publish(
                     Restarted(
                         path=self.path,
                         restarts=self.restarts,
@@ -541,18 +541,18 @@ class Cell:
             message = message.message
         if not isinstance(crash, ActorKilled):
             logger.error("%s crashed", self.path, exc_info=crash)
-        self.system.publish(Crashed(path=self.path, error=crash, message=message))
+        self.system._publish(Crashed(path=self.path, error=crash, message=message))
 
     def _lost_in_flight(self, message: Any) -> None:
         """A message cut short by a hard stop or a sibling's restart: a dead letter."""
-        self.system.dead_letter(self, message, "interrupted")
+        self.system._dead_letter(self, message, "interrupted")
 
     def _release(self) -> Actor | None:
         """Drop what the ending instance held that needs no await; return it."""
         self._drop_timers_and_watches()
         if self._system_lane:
             for message in self._system_lane:
-                self.system.dead_letter(self, message, "stopped")
+                self.system._dead_letter(self, message, "stopped")
             self._system_lane.clear()
         instance, self.instance = self.instance, None
         if self._window is not None:
@@ -570,13 +570,13 @@ class Cell:
         if self.children:
             # Not cut short by this actor's own grace: each child has its own.
             await self.stop_children(
-                "shutdown" if self.system.shutting_down else "stopped"
+                "shutdown" if self.system._shutting_down else "stopped"
             )
         if _has_on_stop(instance):
             assert instance is not None
             with anyio.CancelScope() as scope:
-                deadline = self.system.deadlines.schedule(
-                    self.system.shutdown_timeout, None, scope.cancel
+                deadline = self.system._deadlines.schedule(
+                    self.system._shutdown_timeout, None, scope.cancel
                 )
                 try:
                     await instance.on_stop()
@@ -611,7 +611,7 @@ class Cell:
     async def _park_for_parent(self) -> tuple[str, BaseException | None]:
         """Wait, with no instance, for the parent to say restart or stop."""
         await self._decision.wait()
-        self._decision = Latch(self.system.new_event)
+        self._decision = Latch(self.system._new_event)
         if self.stop_request is not None and self._verdict != "failed":
             return self.stop_request, None
         return self._verdict, self._verdict_error
@@ -623,7 +623,7 @@ class Cell:
         assert parent is not None
         if not parent.accepting or parent.state in ("stopping", "stopped", "failed"):
             return "stopped", None
-        now = self.system.clock.now()
+        now = self.system._clock.now()
         if now - self._up_since >= (self.backoff.reset_after if self.backoff else 0):
             self._consecutive = 0
         if parent.supervision.strategy != "one_for_one":
@@ -635,7 +635,7 @@ class Cell:
         delay = self._next_delay()
         if delay > 0:
             with anyio.CancelScope() as self._backoff_scope:
-                await self.system.clock.sleep_until(now + delay)
+                await self.system._clock.sleep_until(now + delay)
             self._backoff_scope = None
             if self.stop_request is not None:
                 return self.stop_request, None
@@ -645,7 +645,7 @@ class Cell:
     def _next_delay(self) -> float:
         if self.backoff is None:
             return 0.0
-        delay = self.backoff.delay(self._consecutive, self.system.random)
+        delay = self.backoff.delay(self._consecutive, self.system._random)
         self._consecutive += 1
         return delay
 
@@ -659,7 +659,7 @@ class Cell:
         error = (
             crash if crash is not None else ActorError(f"{child.path} kept stopping")
         )
-        self.system.publish(Escalated(path=self.path, child=child.path, error=error))
+        self.system._publish(Escalated(path=self.path, child=child.path, error=error))
         self.fail(error)
 
     def fail(self, error: BaseException) -> None:
@@ -674,7 +674,7 @@ class Cell:
         self._scope.cancel()
 
     def _start_group_restart(self, child: Cell, crash: BaseException | None) -> None:
-        self.system.start_task(
+        self.system._start_task(
             self._group_restart,
             f"restart under {self.path}",
             child,
@@ -712,7 +712,7 @@ class Cell:
             or failed._decision.is_set()
         ):
             return  # already restarted with an earlier group, or gone
-        now = self.system.clock.now()
+        now = self.system._clock.now()
         if not self._allow_restart(now):
             failed._decide("failed", crash)
             self._give_up(failed, crash)
@@ -730,13 +730,13 @@ class Cell:
                 await sibling._interrupt_for_group()
         delay = failed._next_delay()
         if delay > 0:
-            await self.system.clock.sleep_until(now + delay)
+            await self.system._clock.sleep_until(now + delay)
         for member in group:
             if self.children.get(member.name) is not member or member.ended.is_set():
                 continue
             await member._parked.wait()
             member._restart_delay = delay
-            member._settled = settled = Latch(self.system.new_event)
+            member._settled = settled = Latch(self.system._new_event)
             member._decide("restart")
             await settled.wait()
 
@@ -778,8 +778,8 @@ class Cell:
         if not busy:  # idle: nothing to cut short; children and on_stop have theirs
             await self.ended.wait()
             return
-        deadline = self.system.deadlines.schedule(
-            self.system.shutdown_timeout, None, self._hard_stop
+        deadline = self.system._deadlines.schedule(
+            self.system._shutdown_timeout, None, self._hard_stop
         )
         try:
             await self.ended.wait()
@@ -814,7 +814,7 @@ class Cell:
         self.end_error = error
         self.state = "failed" if reason == "failed" else "stopped"
         for message in self.mailbox.close():
-            self.system.dead_letter(self, message, "stopped")
+            self.system._dead_letter(self, message, "stopped")
         self._drop_timers_and_watches()
         parent = self.parent
         if parent is not None and parent.children.get(self.name) is self:
@@ -829,8 +829,8 @@ class Cell:
         self._settled.set()
         self._parked.set()
         self.ended.set()
-        if self.system.listening:
-            self.system.publish(Stopped(path=self.path, reason=reason, error=error))
+        if self.system._listening:
+            self.system._publish(Stopped(path=self.path, reason=reason, error=error))
 
     # --------------------------------------------------------------------- tasks
 
@@ -848,8 +848,8 @@ class Cell:
         if self._tasks is None:
             self._tasks = {}
         tasks = self._tasks
-        scope = self.system.new_scope(shield=True)
-        ended = Latch(self.system.new_event)
+        scope = self.system._new_scope(shield=True)
+        ended = Latch(self.system._new_event)
         tasks[scope] = ended
 
         async def bound() -> None:
@@ -864,7 +864,7 @@ class Cell:
                 tasks.pop(scope, None)
                 ended.set()
 
-        self.system.task_group.start_soon(bound, name=name)
+        self.system._task_group.start_soon(bound, name=name)
 
     # ------------------------------------------------------------------- watches
 
@@ -913,11 +913,13 @@ class Cell:
             try:
                 ref.tell(message)
             except MailboxFull:
-                self.system.dead_letter(self, message, "mailbox_full")
+                self.system._dead_letter(self, message, "mailbox_full")
 
         if self._timers is None:
             self._timers = set()
-        timer = self.system.timers.schedule(delay, interval, fire, self._timers.discard)
+        timer = self.system._timers.schedule(
+            delay, interval, fire, self._timers.discard
+        )
         self._timers.add(timer)
         return timer
 

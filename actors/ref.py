@@ -63,7 +63,7 @@ class ActorRef:
         elif cell.accepting:
             mailbox.put_nowait(message)  # the overflow policy decides
         else:
-            cell.system.dead_letter(cell, message, "stopped")
+            cell.system._dead_letter(cell, message, "stopped")
 
     async def send(self, message: Any) -> None:
         """Send ``message``, waiting for mailbox room under the ``"block"`` policy.
@@ -76,7 +76,7 @@ class ActorRef:
         """
         cell = self._cell
         if not cell.accepting or not await cell.mailbox.put(message):
-            cell.system.dead_letter(cell, message, "stopped")
+            cell.system._dead_letter(cell, message, "stopped")
             await anyio.lowlevel.checkpoint()
 
     async def ask(self, message: Any, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
@@ -108,15 +108,15 @@ class ActorRef:
         if current_cell.get() is cell:
             raise ActorError(f"{cell.path} asked itself: the reply could never come")
         system = cell.system
-        slot = ReplySlot(system.new_event)
+        slot = ReplySlot(system._new_event)
         envelope = Ask(message, slot)
         # The system's deadline task fails the slot when time is up: far cheaper
         # than a cancel scope per ask, which would cost more than the round trip.
-        deadlines = system.ask_deadlines
+        deadlines = system._ask_deadlines
         deadlines.add(slot, timeout, cell.path)
         try:
             if not cell.accepting:
-                system.dead_letter(cell, envelope, "stopped")
+                system._dead_letter(cell, envelope, "stopped")
             else:
                 mailbox = cell.mailbox
                 if len(mailbox.queue) < mailbox.limit:
@@ -127,7 +127,7 @@ class ActorRef:
                     # Rare: wait for room (within the timeout), or overflow.
                     with anyio.move_on_after(timeout):
                         if not await mailbox.put(envelope):
-                            system.dead_letter(cell, envelope, "stopped")
+                            system._dead_letter(cell, envelope, "stopped")
             return await slot.wait()
         finally:
             deadlines.answered()
@@ -151,7 +151,7 @@ class ActorRef:
         incarnation is over. An actor waiting to restart is left alone.
         """
         cell = self._cell
-        cell.system.check_running()
+        cell.system._check_running()
         parked = cell._parked
         cell.fail(ActorKilled(reason))
         if current_cell.get() is not cell:

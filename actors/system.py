@@ -80,26 +80,26 @@ class ActorSystem:
         if not shutdown_timeout > 0:
             raise ValueError(f"shutdown_timeout must be > 0, got {shutdown_timeout!r}")
         self.name = name
-        self.clock: Clock = clock if clock is not None else RealClock()
-        self.shutdown_timeout = shutdown_timeout
-        self.random = random.Random(seed)
-        self.new_event: Callable[[], anyio.Event] = anyio.Event
-        self.new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
-        self.timers = TimerService(self.clock)
+        self._clock: Clock = clock if clock is not None else RealClock()
+        self._shutdown_timeout = shutdown_timeout
+        self._random = random.Random(seed)
+        self._new_event: Callable[[], anyio.Event] = anyio.Event
+        self._new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
+        self._timers = TimerService(self._clock)
         #: Grace periods (stop, on_stop): on the event loop's clock, not ``clock``.
-        self.deadlines = TimerService(RealClock())
-        self.ask_deadlines = AskDeadlines()
-        self.shutting_down = False
+        self._deadlines = TimerService(RealClock())
+        self._ask_deadlines = AskDeadlines()
+        self._shutting_down = False
         self._bus = EventBus()
         self._dead_letters = 0
         self._state = "new"
         self._guardian: Cell | None = None
-        self._task_group: TaskGroup | None = None
+        self._group: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
         self._fatal_error: BaseException | None = None
         self._shields: set[anyio.CancelScope] = set()
         #: Actors whose task is running (the exit abandons any left over).
-        self.live: set[Cell] = set()
+        self._live: set[Cell] = set()
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._state}>"
@@ -110,17 +110,15 @@ class ActorSystem:
         if self._state != "new":
             raise ActorError(f"actor system {self.name!r} can be entered once only")
         async with AsyncExitStack() as stack:
-            self._task_group = await stack.enter_async_context(
-                anyio.create_task_group()
-            )
+            self._group = await stack.enter_async_context(anyio.create_task_group())
             self._state = "running"
             # The backend's own Event class, looked up once: anyio.Event() looks up
             # the running backend on every call, a tenth of an ask's whole cost.
-            self.new_event = type(anyio.Event())
-            self.new_scope = type(anyio.CancelScope())
-            self.start_task(self.timers.run, "actor timers")
-            self.start_task(self.deadlines.run, "grace periods")
-            self.start_task(self.ask_deadlines.run, "ask deadlines")
+            self._new_event = type(anyio.Event())
+            self._new_scope = type(anyio.CancelScope())
+            self._start_task(self._timers.run, "actor timers")
+            self._start_task(self._deadlines.run, "grace periods")
+            self._start_task(self._ask_deadlines.run, "ask deadlines")
             guardian = Cell(
                 self,
                 None,
@@ -133,7 +131,7 @@ class ActorSystem:
                 overflow="fail",
             )
             self._guardian = guardian
-            self._task_group.start_soon(guardian.run, name="actor /user")
+            self._group.start_soon(guardian.run, name="actor /user")
             await guardian._settled.wait()
             self._stack = stack.pop_all()
         return self
@@ -145,10 +143,10 @@ class ActorSystem:
         tb: TracebackType | None,
     ) -> None:
         assert self._stack is not None
-        assert self._task_group is not None
+        assert self._group is not None
         with anyio.CancelScope(shield=True):
             await self._stop_tree()
-        for cell in list(self.live):  # stragglers: nothing should be left
+        for cell in list(self._live):  # stragglers: nothing should be left
             cell.abandon()
         for scope in list(self._shields):  # the timer tasks
             scope.cancel()
@@ -167,26 +165,26 @@ class ActorSystem:
 
     async def _stop_tree(self) -> None:
         """Stop every actor, children first; past the deadline, cancel them."""
-        if self.shutting_down:
+        if self._shutting_down:
             return
-        self.shutting_down = True
+        self._shutting_down = True
         guardian = self._guardian
         if guardian is not None:
             await guardian.stop_for_good("shutdown")
 
-    def fatal(self, error: BaseException) -> None:
+    def _fatal(self, error: BaseException) -> None:
         """A failure escalated past ``/user``: shut down and raise it from the block."""
         if self._fatal_error is None:
             self._fatal_error = error
-        self.start_task(self._fatal_shutdown, "actor system failure")
+        self._start_task(self._fatal_shutdown, "actor system failure")
 
     async def _fatal_shutdown(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._stop_tree()
-        assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
+        assert self._group is not None
+        self._group.cancel_scope.cancel()
 
-    def start_task(
+    def _start_task(
         self, func: Callable[..., Awaitable[Any]], name: str, *args: Any
     ) -> None:
         """Run ``func(*args)`` in the system's task group, shielded from the host.
@@ -195,7 +193,7 @@ class ActorSystem:
         short: the system stops them in order on the way out. Only the runtime's own
         scopes cancel these tasks (and, as a last resort, the exit).
         """
-        self.task_group.start_soon(self._shielded, func, args, name=name)
+        self._task_group.start_soon(self._shielded, func, args, name=name)
 
     async def _shielded(
         self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
@@ -207,7 +205,7 @@ class ActorSystem:
             finally:
                 self._shields.discard(scope)
 
-    def check_running(self) -> None:
+    def _check_running(self) -> None:
         """Raise ``ActorError`` unless the system is inside its ``async with``."""
         if self._state != "running":
             raise ActorError(
@@ -216,11 +214,11 @@ class ActorSystem:
             )
 
     @property
-    def task_group(self) -> TaskGroup:
+    def _task_group(self) -> TaskGroup:
         """The task group every actor task runs in."""
-        self.check_running()
-        assert self._task_group is not None
-        return self._task_group
+        self._check_running()
+        assert self._group is not None
+        return self._group
 
     # ------------------------------------------------------------------- actors
 
@@ -259,7 +257,7 @@ class ActorSystem:
             ActorError: Bad arguments, a name already taken, or a system that is
                 not running.
         """
-        self.check_running()
+        self._check_running()
         assert self._guardian is not None
         return await self._guardian.spawn_child(
             factory,
@@ -311,16 +309,16 @@ class ActorSystem:
             self._bus.subscriptions.remove(subscription)
 
     @property
-    def listening(self) -> bool:
+    def _listening(self) -> bool:
         """True while at least one event subscription is open."""
         return bool(self._bus.subscriptions)
 
-    def publish(self, event: ActorEvent) -> None:
+    def _publish(self, event: ActorEvent) -> None:
         """Hand ``event`` to every subscriber. Never blocks."""
         if self._bus.subscriptions:
             self._bus.publish(event)
 
-    def dead_letter(self, cell: Cell, message: Any, reason: str) -> None:
+    def _dead_letter(self, cell: Cell, message: Any, reason: str) -> None:
         """Count a message nobody will process, and publish it.
 
         A waiting ``ask`` among them fails at once with ``ActorStopped``.

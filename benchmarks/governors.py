@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import anyio
 
-from actors import ActorSystem
+from actors import ActorSystem, lowlevel
 from benchmarks.actors import verdict
 from benchmarks.dispatch import CALLERS, say, sz_run_now_rate
 from sz import Config, GovernorStatus
@@ -126,7 +126,8 @@ async def achieved_rate(n: int) -> tuple[float, int]:
                 retries=0,
             )
         )
-        futures = [JobFuture(system.new_event) for _ in range(n)]
+        new_event = lowlevel.event_factory(system)
+        futures = [JobFuture(new_event) for _ in range(n)]
         gc.collect()
         now = datetime.now(UTC)
         for future in futures:

@@ -57,8 +57,8 @@ from benchmarks.dispatch import (
     triggers,
 )
 from sz import ScheduleZero
-from sz.history import HistoryActor, HistoryQuery
-from sz.jobs import Attempt
+from sz.history import HistoryActor
+from sz.jobs import Attempt, HistoryQuery
 from sz.serve import settle_heap
 from sz.store import SqliteFile
 from sz.store.history import FileHistory

@@ -26,7 +26,12 @@ from .errors import (
 )
 from .governors import GovernorStatus as GovernorStatus
 from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
-from .jobs import Attempt as Attempt, Job as Job, Outcome as Outcome
+from .jobs import (
+    Attempt as Attempt,
+    Job as Job,
+    Outcome as Outcome,
+    Reason as Reason,
+)
 from .scheduler import (
     Schedule as Schedule,
     ScheduleNotFound as ScheduleNotFound,
@@ -50,6 +55,7 @@ __all__ = [
     "NoHealthyHandler",
     "Outcome",
     "Overloaded",
+    "Reason",
     "RemoteError",
     "Schedule",
     "ScheduleNotFound",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from actors import Actor, ActorRef
+from actors import Actor, ActorRef, lowlevel
 from transport import (
     WORKER_NAME,
     WORKER_NAME_RULE,
@@ -277,10 +277,12 @@ class BrokerActor(Actor):
         self.by_name: dict[str, _Worker] = {}
         #: Proxies of workers dropped, until they have ended (a name is reused).
         self.stopping: dict[str, ActorRef] = {}
-        self.congested = self.system.new_event()
+        self.new_event = lowlevel.event_factory(self.system)
+        self.clock = lowlevel.clock(self.system)
+        self.congested = self.new_event()
         #: Workers with jobs in their outbox, and the event that ships them.
         self.shipping: list[_Worker] = []
-        self.outgoing = self.system.new_event()
+        self.outgoing = self.new_event()
         self.start_task(self.router.serve_auth, name="auth")
         self.start_task(self.router.watch_connections, self._connection, name="monitor")
         self.start_task(self._ship, name="shipper")
@@ -384,7 +386,7 @@ class BrokerActor(Actor):
         """
         while True:
             await self.outgoing.wait()
-            self.outgoing = self.system.new_event()
+            self.outgoing = self.new_event()
             shipping, self.shipping = self.shipping, []
             for worker in shipping:
                 outbox, worker.outbox = worker.outbox, []
@@ -404,7 +406,7 @@ class BrokerActor(Actor):
             self._drop(worker, "worker_lost", tell=False)
             return
         if sent:
-            worker.last_sent = self.system.clock.now()
+            worker.last_sent = self.clock.now()
         else:
             self.stats.congested += 1
             worker.backlog.append(frames)
@@ -418,7 +420,7 @@ class BrokerActor(Actor):
         """
         while True:
             await self.congested.wait()
-            self.congested = self.system.new_event()
+            self.congested = self.new_event()
             nap = 0.001
             while True:
                 waiting = [w for w in self.workers.values() if w.backlog]
@@ -443,7 +445,7 @@ class BrokerActor(Actor):
             if not sent:
                 return
             backlog.popleft()
-            worker.last_sent = self.system.clock.now()
+            worker.last_sent = self.clock.now()
 
     def _tell(self, peer: bytes, message: Disconnect | Heartbeat) -> bool:
         """Send a control message if it can go now; never raises."""
@@ -462,7 +464,7 @@ class BrokerActor(Actor):
     # --------------------------------------------------------------- reading
 
     async def _read(self) -> None:
-        router, clock = self.router, self.system.clock
+        router, clock = self.router, self.clock
         while True:
             batch = await router.receive()
             now, finished_at = clock.now(), _now()
@@ -713,7 +715,7 @@ class BrokerActor(Actor):
     # -------------------------------------------------------------- liveness
 
     def _beat(self) -> None:
-        now = self.system.clock.now()
+        now = self.clock.now()
         liveness = self.settings.liveness
         for worker in list(self.workers.values()):
             if now - worker.last_heard >= worker.heartbeat * liveness:

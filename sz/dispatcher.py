@@ -11,16 +11,16 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
-from actors import Actor, ActorRef, Terminated, Timer
+from actors import Actor, ActorRef, Terminated, Timer, lowlevel
 
 from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
-from .jobs import Attempt, Job, JobFuture, Outcome
+from .jobs import Attempt, Job, JobFuture, Outcome, Reason
 from .routing import Router
 
 __all__ = [
@@ -92,7 +92,7 @@ class Submit:
     job: Job
     future: JobFuture | None = None
     attempt: int = 1
-    reason: str | None = None
+    reason: Reason | None = None
     #: Hold the job until its ``scheduled_at`` if that is still to come (a fire
     #: the store took ahead of time).
     hold: bool = False
@@ -179,7 +179,7 @@ class _Limited:
 
     seconds: float
     limit: str
-    reason: str  # rate_limited or concurrency_limited
+    reason: Reason  # rate_limited or concurrency_limited
 
 
 @attrs.frozen(kw_only=True)
@@ -218,11 +218,11 @@ class _Pending:
     attempt: int
     future: JobFuture | None
     deadline: float
-    reason: str | None = None
+    reason: Reason | None = None
     #: When it began to wait (the dispatcher's clock).
     since: float = 0.0
     #: Why a governor held it back (rate_limited, concurrency_limited), if one did.
-    limited: str | None = None
+    limited: Reason | None = None
 
 
 @attrs.define
@@ -233,7 +233,7 @@ class _InFlight:
     handler: str
     #: Seconds it waited for a governor, and why (None: it did not).
     waited: float | None = None
-    limited: str | None = None
+    limited: Reason | None = None
 
 
 @attrs.define
@@ -255,7 +255,7 @@ class DispatcherState:
     held_count: int = 0
     #: Why a schedule's held fires must not run (paused or removed since they
     #: were taken), or None: asked when a held fire comes due.
-    withdrawn: Callable[[str], str | None] = lambda _schedule_id: None
+    withdrawn: Callable[[str], Reason | None] = lambda _schedule_id: None
     in_flight: dict[str, _InFlight] = attrs.field(factory=dict)
     #: The limits every dispatch passes (none by default but backpressure).
     governor: Governor = attrs.field(factory=Governor)
@@ -266,6 +266,16 @@ class DispatcherState:
     #: Told ``(task, False)`` when a task's last handler stops taking jobs, and
     #: ``(task, True)`` when one takes them again (a trial job counts).
     on_served: Callable[[str, bool], None] = lambda _task, _served: None
+
+
+def _retry_after(lost: str | None) -> Reason:
+    """The reason of the retry of a job lost with its handler, for why it was lost.
+
+    A handler's own loss has no reason (``crash``); the broker's are
+    ``worker_lost`` and ``worker_left``. They are built, not written out, so
+    tests/sz/test_reasons.py checks that each has its ``Reason``.
+    """
+    return cast("Reason", f"retry_after_{lost or 'crash'}")
 
 
 def _now() -> datetime:
@@ -291,7 +301,7 @@ class DispatcherActor(Actor):
 
     async def on_start(self) -> None:
         """Watch the handlers; look at waiting jobs now and every ``TICK`` seconds."""
-        self._clock = self.system.clock.now
+        self._clock = lowlevel.clock(self.system).now
         self._me = self.ref  # the reply-to of every job sent
         for handler in self.state.handlers.values():
             self.watch(handler.ref)  # watches end with an incarnation: renew them
@@ -495,7 +505,7 @@ class DispatcherActor(Actor):
 
     def _check_served(self) -> None:
         """Tell ``on_served`` of every task that lost or regained a handler."""
-        if self.system.shutting_down:
+        if lowlevel.shutting_down(self.system):
             return  # handlers end because everything does
         now, state = self._clock(), self.state
         for task, handlers in state.by_task.items():
@@ -537,7 +547,7 @@ class DispatcherActor(Actor):
         duration: float | None = None,
         error: BaseException | None = None,
         final: bool,
-        reason: str | None = None,
+        reason: Reason | None = None,
         waited: float | None = None,
     ) -> None:
         self.history.tell(
@@ -559,7 +569,7 @@ class DispatcherActor(Actor):
     # --------------------------------------------------------------- dispatch
 
     def _dispatch(
-        self, job: Job, attempt: int, future: JobFuture | None, reason: str | None
+        self, job: Job, attempt: int, future: JobFuture | None, reason: Reason | None
     ) -> None:
         sent = self._try_send(job, attempt, future)
         if sent is _SENT:
@@ -802,14 +812,14 @@ class DispatcherActor(Actor):
             record(message, entry, "success", final=True)
             if entry.future is not None:
                 entry.future.resolve("success", message.value, None)
-        elif message.outcome == "lost" and self.system.shutting_down:
+        elif message.outcome == "lost" and lowlevel.shutting_down(self.system):
             # Handlers end because the scheduler stops, not because they crashed:
             # no crash to record, nowhere to retry. The job stays accepted, and a
             # durable store takes it up at the next start.
             pass
         elif message.outcome == "lost":
             if attempt <= retries + LOST_JOB_RETRIES:
-                again = f"retry_after_{message.reason or 'crash'}"
+                again = _retry_after(message.reason)
                 record(message, entry, "abandoned", final=False, reason=again)
                 self._dispatch(job, attempt + 1, entry.future, again)
             else:
@@ -844,7 +854,7 @@ class DispatcherActor(Actor):
         outcome: Outcome,
         *,
         final: bool,
-        reason: str | None = None,
+        reason: Reason | None = None,
     ) -> None:
         """Record the attempt ``message`` reports, ended with ``outcome``."""
         self._record(
@@ -868,7 +878,7 @@ class DispatcherActor(Actor):
         future: JobFuture | None,
         outcome: Outcome,
         *,
-        reason: str,
+        reason: Reason,
     ) -> None:
         self._record(job, attempt, outcome, final=True, reason=reason)
         self._resolve_failed(future, outcome, None)

@@ -6,17 +6,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from actors import Actor
 
-from .jobs import Attempt
-from .store.history import history_order
+from .jobs import Attempt, HistoryQuery
 
 if TYPE_CHECKING:
     from .store.history import HistoryBackend
 
-__all__ = ["HistoryActor", "HistoryQuery", "log_attempt"]
+__all__ = ["HistoryActor", "log_attempt"]
 
 logger = logging.getLogger("sz.history")
 
@@ -38,53 +35,6 @@ def log_attempt(row: Attempt) -> None:
         took,
         then,
     )
-
-
-@attrs.frozen(kw_only=True)
-class HistoryQuery:
-    """Ask the history for rows, newest first.
-
-    Attributes:
-        task: Only this task's rows.
-        handler: Only this handler's rows.
-        outcome: Only rows with this outcome.
-        schedule_id: Only this schedule's rows.
-        job_id: Only this job's rows.
-        since: Only rows that finished at or after this time.
-        before: Only rows before this one in the history's order (pass the last
-            row of a page for the next page), or that finished before this time.
-        limit: At most this many rows, 100 by default.
-        final: Only final rows (True), only non-final (False), or both (None).
-    """
-
-    task: str | None = None
-    handler: str | None = None
-    outcome: str | None = None
-    schedule_id: str | None = None
-    job_id: str | None = None
-    since: datetime | None = None
-    before: datetime | Attempt | None = None
-    limit: int = 100
-    final: bool | None = None
-
-    @staticmethod
-    def _is_before(row: Attempt, before: datetime | Attempt) -> bool:
-        if isinstance(before, Attempt):
-            return history_order(row) < history_order(before)
-        return row.finished_at < before
-
-    def matches(self, row: Attempt) -> bool:
-        """True if ``row`` passes every filter."""
-        return (
-            (self.task is None or row.task == self.task)
-            and (self.handler is None or row.handler == self.handler)
-            and (self.outcome is None or row.outcome == self.outcome)
-            and (self.schedule_id is None or row.schedule_id == self.schedule_id)
-            and (self.job_id is None or row.job_id == self.job_id)
-            and (self.since is None or row.finished_at >= self.since)
-            and (self.before is None or self._is_before(row, self.before))
-            and (self.final is None or row.final == self.final)
-        )
 
 
 class _Prune:

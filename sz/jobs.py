@@ -11,7 +11,15 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-__all__ = ["Attempt", "Job", "JobFuture", "Outcome"]
+__all__ = [
+    "Attempt",
+    "HistoryQuery",
+    "Job",
+    "JobFuture",
+    "Outcome",
+    "Reason",
+    "history_order",
+]
 
 #: How one attempt of a job ended. ``missed`` and ``coalesced`` are fires that
 #: APScheduler skipped; ``abandoned`` a job lost for good with its handler;
@@ -27,6 +35,69 @@ Outcome = Literal[
     "coalesced",
     "rejected",
     "cancelled",
+]
+
+#: Why an attempt ended as it did, why the next attempt follows, or what held it
+#: back before it started: the ``reason`` of a history row. Every reason the
+#: code records is here (a test checks it), so that scenarios and dashboards can
+#: count by it.
+#:
+#: ===========================  ============  ===================================
+#: reason                       outcome       meaning
+#: ===========================  ============  ===================================
+#: ``retry_after_failure``      failure,      the handler raised or timed out;
+#:                              timeout       the next attempt follows
+#: ``retry_after_crash``        abandoned     the handler died mid-job; the next
+#:                                            attempt follows on another
+#: ``retry_after_worker_lost``  abandoned     the remote worker stopped
+#:                                            answering mid-job; the next attempt
+#:                                            follows
+#: ``retry_after_worker_left``  abandoned     the remote worker left without
+#:                                            finishing the job; the next
+#:                                            attempt follows
+#: ``retry_after_restart``      abandoned     the process ended mid-job; the
+#:                                            next start tries it again
+#: ``interrupted_by_restart``   abandoned     the process ended mid-job and no
+#:                                            attempt is left (final row)
+#: ``rate_limited``             any           a rate limit held the attempt back
+#:                                            before it started (``waited``)
+#: ``concurrency_limited``      any           a concurrency limit held it back
+#:                                            before it started (``waited``)
+#: ``no_healthy_handler``       no_healthy_   no healthy handler took it within
+#:                              handler,      its wait; or its schedule was
+#:                              cancelled     paused for want of one before a
+#:                                            fire taken early came due
+#: ``overloaded``               rejected      backpressure: the dispatcher's
+#:                                            queues passed their high water
+#: ``dispatcher_full``          rejected      the dispatcher's mailbox was full
+#: ``schedule_removed``         cancelled     its schedule was removed before a
+#:                                            fire taken early came due
+#: ``schedule_paused``          cancelled     its schedule was paused before a
+#:                                            fire taken early came due
+#: ``misfire_grace_time``       missed        the fire came past its schedule's
+#:                                            misfire grace time
+#: ``coalesce_latest``          coalesced     folded into the latest fire of its
+#:                                            round (``coalesce="latest"``)
+#: ``coalesce_earliest``        coalesced     folded into the earliest fire of
+#:                                            its round (``coalesce="earliest"``)
+#: ===========================  ============  ===================================
+Reason = Literal[
+    "retry_after_failure",
+    "retry_after_crash",
+    "retry_after_worker_lost",
+    "retry_after_worker_left",
+    "retry_after_restart",
+    "interrupted_by_restart",
+    "rate_limited",
+    "concurrency_limited",
+    "no_healthy_handler",
+    "overloaded",
+    "dispatcher_full",
+    "schedule_removed",
+    "schedule_paused",
+    "misfire_grace_time",
+    "coalesce_latest",
+    "coalesce_earliest",
 ]
 
 
@@ -88,7 +159,7 @@ class Attempt:
         reason: Why it ended so, or why the next attempt follows
             (``retry_after_failure``, ``retry_after_crash``, ``no_healthy_handler``),
             or what held it back before it started (``rate_limited``,
-            ``concurrency_limited``).
+            ``concurrency_limited``): one of ``Reason``, or None.
         waited: Seconds a governor held this attempt back before it started, or
             None if none did.
     """
@@ -105,7 +176,7 @@ class Attempt:
     error: str | None
     attempt: int
     final: bool
-    reason: str | None = None
+    reason: Reason | None = None
     waited: float | None = None
 
     @classmethod
@@ -116,7 +187,7 @@ class Attempt:
         outcome: Outcome,
         *,
         final: bool,
-        reason: str | None = None,
+        reason: Reason | None = None,
         handler: str | None = None,
         started_at: datetime | None = None,
         finished_at: datetime | None = None,
@@ -173,3 +244,58 @@ class JobFuture:
         resume for every job a caller waits on.
         """
         return self._done.wait()
+
+
+def history_order(row: Attempt) -> tuple[datetime, str, int]:
+    """Where a row stands in the history: by finish time, then job and attempt.
+
+    Unique per row, so paging with ``before=<a row>`` never skips nor repeats one.
+    """
+    return (row.finished_at, row.job_id, row.attempt)
+
+
+@attrs.frozen(kw_only=True)
+class HistoryQuery:
+    """Ask the history for rows, newest first.
+
+    Attributes:
+        task: Only this task's rows.
+        handler: Only this handler's rows.
+        outcome: Only rows with this outcome.
+        schedule_id: Only this schedule's rows.
+        job_id: Only this job's rows.
+        since: Only rows that finished at or after this time.
+        before: Only rows before this one in the history's order (pass the last
+            row of a page for the next page), or that finished before this time.
+        limit: At most this many rows, 100 by default.
+        final: Only final rows (True), only non-final (False), or both (None).
+    """
+
+    task: str | None = None
+    handler: str | None = None
+    outcome: str | None = None
+    schedule_id: str | None = None
+    job_id: str | None = None
+    since: datetime | None = None
+    before: datetime | Attempt | None = None
+    limit: int = 100
+    final: bool | None = None
+
+    @staticmethod
+    def _is_before(row: Attempt, before: datetime | Attempt) -> bool:
+        if isinstance(before, Attempt):
+            return history_order(row) < history_order(before)
+        return row.finished_at < before
+
+    def matches(self, row: Attempt) -> bool:
+        """True if ``row`` passes every filter."""
+        return (
+            (self.task is None or row.task == self.task)
+            and (self.handler is None or row.handler == self.handler)
+            and (self.outcome is None or row.outcome == self.outcome)
+            and (self.schedule_id is None or row.schedule_id == self.schedule_id)
+            and (self.job_id is None or row.job_id == self.job_id)
+            and (self.since is None or row.finished_at >= self.since)
+            and (self.before is None or self._is_before(row, self.before))
+            and (self.final is None or row.final == self.final)
+        )

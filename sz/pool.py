@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from actors import lowlevel
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -42,6 +44,8 @@ class JobTasks(Generic[Order]):
         name: str,
     ) -> None:
         self.actor = actor
+        # Looked up once: a task makes an event each time it goes idle.
+        self._new_event = lowlevel.event_factory(actor.system)
         self.size = size
         self.run = run
         self.name = name
@@ -86,6 +90,6 @@ class JobTasks(Generic[Order]):
                     self.running -= 1
                     if not self.running and not orders and self.on_quiet is not None:
                         self.on_quiet()
-            wake = self.actor.system.new_event()
+            wake = self._new_event()
             self._idle.append(wake)
             await wake.wait()

@@ -20,7 +20,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import anyio
 import attrs
@@ -45,6 +45,7 @@ from actors import (
     MailboxFull,
     Supervision,
     Supervisor,
+    lowlevel,
 )
 
 from .broker import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
@@ -63,8 +64,8 @@ from .errors import JobFailed, NoHealthyHandler, Overloaded, SzError, UnknownTas
 from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
-from .history import HistoryActor, HistoryQuery, log_attempt
-from .jobs import Attempt, Job, JobFuture
+from .history import HistoryActor, log_attempt
+from .jobs import Attempt, HistoryQuery, Job, JobFuture, Reason
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -298,7 +299,7 @@ class ScheduleZero:
         self._known_tasks: set[str] = set()
         self._early: list[_ScheduleRequest] = []
         #: Schedules paused or removed in the last second: (when, reason).
-        self._withdrawn: dict[str, tuple[datetime, str]] = {}
+        self._withdrawn: dict[str, tuple[datetime, Reason]] = {}
         #: Time zones (by name; None for the local one) already read from disk.
         self._zones: set[str | None] = set()
         self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
@@ -471,7 +472,7 @@ class ScheduleZero:
                 self._backend = MemoryHistory(HISTORY_ROWS)
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
-            self._new_event = system.new_event
+            self._new_event = lowlevel.event_factory(system)
             self._history = await system.spawn(
                 HistoryActor,
                 self._backend,
@@ -758,7 +759,7 @@ class ScheduleZero:
         await self._running_scheduler().remove_schedule(id)
         self._withdraw(id, "schedule_removed")
 
-    def _withdraw(self, id: str, reason: str) -> None:
+    def _withdraw(self, id: str, reason: Reason) -> None:
         """Mark a schedule's fires taken ahead of time as not to run."""
         now = datetime.now(UTC)
         # Only fires taken before now and due within LOOKAHEAD can be held: an
@@ -776,7 +777,7 @@ class ScheduleZero:
     def _on_served(self, task: str, served: bool) -> None:
         """The dispatcher's word that ``task`` lost, or regained, every handler."""
         if self._system is not None:
-            self._system.task_group.start_soon(self._hold_back, task, served)
+            lowlevel.task_group(self._system).start_soon(self._hold_back, task, served)
 
     async def _hold_back(self, task: str, served: bool) -> None:
         """Pause ``task``'s running schedules while no handler takes its jobs.
@@ -835,7 +836,7 @@ class ScheduleZero:
             return  # removed meanwhile
         self._withdrawn.pop(schedule_id, None)
 
-    def _withdrawn_why(self, schedule_id: str) -> str | None:
+    def _withdrawn_why(self, schedule_id: str) -> Reason | None:
         entry = self._withdrawn.get(schedule_id)
         return entry[1] if entry is not None else None
 
@@ -924,10 +925,12 @@ class ScheduleZero:
         now = datetime.now(UTC)
         scheduled = fired.scheduled_fire_time or now
         if verdict != "due":
-            reason = (
+            # A coalesce policy's reason is built: tests/sz/test_reasons.py
+            # checks that each policy has its Reason.
+            reason: Reason = (
                 "misfire_grace_time"
                 if verdict == "missed"
-                else f"coalesce_{fired.metadata.get('coalesce')}"
+                else cast("Reason", f"coalesce_{fired.metadata.get('coalesce')}")
             )
             # Straight to the backend, not through the history actor: in one
             # queue with the kept fire's acceptance, so that a crash cannot keep

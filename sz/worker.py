@@ -34,6 +34,7 @@ from actors import (
     Child,
     Supervision,
     Supervisor,
+    lowlevel,
 )
 from transport import (
     WORKER_NAME,
@@ -367,7 +368,8 @@ class Connection(Actor):
             handler.endpoint, secret_key=secret, public_key=public, server_key=server
         )
         handler.connections += 1
-        self.clock = self.system.clock
+        self.clock = lowlevel.clock(self.system)
+        self.new_event = lowlevel.event_factory(self.system)
         #: When the broker was last heard from; None until registered.
         self.last_heard: float | None = None
         self.last_sent = self.opened = self.clock.now()
@@ -379,13 +381,13 @@ class Connection(Actor):
         )
         self.threads = anyio.CapacityLimiter(handler.capacity)
         self.draining = False
-        self.quiet = self.system.new_event()  # set when nothing runs while draining
-        self.goodbye = self.system.new_event()
+        self.quiet = self.new_event()  # set when nothing runs while draining
+        self.goodbye = self.new_event()
         #: Results of this turn of the event loop, sent together by ``_ship``.
         self.outbox: list[tuple[JobResult, bytes]] = []
         #: Results encoded, in order, that found no room yet.
         self.unsent: deque[list[bytes]] = deque()
-        self.outgoing = self.system.new_event()
+        self.outgoing = self.new_event()
         self.start_task(self._read, name="reader")
         self.start_task(self._ship, name="shipper")
         self.every(handler.heartbeat / 2, _BEAT)
@@ -600,7 +602,7 @@ class Connection(Actor):
         """Send the results of each turn of the event loop together (batched)."""
         while True:
             await self.outgoing.wait()
-            self.outgoing = self.system.new_event()
+            self.outgoing = self.new_event()
             await self._flush()
 
     async def _flush(self) -> None:

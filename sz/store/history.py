@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import pickle
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ..jobs import Attempt, Job
+from ..jobs import Attempt, HistoryQuery, Job, history_order
+from .sqlite import from_micros, to_micros
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
-    from ..history import HistoryQuery
     from .sqlite import SqliteFile
 
 __all__ = [
@@ -29,18 +29,7 @@ __all__ = [
     "HistoryBackend",
     "MemoryHistory",
     "Unfinished",
-    "from_micros",
-    "history_order",
-    "to_micros",
 ]
-
-
-def history_order(row: Attempt) -> tuple[datetime, str, int]:
-    """Where a row stands in the history: by finish time, then job and attempt.
-
-    Unique per row, so paging with ``before=<a row>`` never skips nor repeats one.
-    """
-    return (row.finished_at, row.job_id, row.attempt)
 
 
 @attrs.frozen(kw_only=True)
@@ -162,20 +151,6 @@ class MemoryHistory:
 
     async def flush(self) -> None:
         """Nothing to wait for."""
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def to_micros(moment: datetime) -> int:
-    """Microseconds since the epoch: exact, so a row read back pages exactly."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_micros(value: int) -> datetime:
-    """The inverse of ``to_micros``."""
-    return _EPOCH + timedelta(microseconds=value)
 
 
 def _us(moment: datetime | None) -> int | None:

@@ -45,8 +45,7 @@ from apscheduler import (
 from apscheduler.abc import DataStore
 
 from .fires import Fires, FireSink
-from .history import from_micros, to_micros
-from .sqlite import SqliteFile
+from .sqlite import SqliteFile, from_micros, to_micros
 
 if TYPE_CHECKING:
     import os

@@ -18,6 +18,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +27,14 @@ import anyio.lowlevel
 
 from ..errors import SzError
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SqliteFile", "StoreError"]
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "SqliteFile",
+    "StoreError",
+    "from_micros",
+    "to_micros",
+]
 
 logger = logging.getLogger("sz.store")
 
@@ -57,6 +65,20 @@ BATCH = 5_000
 #: SQLite's ``application_id`` of a ScheduleZero store ("SZst"): how a store is
 #: told from another program's database.
 APPLICATION_ID = 0x535A7374
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, so a row read back pages exactly."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The inverse of ``to_micros``."""
+    return _EPOCH + timedelta(microseconds=value)
+
 
 _SCHEMA = """
 -- Times are integer microseconds since the Unix epoch (UTC): exact to compare.

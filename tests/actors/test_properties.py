@@ -59,6 +59,7 @@ from actors import (
     Strategy,
     Supervision,
     Supervisor,
+    lowlevel,
 )
 from actors.testing import ManualClock, record_events
 
@@ -551,7 +552,7 @@ class Runner:
         self.program = program
         self.recorder = recorder
         self.model = Model(program)
-        self.clock = system.clock
+        self.clock = lowlevel.clock(system)
         self.refs: list[ActorRef] = []
         self.generation = 0
         #: Per child, how many of its handled messages earlier generations handled.

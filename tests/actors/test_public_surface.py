@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import inspect
 
+import anyio
 import attrs
 import pytest
 
 import actors
+import actors.lowlevel
 import actors.testing
 from actors import (
     ActorCrashed,
@@ -30,6 +32,7 @@ from actors import (
     Supervision,
     Terminated,
 )
+from actors.testing import ManualClock
 
 #: DESIGN.md section 2, "Public names".
 DESIGNED = {
@@ -70,13 +73,19 @@ EXTRAS = {
     "Timer",
 }
 
+#: Submodules re-exported by name, as ``trio.lowlevel`` is.
+MODULES = {"lowlevel"}
+
+#: What an ``ActorSystem`` shows its users: DESIGN.md's list, and its counters.
+SYSTEM_PUBLIC = {"name", "spawn", "lookup", "snapshot", "events", "statistics"}
+
 
 def test_all_lists_exactly_the_designed_names_and_the_known_extras() -> None:
     assert len(actors.__all__) == len(set(actors.__all__))
-    assert set(actors.__all__) == DESIGNED | EXTRAS
+    assert set(actors.__all__) == DESIGNED | EXTRAS | MODULES
 
 
-@pytest.mark.parametrize("name", sorted(DESIGNED | EXTRAS))
+@pytest.mark.parametrize("name", sorted(DESIGNED | EXTRAS | MODULES))
 def test_every_public_name_is_importable_from_the_package(name: str) -> None:
     module = importlib.import_module("actors")
     assert getattr(module, name) is not None
@@ -163,3 +172,50 @@ def test_blocking_calls_are_async_and_their_sync_twins_are_not() -> None:
     assert inspect.iscoroutinefunction(ActorSystem.spawn)
     assert not inspect.iscoroutinefunction(ActorSystem.lookup)
     assert not inspect.iscoroutinefunction(ActorSystem.snapshot)
+
+
+def test_lowlevel_is_the_submodule_and_lists_its_accessors() -> None:
+    assert actors.lowlevel is importlib.import_module("actors.lowlevel")
+    assert set(actors.lowlevel.__all__) == {
+        "clock",
+        "event_factory",
+        "shutting_down",
+        "task_group",
+    }
+    for name in actors.lowlevel.__all__:
+        assert callable(getattr(actors.lowlevel, name))
+
+
+def _public(system: ActorSystem) -> set[str]:
+    return {name for name in dir(system) if not name.startswith("_")}
+
+
+async def test_a_system_shows_only_its_designed_names() -> None:
+    system = ActorSystem("surface")
+    assert _public(system) == SYSTEM_PUBLIC
+    async with system:
+        assert _public(system) == SYSTEM_PUBLIC
+    assert _public(system) == SYSTEM_PUBLIC
+
+
+async def test_lowlevel_reaches_a_running_systems_machinery() -> None:
+    clock = ManualClock()
+    system = ActorSystem("lowlevel", clock=clock)
+    with pytest.raises(ActorError):
+        actors.lowlevel.event_factory(system)
+    async with system:
+        assert actors.lowlevel.clock(system) is clock
+        assert not actors.lowlevel.shutting_down(system)
+        new_event = actors.lowlevel.event_factory(system)
+        event = new_event()
+        assert isinstance(event, anyio.Event)
+        actors.lowlevel.task_group(system).start_soon(_set, event)
+        with anyio.fail_after(5):
+            await event.wait()
+    assert actors.lowlevel.shutting_down(system)
+    with pytest.raises(ActorError):
+        actors.lowlevel.task_group(system)
+
+
+async def _set(event: anyio.Event) -> None:
+    event.set()

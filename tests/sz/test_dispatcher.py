@@ -22,8 +22,8 @@ from sz.dispatcher import (
 from sz.errors import JobFailed, NoHealthyHandler
 from sz.handlers import HandlerActor, HandlerSpec
 from sz.health import HealthPolicy
-from sz.history import HistoryActor, HistoryQuery
-from sz.jobs import Attempt, Job, JobFuture
+from sz.history import HistoryActor
+from sz.jobs import Attempt, HistoryQuery, Job, JobFuture
 from sz.scheduler import ScheduleZero
 from sz.store.history import MemoryHistory
 

@@ -26,8 +26,8 @@ from sz.dispatcher import (
 )
 from sz.handlers import Execute, Finished
 from sz.health import HealthPolicy
-from sz.history import HistoryActor, HistoryQuery
-from sz.jobs import Attempt, Job, JobFuture
+from sz.history import HistoryActor
+from sz.jobs import Attempt, HistoryQuery, Job, JobFuture
 from sz.store.history import MemoryHistory
 
 if TYPE_CHECKING:

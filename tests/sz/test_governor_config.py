@@ -26,8 +26,7 @@ from sz.config import (
     load_config,
     parse_config,
 )
-from sz.store.history import to_micros
-from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, to_micros
 
 if TYPE_CHECKING:
     from pathlib import Path

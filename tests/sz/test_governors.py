@@ -39,8 +39,8 @@ from sz.errors import JobFailed
 from sz.governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from sz.handlers import HandlerActor, HandlerSpec
 from sz.health import HealthPolicy
-from sz.history import HistoryActor, HistoryQuery
-from sz.jobs import Attempt, Job, JobFuture
+from sz.history import HistoryActor
+from sz.jobs import Attempt, HistoryQuery, Job, JobFuture
 from sz.store.history import MemoryHistory
 
 if TYPE_CHECKING:

@@ -24,11 +24,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from actors import ActorStopped, ActorSystem
 from actors.testing import ManualClock
 from sz.errors import JobFailed
-from sz.history import PRUNE_EVERY, HistoryActor, HistoryQuery
-from sz.jobs import Attempt
+from sz.history import PRUNE_EVERY, HistoryActor
+from sz.jobs import Attempt, HistoryQuery, history_order
 from sz.scheduler import ScheduleZero
 from sz.store import SqliteFile
-from sz.store.history import FileHistory, MemoryHistory, history_order
+from sz.store.history import FileHistory, MemoryHistory
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
