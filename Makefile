@@ -33,7 +33,9 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.actors
 	$(BIN)/python -m benchmarks.dispatch
+	$(BIN)/python -m benchmarks.governors
 	$(BIN)/python -m benchmarks.store
+	$(BIN)/python -m benchmarks.transport
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,16 +1,18 @@
 # ruff: noqa: ASYNC109 - every wait here takes a deadline: a test aid that can hang hides the bug it tests
-"""Test aids: a recording ``Probe``, an ``EventLog``, and a ``ManualClock``.
+"""Test aids: a recording ``Probe``, an ``EventLog``, a ``ManualClock``, ``wait_until``.
 
 A ``ManualClock`` makes timers, backoff and restart intensity run on time the test
-moves forward by hand, so tests of them never sleep.
+moves forward by hand, so tests of them never sleep. ``wait_until`` polls what no
+event announces.
 """
 
 from __future__ import annotations
 
 import heapq
+import inspect
 import itertools
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from .ref import ActorRef
     from .system import ActorSystem
 
-__all__ = ["EventLog", "ManualClock", "Probe", "record_events"]
+__all__ = ["EventLog", "ManualClock", "Probe", "record_events", "wait_until"]
 
 Match = type[Any] | Callable[[Any], bool] | object
 
@@ -254,3 +256,64 @@ class ManualClock:
                 if until is not None and any(math.isclose(d, until) for d in deadlines):
                     return until
                 await self._arrived.wait()
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 5.0,
+    interval: float = 0.01,
+    message: str | None = None,
+) -> None:
+    """Wait until ``condition()`` is true, looking again every ``interval`` seconds.
+
+    For state that nothing announces: a snapshot's counter, a row in a store,
+    another process's registration. Where an event, a ``Probe`` or an
+    ``EventLog`` can tell when something happened, wait on that instead.
+
+    ``condition`` may be a plain or an async callable. It is first called after
+    one checkpoint, so this returns at once if it is already true (even with a
+    ``timeout`` of 0); after that it is called again every ``interval`` seconds.
+    Nothing runs between the call that found it true and the return, so the
+    caller sees the state it saw.
+
+    Always a checkpoint. Times are real seconds (``anyio.sleep``), not an actor
+    system's clock: a ``ManualClock`` neither speeds nor stops it. Cancellation
+    leaves nothing behind; an async ``condition`` still running at the deadline
+    is cancelled.
+
+    Args:
+        condition: What must become true; its result is taken as a truth value.
+        timeout: How long to keep looking, in seconds; 5.0 by default.
+        interval: Seconds between looks; 0.01 by default, often enough not to
+            slow a test down and seldom enough to leave the CPU to the code
+            under test. ``0`` looks at every pass of the event loop, for a
+            state that may not last.
+        message: What should become true, for the error; by default the
+            condition's name.
+
+    Raises:
+        TimeoutError: ``condition`` was still false after ``timeout`` seconds;
+            the error's text names it (``message``, or the condition's name).
+        ValueError: ``timeout`` or ``interval`` is negative.
+    """
+    if timeout < 0 or interval < 0:
+        raise ValueError(
+            f"timeout and interval must be >= 0, not {timeout}, {interval}"
+        )
+    # Before the deadline starts: even a zero timeout gets one look.
+    await anyio.lowlevel.checkpoint()
+    with anyio.move_on_after(timeout):
+        # A poll by design: it is for state that no event announces.
+        while not await _holds(condition):  # noqa: ASYNC110
+            await anyio.sleep(interval)
+        return
+    what = message or getattr(condition, "__qualname__", repr(condition))
+    raise TimeoutError(f"still not true after {timeout} s: {what}")
+
+
+async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = condition()
+    if inspect.isawaitable(result):
+        result = await result
+    return bool(result)

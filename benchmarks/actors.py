@@ -6,11 +6,8 @@ underneath, in the same run and on the same backend, so a ratio reads off one ru
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import math
-import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +17,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from actors import Actor, ActorRef, ActorSystem, MailboxFull, Supervision
+from benchmarks.common import (
+    arguments,
+    each_backend,
+    percentile,
+    resident_bytes,
+    say,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -216,20 +221,15 @@ async def raw_task_bulk(n: int) -> float:
 # ------------------------------------------------------------------- memory
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 async def idle_actors_memory(n: int) -> float:
     """Resident bytes per idle actor (measured in a fresh process, see main)."""
     async with ActorSystem("bench", shutdown_timeout=60) as system:
         gc.collect()
-        before = rss_bytes()
+        before = resident_bytes()
         refs = [await system.spawn(Idle) for _ in range(n)]
         await anyio.lowlevel.checkpoint()
         gc.collect()
-        per = (rss_bytes() - before) / n
+        per = (resident_bytes() - before) / n
         del refs
     return per
 
@@ -238,7 +238,7 @@ async def idle_tasks_memory(n: int) -> float:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         gc.collect()
-        before = rss_bytes()
+        before = resident_bytes()
         for _ in range(n):
             started = anyio.Event()
 
@@ -249,7 +249,7 @@ async def idle_tasks_memory(n: int) -> float:
             tg.start_soon(task)
             await started.wait()
         gc.collect()
-        per = (rss_bytes() - before) / n
+        per = (resident_bytes() - before) / n
         stop.set()
     return per
 
@@ -336,17 +336,7 @@ async def raw_restart_latencies(n: int) -> list[float]:
     return latencies
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)
-    return ordered[max(0, index)]
-
-
 # --------------------------------------------------------------------- main
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "BELOW TARGET"
 
 
 async def run_backend(quick: bool, backend: str) -> list[str]:
@@ -413,16 +403,13 @@ def main() -> None:
         probe = {"actors": idle_actors_memory, "tasks": idle_tasks_memory}[sys.argv[2]]
         print(anyio.run(probe, int(sys.argv[3]), backend=sys.argv[4]))
         return
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the work")
-    parser.add_argument(
-        "--backend", choices=["asyncio", "trio"], action="append", help="default: both"
-    )
-    options = parser.parse_args()
-    for backend in options.backend or ["asyncio", "trio"]:
-        print(f"{backend}:")
-        for line in anyio.run(run_backend, options.quick, backend, backend=backend):
-            print(line)
+    options = arguments(__doc__, "a tenth of the work").parse_args()
+
+    async def run(backend: str) -> None:
+        for line in await run_backend(options.quick, backend):
+            say(line)
+
+    each_backend(options, run)
 
 
 if __name__ == "__main__":

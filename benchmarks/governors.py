@@ -15,15 +15,20 @@ Two figures, each read off one run on each backend:
 
 from __future__ import annotations
 
-import argparse
 import gc
 from datetime import UTC, datetime
 
 import anyio
 
 from actors import ActorSystem, lowlevel
-from benchmarks.actors import verdict
-from benchmarks.dispatch import CALLERS, say, sz_run_now_rate
+from benchmarks.common import (
+    CALLERS,
+    arguments,
+    each_backend,
+    say,
+    sz_run_now_rate,
+    verdict,
+)
 from sz import Config, GovernorStatus
 from sz.config import (
     AdaptiveConfig,
@@ -171,15 +176,8 @@ async def run_backend(quick: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the jobs")
-    parser.add_argument(
-        "--backend", choices=["asyncio", "trio"], action="append", help="default: both"
-    )
-    options = parser.parse_args()
-    for backend in options.backend or ["asyncio", "trio"]:
-        say(f"{backend}:")
-        anyio.run(run_backend, options.quick, backend=backend)
+    options = arguments(__doc__, "a tenth of the jobs").parse_args()
+    each_backend(options, lambda _: run_backend(options.quick))
 
 
 if __name__ == "__main__":

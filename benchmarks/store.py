@@ -23,7 +23,6 @@ same backend, so a ratio reads off one run:
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import sqlite3
@@ -46,15 +45,19 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from actors import ActorSystem, MailboxFull
-from benchmarks.actors import verdict
-from benchmarks.dispatch import (
+from benchmarks.common import (
     CONCURRENCY,
     Fires,
     Lateness,
     aps_lateness,
+    aps_noop,
+    arguments,
+    each_backend,
+    final_rows,
     first_fire,
     say,
     triggers,
+    verdict,
 )
 from sz import ScheduleZero
 from sz.history import HistoryActor
@@ -137,10 +140,6 @@ async def sz_create_delete(n: int, path: Path) -> tuple[float, float]:
     return created, deleted
 
 
-async def aps_noop() -> None:
-    return None
-
-
 async def sqlalchemy_create_delete(
     n: int, wal: bool, path: Path
 ) -> tuple[float, float]:
@@ -210,25 +209,13 @@ async def sz_lateness(
         for i, trigger in enumerate(triggers(n, seconds, spread, start)):
             await sz.schedule("noop", trigger, id=f"s{i}")
         cpu, wall = await fires.measure(start, seconds)
-        rows = await final_rows(sz, fires.count)
+        rows = await final_rows(sz, fires.count, limit=2 * fires.count + 1)
     late = [
         (row.started_at - row.scheduled_at).total_seconds()
         for row in rows
         if row.started_at is not None
     ]
     return Lateness(late, fires.expected, cpu, wall)
-
-
-async def final_rows(sz: ScheduleZero, count: int) -> list[Attempt]:
-    """The final history rows of ``noop``, once ``count`` are there (or 10 s on)."""
-    rows: list[Attempt] = []
-    with anyio.move_on_after(10):
-        while True:
-            rows = await sz.history(task="noop", limit=2 * count + 1, final=True)
-            if len(rows) >= count:
-                break
-            await anyio.sleep(0.05)
-    return rows
 
 
 # -------------------------------------------------------------------- burst
@@ -320,7 +307,7 @@ async def sz_burst(
             await sz.schedule("noop", trigger, id=f"b{i}")
         overran = (datetime.now(UTC) - due).total_seconds()
         cpu, _ = await fires.measure(due, 0)
-        rows = await final_rows(sz, n)
+        rows = await final_rows(sz, n, limit=2 * n + 1)
     return Burst(
         n, fires.count, last - due.timestamp(), cpu, len(rows), max(0.0, overran)
     )
@@ -604,22 +591,15 @@ async def run_backend(quick: bool, backend: str, directory: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a tenth of everything (lateness: 100 schedules for 3 s)",
-    )
-    parser.add_argument(
-        "--backend", choices=["asyncio", "trio"], action="append", help="default: both"
+    parser = arguments(
+        __doc__, "a tenth of everything (lateness: 100 schedules for 3 s)"
     )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sz-bench-") as directory:
-        for backend in options.backend or ["asyncio", "trio"]:
-            say(f"{backend}:")
-            anyio.run(
-                run_backend, options.quick, backend, Path(directory), backend=backend
-            )
+        each_backend(
+            options,
+            lambda backend: run_backend(options.quick, backend, Path(directory)),
+        )
 
 
 if __name__ == "__main__":

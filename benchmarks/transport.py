@@ -25,7 +25,6 @@ restart.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -44,8 +43,14 @@ import zmq
 import zmq.asyncio
 
 from actors import Backoff
-from benchmarks.actors import verdict
-from benchmarks.dispatch import run_now_rate, say
+from benchmarks.common import (
+    arguments,
+    backends,
+    resident_bytes,
+    run_now_rate,
+    say,
+    verdict,
+)
 from sz import BrokerSettings, ScheduleZero, ZMQHandler, settle_heap
 from transport import Socket, generate_keys, load_public_key, load_secret_key
 
@@ -332,6 +337,8 @@ def curve_keys(folder: Path) -> tuple[BrokerSettings, tuple[Path, Path]]:
     return settings, (worker_secret, folder / "server.key")
 
 
+# Not common.percentile: this rank is one above its nearest rank, and switching
+# would move every p50 and p99 printed here against the runs recorded before.
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -342,11 +349,6 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def resident_bytes() -> int:
-    pages = Path("/proc/self/statm").read_text().split()[1]
-    return int(pages) * os.sysconf("SC_PAGE_SIZE")
 
 
 async def connection_restarts(cycles: int) -> list[tuple[int, int, int]]:
@@ -489,11 +491,7 @@ def restarts(backend: str, quick: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the work")
-    parser.add_argument(
-        "--backend", choices=["asyncio", "trio"], action="append", help="default: both"
-    )
+    parser = arguments(__doc__, "a tenth of the work")
     parser.add_argument(
         "--only",
         choices=["remote", "socket", "restarts"],
@@ -501,16 +499,16 @@ def main() -> None:
         help="run only these parts (default: all)",
     )
     options = parser.parse_args()
-    backends = options.backend or ["asyncio", "trio"]
+    chosen = backends(options)
     parts = options.only or ["remote", "socket", "restarts"]
     if "remote" in parts:
-        for backend in backends:
+        for backend in chosen:
             end_to_end(backend, options.quick)
     if "socket" in parts:
         n = 10_000 if options.quick else 100_000
         threads = max(raw_threads(n) for _ in range(REPEAT))
         native = max(pyzmq_asyncio(n) for _ in range(REPEAT))
-        for backend in backends:
+        for backend in chosen:
             rate = max(anyio.run(ours, n, backend=backend) for _ in range(REPEAT))
             say(
                 f"{backend}: socket layer, pipelined round trips DEALER to DEALER"
@@ -518,7 +516,7 @@ def main() -> None:
                 f" {threads:>8,.0f}/s   zmq.asyncio {native:>8,.0f}/s"
             )
     if "restarts" in parts:
-        for backend in backends:
+        for backend in chosen:
             restarts(backend, options.quick)
 
 

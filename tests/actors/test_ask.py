@@ -19,11 +19,9 @@ from actors import (
     Backoff,
     Crashed,
 )
-from actors.testing import ManualClock, record_events
+from actors.testing import ManualClock, record_events, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from actors import ActorRef
 
 # An ask that fails with ActorStopped must fail because the actor went away, not
@@ -96,12 +94,6 @@ class Forgetful(Actor):
         return self.compute()  # the await is missing
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.lowlevel.checkpoint()
-
-
 def depth(system: ActorSystem, ref: ActorRef) -> int:
     snapshot = system.snapshot().find(ref.path)
     assert snapshot is not None
@@ -155,7 +147,7 @@ async def test_ask_timeout_covers_the_wait_for_mailbox_room() -> None:
         seen: list[Any] = []
         actor = await system.spawn(Gate, gate, seen, name="gate", capacity=1)
         actor.tell("hold")
-        await until(lambda: seen == ["hold"])
+        await wait_until(lambda: seen == ["hold"])
         actor.tell("fills the mailbox")
         with pytest.raises(AskTimeout):
             await actor.ask("no room", timeout=0.05)
@@ -216,7 +208,7 @@ async def test_queued_ask_raises_actor_stopped_at_once_when_the_actor_stops() ->
         seen: list[Any] = []
         actor = await system.spawn(Gate, gate, seen, name="gate")
         actor.tell("hold")
-        await until(lambda: seen == ["hold"])
+        await wait_until(lambda: seen == ["hold"])
         errors: list[BaseException] = []
 
         async def ask() -> None:
@@ -228,7 +220,7 @@ async def test_queued_ask_raises_actor_stopped_at_once_when_the_actor_stops() ->
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ask)
-                await until(lambda: depth(system, actor) == 1)
+                await wait_until(lambda: depth(system, actor) == 1)
                 tg.start_soon(actor.stop)
                 # The stop must be requested before the held message finishes.
                 await anyio.wait_all_tasks_blocked()
@@ -266,7 +258,7 @@ async def test_queued_ask_raises_actor_stopped_when_killed_for_good() -> None:
         seen: list[Any] = []
         actor = await system.spawn(Gate, gate, seen, name="gate", restart="temporary")
         actor.tell("hold")
-        await until(lambda: seen == ["hold"])
+        await wait_until(lambda: seen == ["hold"])
         errors: list[BaseException] = []
 
         async def ask() -> None:
@@ -278,7 +270,7 @@ async def test_queued_ask_raises_actor_stopped_when_killed_for_good() -> None:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ask)
-                await until(lambda: depth(system, actor) == 1)
+                await wait_until(lambda: depth(system, actor) == 1)
                 await actor.kill()
         assert len(errors) == 1
         assert type(errors[0]) is ActorStopped
@@ -303,7 +295,7 @@ async def test_queued_ask_raises_actor_stopped_when_stopped_during_backoff() -> 
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ask)
-                await until(lambda: depth(system, counter) == 1)
+                await wait_until(lambda: depth(system, counter) == 1)
                 await counter.stop()  # no need to wait out the backoff
         assert len(errors) == 1
         assert type(errors[0]) is ActorStopped

@@ -16,11 +16,9 @@ from actors import (
     Overflow,
 )
 from actors.mailbox import Mailbox
-from actors.testing import record_events
+from actors.testing import record_events, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from actors import ActorRef
 
 LONG = 30.0
@@ -67,12 +65,6 @@ class DepthWatcher(Actor):
         return None
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.lowlevel.checkpoint()
-
-
 def depth(system: ActorSystem, ref: ActorRef) -> int:
     snapshot = system.snapshot().find(ref.path)
     assert snapshot is not None
@@ -89,15 +81,15 @@ async def held(
         Gate, gate, seen, name="gate", capacity=capacity, overflow=overflow
     )
     ref.tell("hold")
-    await until(lambda: seen == ["hold"])
+    await wait_until(lambda: seen == ["hold"])
     return ref, gate, seen
 
 
 async def drain(system: ActorSystem, ref: ActorRef, seen: list[Any]) -> None:
     """Wait until ``ref`` has handled everything sent to it before this call."""
-    await until(lambda: depth(system, ref) == 0)
+    await wait_until(lambda: depth(system, ref) == 0)
     ref.tell("marker")
-    await until(lambda: bool(seen) and seen[-1] == "marker")
+    await wait_until(lambda: bool(seen) and seen[-1] == "marker")
 
 
 # ------------------------------------------------------------------- "block"
@@ -147,7 +139,7 @@ async def test_blocked_send_keeps_its_turn_when_room_appears() -> None:
             CutIn, gate, seen, name="gate", capacity=1, overflow="block"
         )
         ref.tell("hold")
-        await until(lambda: seen == ["hold"])
+        await wait_until(lambda: seen == ["hold"])
         ref.tell("a")
         async with anyio.create_task_group() as tg:
             tg.start_soon(ref.send, "b")
@@ -292,7 +284,7 @@ async def test_ask_dropped_by_drop_oldest_fails_at_once_with_mailbox_full() -> N
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ask)
-                await until(lambda: depth(system, ref) == 1)
+                await wait_until(lambda: depth(system, ref) == 1)
                 ref.tell("newer")  # pushes the waiting ask out
         assert len(errors) == 1
         letter = await log.wait_for(DeadLetter, "/user/gate")
@@ -335,7 +327,7 @@ async def test_draining_a_batch_never_lets_more_than_capacity_wait() -> None:
             ref.tell(message)
         with pytest.raises(MailboxFull):
             ref.tell("refused early")
-        await until(lambda: seen == ["hold"])
+        await wait_until(lambda: seen == ["hold"])
         # Taking "hold" made room for one: "a" and "b" still wait.
         ref.tell("c")
         with pytest.raises(MailboxFull):
@@ -359,7 +351,7 @@ async def test_mailbox_depth_never_exceeds_capacity_while_senders_race() -> None
             async with anyio.create_task_group() as tg:
                 for _ in range(5):
                     tg.start_soon(sender)
-            await until(lambda: len(depths) == 200)
+            await wait_until(lambda: len(depths) == 200)
         assert max(depths) <= 4
 
 
@@ -421,7 +413,7 @@ async def test_mailbox_put_waits_for_took_under_block() -> None:
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(put)
-            await until(lambda: mailbox.statistics().blocked_senders == 1)
+            await wait_until(lambda: mailbox.statistics().blocked_senders == 1)
             assert list(mailbox.queue) == ["a"]
             mailbox.queue.popleft()
             mailbox.took()
@@ -435,7 +427,7 @@ async def test_mailbox_cancelled_put_adds_nothing_and_leaves_no_waiter() -> None
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(mailbox.put, "b")
-            await until(lambda: mailbox.statistics().blocked_senders == 1)
+            await wait_until(lambda: mailbox.statistics().blocked_senders == 1)
             tg.cancel_scope.cancel()
     assert mailbox.statistics().blocked_senders == 0
     mailbox.queue.popleft()
@@ -457,15 +449,15 @@ async def test_mailbox_woken_sender_that_is_cancelled_passes_the_room_on() -> No
                     first_done.append(await mailbox.put("first"))
 
             tg.start_soon(first)
-            await until(lambda: mailbox.statistics().blocked_senders == 1)
+            await wait_until(lambda: mailbox.statistics().blocked_senders == 1)
             tg.start_soon(mailbox.put, "second")
-            await until(lambda: mailbox.statistics().blocked_senders == 2)
+            await wait_until(lambda: mailbox.statistics().blocked_senders == 2)
             mailbox.queue.popleft()
             mailbox.took()  # wakes "first" ...
             first_scope.cancel()  # ... which is cancelled before it runs
             # Either "first" got in before its cancellation took effect, or it
             # passed its turn on to "second": the room is used either way.
-            await until(lambda: len(mailbox.queue) == 1)
+            await wait_until(lambda: len(mailbox.queue) == 1)
             tg.cancel_scope.cancel()
     if first_done == [True]:
         assert list(mailbox.queue) == ["first"]
@@ -484,7 +476,7 @@ async def test_mailbox_close_returns_waiting_messages_and_releases_senders() -> 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(put)
-            await until(lambda: mailbox.statistics().blocked_senders == 1)
+            await wait_until(lambda: mailbox.statistics().blocked_senders == 1)
             assert mailbox.close() == ["a"]
     assert results == [False]
     assert mailbox.closed

@@ -97,6 +97,7 @@ def test_testing_aids_are_exported() -> None:
         "ManualClock",
         "EventLog",
         "record_events",
+        "wait_until",
     }
     for name in actors.testing.__all__:
         assert getattr(actors.testing, name) is not None

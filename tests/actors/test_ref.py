@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
@@ -19,10 +19,7 @@ from actors import (
     Restarted,
     Terminated,
 )
-from actors.testing import ManualClock, Probe, record_events
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from actors.testing import ManualClock, Probe, record_events, wait_until
 
 
 class Relay(Actor):
@@ -63,12 +60,6 @@ class Idle(Actor):
 def alive(ref: ActorRef) -> bool:
     # A call, not the property: mypy would narrow the property across awaits.
     return ref.is_alive
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.lowlevel.checkpoint()
 
 
 async def test_tell_is_not_a_coroutine_and_never_checkpoints() -> None:
@@ -119,7 +110,7 @@ async def test_messages_from_one_sender_arrive_in_order() -> None:
         async with anyio.create_task_group() as tg:
             for name in ("x", "y", "z"):
                 tg.start_soon(sender, name)
-        await until(lambda: len(probe.messages) == 90)
+        await wait_until(lambda: len(probe.messages) == 90)
         for name in ("x", "y", "z"):
             mine = [n for who, n in probe.messages if who == name]
             assert mine == list(range(30))

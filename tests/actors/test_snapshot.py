@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
@@ -12,10 +12,7 @@ import cattrs
 import pytest
 
 from actors import Actor, ActorSnapshot, ActorSystem, Backoff, Restarted
-from actors.testing import ManualClock, record_events
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from actors.testing import ManualClock, record_events, wait_until
 
 
 class Worker(Actor):
@@ -67,12 +64,6 @@ def find(system: ActorSystem, path: str) -> ActorSnapshot:
     return snapshot
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.lowlevel.checkpoint()
-
-
 async def test_snapshot_has_every_field_of_a_running_actor() -> None:
     async with ActorSystem() as system:
         before = time.time()
@@ -116,13 +107,13 @@ async def test_snapshot_shows_messages_waiting_not_the_one_in_process() -> None:
         gate = anyio.Event()
         worker = await system.spawn(Worker, gate, name="worker", capacity=5)
         worker.tell("hold")
-        await until(lambda: find(system, "/user/worker").mailbox_depth == 0)
+        await wait_until(lambda: find(system, "/user/worker").mailbox_depth == 0)
         worker.tell("a")
         worker.tell("b")
         snapshot = find(system, "/user/worker")
         assert (snapshot.mailbox_depth, snapshot.mailbox_capacity) == (2, 5)
         gate.set()
-        await until(lambda: find(system, "/user/worker").processed == 3)
+        await wait_until(lambda: find(system, "/user/worker").processed == 3)
         assert find(system, "/user/worker").mailbox_depth == 0
 
 
@@ -207,7 +198,7 @@ async def test_snapshot_shows_restarting_while_a_backoff_holds_the_actor() -> No
         assert find(system, "/user/worker").mailbox_depth == 1
         clock.advance(10.0)
         await log.wait_for(Restarted, "/user/worker")
-        await until(lambda: find(system, "/user/worker").mailbox_depth == 0)
+        await wait_until(lambda: find(system, "/user/worker").mailbox_depth == 0)
         back = find(system, "/user/worker")
         assert (back.state, back.restarts) == ("running", 1)
 

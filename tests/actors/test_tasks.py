@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from actors import Actor, ActorCrashed, ActorError, ActorSystem, Crashed, Restarted
-from actors.testing import record_events
+from actors.testing import record_events, wait_until
 
 
 class Boom(Exception):
@@ -45,22 +45,16 @@ class Background(Actor):
         self.log.append("on_stop")
 
 
-async def wait_for(log: list[str], entry: str) -> None:
-    with anyio.fail_after(5):
-        while entry not in log:
-            await anyio.lowlevel.checkpoint()
-
-
 async def test_a_task_runs_beside_the_mailbox_without_holding_it_up() -> None:
     log: list[str] = []
     release = anyio.Event()
     async with ActorSystem() as system:
         ref = await system.spawn(Background, log, release)
         ref.tell("start")
-        await wait_for(log, "task started")
+        await wait_until(lambda: "task started" in log)
         assert await ref.ask("ping") == "pong"  # the task's wait blocks nothing
         release.set()
-        await wait_for(log, "task finished")
+        await wait_until(lambda: "task finished" in log)
 
 
 async def test_stopping_the_actor_cancels_its_tasks_before_on_stop() -> None:
@@ -68,7 +62,7 @@ async def test_stopping_the_actor_cancels_its_tasks_before_on_stop() -> None:
     async with ActorSystem() as system:
         ref = await system.spawn(Background, log, anyio.Event())
         ref.tell("start")
-        await wait_for(log, "task started")
+        await wait_until(lambda: "task started" in log)
         await ref.stop()
     assert log == ["task started", "task cancelled", "on_stop"]
 
@@ -78,7 +72,7 @@ async def test_a_restart_cancels_the_old_incarnations_tasks() -> None:
     async with ActorSystem() as system, record_events(system) as events:
         ref = await system.spawn(Background, log, anyio.Event())
         ref.tell("start")
-        await wait_for(log, "task started")
+        await wait_until(lambda: "task started" in log)
         await ref.kill()
         await events.wait_for(Restarted, ref.path)
     assert log[:3] == ["task started", "task cancelled", "on_stop"]
@@ -109,9 +103,7 @@ async def test_a_task_may_ask_its_own_actor() -> None:
 
     async with ActorSystem() as system:
         await system.spawn(AsksItself)
-        with anyio.fail_after(5):
-            while not replies:
-                await anyio.lowlevel.checkpoint()
+        await wait_until(lambda: bool(replies))
     assert replies == ["hello back"]
 
 

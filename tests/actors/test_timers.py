@@ -14,11 +14,9 @@ import anyio
 import pytest
 
 from actors import Actor, ActorSystem, DeadLetter, Restarted, Timer
-from actors.testing import ManualClock, Probe, record_events
+from actors.testing import ManualClock, Probe, record_events, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from actors import ActorRef
 
 
@@ -65,12 +63,6 @@ class StopArmer(Ticker):
 
     async def on_stop(self) -> None:
         self.timers.append(self.send_after(5.0, "armed in on_stop"))
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.lowlevel.checkpoint()
 
 
 async def spawn_ticker(
@@ -267,7 +259,7 @@ async def test_manual_clock_wakes_only_the_sleepers_that_are_due() -> None:
                 await clock.wait_for_sleeper(deadline)
             assert clock.next_deadline() == 101.0
             clock.advance(2.0)
-            await until(lambda: sorted(woke) == [101.0, 102.0])
+            await wait_until(lambda: sorted(woke) == [101.0, 102.0])
             assert clock.now() == 102.0
             assert clock.next_deadline() == 103.0
             clock.advance(1.0)

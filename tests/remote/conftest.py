@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from actors.testing import wait_until
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -35,16 +37,13 @@ async def eventually(
     timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a call's
     what: str = "",
 ) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds.
+    """``wait_until`` with the deadline these tests need; ``what`` names ``check``.
 
     For evidence in another process (a worker's registration, a file), which
-    no event here can announce.
+    no event here can announce. The default deadline is longer than
+    ``wait_until``'s: a worker process takes about half a second to start.
     """
-    with anyio.move_on_after(timeout):
-        while not await check():  # noqa: ASYNC110 - see above
-            await anyio.sleep(0.01)
-        return
-    pytest.fail(f"not within {timeout} s: {what or check}")
+    await wait_until(check, timeout=timeout, message=what or None)
 
 
 class WorkerProcess:

@@ -20,11 +20,11 @@ import anyio
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
+from actors.testing import wait_until
 from sz.errors import SzError
 from sz.scheduler import ScheduleZero
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from sz.jobs import Attempt
@@ -41,15 +41,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory"
     return "sqlite:///" + str(tmp_path / "sz.db")
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``DEADLINE``."""
-    with anyio.fail_after(DEADLINE):
-        while True:
-            if await condition():
-                return
-            await anyio.sleep(0.01)
 
 
 def overdue(
@@ -97,7 +88,7 @@ async def finals_of(sz: ScheduleZero, schedule_id: str, count: int) -> list[Atte
         rows = await sz.history(schedule_id=schedule_id, final=True, limit=10_000)
         return len(rows) >= count
 
-    await eventually(ended)
+    await wait_until(ended, timeout=DEADLINE)
     return await sz.history(schedule_id=schedule_id, limit=10_000)
 
 
@@ -317,7 +308,7 @@ async def test_every_one_of_hundreds_of_fires_ends_with_exactly_one_final_row(
         async def all_ended() -> bool:
             return len(await sz.history(final=True, limit=100_000)) >= total
 
-        await eventually(all_ended)
+        await wait_until(all_ended, timeout=DEADLINE)
         rows = await sz.history(limit=100_000)
 
     by_job: defaultdict[str, list[Attempt]] = defaultdict(list)
@@ -439,7 +430,7 @@ async def test_a_fire_taken_ahead_of_time_never_starts_before_it_is_due(
             rows = await sz.history(schedule_id="ahead", final=True)
             return len(rows) >= 3
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         rows = await sz.history(schedule_id="ahead", final=True, limit=10)
     due = [first + i * timedelta(seconds=0.3) for i in range(3)]
     assert all(start >= fire for start, fire in zip(started, due, strict=True))
@@ -468,7 +459,7 @@ async def test_a_held_fire_survives_a_restart_of_the_dispatcher(store: str) -> N
             # The store takes the fire a quarter second before it is due.
             return datetime.now(UTC) >= due - timedelta(seconds=0.2)
 
-        await eventually(taken)
+        await wait_until(taken, timeout=DEADLINE)
         await dispatcher.kill()
         with anyio.fail_after(DEADLINE):
             await ran.wait()
@@ -476,7 +467,7 @@ async def test_a_held_fire_survives_a_restart_of_the_dispatcher(store: str) -> N
         async def recorded() -> bool:
             return bool(await sz.history(schedule_id="held", final=True))
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         rows = await sz.history(schedule_id="held")
     assert [row.outcome for row in rows] == ["success"]
     assert when[0] >= due
@@ -506,13 +497,13 @@ async def test_a_fire_taken_ahead_is_cancelled_when_its_schedule_is_withdrawn(
             # The store takes a fire a quarter second before it is due.
             return datetime.now(UTC) >= due - timedelta(seconds=0.15)
 
-        await eventually(taken)
+        await wait_until(taken, timeout=DEADLINE)
         await getattr(sz, withdraw)("w")
 
         async def recorded() -> bool:
             return bool(await sz.history(schedule_id="w", final=True))
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         rows = await sz.history(schedule_id="w")
     assert [(row.outcome, row.reason, row.final) for row in rows] == [
         ("cancelled", reason, True)

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from actors import ActorSystem, Child, Supervision, Supervisor
-from actors.testing import ManualClock
+from actors.testing import ManualClock, wait_until
 from sz import Overloaded, ScheduleZero, SzError
 from sz.config import (
     BackpressureConfig,
@@ -433,10 +433,12 @@ async def test_the_final_row_of_a_retried_job_says_it_waited_for_a_token() -> No
         governor=Governor.of(handler_rates={"work": Limit(rate=1.0, burst=1)}),
     ) as b:
         job, future = await b.submit("work")
+
         # The retry waits for the next token, a second after the first attempt.
-        with anyio.fail_after(5):
-            while not await b.rows(job_id=job.id):
-                await anyio.lowlevel.checkpoint()
+        async def attempted() -> bool:
+            return bool(await b.rows(job_id=job.id))
+
+        await wait_until(attempted, timeout=5)
         await b.advance(1.0)
         final = await b.final_row(job, future)
         rows = await b.rows(job_id=job.id)
@@ -788,18 +790,6 @@ async def test_killing_the_dispatcher_mid_release_keeps_jobs_and_the_limit() -> 
 DEADLINE = 10.0
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``DEADLINE``.
-
-    For what no event announces, such as the dispatcher's count of waiting jobs.
-    """
-    with anyio.fail_after(DEADLINE):
-        while True:
-            if await condition():
-                return
-            await anyio.sleep(0.01)
-
-
 async def statuses(sz: ScheduleZero) -> dict[str, GovernorStatus]:
     return {status.name: status for status in await sz.governors()}
 
@@ -988,7 +978,7 @@ async def test_run_now_and_schedule_are_refused_past_high_water_until_low_water(
                 async def taken(count: int = n, before: int = before) -> bool:
                     return len(refusals) > before or await waiting() == count
 
-                await eventually(taken)
+                await wait_until(taken, timeout=DEADLINE)
                 n += 1
             assert await waiting() <= high
             with pytest.raises(Overloaded) as caught:
@@ -1010,7 +1000,7 @@ async def test_run_now_and_schedule_are_refused_past_high_water_until_low_water(
                 async def moved(count: int = running) -> bool:
                     return len(gated.started) == count + 1
 
-                await eventually(moved)
+                await wait_until(moved, timeout=DEADLINE)
             assert await waiting() == low
             later = datetime.now(UTC) + timedelta(hours=1)
             schedule_id = await sz.schedule("work", "date", run_time=later, args=[n])
@@ -1019,7 +1009,7 @@ async def test_run_now_and_schedule_are_refused_past_high_water_until_low_water(
             async def accepted() -> bool:
                 return await waiting() == low + 1
 
-            await eventually(accepted)
+            await wait_until(accepted, timeout=DEADLINE)
             gated.release_all()
             await sz.unschedule(schedule_id)
         rows = await sz.history(task="work", final=True, limit=1_000)
@@ -1051,7 +1041,7 @@ async def test_the_first_run_now_refused_at_high_water_raises_overloaded() -> No
                 status = (await statuses(sz))["global"]
                 return len(refusals) > 0 or status.waiting == count
 
-            await eventually(taken)
+            await wait_until(taken, timeout=DEADLINE)
             if refusals:
                 break
         gated.release_all()
@@ -1078,11 +1068,11 @@ async def test_a_methods_schedules_pause_while_no_handler_takes_jobs_then_resume
     async with sz:
         await sz.schedule("flaky", "interval", seconds=0.05, id="often")
         await sz.schedule("flaky", "interval", hours=1, id="mine", paused=True)
-        with anyio.fail_after(10):
-            while True:
-                if (await sz.get_schedule("often")).paused_reason is not None:
-                    break
-                await anyio.sleep(0.02)  # a checkpoint between looks, not a wait
+
+        async def held_back() -> bool:
+            return (await sz.get_schedule("often")).paused_reason is not None
+
+        await wait_until(held_back, timeout=10, interval=0.02)
         often = await sz.get_schedule("often")
         assert often.paused
         assert often.paused_reason == "no_healthy_handler"
@@ -1099,12 +1089,14 @@ async def test_a_methods_schedules_pause_while_no_handler_takes_jobs_then_resume
         assert mine.paused, "a schedule paused on request must stay paused"
         assert mine.paused_reason == "requested"
         # The row follows the handler's return: look until it is there.
-        with anyio.fail_after(10):
-            while True:
-                rows = await sz.history(schedule_id="often", final=True, limit=1000)
-                if rows[0].outcome == "success":
-                    break
-                await anyio.sleep(0.02)  # a checkpoint between looks, not a wait
+        rows: list[Attempt] = []
+
+        async def succeeded() -> bool:
+            nonlocal rows
+            rows = await sz.history(schedule_id="often", final=True, limit=1000)
+            return rows[0].outcome == "success"
+
+        await wait_until(succeeded, timeout=10, interval=0.02)
         outcomes = {(row.outcome, row.reason) for row in rows}
         # Fires taken ahead when it was held back were cancelled, saying why; none
         # waited for a handler and ended so.
@@ -1125,11 +1117,11 @@ async def test_a_schedule_held_back_when_the_process_stopped_resumes_at_the_next
     async with first:
         await first.schedule("flaky", "interval", seconds=0.05, id="often")
         await first.schedule("flaky", "interval", hours=1, id="mine", paused=True)
-        with anyio.fail_after(10):
-            while True:
-                if (await first.get_schedule("often")).paused_reason is not None:
-                    break
-                await anyio.sleep(0.02)  # a checkpoint between looks, not a wait
+
+        async def held_back() -> bool:
+            return (await first.get_schedule("often")).paused_reason is not None
+
+        await wait_until(held_back, timeout=10, interval=0.02)
         assert (await first.get_schedule("often")).paused_reason == "no_healthy_handler"
 
     second = ScheduleZero(store=store)

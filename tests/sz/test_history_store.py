@@ -22,7 +22,7 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
 from actors import ActorStopped, ActorSystem
-from actors.testing import ManualClock
+from actors.testing import ManualClock, wait_until
 from sz.errors import JobFailed
 from sz.history import PRUNE_EVERY, HistoryActor
 from sz.jobs import Attempt, HistoryQuery, history_order
@@ -31,7 +31,7 @@ from sz.store import SqliteFile
 from sz.store.history import FileHistory, MemoryHistory
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from actors import ActorRef, ActorSnapshot
@@ -57,19 +57,6 @@ def kind(request: pytest.FixtureRequest) -> str:
 def store(kind: str, tmp_path: Path) -> str:
     """The ``store=`` argument of ``ScheduleZero`` for ``kind``."""
     return MEMORY if kind == MEMORY else "sqlite:///" + str(tmp_path / "sz.db")
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``DEADLINE``.
-
-    For what no event announces, such as a history row written just after the
-    handler returned.
-    """
-    with anyio.fail_after(DEADLINE):
-        while True:
-            if await condition():
-                return
-            await anyio.sleep(0.01)
 
 
 async def everything(sz: ScheduleZero, **filters: Any) -> list[Attempt]:
@@ -196,7 +183,7 @@ async def run_workload(sz: ScheduleZero, callers: int = 20) -> None:
     async def fired() -> bool:
         return len(await sz.history(schedule_id="sched", final=True)) == FIRES
 
-    await eventually(fired)
+    await wait_until(fired, timeout=DEADLINE)
 
 
 #: Jobs of each kind, and the rows the workload leaves: one per job and per fire,
@@ -394,7 +381,7 @@ async def test_history_on_the_sqlite_store_survives_a_restart_field_for_field(
             late = await sz.history(schedule_id="late", final=True)
             return len(folded) == 3 and len(late) == 1
 
-        await eventually(skipped)
+        await wait_until(skipped, timeout=DEADLINE)
         before = await everything(sz)
     assert len(before) == ROWS + 4
     outcomes = Counter(r.outcome for r in before)
@@ -478,7 +465,7 @@ async def test_rows_are_pruned_every_hour_while_the_actor_runs(
         async def pruned() -> bool:
             return bool(await history.ask(HistoryQuery()) == [fresh])
 
-        await eventually(pruned)
+        await wait_until(pruned, timeout=DEADLINE)
 
 
 async def test_the_sqlite_store_prunes_rows_past_retention_at_start(
@@ -566,15 +553,18 @@ async def test_killing_the_history_actor_while_rows_stream_in_loses_no_row(
             await event.wait()
             # Kill it with rows waiting in its mailbox: they must outlive it. (The
             # reader has one ask at a time there: two messages are one row at least.)
-            with anyio.fail_after(DEADLINE):
-                while history_now().mailbox_depth < 2:
-                    await anyio.lowlevel.checkpoint()
+            # Every pass of the loop: the depth may not stay at two for long.
+            await wait_until(
+                lambda: history_now().mailbox_depth >= 2, timeout=DEADLINE, interval=0
+            )
             queued.append(history_now().mailbox_depth)
             await history_ref(sz).kill()
+
             # A kill while it waits to restart would do nothing: wait for it.
-            with anyio.fail_after(DEADLINE):
-                while (history_now().state, history_now().restarts) != ("running", n):
-                    await anyio.lowlevel.checkpoint()
+            def restarted(n: int = n) -> bool:
+                return (history_now().state, history_now().restarts) == ("running", n)
+
+            await wait_until(restarted, timeout=DEADLINE)
 
     async with sz:
         with anyio.fail_after(DEADLINE):
@@ -595,7 +585,7 @@ async def test_killing_the_history_actor_while_rows_stream_in_loses_no_row(
         async def all_final() -> bool:
             return len(await everything(sz, final=True)) >= jobs
 
-        await eventually(all_final)
+        await wait_until(all_final, timeout=DEADLINE)
         rows = await everything(sz)
     finals = Counter(r.job_id for r in rows if r.final)
     assert len(finals) == jobs

@@ -22,11 +22,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from blockbuster import BlockingError
 
+from actors.testing import wait_until
 from sz.errors import SzError, UnknownTask
 from sz.scheduler import ScheduleNotFound, ScheduleZero
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
     from pathlib import Path
 
 #: Seconds any one wait in these tests may take before it fails the test.
@@ -74,19 +75,6 @@ class Calls:
                 await self._changed.wait()
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``DEADLINE``.
-
-    For what no event announces, such as a history row written just after the
-    handler returned.
-    """
-    with anyio.fail_after(DEADLINE):
-        while True:
-            if await condition():
-                return
-            await anyio.sleep(0.01)
-
-
 def ticking(store: str = "memory") -> tuple[ScheduleZero, Calls]:
     """A scheduler with one async handler, ``tick``, that records its calls."""
     sz = ScheduleZero(store=store)
@@ -122,7 +110,7 @@ async def test_a_date_trigger_fires_once_at_its_run_time() -> None:
         async def recorded() -> bool:
             return len(await sz.history(schedule_id="once")) == 1
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         [row] = await sz.history(schedule_id="once")
         assert (row.task, row.outcome, row.final) == ("tick", "success", True)
         assert row.scheduled_at == run_time
@@ -157,7 +145,7 @@ async def test_schedules_added_in_any_order_fire_on_time(
         async def recorded() -> bool:
             return len(await sz.history(final=True)) == 3
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         rows = {row.schedule_id: row for row in await sz.history(final=True)}
     for id, due in (("sooner", sooner), ("between", between), ("later", later)):
         started = rows[id].started_at
@@ -175,7 +163,7 @@ async def test_an_interval_trigger_fires_every_interval() -> None:
         async def recorded() -> bool:
             return len(await sz.history(schedule_id="often")) >= 3
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         rows = await sz.history(schedule_id="often")
         assert all(row.outcome == "success" and row.final for row in rows)
         times = sorted(row.scheduled_at for row in rows)
@@ -442,7 +430,7 @@ async def wait_for_fires_due_after(
     async def fired() -> bool:
         return await fires_due_after(sz, schedule_id, moment) >= count
 
-    await eventually(fired)
+    await wait_until(fired, timeout=DEADLINE)
 
 
 async def test_unschedule_removes_a_schedule_and_it_fires_no_more() -> None:
@@ -581,7 +569,7 @@ async def test_every_run_now_and_every_fire_leaves_one_final_row() -> None:
         async def recorded() -> bool:
             return len(await sz.history(task="tick")) == 3
 
-        await eventually(recorded)
+        await wait_until(recorded, timeout=DEADLINE)
         rows = await sz.history(task="tick")
         assert len({row.job_id for row in rows}) == 3
         assert all(
@@ -606,7 +594,7 @@ async def test_a_fire_past_its_misfire_grace_is_recorded_as_missed_not_lost() ->
         async def missed() -> bool:
             return bool(await sz.history(schedule_id="late", outcome="missed"))
 
-        await eventually(missed)
+        await wait_until(missed, timeout=DEADLINE)
         (row,) = await sz.history(schedule_id="late")
         assert row.final
         assert row.reason == "misfire_grace_time"

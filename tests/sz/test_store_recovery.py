@@ -28,6 +28,7 @@ import anyio
 import attrs
 import pytest
 
+from actors.testing import wait_until
 from sz import ScheduleZero
 from sz.scheduler import ScheduleNotFound
 from sz.store import StoreError
@@ -256,28 +257,33 @@ async def poll(
     path: Path, condition: Callable[[Snapshot], bool], what: str
 ) -> Snapshot:
     """Read the file until ``condition`` holds of it; return that snapshot."""
-    seen: Snapshot | None = None
+    reads: list[Snapshot] = []
+
+    async def holds() -> bool:
+        reads.append(await snapshot(path))
+        return condition(reads[-1])
+
     try:
-        with anyio.fail_after(PATIENCE):
-            while True:
-                seen = await snapshot(path)
-                if condition(seen):
-                    return seen
-                await anyio.sleep(0.02)  # a checkpoint between reads, not a wait
+        await wait_until(holds, timeout=PATIENCE, interval=0.02)
     except TimeoutError:
+        seen = reads[-1] if reads else None
         raise AssertionError(
             f"no {what} within {PATIENCE} s; last read {seen}"
         ) from None
+    return reads[-1]
 
 
 async def final_rows(sz: ScheduleZero, job_id: str) -> list[Attempt]:
     """Ask ``sz`` for the job's rows until one is final; return them, oldest first."""
-    with anyio.fail_after(PATIENCE):
-        while True:
-            rows = await sz.history(job_id=job_id)
-            if any(row.final for row in rows):
-                return list(reversed(rows))
-            await anyio.sleep(0.01)  # a checkpoint between reads, not a wait
+    rows: list[Attempt] = []
+
+    async def final() -> bool:
+        nonlocal rows
+        rows = await sz.history(job_id=job_id)
+        return any(row.final for row in rows)
+
+    await wait_until(final, timeout=PATIENCE)
+    return list(reversed(rows))
 
 
 def problems(snap: Snapshot) -> list[str]:
@@ -656,17 +662,17 @@ async def test_a_job_in_hand_when_sz_serve_is_killed_is_retried_at_the_next_star
 
     async with again:
         await final_rows(again, job_id)
-        with anyio.fail_after(PATIENCE):
-            # The date schedule is spent: whatever the killed process stored
-            # of it, the restart must not fire it again.
-            while True:
-                try:
-                    slow = await again.get_schedule("slow")
-                except ScheduleNotFound:
-                    break
-                if slow.next_fire_time is None:
-                    break
-                await anyio.sleep(0.01)
+
+        # The date schedule is spent: whatever the killed process stored
+        # of it, the restart must not fire it again.
+        async def spent() -> bool:
+            try:
+                slow = await again.get_schedule("slow")
+            except ScheduleNotFound:
+                return True
+            return slow.next_fire_time is None
+
+        await wait_until(spent, timeout=PATIENCE)
         rows = list(reversed(await again.history(schedule_id="slow")))
     assert [(r.job_id, r.attempt, r.outcome, r.final, r.reason) for r in rows] == [
         (job_id, 1, "abandoned", False, "retry_after_restart"),
