@@ -6,11 +6,6 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
-from .broker import (
-    BrokerSettings as BrokerSettings,
-    BrokerStats as BrokerStats,
-    RemoteError as RemoteError,
-)
 from .config import (
     Config as Config,
     ConfigError as ConfigError,
@@ -27,13 +22,18 @@ from .errors import (
 from .governors import GovernorStatus as GovernorStatus
 from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
 from .jobs import Attempt as Attempt, Job as Job, Outcome as Outcome
+from .remote import (
+    BrokerSettings as BrokerSettings,
+    BrokerStats as BrokerStats,
+    RemoteError as RemoteError,
+    ZMQHandler as ZMQHandler,
+)
 from .scheduler import (
     Schedule as Schedule,
     ScheduleNotFound as ScheduleNotFound,
     ScheduleZero as ScheduleZero,
 )
 from .serve import settle_heap as settle_heap
-from .worker import ZMQHandler as ZMQHandler
 
 __all__ = [
     "Attempt",

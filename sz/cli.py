@@ -17,9 +17,9 @@ from transport import KeyFileError, generate_keys
 
 from .config import ConfigError, load_config
 from .errors import SzError
+from .remote import ZMQHandler
 from .scheduler import ScheduleZero
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
-from .worker import ZMQHandler
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

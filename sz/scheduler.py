@@ -47,7 +47,6 @@ from actors import (
     Supervisor,
 )
 
-from .broker import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .config import Config, load_config
 from .dispatcher import (
     LOST_JOB_RETRIES,
@@ -65,6 +64,7 @@ from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, HistoryQuery, log_attempt
 from .jobs import Attempt, Job, JobFuture
+from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 

@@ -57,11 +57,12 @@ from transport import (
 )
 from transport.keys import KeyFileError
 
-from .errors import SzError
-from .pool import JobTasks
+from ..errors import SzError
+from ..pool import JobTasks
 
 __all__ = ["RECONNECT_BACKOFF", "ZMQHandler"]
 
+# Named as before the move to sz.remote: operators filter on it.
 logger = logging.getLogger("sz.worker")
 
 #: The wait before each reconnection: 1 s, doubling to 32 s, +-20 % jitter;

@@ -51,14 +51,14 @@ from transport import (
 )
 from transport.keys import KeyFileError
 
-from .dispatcher import HandlersQuery, Register, Unregister
-from .errors import SzError
-from .handlers import Execute, Finished
-from .validators import int_at_least, positive
+from ..dispatcher import HandlersQuery, Register, Unregister
+from ..errors import SzError
+from ..handlers import Execute, Finished
+from ..validators import int_at_least, positive
 
 if TYPE_CHECKING:
-    from .config import ZmqConfig
-    from .dispatcher import DispatcherState
+    from ..config import ZmqConfig
+    from ..dispatcher import DispatcherState
 
 __all__ = [
     "BrokerActor",
@@ -68,6 +68,7 @@ __all__ = [
     "WorkersQuery",
 ]
 
+# Named as before the move to sz.remote: operators filter on it.
 logger = logging.getLogger("sz.broker")
 
 #: A proxy's mailbox holds its worker's capacity plus this many messages.
