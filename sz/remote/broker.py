@@ -41,10 +41,7 @@ from transport import (
     TransportError,
     check_endpoint,
     decode_all,
-    decode_body,
     encode,
-    encode_batches,
-    encode_body,
     is_local,
     load_public_key,
     load_secret_key,
@@ -55,6 +52,16 @@ from ..dispatcher import HandlersQuery, Register, Unregister
 from ..errors import SzError
 from ..handlers import Execute, Finished
 from ..validators import int_at_least, positive
+from .wire import (
+    BEAT,
+    MAX_ERROR,
+    MAX_MESSAGE_BYTES,
+    UNENCODABLE,
+    Outbox,
+    decode_value,
+    encode_arguments,
+    frames_of,
+)
 
 if TYPE_CHECKING:
     from ..config import ZmqConfig
@@ -74,15 +81,8 @@ logger = logging.getLogger("sz.broker")
 #: A proxy's mailbox holds its worker's capacity plus this many messages.
 PROXY_MAILBOX = 1000
 
-#: Jobs for one worker that are sent at once rather than at the end of the
-#: event loop's turn.
-SHIP_AT = 32
-
 #: The shortest interval between looks at workers' liveness, in seconds.
 MIN_TICK = 0.01
-
-#: Longest error text kept from a worker's RESULT.
-MAX_ERROR = 4096
 
 
 class RemoteError(Exception):
@@ -119,7 +119,9 @@ class BrokerSettings:
     endpoint: str = attrs.field(default="tcp://127.0.0.1:5555", validator=_bindable)
     heartbeat: float = attrs.field(default=1.0, validator=positive)
     liveness: int = attrs.field(default=3, validator=int_at_least(1))
-    max_message_bytes: int = attrs.field(default=16 * 2**20, validator=int_at_least(1))
+    max_message_bytes: int = attrs.field(
+        default=MAX_MESSAGE_BYTES, validator=int_at_least(1)
+    )
     send_hwm: int = attrs.field(default=1000, validator=int_at_least(0))
     receive_hwm: int = attrs.field(default=1000, validator=int_at_least(0))
     secret_key: bytes | None = attrs.field(default=None, repr=False)
@@ -206,7 +208,7 @@ class _Worker:
     #: Jobs sent (or waiting for room) and not yet answered, by job id.
     in_flight: dict[str, Execute] = attrs.field(factory=dict)
     #: Jobs to send at the end of this turn of the event loop, in one batch.
-    outbox: list[tuple[JobRequest, bytes]] = attrs.field(factory=list)
+    outbox: Outbox[JobRequest] = attrs.field(factory=Outbox)
     #: Messages waiting for room in its queue, in order.
     backlog: deque[list[bytes]] = attrs.field(factory=deque)
     draining: bool = False
@@ -215,13 +217,6 @@ class _Worker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class _Beat:
-    """Time to send heartbeats and judge liveness."""
-
-
-_BEAT = _Beat()
 
 
 class WorkerProxy(Actor):
@@ -288,7 +283,7 @@ class BrokerActor(Actor):
         self.start_task(self._read, name="reader")
         self.start_task(self._flush, name="flusher")
         self.tick = settings.heartbeat / 4
-        self.ticker = self.every(self.tick, _BEAT)
+        self.ticker = self.every(self.tick, BEAT)
         if settings.secret_key is None and not is_local(self.router.endpoint):
             logger.warning(
                 "broker listening on %s without CURVE: anyone who can reach it "
@@ -316,7 +311,7 @@ class BrokerActor(Actor):
 
     async def receive(self, message: Any) -> Any:
         """Beat, or answer a query."""
-        if message is _BEAT:
+        if message is BEAT:
             self._beat()
             return None
         if isinstance(message, WorkersQuery):
@@ -336,10 +331,8 @@ class BrokerActor(Actor):
             )
             return
         try:
-            # No arguments travel as no body at all.
-            kwargs = job.kwargs if type(job.kwargs) is dict else {**job.kwargs}
-            body = encode_body((job.args, kwargs)) if job.args or kwargs else b""
-        except (TypeError, ValueError, OverflowError) as exc:
+            body = encode_arguments(job.args, job.kwargs)
+        except UNENCODABLE as exc:
             now = _now()
             order.reply_to.tell(
                 Finished(
@@ -362,36 +355,29 @@ class BrokerActor(Actor):
         self.stats.jobs_sent += 1
         if len(worker.in_flight) == 1 and not worker.outbox:
             # Alone: nothing to batch it with, so no reason to wait for one.
-            self._send(worker, encode(request, body) if body else encode(request))
+            self._send(worker, frames_of(request, body))
             return
-        if not worker.outbox:
+        outbox = worker.outbox
+        if outbox.put(request, body):
             self.shipping.append(worker)
             self.outgoing.set()
-        outbox = worker.outbox
-        outbox.append((request, body))
-        if len(outbox) >= SHIP_AT:
+        if outbox.full:
             # Enough for a batch: the worker starts on it while this process
             # goes on (else each waits for the other's whole turn).
-            worker.outbox = []
-            for frames in encode_batches(outbox):
+            for frames in outbox.take():
                 self._send(worker, frames)
 
     async def _ship(self) -> None:
-        """Send each worker's jobs of this turn of the event loop, batched.
-
-        The dispatcher hands jobs over one message at a time; sent one by one,
-        each would cost a send here and a receive at the worker (and often a
-        wake-up of libzmq's I/O thread each): most of a small job's cost.
-        """
+        """Send each worker's jobs of this turn of the event loop, batched."""
         while True:
             await self.outgoing.wait()
             self.outgoing = self.system.new_event()
             shipping, self.shipping = self.shipping, []
             for worker in shipping:
-                outbox, worker.outbox = worker.outbox, []
-                if worker.gone or not outbox:
+                batches = worker.outbox.take()
+                if worker.gone:
                     continue
-                for frames in encode_batches(outbox):
+                for frames in batches:
                     self._send(worker, frames)
 
     def _send(self, worker: _Worker, frames: list[bytes]) -> None:
@@ -535,9 +521,9 @@ class BrokerActor(Actor):
         outcome, value, error = message.outcome, None, None
         if message.error is not None:
             error = RemoteError(message.error[:MAX_ERROR])
-        if outcome == "success" and bodies:
+        if outcome == "success":
             try:
-                value = decode_body(bodies[0])
+                value = decode_value(bodies)
             except ProtocolError as exc:
                 outcome = "failure"
                 error = RemoteError(f"the result is {exc}")
@@ -624,7 +610,7 @@ class BrokerActor(Actor):
             # It expects word from us more often than we look: look as often.
             self.ticker.cancel()
             self.tick = wanted
-            self.ticker = self.every(wanted, _BEAT)
+            self.ticker = self.every(wanted, BEAT)
         stopping = self.stopping.pop(name, None)
         if stopping is not None:
             await self._settled()

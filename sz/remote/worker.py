@@ -48,10 +48,7 @@ from transport import (
     TransportError,
     check_endpoint,
     decode_all,
-    decode_body,
     encode,
-    encode_batches,
-    encode_body,
     load_public_key,
     load_secret_key,
 )
@@ -59,6 +56,16 @@ from transport.keys import KeyFileError
 
 from ..errors import SzError
 from ..pool import JobTasks
+from .wire import (
+    BEAT,
+    MAX_ERROR,
+    MAX_MESSAGE_BYTES,
+    UNENCODABLE,
+    Outbox,
+    decode_arguments,
+    encode_value,
+    frames_of,
+)
 
 __all__ = ["RECONNECT_BACKOFF", "ZMQHandler"]
 
@@ -68,12 +75,6 @@ logger = logging.getLogger("sz.worker")
 #: The wait before each reconnection: 1 s, doubling to 32 s, +-20 % jitter;
 #: back to 1 s once a connection has lasted 30 s.
 RECONNECT_BACKOFF = Backoff(min=1.0, max=32.0, factor=2.0, jitter=0.2, reset_after=30.0)
-
-#: Results sent at once rather than at the end of the event loop's turn.
-SHIP_AT = 32
-
-#: Longest error text sent in a RESULT.
-MAX_ERROR = 4096
 
 
 class ConnectionLost(SzError):
@@ -128,7 +129,7 @@ class ZMQHandler:
         key: str | os.PathLike[str] | None = None,
         server_key: str | os.PathLike[str] | None = None,
         drain_timeout: float = 1.0,
-        max_message_bytes: int = 16 * 2**20,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         given: dict[str, Any] = {
@@ -337,15 +338,10 @@ class ZMQHandler:
         )
 
 
-class _Beat:
-    """Time to send a heartbeat and judge the broker's liveness."""
-
-
 class _Drain:
     """Stop taking jobs, finish those running, say goodbye."""
 
 
-_BEAT = _Beat()
 _DRAIN = _Drain()
 
 
@@ -383,13 +379,13 @@ class Connection(Actor):
         self.quiet = self.system.new_event()  # set when nothing runs while draining
         self.goodbye = self.system.new_event()
         #: Results of this turn of the event loop, sent together by ``_ship``.
-        self.outbox: list[tuple[JobResult, bytes]] = []
+        self.outbox: Outbox[JobResult] = Outbox()
         #: Results encoded, in order, that found no room yet.
         self.unsent: deque[list[bytes]] = deque()
         self.outgoing = self.system.new_event()
         self.start_task(self._read, name="reader")
         self.start_task(self._ship, name="shipper")
-        self.every(handler.heartbeat / 2, _BEAT)
+        self.every(handler.heartbeat / 2, BEAT)
 
     async def on_stop(self) -> None:
         """Close the socket (if ``on_start`` got as far as opening it)."""
@@ -399,7 +395,7 @@ class Connection(Actor):
 
     async def receive(self, message: Any) -> Any:
         """Beat, or drain."""
-        if message is _BEAT:
+        if message is BEAT:
             self._beat()
         elif message is _DRAIN:
             self._drain()
@@ -541,7 +537,7 @@ class Connection(Actor):
                 raise SzError(
                     f"worker {self.handler.name} has no method {request.method!r}"
                 )
-            args, kwargs = _arguments(bodies)
+            args, kwargs = decode_arguments(bodies)
             limit = method.timeout or request.timeout
             if limit is None:
                 value = await self._call(method, args, kwargs)
@@ -554,9 +550,8 @@ class Connection(Actor):
             outcome, error = "failure", exc
         else:
             try:
-                # None travels as no body at all (most jobs return nothing).
-                value_body = b"" if value is None else encode_body(value)
-            except (TypeError, ValueError, OverflowError) as exc:
+                value_body = encode_value(value)
+            except UNENCODABLE as exc:
                 outcome = "failure"
                 error = SzError(f"the result cannot travel as msgpack: {exc}")
             size, limit = len(value_body), self.handler.max_message_bytes
@@ -580,20 +575,16 @@ class Connection(Actor):
             and not self.jobs.orders
             and not outbox
             and not self.unsent
-            and self.dealer.try_send(
-                encode(result, value_body) if value_body else encode(result)
-            )
+            and self.dealer.try_send(frames_of(result, value_body))
         ):
             # Alone: nothing to batch it with, so no reason to wait for one.
             self.last_sent = self.clock.now()
             return
-        if not outbox:
+        if outbox.put(result, value_body):
             self.outgoing.set()
-        outbox.append((result, value_body))
-        if len(outbox) >= SHIP_AT and not self.unsent:
+        if outbox.full and not self.unsent:
             # Enough for a batch: the broker takes it while more jobs run here.
-            self.outbox = []
-            self.unsent.extend(encode_batches(outbox))
+            self.unsent.extend(outbox.take())
             while self.unsent and self.dealer.try_send(self.unsent[0]):
                 self.unsent.popleft()
 
@@ -605,9 +596,8 @@ class Connection(Actor):
             await self._flush()
 
     async def _flush(self) -> None:
-        outbox, self.outbox = self.outbox, []
         unsent = self.unsent
-        unsent.extend(encode_batches(outbox) if outbox else ())
+        unsent.extend(self.outbox.take())
         if not unsent:
             return
         while unsent:
@@ -625,21 +615,3 @@ class Connection(Actor):
         return await anyio.to_thread.run_sync(
             call, limiter=self.threads, abandon_on_cancel=True
         )
-
-
-def _arguments(bodies: list[bytes]) -> tuple[list[Any], dict[str, Any]]:
-    """A JOB's arguments: its body is msgpack ``[args, kwargs]``."""
-    if not bodies:
-        return [], {}
-    try:
-        decoded = decode_body(bodies[0])
-    except ProtocolError as exc:
-        raise SzError(f"the job's arguments are {exc}") from None
-    if (
-        not isinstance(decoded, list)
-        or len(decoded) != 2
-        or not isinstance(decoded[0], list)
-        or not isinstance(decoded[1], dict)
-    ):
-        raise SzError("the job's arguments are not [args, kwargs]")
-    return decoded[0], decoded[1]
