@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -219,21 +220,38 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@attrs.frozen(kw_only=True)
+class WorkerLink:
+    """A proxy's handle on its worker, made and owned by the broker.
+
+    All a proxy may do is hand its worker jobs: the worker's record, the socket
+    and the judgement of liveness stay with the broker, out of the proxy's reach.
+
+    Attributes:
+        send_job: Send one ``Execute`` to the worker, or answer it as lost if
+            the worker is gone. Not a checkpoint; never raises.
+    """
+
+    send_job: Callable[[Execute], None]
+
+
 class WorkerProxy(Actor):
     """A registered worker, as the dispatcher sees it: a handler of its methods.
 
     Each ``Execute`` becomes a JOB frame to the worker. The proxy holds nothing
     of its own: the worker's record and the socket belong to its broker.
+
+    Args:
+        link: Its handle on the worker.
     """
 
-    def __init__(self, broker: BrokerActor, worker: _Worker) -> None:
-        self.broker = broker
-        self.worker = worker
+    def __init__(self, link: WorkerLink) -> None:
+        self.link = link
 
     async def receive(self, message: Any) -> None:
         """Send each ``Execute`` to the worker."""
         if isinstance(message, Execute):
-            self.broker.send_job(self.worker, message)
+            self.link.send_job(message)
         else:
             await super().receive(message)
 
@@ -320,8 +338,8 @@ class BrokerActor(Actor):
 
     # --------------------------------------------------------------- sending
 
-    def send_job(self, worker: _Worker, order: Execute) -> None:
-        """Send one job to ``worker`` (called by its proxy)."""
+    def _send_job(self, worker: _Worker, order: Execute) -> None:
+        """Send one job to ``worker`` (its proxy calls it, through its link)."""
         job = order.job
         if worker.gone:
             # Dropped between the dispatcher's choice and this: the dispatcher
@@ -619,8 +637,7 @@ class BrokerActor(Actor):
             return  # dropped while the old proxy stopped
         worker.proxy = await self.spawn(
             WorkerProxy,
-            self,
-            worker,
+            WorkerLink(send_job=partial(self._send_job, worker)),
             name=name,
             capacity=message.capacity + PROXY_MAILBOX,
             restart="transient",
