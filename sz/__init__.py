@@ -6,16 +6,16 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
-from .config import (
-    Config as Config,
-    ConfigError as ConfigError,
-    load_config as load_config,
-)
+from .config import Config as Config, load_config as load_config
 from .dispatcher import HandlerStatus as HandlerStatus
 from .errors import (
+    ConfigError as ConfigError,
+    ConnectionLost as ConnectionLost,
     JobFailed as JobFailed,
     NoHealthyHandler as NoHealthyHandler,
     Overloaded as Overloaded,
+    RemoteError as RemoteError,
+    StoreError as StoreError,
     SzError as SzError,
     UnknownTask as UnknownTask,
 )
@@ -25,7 +25,6 @@ from .jobs import Attempt as Attempt, Job as Job, Outcome as Outcome
 from .remote import (
     BrokerSettings as BrokerSettings,
     BrokerStats as BrokerStats,
-    RemoteError as RemoteError,
     ZMQHandler as ZMQHandler,
 )
 from .scheduler import (
@@ -41,6 +40,7 @@ __all__ = [
     "BrokerStats",
     "Config",
     "ConfigError",
+    "ConnectionLost",
     "GovernorStatus",
     "HandlerHealth",
     "HandlerStatus",
@@ -54,6 +54,7 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "ScheduleZero",
+    "StoreError",
     "SzError",
     "UnknownTask",
     "ZMQHandler",

@@ -13,20 +13,13 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .auth import WorkerKeys, secure_server, serve_zap
+from .errors import PeerGone, TransportError
 from .socket import Socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["Dealer", "PeerGone", "Router", "TransportError"]
-
-
-class TransportError(Exception):
-    """An endpoint cannot be bound or connected (the message says why)."""
-
-
-class PeerGone(Exception):
-    """The peer a message was addressed to is no longer connected."""
+__all__ = ["Dealer", "Router"]
 
 
 class Router:

@@ -11,7 +11,6 @@ from .broker import (
     BrokerActor as BrokerActor,
     BrokerSettings as BrokerSettings,
     BrokerStats as BrokerStats,
-    RemoteError as RemoteError,
     WorkersQuery as WorkersQuery,
 )
 from .worker import RECONNECT_BACKOFF as RECONNECT_BACKOFF, ZMQHandler as ZMQHandler
@@ -21,7 +20,6 @@ __all__ = [
     "BrokerActor",
     "BrokerSettings",
     "BrokerStats",
-    "RemoteError",
     "WorkersQuery",
     "ZMQHandler",
 ]

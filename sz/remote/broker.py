@@ -34,6 +34,7 @@ from transport import (
     Heartbeat,
     JobRequest,
     JobResult,
+    KeyFileError,
     Message,
     PeerGone,
     ProtocolError,
@@ -47,10 +48,9 @@ from transport import (
     load_public_key,
     load_secret_key,
 )
-from transport.keys import KeyFileError
 
 from ..dispatcher import HandlersQuery, Register, Unregister
-from ..errors import SzError
+from ..errors import RemoteError, SzError
 from ..handlers import Execute, Finished
 from ..validators import int_at_least, positive
 from .wire import (
@@ -72,7 +72,6 @@ __all__ = [
     "BrokerActor",
     "BrokerSettings",
     "BrokerStats",
-    "RemoteError",
     "WorkersQuery",
 ]
 
@@ -84,13 +83,6 @@ PROXY_MAILBOX = 1000
 
 #: The shortest interval between looks at workers' liveness, in seconds.
 MIN_TICK = 0.01
-
-
-class RemoteError(Exception):
-    """A remote handler's job raised: the text is the worker's ``repr`` of it."""
-
-    def __repr__(self) -> str:
-        return str(self.args[0]) if self.args else "RemoteError()"
 
 
 def _bindable(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

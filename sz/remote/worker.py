@@ -44,6 +44,7 @@ from transport import (
     Heartbeat,
     JobRequest,
     JobResult,
+    KeyFileError,
     ProtocolError,
     Ready,
     TransportError,
@@ -53,9 +54,8 @@ from transport import (
     load_public_key,
     load_secret_key,
 )
-from transport.keys import KeyFileError
 
-from ..errors import SzError
+from ..errors import ConnectionLost, SzError
 from ..pool import JobTasks
 from ..validators import int_at_least, positive
 from .wire import (
@@ -77,10 +77,6 @@ logger = logging.getLogger("sz.worker")
 #: The wait before each reconnection: 1 s, doubling to 32 s, +-20 % jitter;
 #: back to 1 s once a connection has lasted 30 s.
 RECONNECT_BACKOFF = Backoff(min=1.0, max=32.0, factor=2.0, jitter=0.2, reset_after=30.0)
-
-
-class ConnectionLost(SzError):
-    """The broker fell silent, refused the worker, or broke the protocol."""
 
 
 @attrs.frozen
