@@ -13,7 +13,6 @@ from .endpoints import (
     endpoint_problem as endpoint_problem,
     is_local as is_local,
 )
-from .ends import Dealer as Dealer, Router as Router
 from .errors import (
     KeyFileError as KeyFileError,
     PeerGone as PeerGone,
@@ -42,6 +41,7 @@ from .protocol import (
     encode_batches as encode_batches,
     encode_body as encode_body,
 )
+from .router_dealer import Dealer as Dealer, Router as Router
 from .socket import Socket as Socket
 
 __all__ = [

@@ -1,7 +1,9 @@
-"""The two ends of a worker connection: the broker's ROUTER and a worker's DEALER.
+"""The broker's ROUTER end and a worker's DEALER end of a worker connection.
 
-Everything ZeroMQ-specific about them lives here (socket options, CURVE, errors),
-so that the scheduler speaks of peers, frames and refusals, never of libzmq.
+Everything ZeroMQ-specific about them lives here (socket options, CURVE, libzmq's
+errors turned into ``TransportError`` and ``PeerGone``), so that the scheduler
+speaks of peers, frames and refusals, never of libzmq. (``endpoints.py`` beside it
+checks the addresses these bind and connect to.)
 """
 
 from __future__ import annotations
