@@ -6,21 +6,16 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
-from .broker import (
-    BrokerSettings as BrokerSettings,
-    BrokerStats as BrokerStats,
-    RemoteError as RemoteError,
-)
-from .config import (
-    Config as Config,
-    ConfigError as ConfigError,
-    load_config as load_config,
-)
+from .config import Config as Config, load_config as load_config
 from .dispatcher import HandlerStatus as HandlerStatus
 from .errors import (
+    ConfigError as ConfigError,
+    ConnectionLost as ConnectionLost,
     JobFailed as JobFailed,
     NoHealthyHandler as NoHealthyHandler,
     Overloaded as Overloaded,
+    RemoteError as RemoteError,
+    StoreError as StoreError,
     SzError as SzError,
     UnknownTask as UnknownTask,
 )
@@ -32,13 +27,17 @@ from .jobs import (
     Outcome as Outcome,
     Reason as Reason,
 )
+from .remote import (
+    BrokerSettings as BrokerSettings,
+    BrokerStats as BrokerStats,
+    ZMQHandler as ZMQHandler,
+)
 from .scheduler import (
     Schedule as Schedule,
     ScheduleNotFound as ScheduleNotFound,
     ScheduleZero as ScheduleZero,
 )
 from .serve import settle_heap as settle_heap
-from .worker import ZMQHandler as ZMQHandler
 
 __all__ = [
     "Attempt",
@@ -46,6 +45,7 @@ __all__ = [
     "BrokerStats",
     "Config",
     "ConfigError",
+    "ConnectionLost",
     "GovernorStatus",
     "HandlerHealth",
     "HandlerStatus",
@@ -60,6 +60,7 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "ScheduleZero",
+    "StoreError",
     "SzError",
     "UnknownTask",
     "ZMQHandler",

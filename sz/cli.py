@@ -17,9 +17,10 @@ from transport import KeyFileError, generate_keys
 
 from .config import ConfigError, load_config
 from .errors import SzError
+from .remote import ZMQHandler
+from .remote.wire import MAX_MESSAGE_BYTES
 from .scheduler import ScheduleZero
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
-from .worker import ZMQHandler
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -129,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--max-message-bytes",
         type=_positive_int,
-        default=16 * 2**20,
+        default=MAX_MESSAGE_BYTES,
         metavar="N",
         help="the largest message the broker takes, its handlers.zmq."
         "max_message_bytes: a larger result fails its job (default: %(default)s)",

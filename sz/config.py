@@ -40,7 +40,7 @@ from cattrs.gen import make_dict_structure_fn
 
 from transport import endpoint_problem
 
-from .errors import SzError
+from .errors import ConfigError, SzError
 
 __all__ = [
     "AdaptiveConfig",
@@ -72,36 +72,7 @@ SchedulerMode = Literal["embedded", "distributed"]
 SCHEDULER_MODES: tuple[str, ...] = get_args(SchedulerMode)
 
 
-class ConfigError(SzError, ValueError):
-    """A configuration file that cannot be used: unreadable, not YAML, or invalid.
-
-    Its message is one line: ``"<file>: <key.path>: <problem>"``, several problems
-    joined by ``"; "``; a problem with the whole file has no key path.
-
-    Attributes:
-        source: The file, as given to :func:`load_config`, or ``parse_config``'s
-            ``source``.
-        problems: ``(key_path, problem)`` pairs, sections and keys in the order
-            they are documented here, unknown keys last at each level; ``key_path``
-            is ``""`` for the file as a whole.
-    """
-
-    source: str
-    problems: tuple[tuple[str, str], ...]
-
-    def __init__(self, source: str, problems: tuple[tuple[str, str], ...]) -> None:
-        super().__init__(source, problems)
-        self.source = source
-        self.problems = problems
-
-    def __str__(self) -> str:
-        described = (
-            f"{path}: {problem}" if path else problem for path, problem in self.problems
-        )
-        return f"{self.source}: {'; '.join(described)}"
-
-
-class _Invalid(ValueError):
+class _Invalid(SzError, ValueError):
     """A value breaks its rule; ``at`` is its path below the object being built."""
 
     def __init__(self, expected: str, value: object, *, at: str = "") -> None:

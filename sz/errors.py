@@ -1,8 +1,22 @@
-"""The errors the ``sz`` package raises; ``SzError`` is the root of them all."""
+"""The errors the ``sz`` package raises; ``SzError`` is the root of them all.
+
+Each is defined here, except ``ScheduleNotFound`` (``sz.scheduler``, whose
+facade raises it); ``import sz`` exports them all.
+"""
 
 from __future__ import annotations
 
-__all__ = ["JobFailed", "NoHealthyHandler", "Overloaded", "SzError", "UnknownTask"]
+__all__ = [
+    "ConfigError",
+    "ConnectionLost",
+    "JobFailed",
+    "NoHealthyHandler",
+    "Overloaded",
+    "RemoteError",
+    "StoreError",
+    "SzError",
+    "UnknownTask",
+]
 
 
 class SzError(Exception):
@@ -50,3 +64,47 @@ class Overloaded(SzError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ConfigError(SzError, ValueError):
+    """A configuration file that cannot be used: unreadable, not YAML, or invalid.
+
+    Its message is one line: ``"<file>: <key.path>: <problem>"``, several problems
+    joined by ``"; "``; a problem with the whole file has no key path.
+
+    Attributes:
+        source: The file, as given to :func:`load_config`, or ``parse_config``'s
+            ``source``.
+        problems: ``(key_path, problem)`` pairs, sections and keys in the order
+            they are documented here, unknown keys last at each level; ``key_path``
+            is ``""`` for the file as a whole.
+    """
+
+    source: str
+    problems: tuple[tuple[str, str], ...]
+
+    def __init__(self, source: str, problems: tuple[tuple[str, str], ...]) -> None:
+        super().__init__(source, problems)
+        self.source = source
+        self.problems = problems
+
+    def __str__(self) -> str:
+        described = (
+            f"{path}: {problem}" if path else problem for path, problem in self.problems
+        )
+        return f"{self.source}: {'; '.join(described)}"
+
+
+class StoreError(SzError):
+    """The store's file cannot be used (the message names it and what to do)."""
+
+
+class RemoteError(SzError):
+    """A remote handler's job raised: the text is the worker's ``repr`` of it."""
+
+    def __repr__(self) -> str:
+        return str(self.args[0]) if self.args else "RemoteError()"
+
+
+class ConnectionLost(SzError):
+    """The broker fell silent, refused the worker, or broke the protocol."""

@@ -48,7 +48,6 @@ from actors import (
     lowlevel,
 )
 
-from .broker import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .config import Config, load_config
 from .dispatcher import (
     LOST_JOB_RETRIES,
@@ -66,6 +65,7 @@ from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, log_attempt
 from .jobs import Attempt, HistoryQuery, Job, JobFuture, Reason
+from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 

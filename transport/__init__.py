@@ -13,14 +13,13 @@ from .endpoints import (
     endpoint_problem as endpoint_problem,
     is_local as is_local,
 )
-from .ends import (
-    Dealer as Dealer,
+from .errors import (
+    KeyFileError as KeyFileError,
     PeerGone as PeerGone,
-    Router as Router,
+    ProtocolError as ProtocolError,
     TransportError as TransportError,
 )
 from .keys import (
-    KeyFileError as KeyFileError,
     generate_keys as generate_keys,
     load_public_key as load_public_key,
     load_secret_key as load_secret_key,
@@ -34,7 +33,6 @@ from .protocol import (
     JobRequest as JobRequest,
     JobResult as JobResult,
     Message as Message,
-    ProtocolError as ProtocolError,
     Ready as Ready,
     decode as decode,
     decode_all as decode_all,
@@ -43,6 +41,7 @@ from .protocol import (
     encode_batches as encode_batches,
     encode_body as encode_body,
 )
+from .router_dealer import Dealer as Dealer, Router as Router
 from .socket import Socket as Socket
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .ends import TransportError
+from .errors import TransportError
 
 __all__ = ["check_endpoint", "endpoint_problem", "is_local"]
 

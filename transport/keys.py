@@ -13,11 +13,9 @@ from pathlib import Path
 
 import zmq.auth
 
+from .errors import KeyFileError
+
 __all__ = ["KeyFileError", "generate_keys", "load_public_key", "load_secret_key"]
-
-
-class KeyFileError(ValueError):
-    """A key file is missing or is not one (the message names the file)."""
 
 
 def generate_keys(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 import attrs
 import msgpack
 
+from .errors import ProtocolError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
@@ -65,10 +67,6 @@ MAX_BATCH = 256
 #: Bytes of bodies a sender puts in one batch, past its first item's: batching
 #: pays for small messages; a large body is cheaper sent on its own than copied.
 BATCH_BODY_BYTES = 64 * 1024
-
-
-class ProtocolError(ValueError):
-    """Frames that are not a message of this protocol (the text says why)."""
 
 
 def _is_text(value: Any) -> bool:

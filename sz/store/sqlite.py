@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 
-from ..errors import SzError
+from ..errors import StoreError
 
 __all__ = [
     "APPLICATION_ID",
@@ -144,10 +144,6 @@ def _loop_caller() -> Callable[[Callable[[], None]], object]:
     if call_soon is None:
         call_soon = native.run_sync_soon
     return call_soon  # type: ignore[no-any-return]
-
-
-class StoreError(SzError):
-    """The store's file cannot be used (the message names it and what to do)."""
 
 
 #: One unit of work for the thread: ``work(connection)``, whose result (or

@@ -1,7 +1,9 @@
-"""The two ends of a worker connection: the broker's ROUTER and a worker's DEALER.
+"""The broker's ROUTER end and a worker's DEALER end of a worker connection.
 
-Everything ZeroMQ-specific about them lives here (socket options, CURVE, errors),
-so that the scheduler speaks of peers, frames and refusals, never of libzmq.
+Everything ZeroMQ-specific about them lives here (socket options, CURVE, libzmq's
+errors turned into ``TransportError`` and ``PeerGone``), so that the scheduler
+speaks of peers, frames and refusals, never of libzmq. (``endpoints.py`` beside it
+checks the addresses these bind and connect to.)
 """
 
 from __future__ import annotations
@@ -13,20 +15,13 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .auth import WorkerKeys, secure_server, serve_zap
+from .errors import PeerGone, TransportError
 from .socket import Socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["Dealer", "PeerGone", "Router", "TransportError"]
-
-
-class TransportError(Exception):
-    """An endpoint cannot be bound or connected (the message says why)."""
-
-
-class PeerGone(Exception):
-    """The peer a message was addressed to is no longer connected."""
+__all__ = ["Dealer", "Router"]
 
 
 class Router:

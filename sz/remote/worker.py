@@ -19,8 +19,9 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, overload
 
 import anyio
@@ -44,40 +45,39 @@ from transport import (
     Heartbeat,
     JobRequest,
     JobResult,
+    KeyFileError,
     ProtocolError,
     Ready,
     TransportError,
     check_endpoint,
     decode_all,
-    decode_body,
     encode,
-    encode_batches,
-    encode_body,
     load_public_key,
     load_secret_key,
 )
-from transport.keys import KeyFileError
 
-from .errors import SzError
-from .pool import JobTasks
+from ..errors import ConnectionLost, SzError
+from ..pool import JobTasks
+from ..validators import int_at_least, positive
+from .wire import (
+    BEAT,
+    MAX_ERROR,
+    MAX_MESSAGE_BYTES,
+    UNENCODABLE,
+    Outbox,
+    decode_arguments,
+    encode_value,
+    frames_of,
+)
 
 __all__ = ["RECONNECT_BACKOFF", "ZMQHandler"]
 
+# Named as before the move to sz.remote: operators filter on it.
 logger = logging.getLogger("sz.worker")
 
 #: The wait before each reconnection: 1 s, doubling to 32 s, +-20 % jitter;
 #: back to 1 s once a connection has lasted 30 s.
 RECONNECT_BACKOFF = Backoff(min=1.0, max=32.0, factor=2.0, jitter=0.2, reset_after=30.0)
-
-#: Results sent at once rather than at the end of the event loop's turn.
-SHIP_AT = 32
-
-#: Longest error text sent in a RESULT.
-MAX_ERROR = 4096
-
-
-class ConnectionLost(SzError):
-    """The broker fell silent, refused the worker, or broke the protocol."""
 
 
 @attrs.frozen
@@ -128,7 +128,7 @@ class ZMQHandler:
         key: str | os.PathLike[str] | None = None,
         server_key: str | os.PathLike[str] | None = None,
         drain_timeout: float = 1.0,
-        max_message_bytes: int = 16 * 2**20,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         given: dict[str, Any] = {
@@ -263,8 +263,23 @@ class ZMQHandler:
         if self._stop is not None:
             raise SzError("the worker is already serving")
         stop = self._stop = anyio.Event()
-        self._drained = anyio.Event()
+        drained = anyio.Event()
         self.incarnation = uuid.uuid4().hex
+        spec = ConnectionSpec(
+            endpoint=self.endpoint,
+            name=self.name,
+            incarnation=self.incarnation,
+            keys=self._keys,
+            capacity=self.capacity,
+            heartbeat=self.heartbeat,
+            liveness=self.liveness,
+            drain_timeout=self.drain_timeout,
+            max_message_bytes=self.max_message_bytes,
+            methods=MappingProxyType(self._methods),
+        )
+        link = HandlerLink(
+            connected=self._connected, registered=self._registered, drained=drained.set
+        )
         try:
             async with ActorSystem(f"worker-{self.name}") as system:
                 self._system = system
@@ -275,7 +290,8 @@ class ZMQHandler:
                     [
                         Child(
                             Connection,
-                            self,
+                            spec,
+                            link,
                             name="connection",
                             restart="permanent",
                             backoff=self.backoff,
@@ -289,7 +305,7 @@ class ZMQHandler:
                 # reconnect has nothing to finish.
                 self.connection.tell(_DRAIN)
                 with anyio.move_on_after(self.drain_timeout + 0.4):
-                    await self._drained.wait()
+                    await drained.wait()
         finally:
             self._stop = self._system = None
 
@@ -327,25 +343,78 @@ class ZMQHandler:
         if self._stop is not None:
             self._stop.set()
 
-    def _ready(self) -> Ready:
+    def _connected(self) -> None:
+        self.connections += 1
+
+    def _registered(self) -> None:
+        self.registrations += 1
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionSpec:
+    """What a connection knows of its worker: fixed when the worker starts serving.
+
+    Attributes:
+        endpoint: The broker's endpoint.
+        name: The worker's name.
+        incarnation: New at each ``serve``, so that the broker tells a
+            restarted worker from the one it knew.
+        keys: With CURVE, this worker's public and secret keys and the broker's
+            public key (Z85); None without.
+        capacity: Jobs it runs at once.
+        heartbeat: Seconds between heartbeats.
+        liveness: Heartbeats the broker may miss before the connection fails.
+        drain_timeout: Seconds a draining connection lets its jobs finish.
+        max_message_bytes: The largest message the broker takes.
+        methods: The worker's methods by task, a read-only view of its own (one
+            registered while it serves goes in the next READY, as before).
+    """
+
+    endpoint: str
+    name: str
+    incarnation: str
+    keys: tuple[bytes, bytes, bytes] | None = attrs.field(repr=False)
+    capacity: int = attrs.field(validator=int_at_least(1))
+    heartbeat: float = attrs.field(validator=positive)
+    liveness: int = attrs.field(validator=int_at_least(1))
+    drain_timeout: float = attrs.field(validator=positive)
+    max_message_bytes: int = attrs.field(validator=int_at_least(1))
+    methods: Mapping[str, _Method] = attrs.field(hash=False)
+
+    def ready(self) -> Ready:
+        """The READY that registers this worker."""
         return Ready(
             name=self.name,
             incarnation=self.incarnation,
-            methods=self.methods,
+            methods=tuple(self.methods),
             capacity=self.capacity,
             heartbeat=self.heartbeat,
         )
 
 
-class _Beat:
-    """Time to send a heartbeat and judge the broker's liveness."""
+@attrs.frozen(kw_only=True)
+class HandlerLink:
+    """A connection's handle on its worker, made and owned by ``ZMQHandler``.
+
+    The connection reports through it and reaches nothing else of the handler.
+    Each call is synchronous, not a checkpoint, and never raises.
+
+    Attributes:
+        connected: A socket was opened (counted in ``ZMQHandler.connections``).
+        registered: A READY was sent (``ZMQHandler.registrations``).
+        drained: The connection has finished, or handed back, its jobs and
+            said goodbye: ``serve`` may return.
+    """
+
+    connected: Callable[[], None]
+    registered: Callable[[], None]
+    drained: Callable[[], None]
 
 
 class _Drain:
     """Stop taking jobs, finish those running, say goodbye."""
 
 
-_BEAT = _Beat()
 _DRAIN = _Drain()
 
 
@@ -357,40 +426,41 @@ class Connection(Actor):
     it lost sight of this worker.
     """
 
-    def __init__(self, handler: ZMQHandler) -> None:
-        self.handler = handler
+    def __init__(self, spec: ConnectionSpec, link: HandlerLink) -> None:
+        self.spec = spec
+        self.link = link
 
     async def on_start(self) -> None:
         """Open the socket and register; beat every half heartbeat."""
-        handler = self.handler
-        public, secret, server = handler._keys or (None, None, None)
+        spec = self.spec
+        public, secret, server = spec.keys or (None, None, None)
         self.dealer = Dealer(
-            handler.endpoint, secret_key=secret, public_key=public, server_key=server
+            spec.endpoint, secret_key=secret, public_key=public, server_key=server
         )
-        handler.connections += 1
+        self.link.connected()
         self.clock = lowlevel.clock(self.system)
         self.new_event = lowlevel.event_factory(self.system)
         #: When the broker was last heard from; None until registered.
         self.last_heard: float | None = None
         self.last_sent = self.opened = self.clock.now()
         #: When to say that no broker answers yet (then at twice the wait, ...).
-        self.nag_at = self.opened + handler.heartbeat * handler.liveness
+        self.nag_at = self.opened + spec.heartbeat * spec.liveness
         self.last_ready = -float("inf")
         self.jobs: JobTasks[tuple[JobRequest, list[bytes]]] = JobTasks(
-            self, handler.capacity, self._run, "job"
+            self, spec.capacity, self._run, "job"
         )
-        self.threads = anyio.CapacityLimiter(handler.capacity)
+        self.threads = anyio.CapacityLimiter(spec.capacity)
         self.draining = False
         self.quiet = self.new_event()  # set when nothing runs while draining
         self.goodbye = self.new_event()
         #: Results of this turn of the event loop, sent together by ``_ship``.
-        self.outbox: list[tuple[JobResult, bytes]] = []
+        self.outbox: Outbox[JobResult] = Outbox()
         #: Results encoded, in order, that found no room yet.
         self.unsent: deque[list[bytes]] = deque()
         self.outgoing = self.new_event()
         self.start_task(self._read, name="reader")
         self.start_task(self._ship, name="shipper")
-        self.every(handler.heartbeat / 2, _BEAT)
+        self.every(spec.heartbeat / 2, BEAT)
 
     async def on_stop(self) -> None:
         """Close the socket (if ``on_start`` got as far as opening it)."""
@@ -400,7 +470,7 @@ class Connection(Actor):
 
     async def receive(self, message: Any) -> Any:
         """Beat, or drain."""
-        if message is _BEAT:
+        if message is BEAT:
             self._beat()
         elif message is _DRAIN:
             self._drain()
@@ -411,24 +481,22 @@ class Connection(Actor):
     # ------------------------------------------------------------- protocol
 
     async def _register(self) -> None:
-        await self.dealer.send(encode(self.handler._ready()))
+        await self.dealer.send(encode(self.spec.ready()))
         now = self.clock.now()
         self.last_heard = self.last_sent = self.last_ready = now
-        self.handler.registrations += 1
+        self.link.registered()
         logger.info(
             "worker %s: registering with %s (%s, capacity %d)",
-            self.handler.name,
-            self.handler.endpoint,
-            ", ".join(self.handler.methods),
-            self.handler.capacity,
+            self.spec.name,
+            self.spec.endpoint,
+            ", ".join(self.spec.methods),
+            self.spec.capacity,
         )
 
     async def _read(self) -> None:
         # Waits, without a deadline, for the connection to come up (IMMEDIATE):
         # libzmq keeps trying, and liveness starts with registration.
-        logger.info(
-            "worker %s: connecting to %s", self.handler.name, self.handler.endpoint
-        )
+        logger.info("worker %s: connecting to %s", self.spec.name, self.spec.endpoint)
         await self._register()
         while True:
             for frames in await self.dealer.receive():
@@ -456,16 +524,16 @@ class Connection(Actor):
             self.goodbye.set()
             return
         if message.reason.startswith("refused"):
-            logger.error("worker %s: the broker %s", self.handler.name, message.reason)
+            logger.error("worker %s: the broker %s", self.spec.name, message.reason)
             raise ConnectionLost(f"the broker {message.reason}")
-        if self.clock.now() - self.last_ready < self.handler.heartbeat:
+        if self.clock.now() - self.last_ready < self.spec.heartbeat:
             # Most likely the answer to something sent just before the READY:
             # if the broker does not know this worker, the next heartbeat's
             # answer will say so again.
             return
         # The broker forgot this worker (it restarted, or judged it dead): the
         # socket is sound, so register again at once.
-        logger.info("worker %s: broker says %r", self.handler.name, message.reason)
+        logger.info("worker %s: broker says %r", self.spec.name, message.reason)
         await self._register()
 
     def _beat(self) -> None:
@@ -474,17 +542,17 @@ class Connection(Actor):
             if now >= self.nag_at:
                 logger.warning(
                     "worker %s: no broker answers at %s after %.1f s; still trying",
-                    self.handler.name,
-                    self.handler.endpoint,
+                    self.spec.name,
+                    self.spec.endpoint,
                     now - self.opened,
                 )
                 self.nag_at = now + (now - self.opened)
             return
-        handler = self.handler
+        spec = self.spec
         silent = now - self.last_heard
-        if silent >= handler.heartbeat * handler.liveness and not self.draining:
+        if silent >= spec.heartbeat * spec.liveness and not self.draining:
             raise ConnectionLost(f"no word from the broker for {silent:.1f} s")
-        if now - self.last_sent >= handler.heartbeat and self.dealer.try_send(
+        if now - self.last_sent >= spec.heartbeat and self.dealer.try_send(
             encode(Heartbeat())
         ):
             self.last_sent = now
@@ -497,23 +565,23 @@ class Connection(Actor):
         if self.draining:
             return
         if self.last_heard is None:
-            self.handler._drained.set()  # never registered: nothing to hand back
+            self.link.drained()  # never registered: nothing to hand back
             return
         self.draining = True
         self.jobs.on_quiet = self.quiet.set
         self.start_task(self._leave, name="leave")
 
     async def _leave(self) -> None:
-        handler = self.handler
+        spec = self.spec
         self.dealer.try_send(encode(Disconnect(reason="stopping", draining=True)))
         logger.info(
             "worker %s: draining %d running, %d queued",
-            handler.name,
+            spec.name,
             self.jobs.running,
             len(self.jobs.orders),
         )
         if self.jobs.running or self.jobs.orders:
-            with anyio.move_on_after(handler.drain_timeout):
+            with anyio.move_on_after(spec.drain_timeout):
                 await self.quiet.wait()
         handed_back = self.jobs.running + len(self.jobs.orders)
         self.jobs.orders.clear()
@@ -524,10 +592,8 @@ class Connection(Actor):
             # (LINGER 0) could otherwise drop it.
             with anyio.move_on_after(0.3):
                 await self.goodbye.wait()
-        logger.info(
-            "worker %s: stopped (%d jobs handed back)", handler.name, handed_back
-        )
-        handler._drained.set()
+        logger.info("worker %s: stopped (%d jobs handed back)", spec.name, handed_back)
+        self.link.drained()
 
     # ----------------------------------------------------------------- jobs
 
@@ -536,13 +602,13 @@ class Connection(Actor):
         start = time.perf_counter()
         outcome, value_body = "success", b""
         error: BaseException | None = None
-        method = self.handler._methods.get(request.method)
+        method = self.spec.methods.get(request.method)
         try:
             if method is None:
                 raise SzError(
-                    f"worker {self.handler.name} has no method {request.method!r}"
+                    f"worker {self.spec.name} has no method {request.method!r}"
                 )
-            args, kwargs = _arguments(bodies)
+            args, kwargs = decode_arguments(bodies)
             limit = method.timeout or request.timeout
             if limit is None:
                 value = await self._call(method, args, kwargs)
@@ -555,12 +621,11 @@ class Connection(Actor):
             outcome, error = "failure", exc
         else:
             try:
-                # None travels as no body at all (most jobs return nothing).
-                value_body = b"" if value is None else encode_body(value)
-            except (TypeError, ValueError, OverflowError) as exc:
+                value_body = encode_value(value)
+            except UNENCODABLE as exc:
                 outcome = "failure"
                 error = SzError(f"the result cannot travel as msgpack: {exc}")
-            size, limit = len(value_body), self.handler.max_message_bytes
+            size, limit = len(value_body), self.spec.max_message_bytes
             if size > limit:
                 outcome, value_body = "failure", b""
                 error = SzError(
@@ -581,20 +646,16 @@ class Connection(Actor):
             and not self.jobs.orders
             and not outbox
             and not self.unsent
-            and self.dealer.try_send(
-                encode(result, value_body) if value_body else encode(result)
-            )
+            and self.dealer.try_send(frames_of(result, value_body))
         ):
             # Alone: nothing to batch it with, so no reason to wait for one.
             self.last_sent = self.clock.now()
             return
-        if not outbox:
+        if outbox.put(result, value_body):
             self.outgoing.set()
-        outbox.append((result, value_body))
-        if len(outbox) >= SHIP_AT and not self.unsent:
+        if outbox.full and not self.unsent:
             # Enough for a batch: the broker takes it while more jobs run here.
-            self.outbox = []
-            self.unsent.extend(encode_batches(outbox))
+            self.unsent.extend(outbox.take())
             while self.unsent and self.dealer.try_send(self.unsent[0]):
                 self.unsent.popleft()
 
@@ -606,9 +667,8 @@ class Connection(Actor):
             await self._flush()
 
     async def _flush(self) -> None:
-        outbox, self.outbox = self.outbox, []
         unsent = self.unsent
-        unsent.extend(encode_batches(outbox) if outbox else ())
+        unsent.extend(self.outbox.take())
         if not unsent:
             return
         while unsent:
@@ -626,21 +686,3 @@ class Connection(Actor):
         return await anyio.to_thread.run_sync(
             call, limiter=self.threads, abandon_on_cancel=True
         )
-
-
-def _arguments(bodies: list[bytes]) -> tuple[list[Any], dict[str, Any]]:
-    """A JOB's arguments: its body is msgpack ``[args, kwargs]``."""
-    if not bodies:
-        return [], {}
-    try:
-        decoded = decode_body(bodies[0])
-    except ProtocolError as exc:
-        raise SzError(f"the job's arguments are {exc}") from None
-    if (
-        not isinstance(decoded, list)
-        or len(decoded) != 2
-        or not isinstance(decoded[0], list)
-        or not isinstance(decoded[1], dict)
-    ):
-        raise SzError("the job's arguments are not [args, kwargs]")
-    return decoded[0], decoded[1]
