@@ -6,6 +6,7 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
+from .bridge import Schedule as Schedule, ScheduleNotFound as ScheduleNotFound
 from .broker import (
     BrokerSettings as BrokerSettings,
     BrokerStats as BrokerStats,
@@ -27,11 +28,7 @@ from .errors import (
 from .governors import GovernorStatus as GovernorStatus
 from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
 from .jobs import Attempt as Attempt, Job as Job, Outcome as Outcome
-from .scheduler import (
-    Schedule as Schedule,
-    ScheduleNotFound as ScheduleNotFound,
-    ScheduleZero as ScheduleZero,
-)
+from .scheduler import ScheduleZero as ScheduleZero
 from .serve import settle_heap as settle_heap
 from .worker import ZMQHandler as ZMQHandler
 

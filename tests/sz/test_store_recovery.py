@@ -29,7 +29,7 @@ import attrs
 import pytest
 
 from sz import ScheduleZero
-from sz.scheduler import ScheduleNotFound
+from sz.bridge import ScheduleNotFound
 from sz.store import StoreError
 from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 
