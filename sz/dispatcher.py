@@ -21,6 +21,11 @@ from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
 from .jobs import Attempt, Job, JobFuture, Outcome
+from .retry import (
+    # Re-exported: where its readers have always found it.
+    LOST_JOB_RETRIES as LOST_JOB_RETRIES,
+    next_attempt,
+)
 from .routing import Router
 
 __all__ = [
@@ -33,11 +38,6 @@ __all__ = [
     "Submit",
     "Unregister",
 ]
-
-#: Further attempts for a job lost because its handler went down mid-job, on top of
-#: the handler's own ``retries``; the next attempt starts at once, on whichever
-#: healthy handler the router picks (possibly the restarted one).
-LOST_JOB_RETRIES = 3
 
 #: Seconds between looks at jobs waiting for a handler.
 TICK = 0.25
@@ -807,22 +807,21 @@ class DispatcherActor(Actor):
             # no crash to record, nowhere to retry. The job stays accepted, and a
             # durable store takes it up at the next start.
             pass
-        elif message.outcome == "lost":
-            if attempt <= retries + LOST_JOB_RETRIES:
-                again = f"retry_after_{message.reason or 'crash'}"
-                record(message, entry, "abandoned", final=False, reason=again)
-                self._dispatch(job, attempt + 1, entry.future, again)
-            else:
-                record(message, entry, "abandoned", final=True)
-                self._resolve_failed(entry.future, "abandoned", message.error)
         else:
-            outcome: Outcome = "timeout" if message.outcome == "timeout" else "failure"
-            if attempt <= retries:
-                again = "retry_after_failure"
-                record(message, entry, outcome, final=False, reason=again)
-                self._dispatch(job, attempt + 1, entry.future, again)
+            lost = message.outcome == "lost"
+            outcome: Outcome = (
+                "abandoned"
+                if lost
+                else "timeout"
+                if message.outcome == "timeout"
+                else "failure"
+            )
+            retry = next_attempt(attempt, retries, lost=lost, why=message.reason)
+            if retry.attempt is not None:
+                record(message, entry, outcome, final=False, reason=retry.reason)
+                self._dispatch(job, retry.attempt, entry.future, retry.reason)
             else:
-                record(message, entry, outcome, final=True)
+                record(message, entry, outcome, final=True, reason=retry.reason)
                 self._resolve_failed(entry.future, outcome, message.error)
         governor = self.state.governor
         if not self.state.waiting:

@@ -39,7 +39,6 @@ from .bridge import Bridge, split_arguments
 from .broker import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .config import Config, load_config
 from .dispatcher import (
-    LOST_JOB_RETRIES,
     DispatcherActor,
     DispatcherState,
     GovernorsQuery,
@@ -54,6 +53,7 @@ from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor, HistoryQuery
 from .jobs import Attempt, Job, JobFuture
+from .retry import next_attempt
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -593,22 +593,22 @@ class ScheduleZero:
             # A remote worker may serve it (they have no retries of their own).
             default=0 if self.broker_settings is not None else None,
         )
-        again = retries is not None and interrupted <= retries + LOST_JOB_RETRIES
+        retry = next_attempt(interrupted, retries, lost=True, why="restart")
         history.tell(
             Attempt.of(
                 job,
                 interrupted,
                 "abandoned",
-                final=not again,
-                reason="retry_after_restart" if again else "interrupted_by_restart",
+                final=retry.attempt is None,
+                reason=retry.reason,
             )
         )
-        if again:
+        if retry.attempt is not None:
             self._submit(
                 Submit(
                     job=job,
-                    attempt=interrupted + 1,
-                    reason="retry_after_restart",
+                    attempt=retry.attempt,
+                    reason=retry.reason,
                     hold=True,
                 )
             )
