@@ -26,7 +26,7 @@ from .retry import (
     LOST_JOB_RETRIES as LOST_JOB_RETRIES,
     next_attempt,
 )
-from .routing import Router
+from .routing import HandlerPicker
 
 __all__ = [
     "DispatcherActor",
@@ -244,7 +244,8 @@ class DispatcherState:
     handlers: dict[str, _Handler] = attrs.field(factory=dict)
     #: The same handlers by the task they serve: what every dispatch looks up.
     by_task: dict[str, list[_Handler]] = attrs.field(factory=dict)
-    routers: dict[str, Router] = attrs.field(factory=dict)
+    #: Per task, the picker that chooses which of its handlers takes a job.
+    pickers: dict[str, HandlerPicker] = attrs.field(factory=dict)
     waiting: dict[str, deque[_Pending]] = attrs.field(factory=dict)
     #: Per task, how many of its waiting jobs have an affinity key.
     keyed: dict[str, int] = attrs.field(factory=dict)
@@ -392,7 +393,7 @@ class DispatcherActor(Actor):
         )
         for task in tasks:
             self.state.by_task.setdefault(task, []).append(handler)
-            self.state.routers.setdefault(task, Router())
+            self.state.pickers.setdefault(task, HandlerPicker())
         self.watch(message.ref)
         for task in tasks:
             self._drain(task)
@@ -646,9 +647,9 @@ class DispatcherActor(Actor):
                         "rate_limited",
                     )
                 healthy = ready
-        routers = self.state.routers
-        router = routers.get(job.task) or routers.setdefault(job.task, Router())
-        handler = router.choose(healthy, job.affinity)
+        pickers = self.state.pickers
+        picker = pickers.get(job.task) or pickers.setdefault(job.task, HandlerPicker())
+        handler = picker.choose(healthy, job.affinity)
         assert handler is not None
         if handler.active >= handler.concurrency:
             return _WAIT  # its key's handler is busy: wait for it, not another
