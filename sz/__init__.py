@@ -6,6 +6,7 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
+from .bridge import Schedule as Schedule, ScheduleNotFound as ScheduleNotFound
 from .config import Config as Config, load_config as load_config
 from .dispatcher import HandlerStatus as HandlerStatus
 from .errors import (
@@ -32,11 +33,7 @@ from .remote import (
     BrokerStats as BrokerStats,
     ZMQHandler as ZMQHandler,
 )
-from .scheduler import (
-    Schedule as Schedule,
-    ScheduleNotFound as ScheduleNotFound,
-    ScheduleZero as ScheduleZero,
-)
+from .scheduler import ScheduleZero as ScheduleZero
 from .serve import settle_heap as settle_heap
 
 __all__ = [

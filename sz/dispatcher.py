@@ -11,7 +11,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import attrs
 
@@ -21,7 +21,12 @@ from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
 from .jobs import Attempt, Job, JobFuture, Outcome, Reason
-from .routing import Router
+from .retry import (
+    # Re-exported: where its readers have always found it.
+    LOST_JOB_RETRIES as LOST_JOB_RETRIES,
+    next_attempt,
+)
+from .routing import HandlerPicker
 
 __all__ = [
     "DispatcherActor",
@@ -33,11 +38,6 @@ __all__ = [
     "Submit",
     "Unregister",
 ]
-
-#: Further attempts for a job lost because its handler went down mid-job, on top of
-#: the handler's own ``retries``; the next attempt starts at once, on whichever
-#: healthy handler the router picks (possibly the restarted one).
-LOST_JOB_RETRIES = 3
 
 #: Seconds between looks at jobs waiting for a handler.
 TICK = 0.25
@@ -244,7 +244,8 @@ class DispatcherState:
     handlers: dict[str, _Handler] = attrs.field(factory=dict)
     #: The same handlers by the task they serve: what every dispatch looks up.
     by_task: dict[str, list[_Handler]] = attrs.field(factory=dict)
-    routers: dict[str, Router] = attrs.field(factory=dict)
+    #: Per task, the picker that chooses which of its handlers takes a job.
+    pickers: dict[str, HandlerPicker] = attrs.field(factory=dict)
     waiting: dict[str, deque[_Pending]] = attrs.field(factory=dict)
     #: Per task, how many of its waiting jobs have an affinity key.
     keyed: dict[str, int] = attrs.field(factory=dict)
@@ -266,16 +267,6 @@ class DispatcherState:
     #: Told ``(task, False)`` when a task's last handler stops taking jobs, and
     #: ``(task, True)`` when one takes them again (a trial job counts).
     on_served: Callable[[str, bool], None] = lambda _task, _served: None
-
-
-def _retry_after(lost: str | None) -> Reason:
-    """The reason of the retry of a job lost with its handler, for why it was lost.
-
-    A handler's own loss has no reason (``crash``); the broker's are
-    ``worker_lost`` and ``worker_left``. They are built, not written out, so
-    tests/sz/test_reasons.py checks that each has its ``Reason``.
-    """
-    return cast("Reason", f"retry_after_{lost or 'crash'}")
 
 
 def _now() -> datetime:
@@ -402,7 +393,7 @@ class DispatcherActor(Actor):
         )
         for task in tasks:
             self.state.by_task.setdefault(task, []).append(handler)
-            self.state.routers.setdefault(task, Router())
+            self.state.pickers.setdefault(task, HandlerPicker())
         self.watch(message.ref)
         for task in tasks:
             self._drain(task)
@@ -656,9 +647,9 @@ class DispatcherActor(Actor):
                         "rate_limited",
                     )
                 healthy = ready
-        routers = self.state.routers
-        router = routers.get(job.task) or routers.setdefault(job.task, Router())
-        handler = router.choose(healthy, job.affinity)
+        pickers = self.state.pickers
+        picker = pickers.get(job.task) or pickers.setdefault(job.task, HandlerPicker())
+        handler = picker.choose(healthy, job.affinity)
         assert handler is not None
         if handler.active >= handler.concurrency:
             return _WAIT  # its key's handler is busy: wait for it, not another
@@ -817,22 +808,21 @@ class DispatcherActor(Actor):
             # no crash to record, nowhere to retry. The job stays accepted, and a
             # durable store takes it up at the next start.
             pass
-        elif message.outcome == "lost":
-            if attempt <= retries + LOST_JOB_RETRIES:
-                again = _retry_after(message.reason)
-                record(message, entry, "abandoned", final=False, reason=again)
-                self._dispatch(job, attempt + 1, entry.future, again)
-            else:
-                record(message, entry, "abandoned", final=True)
-                self._resolve_failed(entry.future, "abandoned", message.error)
         else:
-            outcome: Outcome = "timeout" if message.outcome == "timeout" else "failure"
-            if attempt <= retries:
-                again = "retry_after_failure"
-                record(message, entry, outcome, final=False, reason=again)
-                self._dispatch(job, attempt + 1, entry.future, again)
+            lost = message.outcome == "lost"
+            outcome: Outcome = (
+                "abandoned"
+                if lost
+                else "timeout"
+                if message.outcome == "timeout"
+                else "failure"
+            )
+            retry = next_attempt(attempt, retries, lost=lost, why=message.reason)
+            if retry.attempt is not None:
+                record(message, entry, outcome, final=False, reason=retry.reason)
+                self._dispatch(job, retry.attempt, entry.future, retry.reason)
             else:
-                record(message, entry, outcome, final=True)
+                record(message, entry, outcome, final=True, reason=retry.reason)
                 self._resolve_failed(entry.future, outcome, message.error)
         governor = self.state.governor
         if not self.state.waiting:

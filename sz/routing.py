@@ -1,8 +1,10 @@
 """Choosing a handler for a job: affinity by rendezvous hashing, else least loaded.
 
 Pure and synchronous: the dispatcher actor filters the candidates (the handlers of
-the job's method that are healthy enough to accept a job) and asks a ``Router``,
-one per method, which of them takes the job. Nothing here blocks or reads a clock.
+the job's method that are healthy enough to accept a job) and asks a
+``HandlerPicker``, one per method, which of them takes the job. Nothing here
+blocks or reads a clock. (Not to be confused with ``transport.Router``, the
+ZeroMQ ROUTER end.)
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from .validators import int_at_least
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Candidate", "Loaded", "Router"]
+__all__ = ["Candidate", "HandlerPicker", "Loaded"]
 
 
 class Loaded(Protocol):
-    """Anything the router can weigh: a name and a load (``Candidate`` is one)."""
+    """Anything the picker can weigh: a name and a load (``Candidate`` is one)."""
 
     @property
     def name(self) -> str:
@@ -62,8 +64,8 @@ def _weight(key: str, name: str) -> bytes:
     return hashlib.blake2b(f"{key}\0{name}".encode(), digest_size=8).digest()
 
 
-class Router:
-    """Picks one candidate per job; keep one ``Router`` per method.
+class HandlerPicker:
+    """Picks the handler that takes each job; keep one ``HandlerPicker`` per method.
 
     The only state is the round-robin cursor: the name chosen last without affinity.
     """

@@ -2,39 +2,27 @@
 
 APScheduler 4 decides *when*: each schedule lives in it, kept by ScheduleZero's
 own data store, whose ``add_job`` hands every fire to the dispatcher (APScheduler's
-job layer never sees it). Everything after that — which handler, how fast,
+job layer never sees it); ``sz.bridge`` owns all of that, and the facade hands
+its schedule methods to it. Everything after that — which handler, how fast,
 retries, the record of what happened — is ScheduleZero's, done by actors in one
-supervision tree that ``sz.system`` exposes. With a store file, schedules, accepted
-jobs and history survive the process; a job accepted but never finished is taken
-up again at the next start.
+supervision tree that ``sz.system`` exposes. This module owns the facade:
+registering handlers, starting and stopping the run (store file, actors, broker,
+bridge), ``run_now``, the governors' limits, and the queries. With a store file,
+schedules, accepted jobs and history survive the process; a job accepted but
+never finished is taken up again at the next start (``_take_up``).
 """
 
 from __future__ import annotations
 
 import importlib
-import itertools
-import logging
-import uuid
-from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 import attrs
-from apscheduler import (
-    AsyncScheduler,
-    CoalescePolicy,
-    ConflictPolicy,
-    ScheduleLookupError,
-    SchedulerRole,
-)
-from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from actors import (
     ActorError,
@@ -48,9 +36,9 @@ from actors import (
     lowlevel,
 )
 
+from .bridge import Bridge, split_arguments
 from .config import Config, load_config
 from .dispatcher import (
-    LOST_JOB_RETRIES,
     DispatcherActor,
     DispatcherState,
     GovernorsQuery,
@@ -63,25 +51,22 @@ from .errors import JobFailed, NoHealthyHandler, Overloaded, SzError, UnknownTas
 from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
-from .history import HistoryActor, log_attempt
-from .jobs import Attempt, HistoryQuery, Job, JobFuture, Reason
+from .history import HistoryActor
+from .jobs import Attempt, HistoryQuery, Job, JobFuture
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
-from .store import COALESCE_POLICIES, ScheduleStore, SqliteFile, StoreError, Verdict
+from .retry import next_attempt
+from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
-    import apscheduler
     from apscheduler.abc import Trigger
 
-__all__ = ["Schedule", "ScheduleNotFound", "ScheduleZero"]
+    from .bridge import Schedule
 
-logger = logging.getLogger("sz.scheduler")
-
-#: The metadata key marking a schedule paused because no handler of its task
-#: was in service (``Schedule.paused_reason == "no_healthy_handler"``).
-HELD_BACK = "held_back"
+__all__ = ["ScheduleZero"]
 
 #: A handler's mailbox holds its concurrency's worth of jobs plus this many
 #: messages (health, queries, control).
@@ -92,24 +77,6 @@ BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
-
-#: Seconds before its fire time that a fire is taken from its schedule, accepted
-#: and committed; the dispatcher holds it until it is due. A burst of fires due
-#: at one instant (cron on the minute) is then mostly prepared before it, and a
-#: fire's commit is off its path. Pausing or removing the schedule before the
-#: fire is due cancels it (``cancelled``).
-LOOKAHEAD = 0.25
-
-#: How long the schedule loop lets due fires gather before it takes them in one
-#: pass (each is still taken ``LOOKAHEAD - GATHER`` ahead of its time).
-GATHER = 0.02
-
-#: How long a paused or removed schedule's held fires are watched for.
-_WITHDRAWN_FOR = timedelta(seconds=1)
-
-#: A fire due further ahead than this lets its acceptance wait for company (the
-#: store's thread holds such writes up to 20 ms).
-LAZY_COMMIT_MARGIN = 0.1
 
 
 def store_path(url: str | None) -> Path | None:
@@ -129,128 +96,6 @@ def store_path(url: str | None) -> Path | None:
             f"store url {url!r}: expected 'memory' or 'sqlite:///path/to/file.db'"
         )
     return Path(url[len(prefix) :])
-
-
-class ScheduleNotFound(SzError, KeyError):
-    """No schedule has that id."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-@attrs.frozen(kw_only=True)
-class Schedule:
-    """A schedule as ScheduleZero shows it (APScheduler's own type stays inside).
-
-    Attributes:
-        id: The schedule's id.
-        task: The task it runs.
-        trigger: A description of when it fires.
-        args: Positional arguments for each job.
-        kwargs: Keyword arguments for each job.
-        paused: True while paused.
-        next_fire_time: When it fires next (UTC), or None.
-        affinity: The affinity key of its jobs, or None.
-        coalesce: Fires that came due together (after a pause of the process):
-            ``latest`` runs the last, ``earliest`` the first, ``all`` each; the
-            others are recorded as ``coalesced``.
-        paused_reason: Why it is paused: ``requested`` (``pause``), or
-            ``no_healthy_handler`` (no handler of its task takes jobs: it resumes
-            by itself when one does); None while it runs.
-    """
-
-    id: str
-    task: str
-    trigger: str
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    paused: bool
-    next_fire_time: datetime | None
-    affinity: str | None = None
-    coalesce: str = "latest"
-    paused_reason: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class _ScheduleRequest:
-    """A schedule to add, kept until APScheduler runs if it does not yet."""
-
-    task_id: str
-    trigger: Any  # an APScheduler Trigger
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    id: str
-    paused: bool
-    misfire_grace_time: float | None
-    affinity: str | None
-    coalesce: str
-
-
-_TRIGGERS: dict[str, Callable[..., Trigger]] = {
-    "cron": CronTrigger,
-    "interval": IntervalTrigger,
-    "date": DateTrigger,
-    "calendarinterval": CalendarIntervalTrigger,
-}
-
-
-def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
-    """Build an APScheduler trigger from a name and fields, a crontab, or as given."""
-    if not isinstance(trigger, str):
-        if fields:
-            raise SzError(
-                f"trigger fields {sorted(fields)} given with a trigger object"
-            )
-        return trigger
-    if " " in trigger.strip():
-        extra = sorted(set(fields) - {"timezone", "start_time", "end_time"})
-        if extra:
-            raise SzError(f"crontab {trigger!r} takes no trigger fields {extra}")
-        try:
-            return CronTrigger.from_crontab(trigger, **fields)
-        except (TypeError, ValueError) as exc:
-            raise SzError(f"bad crontab {trigger!r}: {exc}") from None
-    kind = _TRIGGERS.get(trigger)
-    if kind is None:
-        raise SzError(
-            f"unknown trigger {trigger!r}: expected one of {', '.join(_TRIGGERS)}, "
-            f"a crontab string, or a trigger object"
-        )
-    try:
-        if kind is CalendarIntervalTrigger and "start_date" not in fields:
-            return _calendar_from_now(fields)
-        return kind(**fields)
-    except (TypeError, ValueError) as exc:
-        raise SzError(f"bad {trigger} trigger {dict(fields)!r}: {exc}") from None
-
-
-def _calendar_from_now(fields: Mapping[str, Any]) -> Trigger:
-    """A calendar interval whose first fire is in the future, as cron's is.
-
-    APScheduler starts it today, so a time of day already past would fire at once;
-    start it on the day of its first fire still to come instead.
-    """
-    now = datetime.now(UTC)
-    probe = CalendarIntervalTrigger(**fields)
-    for _ in range(10_000):
-        fire = probe.next()
-        if fire is None or fire > now:
-            break
-    if fire is None:
-        return CalendarIntervalTrigger(**fields)
-    return CalendarIntervalTrigger(**fields, start_date=fire.date())
-
-
-def split_arguments(
-    args: Sequence[Any] | Mapping[str, Any] | None, kwargs: Mapping[str, Any] | None
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """``args`` may be positional (a sequence) or keywords (a mapping)."""
-    keywords = dict(kwargs or {})
-    if isinstance(args, Mapping):
-        return (), {**args, **keywords}
-    if isinstance(args, str | bytes):
-        raise SzError(f"args must be a sequence or a mapping, got {args!r}")
-    return tuple(args or ()), keywords
 
 
 class ScheduleZero:
@@ -295,24 +140,15 @@ class ScheduleZero:
         #: Rates of handlers registered with ``rate=``, by handler id.
         self._rates: dict[str, Limit] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
-        #: The tasks APScheduler knows (remote ones are added as scheduled).
-        self._known_tasks: set[str] = set()
-        self._early: list[_ScheduleRequest] = []
-        #: Schedules paused or removed in the last second: (when, reason).
-        self._withdrawn: dict[str, tuple[datetime, Reason]] = {}
-        #: Time zones (by name; None for the local one) already read from disk.
-        self._zones: set[str | None] = set()
         self._backend: HistoryBackend = MemoryHistory(HISTORY_ROWS)
         self._stack: AsyncExitStack | None = None
         self._system: ActorSystem | None = None
         self._new_event: Callable[[], anyio.Event] = anyio.Event
-        self._scheduler: AsyncScheduler | None = None
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
         self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
-        self._holding = anyio.Lock()
-        self._store: ScheduleStore | None = None
+        self._bridge = Bridge(default_wait=self._default_wait, submit=self._submit)
 
     @classmethod
     def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
@@ -472,6 +308,7 @@ class ScheduleZero:
                 self._backend = MemoryHistory(HISTORY_ROWS)
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
+            self._bridge.attach(system, self._backend)
             self._new_event = lowlevel.event_factory(system)
             self._history = await system.spawn(
                 HistoryActor,
@@ -483,9 +320,9 @@ class ScheduleZero:
             )
             state = DispatcherState(
                 policy=HealthPolicy(heartbeat_timeout=None),
-                withdrawn=self._withdrawn_why,
+                withdrawn=self._bridge.withdrawn_why,
                 governor=self._governor(),
-                on_served=self._on_served,
+                on_served=self._bridge.on_served,
             )
             self._state = state
             specs = [self._configured(spec) for spec in self._specs.values()]
@@ -529,33 +366,7 @@ class ScheduleZero:
                 await self._spawn_broker(system, state)
             for unfinished in await self._backend.unfinished():
                 self._take_up(unfinished)
-            store = ScheduleStore(
-                file=file,
-                sink=self._on_fire,
-                release_events=False,
-                lookahead=LOOKAHEAD,
-                gather=GATHER,
-                wake_only=True,
-            )
-            # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
-            # job layer, so its job loop would only poll an empty queue.
-            scheduler = await stack.enter_async_context(
-                AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
-            )
-            self._scheduler = scheduler
-            self._store = store
-            self._known_tasks = set()
-            for task in self._tasks:
-                await scheduler.configure_task(task, func=_handed_over)
-                self._known_tasks.add(task)
-            await scheduler.start_in_background()
-            # Held back by the last run: its handlers start afresh in this one.
-            for schedule in await scheduler.get_schedules():
-                if schedule.metadata.get(HELD_BACK):
-                    await self._release_held(schedule.id)
-            early, self._early = self._early, []
-            for request in early:
-                await self._add_schedule(request)
+            await self._bridge.start(stack, file=file, tasks=self._tasks)
             await self._add_config_schedules()
             self._stack = stack.pop_all()
 
@@ -626,9 +437,10 @@ class ScheduleZero:
             try:
                 await stack.aclose()
             finally:
-                self._system = self._scheduler = None
+                self._system = None
+                self._bridge.detach()
                 self._dispatcher = self._history = self._broker = None
-                self._store = self._state = None
+                self._state = None
 
     async def __aenter__(self) -> ScheduleZero:
         await self.start()
@@ -683,72 +495,18 @@ class ScheduleZero:
         """
         self._check_task(task_id)
         self._check_load()
-        if coalesce not in COALESCE_POLICIES:
-            raise SzError(
-                f"coalesce must be one of {', '.join(COALESCE_POLICIES)}, "
-                f"got {coalesce!r}"
-            )
-        built = await self._build_trigger(trigger, trigger_fields)
-        positional, keywords = split_arguments(args, kwargs)
-        request = _ScheduleRequest(
-            task_id=task_id,
-            trigger=built,
-            args=positional,
-            kwargs=keywords,
-            id=id or uuid.uuid4().hex,
+        return await self._bridge.schedule(
+            task_id,
+            trigger,
+            args=args,
+            kwargs=kwargs,
+            id=id,
             paused=paused,
             misfire_grace_time=misfire_grace_time,
             affinity=affinity,
             coalesce=coalesce,
+            trigger_fields=trigger_fields,
         )
-        if self._scheduler is None:
-            self._early.append(request)
-            return request.id
-        return await self._add_schedule(request)
-
-    async def _build_trigger(
-        self, trigger: str | Trigger, fields: Mapping[str, Any]
-    ) -> Trigger:
-        """Build the trigger; in a thread the first time for each time zone.
-
-        A trigger reads its time zone's file from disk the first time that zone
-        is used (the event loop must not wait on the disk); after that the zone is
-        cached and a trigger builds in microseconds, on the loop.
-        """
-        zone = fields.get("timezone")
-        named = isinstance(zone, str | None)  # else a time zone object: in memory
-        if not isinstance(trigger, str) or not named or zone in self._zones:
-            return make_trigger(trigger, fields)
-        built = await anyio.to_thread.run_sync(make_trigger, trigger, fields)
-        self._zones.add(zone)
-        return built
-
-    async def _add_schedule(self, request: _ScheduleRequest) -> str:
-        assert self._scheduler is not None
-        self._withdrawn.pop(request.id, None)
-        if request.task_id not in self._known_tasks:
-            # A task only remote workers serve: APScheduler learns of it here.
-            await self._scheduler.configure_task(request.task_id, func=_handed_over)
-            self._known_tasks.add(request.task_id)
-        # APScheduler hands every due fire to the store (``all``), which applies
-        # the schedule's own policy and records what it skips.
-        return await self._scheduler.add_schedule(
-            request.task_id,
-            request.trigger,
-            id=request.id,
-            args=request.args,
-            kwargs=request.kwargs,
-            paused=request.paused,
-            misfire_grace_time=request.misfire_grace_time,
-            coalesce=CoalescePolicy.all,
-            metadata={"coalesce": request.coalesce, "affinity": request.affinity},
-            conflict_policy=ConflictPolicy.replace,
-        )
-
-    def _running_scheduler(self) -> AsyncScheduler:
-        if self._scheduler is None:
-            raise SzError("the scheduler is not running")
-        return self._scheduler
 
     async def unschedule(self, id: str) -> None:
         """Remove a schedule. Removing one that does not exist does nothing.
@@ -756,89 +514,7 @@ class ScheduleZero:
         A fire already taken ahead of its time (``LOOKAHEAD``) and not yet due
         is cancelled (a final ``cancelled`` row, reason ``schedule_removed``).
         """
-        await self._running_scheduler().remove_schedule(id)
-        self._withdraw(id, "schedule_removed")
-
-    def _withdraw(self, id: str, reason: Reason) -> None:
-        """Mark a schedule's fires taken ahead of time as not to run."""
-        now = datetime.now(UTC)
-        # Only fires taken before now and due within LOOKAHEAD can be held: an
-        # entry older than a second has nothing left to stop. Entries are in
-        # the order they were made (re-made ones move to the end), so the old
-        # ones are at the front.
-        withdrawn = self._withdrawn
-        withdrawn.pop(id, None)
-        for old in list(itertools.islice(withdrawn, 64)):
-            if now - withdrawn[old][0] <= _WITHDRAWN_FOR:
-                break
-            del withdrawn[old]
-        withdrawn[id] = (now, reason)
-
-    def _on_served(self, task: str, served: bool) -> None:
-        """The dispatcher's word that ``task`` lost, or regained, every handler."""
-        if self._system is not None:
-            lowlevel.task_group(self._system).start_soon(self._hold_back, task, served)
-
-    async def _hold_back(self, task: str, served: bool) -> None:
-        """Pause ``task``'s running schedules while no handler takes its jobs.
-
-        Their fires would only wait and end as ``no_healthy_handler``. Resumed
-        from now once a handler takes jobs again (a trial job of a handler past
-        its cool-down counts); schedules paused on request stay paused. The
-        schedule itself carries the mark (``HELD_BACK`` in its metadata), so a
-        restart, whose handlers start afresh, resumes it.
-        """
-        async with self._holding:
-            try:
-                scheduler = self._running_scheduler()
-                for schedule in await scheduler.get_schedules():
-                    if schedule.task_id != task:
-                        continue
-                    if not served and not schedule.paused:
-                        await self._mark_held(schedule, held=True)
-                        self._withdraw(schedule.id, "no_healthy_handler")
-                        logger.warning(
-                            "schedule %s paused: no healthy handler of %s",
-                            schedule.id,
-                            task,
-                        )
-                    elif served and schedule.metadata.get(HELD_BACK):
-                        await self._release_held(schedule.id)
-                        logger.info(
-                            "schedule %s resumed: %s has a handler", schedule.id, task
-                        )
-            except (SzError, RuntimeError):
-                return  # stopping (APScheduler's own word): nothing to pause
-            except Exception:
-                logger.exception("holding back the schedules of %s failed", task)
-
-    async def _mark_held(self, schedule: Any, *, held: bool, **changes: Any) -> None:
-        """Store ``schedule`` with its hold-back mark set or cleared (and changes)."""
-        assert self._store is not None
-        metadata = dict(schedule.metadata)
-        if held:
-            metadata[HELD_BACK] = True
-            changes.setdefault("paused", True)
-        else:
-            metadata.pop(HELD_BACK, None)
-        await self._store.add_schedule(
-            attrs.evolve(schedule, metadata=metadata, **changes),
-            ConflictPolicy.replace,
-        )
-
-    async def _release_held(self, schedule_id: str) -> None:
-        """Resume a held-back schedule from now, and clear its mark."""
-        scheduler = self._running_scheduler()
-        try:
-            await scheduler.unpause_schedule(schedule_id, resume_from="now")
-            await self._mark_held(await scheduler.get_schedule(schedule_id), held=False)
-        except ScheduleLookupError:
-            return  # removed meanwhile
-        self._withdrawn.pop(schedule_id, None)
-
-    def _withdrawn_why(self, schedule_id: str) -> Reason | None:
-        entry = self._withdrawn.get(schedule_id)
-        return entry[1] if entry is not None else None
+        await self._bridge.unschedule(id)
 
     async def pause(self, id: str) -> None:
         """Pause a schedule: it does not fire until resumed.
@@ -849,13 +525,7 @@ class ScheduleZero:
         Raises:
             ScheduleNotFound: No schedule has that id.
         """
-        try:
-            await self._running_scheduler().pause_schedule(id)
-        except ScheduleLookupError:
-            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
-        self._withdraw(id, "schedule_paused")
-        # Paused on request now: it stays so when its handlers come back.
-        await self._clear_held_mark(id)
+        await self._bridge.pause(id)
 
     async def resume(self, id: str) -> None:
         """Resume a paused schedule from now on (fires missed while paused are skipped).
@@ -863,22 +533,11 @@ class ScheduleZero:
         Raises:
             ScheduleNotFound: No schedule has that id.
         """
-        try:
-            await self._running_scheduler().unpause_schedule(id, resume_from="now")
-        except ScheduleLookupError:
-            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
-        self._withdrawn.pop(id, None)
-        await self._clear_held_mark(id)
-
-    async def _clear_held_mark(self, id: str) -> None:
-        schedule = await self._running_scheduler().get_schedule(id)
-        if schedule.metadata.get(HELD_BACK):
-            await self._mark_held(schedule, held=False)
+        await self._bridge.resume(id)
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule, with its next fire time."""
-        found = await self._running_scheduler().get_schedules()
-        return [self._show(schedule) for schedule in found]
+        return await self._bridge.schedules()
 
     async def get_schedule(self, id: str) -> Schedule:
         """One schedule.
@@ -886,98 +545,9 @@ class ScheduleZero:
         Raises:
             ScheduleNotFound: No schedule has that id.
         """
-        try:
-            found = await self._running_scheduler().get_schedule(id)
-        except ScheduleLookupError:
-            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
-        return self._show(found)
-
-    def _show(self, schedule: Any) -> Schedule:
-        return Schedule(
-            id=schedule.id,
-            task=schedule.task_id,
-            trigger=repr(schedule.trigger),
-            args=tuple(schedule.args),
-            kwargs=dict(schedule.kwargs),
-            paused=schedule.paused,
-            next_fire_time=schedule.next_fire_time,
-            affinity=schedule.metadata.get("affinity"),
-            coalesce=schedule.metadata.get("coalesce", "latest"),
-            paused_reason=(
-                None
-                if not schedule.paused
-                else "no_healthy_handler"
-                if schedule.metadata.get(HELD_BACK)
-                else "requested"
-            ),
-        )
+        return await self._bridge.get_schedule(id)
 
     # ---------------------------------------------------------------------- jobs
-
-    def _on_fire(self, fired: apscheduler.Job, verdict: Verdict) -> None:
-        """The store's sink: accept a due fire and dispatch it, or record its skip.
-
-        Called from APScheduler's schedule loop: never waits, never raises.
-        """
-        history = self._history
-        if history is None:
-            return
-        now = datetime.now(UTC)
-        scheduled = fired.scheduled_fire_time or now
-        if verdict != "due":
-            # A coalesce policy's reason is built: tests/sz/test_reasons.py
-            # checks that each policy has its Reason.
-            reason: Reason = (
-                "misfire_grace_time"
-                if verdict == "missed"
-                else cast("Reason", f"coalesce_{fired.metadata.get('coalesce')}")
-            )
-            # Straight to the backend, not through the history actor: in one
-            # queue with the kept fire's acceptance, so that a crash cannot keep
-            # the fire taken and lose the record of the fires skipped for it.
-            skipped = Attempt(
-                job_id=fired.id.hex,
-                schedule_id=fired.schedule_id,
-                task=fired.task_id,
-                handler=None,
-                scheduled_at=scheduled,
-                started_at=None,
-                finished_at=now,
-                duration=None,
-                outcome=verdict,
-                error=None,
-                attempt=1,
-                final=True,
-                reason=reason,
-            )
-            self._backend.skip(skipped, scheduled - fired.jitter)
-            log_attempt(skipped)
-            return
-        deadline = fired.start_deadline
-        wait = (
-            max(0.0, (deadline - now).total_seconds())
-            if deadline is not None
-            else self._default_wait(fired.task_id)
-        )
-        affinity = fired.metadata.get("affinity")
-        job = Job(
-            id=fired.id.hex,
-            task=fired.task_id,
-            args=tuple(fired.args),
-            kwargs=fired.kwargs,
-            schedule_id=fired.schedule_id,
-            scheduled_at=scheduled,
-            affinity=affinity if isinstance(affinity, str) else None,
-            wait=wait,
-        )
-        # A fire taken well ahead of its time can share its commit with others.
-        early = (scheduled - now).total_seconds() > LAZY_COMMIT_MARGIN
-        self._backend.accept(
-            job,
-            partial(self._submit, Submit(job=job, hold=True)),
-            scheduled - fired.jitter,
-            urgent=not early,
-        )
 
     def _submit(self, submit: Submit) -> None:
         """Give an accepted job to the dispatcher; if it is full, reject the job.
@@ -1024,22 +594,22 @@ class ScheduleZero:
             # A remote worker may serve it (they have no retries of their own).
             default=0 if self.broker_settings is not None else None,
         )
-        again = retries is not None and interrupted <= retries + LOST_JOB_RETRIES
+        retry = next_attempt(interrupted, retries, lost=True, why="restart")
         history.tell(
             Attempt.of(
                 job,
                 interrupted,
                 "abandoned",
-                final=not again,
-                reason="retry_after_restart" if again else "interrupted_by_restart",
+                final=retry.attempt is None,
+                reason=retry.reason,
             )
         )
-        if again:
+        if retry.attempt is not None:
             self._submit(
                 Submit(
                     job=job,
-                    attempt=interrupted + 1,
-                    reason="retry_after_restart",
+                    attempt=retry.attempt,
+                    reason=retry.reason,
                     hold=True,
                 )
             )
@@ -1250,12 +820,3 @@ class ScheduleZero:
         )
         rows: list[Attempt] = await self._history.ask(query)
         return rows
-
-
-def _handed_over() -> None:
-    """APScheduler's function for every task, never called.
-
-    ScheduleZero's store hands each fire to the dispatcher; no job reaches
-    APScheduler's job layer, which would call this.
-    """
-    raise SzError("a ScheduleZero job reached APScheduler's job layer")

@@ -16,7 +16,8 @@ import attrs
 
 import sz
 from sz import Reason
-from sz.dispatcher import Unregister, _retry_after
+from sz.dispatcher import Unregister
+from sz.retry import retry_reason
 from sz.store import COALESCE_POLICIES
 
 if TYPE_CHECKING:
@@ -91,6 +92,10 @@ def _loss_causes() -> set[str]:
             causes.update(_strings(call.args[1]))
         elif name == "lost" and len(call.args) > 3:
             causes.update(_strings(call.args[3]))
+        elif name == "next_attempt":
+            for keyword in call.keywords:
+                if keyword.arg == "why":
+                    causes.update(_strings(keyword.value))
     return causes
 
 
@@ -116,8 +121,8 @@ def test_every_reason_built_at_run_time_is_a_reason() -> None:
     coalesced.discard("coalesce_all")
     assert coalesced - REASONS == set()
     causes = _loss_causes()
-    assert {"worker_lost", "worker_left"} <= causes
-    retries = {_retry_after(None if cause == "crash" else cause) for cause in causes}
+    assert {"worker_lost", "worker_left", "restart"} <= causes
+    retries = {retry_reason(None if cause == "crash" else cause) for cause in causes}
     assert retries - REASONS == set()
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import given, strategies as st
 
-from sz.routing import Candidate, Router
+from sz.routing import Candidate, HandlerPicker
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,18 +27,18 @@ def spread(counts: Counter[str], names: Sequence[str]) -> int:
 
 @cache
 def placement(names: str) -> dict[str, str]:
-    router = Router()
+    picker = HandlerPicker()
     placed = {}
     for key in KEYS:
-        chosen = router.choose(idle(*names), affinity=key)
+        chosen = picker.choose(idle(*names), affinity=key)
         assert chosen is not None
         placed[key] = chosen.name
     return placed
 
 
 def test_choose_returns_none_without_candidates() -> None:
-    assert Router().choose([]) is None
-    assert Router().choose([], affinity="key") is None
+    assert HandlerPicker().choose([]) is None
+    assert HandlerPicker().choose([], affinity="key") is None
 
 
 def test_candidate_rejects_negative_active_and_zero_concurrency() -> None:
@@ -52,11 +52,11 @@ def test_candidate_rejects_negative_active_and_zero_concurrency() -> None:
 def test_jobs_finishing_one_by_one_spread_over_idle_handlers_within_one(
     jobs: int, handlers: int
 ) -> None:
-    router = Router()
+    picker = HandlerPicker()
     names = NAMES[:handlers] if handlers <= len(NAMES) else [*map(str, range(handlers))]
     counts: Counter[str] = Counter()
     for _ in range(jobs):
-        chosen = router.choose(idle(*names))
+        chosen = picker.choose(idle(*names))
         assert chosen is not None
         counts[chosen.name] += 1
     assert sum(counts.values()) == jobs
@@ -64,13 +64,13 @@ def test_jobs_finishing_one_by_one_spread_over_idle_handlers_within_one(
 
 
 def test_jobs_all_in_flight_spread_over_handlers_within_one() -> None:
-    router = Router()
+    picker = HandlerPicker()
     active = dict.fromkeys("abcd", 0)
     for _ in range(22):
         candidates = [
             Candidate(name=n, active=a, concurrency=10) for n, a in active.items()
         ]
-        chosen = router.choose(candidates)
+        chosen = picker.choose(candidates)
         assert chosen is not None
         active[chosen.name] += 1
     assert max(active.values()) - min(active.values()) <= 1
@@ -82,9 +82,9 @@ def test_least_loaded_handler_wins() -> None:
         Candidate(name="b", active=1, concurrency=4),
         Candidate(name="c", active=2, concurrency=4),
     ]
-    router = Router()
+    picker = HandlerPicker()
     for _ in range(5):
-        chosen = router.choose(candidates)
+        chosen = picker.choose(candidates)
         assert chosen is not None
         assert chosen.name == "b"
 
@@ -92,43 +92,43 @@ def test_least_loaded_handler_wins() -> None:
 def test_load_is_relative_to_concurrency() -> None:
     big = Candidate(name="big", active=2, concurrency=10)
     small = Candidate(name="small", active=1, concurrency=1)
-    assert Router().choose([small, big]) == big
+    assert HandlerPicker().choose([small, big]) == big
 
 
 def test_equal_loads_in_different_terms_tie_exactly() -> None:
-    router = Router()
+    picker = HandlerPicker()
     candidates = [
         Candidate(name="a", active=1, concurrency=3),
         Candidate(name="b", active=2, concurrency=6),
     ]
-    chosen = [router.choose(candidates) for _ in range(4)]
+    chosen = [picker.choose(candidates) for _ in range(4)]
     assert [c.name for c in chosen if c is not None] == ["a", "b", "a", "b"]
 
 
 def test_round_robin_stays_fair_when_a_handler_flaps_in_and_out() -> None:
     # Index-modulo round-robin (the ROADMAP sketch) serves a, b and c unevenly here.
-    router = Router()
+    picker = HandlerPicker()
     counts: Counter[str] = Counter()
     for i in range(999):
         names = "abcd" if i % 2 else "abc"
-        chosen = router.choose(idle(*names))
+        chosen = picker.choose(idle(*names))
         assert chosen is not None
         counts[chosen.name] += 1
     assert spread(counts, "abc") <= 1
 
 
 def test_round_robin_continues_after_the_last_chosen_handler_leaves() -> None:
-    router = Router()
+    picker = HandlerPicker()
     picks = []
     for names in ["abcd", "abcd", "acd", "acd", "abcd"]:
-        chosen = router.choose(idle(*names))
+        chosen = picker.choose(idle(*names))
         assert chosen is not None
         picks.append(chosen.name)
     assert picks == ["a", "b", "c", "d", "a"]
 
 
 def test_order_of_candidates_does_not_matter() -> None:
-    forward, backward = Router(), Router()
+    forward, backward = HandlerPicker(), HandlerPicker()
     for _ in range(7):
         one = forward.choose(idle(*"abc"))
         two = backward.choose(idle(*"cba"))
@@ -145,10 +145,10 @@ def test_order_of_candidates_does_not_matter() -> None:
 def test_handlers_present_throughout_stay_within_one_however_others_come_and_go(
     extras: list[list[str]],
 ) -> None:
-    router = Router()
+    picker = HandlerPicker()
     counts: Counter[str] = Counter()
     for extra in extras:
-        chosen = router.choose(idle("a", "m", "z", *extra))
+        chosen = picker.choose(idle("a", "m", "z", *extra))
         assert chosen is not None
         counts[chosen.name] += 1
     assert spread(counts, "amz") <= 1
@@ -166,9 +166,9 @@ candidates_strategy = st.dictionaries(
 def test_choose_always_returns_a_candidate_with_minimal_load(
     rounds: list[list[Candidate]],
 ) -> None:
-    router = Router()
+    picker = HandlerPicker()
     for candidates in rounds:
-        chosen = router.choose(candidates)
+        chosen = picker.choose(candidates)
         assert chosen in candidates
         assert chosen is not None
         least = min(Fraction(c.active, c.concurrency) for c in candidates)
@@ -179,34 +179,34 @@ def test_choose_always_returns_a_candidate_with_minimal_load(
 def test_affinity_picks_the_same_candidate_whatever_the_order_and_loads(
     candidates: list[Candidate], key: str
 ) -> None:
-    chosen = Router().choose(candidates, affinity=key)
+    chosen = HandlerPicker().choose(candidates, affinity=key)
     assert chosen in candidates
     assert chosen is not None
     shuffled = [
         Candidate(name=c.name, active=c.active + 5, concurrency=c.concurrency)
         for c in reversed(candidates)
     ]
-    again = Router().choose(shuffled, affinity=key)
+    again = HandlerPicker().choose(shuffled, affinity=key)
     assert again is not None
     assert again.name == chosen.name
 
 
 def test_affinity_key_sticks_to_one_handler() -> None:
-    router = Router()
-    first = router.choose(idle(*"abcde"), affinity="tenant-42")
+    picker = HandlerPicker()
+    first = picker.choose(idle(*"abcde"), affinity="tenant-42")
     assert first is not None
     for _ in range(20):
-        router.choose(idle(*"abcde"))  # round-robin traffic in between
-        again = router.choose(idle(*"abcde"), affinity="tenant-42")
+        picker.choose(idle(*"abcde"))  # round-robin traffic in between
+        again = picker.choose(idle(*"abcde"), affinity="tenant-42")
         assert again == first
 
 
 def test_affinity_does_not_move_the_round_robin_cursor() -> None:
-    router = Router()
+    picker = HandlerPicker()
     picks = []
     for i in range(6):
-        router.choose(idle(*"abc"), affinity=f"key-{i}")
-        chosen = router.choose(idle(*"abc"))
+        picker.choose(idle(*"abc"), affinity=f"key-{i}")
+        chosen = picker.choose(idle(*"abc"))
         assert chosen is not None
         picks.append(chosen.name)
     assert picks == ["a", "b", "c", "a", "b", "c"]

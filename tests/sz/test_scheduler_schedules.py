@@ -23,8 +23,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from blockbuster import BlockingError
 
 from actors.testing import wait_until
+from sz.bridge import ScheduleNotFound
 from sz.errors import SzError, UnknownTask
-from sz.scheduler import ScheduleNotFound, ScheduleZero
+from sz.scheduler import ScheduleZero
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -30,7 +30,7 @@ import pytest
 
 from actors.testing import wait_until
 from sz import ScheduleZero
-from sz.scheduler import ScheduleNotFound
+from sz.bridge import ScheduleNotFound
 from sz.store import StoreError
 from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 
