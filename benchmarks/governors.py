@@ -3,7 +3,7 @@
 Two figures, each read off one run on each backend:
 
 - ``run_now`` throughput to a no-op handler from many callers with every governor
-  on but none binding (a global rate and concurrency cap, a rate on the method
+  on but none binding (a global rate and concurrency cap, a rate on the task
   and on the handler, all far above what the machine does; adaptive throttling
   and backpressure on), beside the same with no governor at all. Runs alternate,
   and each side is the best of ``REPEAT``.

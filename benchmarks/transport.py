@@ -1,7 +1,7 @@
 """Transport benchmark: ``python -m benchmarks.transport [--quick] [--backend B]``.
 
 End to end first: the scheduler in this process with its broker, one worker
-process (``sz worker``, the same backend) serving a no-op method, jobs through
+process (``sz worker``, the same backend) serving a no-op task, jobs through
 ``run_now`` (job in, result recorded in the history), both processes with their
 startup heap frozen as ``sz serve`` and ``sz worker`` run (``sz.settle_heap``):
 
@@ -368,7 +368,7 @@ async def connection_restarts(cycles: int) -> list[tuple[int, int, int]]:
             backoff=Backoff(min=0.001, max=0.001, jitter=0.0),
         )
 
-        @handler.method
+        @handler.task
         async def noop() -> None:
             return None
 

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Connect to the scheduler's broker at ENDPOINT and run jobs with the "
             "public functions of MODULE (those it defines, not imports, whose "
-            "names do not start with _), or only those --methods lists. Runs "
+            "names do not start with _) as tasks, or only those --tasks lists. Runs "
             "until SIGINT or SIGTERM, then finishes or hands back its jobs."
         ),
     )
@@ -103,10 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         help="jobs run at once (default: %(default)s)",
     )
     worker.add_argument(
-        "--methods",
+        "--tasks",
+        "--methods",  # the roadmap's spelling, kept for those who followed it
         type=_names,
         metavar="A,B,...",
-        help="serve only these functions of MODULE",
+        help="serve only these functions of MODULE, as tasks of their names",
     )
     worker.add_argument(
         "--backend",
@@ -187,7 +188,13 @@ def _names(text: str) -> list[str]:
 
 
 def public_functions(module: Any, only: Sequence[str] | None = None) -> dict[str, Any]:
-    """The functions ``sz worker`` serves from ``module``, by name.
+    """The functions ``sz worker`` serves from ``module``, by task name.
+
+    Args:
+        module: The imported module.
+        only: The names of the functions to serve (``--tasks``), in order; None
+            (the default) for every function the module defines whose name does
+            not start with ``_``.
 
     Raises:
         SzError: A name in ``only`` is not a function of the module, or the
@@ -230,8 +237,8 @@ def _worker(options: argparse.Namespace) -> None:
         key=options.key,
         server_key=options.server_key,
     )
-    for name, function in public_functions(module, options.methods).items():
-        handler.method(function, name=name)
+    for name, function in public_functions(module, options.tasks).items():
+        handler.task(function, name=name)
     settle_heap()  # a process of our own, as ``sz serve``: startup is done
     handler.start(backend=options.backend)
 

@@ -154,14 +154,12 @@ _module_name = _rule(
 )
 
 
-def _method_names(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _task_names(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not value:
-        raise _Invalid(
-            "a non-empty list of method names", value, at=f".{attribute.name}"
-        )
+        raise _Invalid("a non-empty list of task names", value, at=f".{attribute.name}")
     for index, name in enumerate(value):
         if not (isinstance(name, str) and name.isidentifier()):
-            raise _Invalid("a method name", name, at=f".{attribute.name}[{index}]")
+            raise _Invalid("a task name", name, at=f".{attribute.name}[{index}]")
 
 
 def _handler_names(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -194,12 +192,12 @@ class BuiltinHandlerModule:
 
     Attributes:
         module: The dotted module to import, such as ``"myapp.handlers"``; required.
-        methods: The names of the module's functions that become handler methods;
-            required, at least one.
+        methods: The names of the module's functions that become tasks (each
+            served by a handler of that name); required, at least one.
     """
 
     module: str = attrs.field(validator=_module_name)
-    methods: tuple[str, ...] = attrs.field(validator=_method_names)
+    methods: tuple[str, ...] = attrs.field(validator=_task_names)
 
 
 def _worker_keys(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -343,12 +341,13 @@ class HandlerLimits:
 
 @attrs.frozen(kw_only=True)
 class MethodLimits:
-    """One entry of ``governors.per_method_limits``: one method's rate.
+    """One entry of ``governors.per_method_limits``: one task's rate.
 
-    The rate is over all of the method's handlers together.
+    The rate is over all of the task's handlers together. (The class and the
+    key keep the roadmap's word, method, for a task.)
 
     Attributes:
-        rate: Jobs of the method started per second.
+        rate: Jobs of the task started per second.
         burst: Jobs it may start at once after a quiet spell, ``None`` (the default)
             for one second's worth of ``rate``.
     """
@@ -438,7 +437,7 @@ class GovernorsConfig:
         concurrency: The global cap on running jobs, off by default.
         per_handler_limits: Limits by handler name, on top of the global ones, none
             by default.
-        per_method_limits: Rates by method (task) name, over all its handlers,
+        per_method_limits: Rates by task name, over all its handlers,
             none by default.
         backpressure: When new work is refused (on by default).
         adaptive: Throttling of rate-limited handlers that fail or slow down (off

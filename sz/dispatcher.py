@@ -473,6 +473,7 @@ class DispatcherActor(Actor):
         )
         for task, bucket in sorted(governor.task_rates.items()):
             status(
+                # Named for its config section, per_method_limits, as users see it.
                 f"method:{task}",
                 bucket,
                 max_running=None,

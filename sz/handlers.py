@@ -27,7 +27,7 @@ class HandlerSpec:
 
     Attributes:
         name: The handler's id, unique: its actor is ``/user/handlers/<name>``.
-        task: The task (method) it serves; several handlers may serve one task.
+        task: The task it serves; several handlers may serve one task.
         func: The function; async functions run on the event loop, sync ones in
             worker threads (at most ``concurrency`` at once).
         concurrency: Jobs it runs at once, 1 by default.

@@ -119,7 +119,7 @@ class Job:
 
     Attributes:
         id: Unique job id.
-        task: The task (handler method) to run.
+        task: The task to run (the name its handlers serve).
         args: Positional arguments.
         kwargs: Keyword arguments.
         schedule_id: The schedule that fired it, or None for ``run_now``.

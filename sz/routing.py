@@ -1,8 +1,8 @@
 """Choosing a handler for a job: affinity by rendezvous hashing, else least loaded.
 
 Pure and synchronous: the dispatcher actor filters the candidates (the handlers of
-the job's method that are healthy enough to accept a job) and asks a
-``HandlerPicker``, one per method, which of them takes the job. Nothing here
+the job's task that are healthy enough to accept a job) and asks a
+``HandlerPicker``, one per task, which of them takes the job. Nothing here
 blocks or reads a clock. (Not to be confused with ``transport.Router``, the
 ZeroMQ ROUTER end.)
 """
@@ -65,7 +65,7 @@ def _weight(key: str, name: str) -> bytes:
 
 
 class HandlerPicker:
-    """Picks the handler that takes each job; keep one ``HandlerPicker`` per method.
+    """Picks the handler that takes each job; keep one ``HandlerPicker`` per task.
 
     The only state is the round-robin cursor: the name chosen last without affinity.
     """

@@ -158,7 +158,7 @@ class ScheduleZero:
 
         Raises:
             ConfigError: The file is missing or invalid (the message names the key).
-            SzError: A listed module or method cannot be imported.
+            SzError: A listed module or function cannot be imported.
         """
         config = load_config(path)
         sz = cls(config=config, store=store)
@@ -169,15 +169,15 @@ class ScheduleZero:
                 raise SzError(
                     f"handlers.builtin: cannot import {entry.module}: {exc}"
                 ) from None
-            for method in entry.methods:
-                func = getattr(module, method, None)
+            for task in entry.methods:
+                func = getattr(module, task, None)
                 if not callable(func):
                     raise SzError(
-                        f"handlers.builtin: {entry.module}.{method} is not a function"
+                        f"handlers.builtin: {entry.module}.{task} is not a function"
                     )
-                limits = config.governors.per_handler_limits.get(method)
+                limits = config.governors.per_handler_limits.get(task)
                 concurrency = limits.concurrent if limits and limits.concurrent else 1
-                sz.handler(func, name=method, concurrency=concurrency)
+                sz.handler(func, name=task, concurrency=concurrency)
         return sz
 
     # ---------------------------------------------------------------- handlers
@@ -702,8 +702,8 @@ class ScheduleZero:
                 else None
             ),
             task_rates={
-                task: Limit(rate=method.rate, burst=method.burst)
-                for task, method in limits.per_method_limits.items()
+                task: Limit(rate=rate.rate, burst=rate.burst)
+                for task, rate in limits.per_method_limits.items()
             },
             handler_rates=rates,
             adaptive=(

@@ -56,7 +56,8 @@ class GovernorStatus:
     """One limit as ``sz.governors()`` shows it.
 
     Attributes:
-        name: ``global``, ``method:<task>`` or ``handler:<handler>``.
+        name: ``global``, ``method:<task>`` (named for its config section,
+            ``per_method_limits``) or ``handler:<handler>``.
         rate: The configured rate (jobs per second), or None for no rate limit.
         effective_rate: The rate in force (below ``rate`` while adaptive
             throttling holds a suffering handler back), or None.
@@ -83,7 +84,7 @@ class GovernorStatus:
 
 @attrs.define
 class Governor:
-    """The limits: global, per task (method) and per handler.
+    """The limits: global, per task and per handler.
 
     A job may start when the global bucket, its task's bucket and its handler's
     bucket each hold a token, and fewer than ``max_running`` jobs run in all;
@@ -143,6 +144,8 @@ class Governor:
         if bucket is not None:
             mine = bucket.wait(now)
             if mine > wait:
+                # "method:", not "task:": the name users see in sz.governors()
+                # follows the config section, per_method_limits.
                 wait, why = mine, f"method:{task}"
         return wait, why
 

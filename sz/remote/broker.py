@@ -3,7 +3,7 @@
 One ``BrokerActor`` (``/user/remote/broker``) owns the ROUTER every worker connects
 to. A worker that registers (READY) gets a proxy actor, ``/user/remote/broker/<name>``,
 which the dispatcher sees as a handler like any local one: it serves the
-worker's methods, at most its capacity at once. The proxy turns each
+worker's tasks, at most its capacity at once. The proxy turns each
 ``Execute`` into a JOB frame; the broker turns each RESULT back into the
 ``Finished`` the dispatcher waits for.
 
@@ -192,7 +192,7 @@ class _Worker:
     name: str
     peer: bytes
     incarnation: str
-    methods: tuple[str, ...]
+    tasks: tuple[str, ...]
     capacity: int
     heartbeat: float
     last_heard: float
@@ -228,7 +228,7 @@ class WorkerLink:
 
 
 class WorkerProxy(Actor):
-    """A registered worker, as the dispatcher sees it: a handler of its methods.
+    """A registered worker, as the dispatcher sees it: a handler of its tasks.
 
     Each ``Execute`` becomes a JOB frame to the worker. The proxy holds nothing
     of its own: the worker's record and the socket belong to its broker.
@@ -588,7 +588,7 @@ class BrokerActor(Actor):
             self._refuse(peer, name, f"its key is listed for {user!r}, not {name!r}")
             return
         if not message.methods or message.capacity < 1:
-            self._refuse(peer, name, "it must serve a method and have capacity >= 1")
+            self._refuse(peer, name, "it must serve a task and have capacity >= 1")
             return
         local = self.state.handlers.get(name)
         if local is not None and local.kind == "local":
@@ -609,7 +609,7 @@ class BrokerActor(Actor):
             name=name,
             peer=peer,
             incarnation=message.incarnation,
-            methods=message.methods,
+            tasks=message.methods,
             capacity=message.capacity,
             heartbeat=float(message.heartbeat),
             last_heard=now,

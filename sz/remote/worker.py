@@ -1,6 +1,6 @@
 """``ZMQHandler``: functions in a worker process, served to a scheduler over ZeroMQ.
 
-A worker registers its methods with the scheduler's broker (READY), runs the
+A worker registers its tasks with the scheduler's broker (READY), runs the
 jobs it is sent, at most ``capacity`` at once, and answers each with a RESULT.
 Its connection is an actor under a supervisor: when the broker falls silent
 for ``liveness`` heartbeats, the connection actor fails, closes its socket,
@@ -81,7 +81,7 @@ RECONNECT_BACKOFF = Backoff(min=1.0, max=32.0, factor=2.0, jitter=0.2, reset_aft
 
 
 @attrs.frozen
-class _Method:
+class _Task:
     name: str
     func: Callable[..., Any]
     timeout: float | None
@@ -89,13 +89,13 @@ class _Method:
 
 
 class ZMQHandler:
-    """A worker: register methods, then ``start()`` (or ``await serve()``).
+    """A worker: register tasks, then ``start()`` (or ``await serve()``).
 
     Args:
         endpoint: The broker's endpoint, ``tcp://127.0.0.1:5555`` by default.
         name: The worker's name, unique among the broker's workers (with CURVE,
             the name its key is listed under); ``<host>-<pid>`` by default.
-        capacity: Jobs it runs at once, 1 by default (>= 1). Async methods run
+        capacity: Jobs it runs at once, 1 by default (>= 1). Async tasks run
             on the event loop, sync ones in threads.
         heartbeat: Seconds between heartbeats, 1.0 by default.
         liveness: Heartbeats the broker may miss before the worker reconnects,
@@ -169,14 +169,60 @@ class ZMQHandler:
                 self._keys = (public, secret, load_public_key(Path(server_key)))
             except KeyFileError as exc:
                 raise SzError(str(exc)) from None
-        self._methods: dict[str, _Method] = {}
+        self._tasks: dict[str, _Task] = {}
         self._stop: anyio.Event | None = None
         self._system: ActorSystem | None = None
         #: Connections made, and READY messages sent (for operators and tests).
         self.connections = 0
         self.registrations = 0
 
-    # --------------------------------------------------------------- methods
+    # ----------------------------------------------------------------- tasks
+
+    @overload
+    def task(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
+
+    @overload
+    def task(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    def task(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Serve a function as the task ``name`` (its own name by default).
+
+        Usable bare (``@handler.task``) or with options
+        (``@handler.task(name="send", timeout=30)``). Arguments and results
+        travel as msgpack: None, bools, numbers, strings, bytes, lists, dicts and
+        aware datetimes. Returns the function unchanged.
+
+        Raises:
+            SzError: The name is empty or registered already, or the timeout is
+                not > 0.
+        """
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            task = name or function.__name__
+            if not task or task in self._tasks:
+                raise SzError(f"task {task!r} is registered already")
+            if timeout is not None and not timeout > 0:
+                raise SzError(f"task {task!r}: timeout must be > 0")
+            self._tasks[task] = _Task(
+                task, function, timeout, inspect.iscoroutinefunction(function)
+            )
+            return function
+
+        return register(func) if func is not None else register
 
     @overload
     def method(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
@@ -199,31 +245,19 @@ class ZMQHandler:
         name: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """Serve a function as the task ``name`` (its own name by default).
-
-        Usable bare (``@handler.method``) or with options
-        (``@handler.method(name="send", timeout=30)``). Arguments and results
-        travel as msgpack: None, bools, numbers, strings, bytes, lists, dicts and
-        aware datetimes. Returns the function unchanged.
-        """
-
-        def register(function: Callable[..., Any]) -> Callable[..., Any]:
-            task = name or function.__name__
-            if not task or task in self._methods:
-                raise SzError(f"method {task!r} is registered already")
-            if timeout is not None and not timeout > 0:
-                raise SzError(f"method {task!r}: timeout must be > 0")
-            self._methods[task] = _Method(
-                task, function, timeout, inspect.iscoroutinefunction(function)
-            )
-            return function
-
+        """The roadmap's spelling of ``task`` (its example uses ``@handler.method``)."""
+        register = self.task(name=name, timeout=timeout)
         return register(func) if func is not None else register
 
     @property
-    def methods(self) -> tuple[str, ...]:
+    def tasks(self) -> tuple[str, ...]:
         """The tasks this worker serves."""
-        return tuple(self._methods)
+        return tuple(self._tasks)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The roadmap's spelling of ``tasks``."""
+        return self.tasks
 
     # --------------------------------------------------------------- running
 
@@ -256,10 +290,10 @@ class ZMQHandler:
         """Connect, register and run jobs until ``stop`` is called (or cancelled).
 
         Raises:
-            SzError: No method is registered.
+            SzError: No task is registered.
         """
-        if not self._methods:
-            raise SzError("register at least one method with @handler.method")
+        if not self._tasks:
+            raise SzError("register at least one task with @handler.task")
         if self._stop is not None:
             raise SzError("the worker is already serving")
         stop = self._stop = anyio.Event()
@@ -275,7 +309,7 @@ class ZMQHandler:
             liveness=self.liveness,
             drain_timeout=self.drain_timeout,
             max_message_bytes=self.max_message_bytes,
-            methods=MappingProxyType(self._methods),
+            tasks=MappingProxyType(self._tasks),
         )
         link = HandlerLink(
             connected=self._connected, registered=self._registered, drained=drained.set
@@ -366,7 +400,7 @@ class ConnectionSpec:
         liveness: Heartbeats the broker may miss before the connection fails.
         drain_timeout: Seconds a draining connection lets its jobs finish.
         max_message_bytes: The largest message the broker takes.
-        methods: The worker's methods by task, a read-only view of its own (one
+        tasks: The worker's tasks by name, a read-only view of its own (one
             registered while it serves goes in the next READY, as before).
     """
 
@@ -379,14 +413,14 @@ class ConnectionSpec:
     liveness: int = attrs.field(validator=int_at_least(1))
     drain_timeout: float = attrs.field(validator=positive)
     max_message_bytes: int = attrs.field(validator=int_at_least(1))
-    methods: Mapping[str, _Method] = attrs.field(hash=False)
+    tasks: Mapping[str, _Task] = attrs.field(hash=False)
 
     def ready(self) -> Ready:
         """The READY that registers this worker."""
         return Ready(
             name=self.name,
             incarnation=self.incarnation,
-            methods=tuple(self.methods),
+            methods=tuple(self.tasks),
             capacity=self.capacity,
             heartbeat=self.heartbeat,
         )
@@ -489,7 +523,7 @@ class Connection(Actor):
             "worker %s: registering with %s (%s, capacity %d)",
             self.spec.name,
             self.spec.endpoint,
-            ", ".join(self.spec.methods),
+            ", ".join(self.spec.tasks),
             self.spec.capacity,
         )
 
@@ -602,19 +636,18 @@ class Connection(Actor):
         start = time.perf_counter()
         outcome, value_body = "success", b""
         error: BaseException | None = None
-        method = self.spec.methods.get(request.method)
+        # The wire calls it the JOB's method: it carries the task's name.
+        task = self.spec.tasks.get(request.method)
         try:
-            if method is None:
-                raise SzError(
-                    f"worker {self.spec.name} has no method {request.method!r}"
-                )
+            if task is None:
+                raise SzError(f"worker {self.spec.name} has no task {request.method!r}")
             args, kwargs = decode_arguments(bodies)
-            limit = method.timeout or request.timeout
+            limit = task.timeout or request.timeout
             if limit is None:
-                value = await self._call(method, args, kwargs)
+                value = await self._call(task, args, kwargs)
             else:
                 with anyio.fail_after(limit):
-                    value = await self._call(method, args, kwargs)
+                    value = await self._call(task, args, kwargs)
         except TimeoutError as exc:
             outcome, error = "timeout", exc
         except Exception as exc:
@@ -677,12 +710,10 @@ class Connection(Actor):
             unsent.popleft()
         self.last_sent = self.clock.now()
 
-    async def _call(
-        self, method: _Method, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
-        if method.is_async:
-            return await method.func(*args, **kwargs)
-        call = functools.partial(method.func, *args, **kwargs)
+    async def _call(self, task: _Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if task.is_async:
+            return await task.func(*args, **kwargs)
+        call = functools.partial(task.func, *args, **kwargs)
         return await anyio.to_thread.run_sync(
             call, limiter=self.threads, abandon_on_cancel=True
         )

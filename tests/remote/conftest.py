@@ -87,7 +87,7 @@ async def spawn_worker() -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]
         capacity: int = 1,
         backend: str = "asyncio",
         heartbeat: float = 0.2,
-        methods: list[str] | None = None,
+        tasks: list[str] | None = None,
         key: Path | None = None,
         server_key: Path | None = None,
         extra: list[str] | None = None,
@@ -108,8 +108,8 @@ async def spawn_worker() -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]
             "--heartbeat",
             str(heartbeat),
         ]
-        if methods:
-            command += ["--methods", ",".join(methods)]
+        if tasks:
+            command += ["--tasks", ",".join(tasks)]
         if key is not None and server_key is not None:
             command += ["--key", str(key), "--server-key", str(server_key)]
         command += extra or []

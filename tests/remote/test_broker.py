@@ -91,11 +91,11 @@ def worker(
     """A worker serving ``add`` (sync) and ``echo`` (async)."""
     handler = ZMQHandler(endpoint, name=name, capacity=capacity, **options)
 
-    @handler.method
+    @handler.task
     def add(a: int, b: int) -> int:
         return a + b
 
-    @handler.method
+    @handler.task
     async def echo(value: Any) -> Any:
         return value
 
@@ -225,7 +225,7 @@ def packed(value: Any) -> bytes:
 # ------------------------------------------------------- jobs and results
 
 
-async def test_a_worker_is_one_remote_handler_of_all_its_methods_at_its_capacity() -> (
+async def test_a_worker_is_one_remote_handler_of_all_its_tasks_at_its_capacity() -> (
     None
 ):
     async with scheduler() as (sz, endpoint), serving(worker(endpoint, capacity=3)):
@@ -238,7 +238,20 @@ async def test_a_worker_is_one_remote_handler_of_all_its_methods_at_its_capacity
         assert (await stats(sz)).registered == 1
 
 
-async def test_sync_and_async_methods_return_their_results_across_the_wire() -> None:
+def test_the_roadmaps_handler_method_and_methods_still_register_tasks() -> None:
+    handler = ZMQHandler("tcp://127.0.0.1:5555", name="w1")
+
+    @handler.method
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    handler.method(name="plus", timeout=5)(add)
+    assert handler.tasks == handler.methods == ("add", "plus")
+    with pytest.raises(SzError, match="task 'add' is registered already"):
+        handler.task(add)
+
+
+async def test_sync_and_async_tasks_return_their_results_across_the_wire() -> None:
     moment = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     async with scheduler() as (sz, endpoint), serving(worker(endpoint)):
         await registered(sz, "w1")
@@ -250,11 +263,11 @@ async def test_sync_and_async_methods_return_their_results_across_the_wire() -> 
         assert (row.handler, row.outcome, row.final) == ("w1", "success", True)
 
 
-async def test_a_method_that_raises_fails_the_job_with_the_workers_repr_of_it() -> None:
+async def test_a_task_that_raises_fails_the_job_with_the_workers_repr_of_it() -> None:
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint)
 
-        @handler.method
+        @handler.task
         async def explode(what: str) -> None:
             raise ValueError(f"no {what} here")
 
@@ -274,7 +287,7 @@ async def test_a_long_error_comes_back_cut_to_4096_characters() -> None:
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint)
 
-        @handler.method
+        @handler.task
         async def rant() -> None:
             raise RuntimeError("x" * 10_000)
 
@@ -287,11 +300,11 @@ async def test_a_long_error_comes_back_cut_to_4096_characters() -> None:
         assert text.startswith("RuntimeError('xxx")
 
 
-async def test_a_method_past_its_timeout_ends_the_job_as_a_timeout() -> None:
+async def test_a_task_past_its_timeout_ends_the_job_as_a_timeout() -> None:
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint)
 
-        @handler.method(timeout=0.05)
+        @handler.task(timeout=0.05)
         async def dawdle() -> None:
             await anyio.sleep_forever()
 
@@ -343,7 +356,7 @@ async def test_a_dict_with_integer_keys_travels_as_a_result() -> None:
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint)
 
-        @handler.method
+        @handler.task
         async def by_status() -> dict[int, int]:
             return {200: 5, 404: 1}
 
@@ -357,7 +370,7 @@ async def test_a_result_msgpack_cannot_encode_fails_the_job_saying_so() -> None:
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint)
 
-        @handler.method
+        @handler.task
         async def opaque() -> object:
             return object()
 
@@ -375,7 +388,7 @@ async def test_a_result_larger_than_the_broker_takes_fails_its_job_saying_so() -
     async with scheduler(max_message_bytes=limit) as (sz, endpoint):
         handler = worker(endpoint, max_message_bytes=limit)
 
-        @handler.method
+        @handler.task
         async def blob(size: int) -> bytes:
             return b"x" * size
 
@@ -421,8 +434,8 @@ async def test_a_worker_never_runs_more_jobs_at_once_than_its_capacity() -> None
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint, capacity=capacity)
         # Two tasks share the worker's one capacity.
-        handler.method(name="left")(tracked)
-        handler.method(name="right")(tracked)
+        handler.task(name="left")(tracked)
+        handler.task(name="right")(tracked)
         results: dict[int, int] = {}
 
         async def submit(n: int) -> None:
@@ -679,9 +692,7 @@ async def test_a_message_from_a_peer_that_never_said_ready_is_answered_disconnec
             id="name-of-a-local-handler",
         ),
         pytest.param("zero", {"capacity": 0}, "capacity >= 1", id="capacity-zero"),
-        pytest.param(
-            "idle", {"methods": ()}, "it must serve a method", id="no-methods"
-        ),
+        pytest.param("idle", {"methods": ()}, "it must serve a task", id="no-tasks"),
     ],
 )
 async def test_a_ready_the_broker_cannot_accept_is_refused_and_counted(
@@ -776,7 +787,7 @@ async def test_a_stopping_worker_drains_finishes_its_job_and_then_leaves() -> No
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint)
 
-        @handler.method
+        @handler.task
         async def hold() -> str:
             started.set()
             await release.wait()
@@ -836,7 +847,7 @@ async def test_a_draining_worker_is_sent_no_new_job() -> None:
     async with scheduler() as (sz, endpoint):
         leaving = worker(endpoint, "leaving", capacity=2)
 
-        @leaving.method
+        @leaving.task
         async def hold() -> str:
             started.set()
             await release.wait()
@@ -932,7 +943,7 @@ async def test_a_job_cut_short_by_a_dead_connection_runs_again_after_reconnectio
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint, backoff=Backoff(min=0.01, max=0.05, jitter=0))
 
-        @handler.method
+        @handler.task
         async def flaky() -> int:
             nonlocal calls
             calls += 1
@@ -970,7 +981,7 @@ async def test_a_job_lost_with_a_replaced_connection_is_recorded_as_worker_lost(
     async with scheduler() as (sz, endpoint):
         handler = worker(endpoint, backoff=Backoff(min=0.01, max=0.05, jitter=0))
 
-        @handler.method
+        @handler.task
         async def hang_once(n: int) -> int:
             if not cut[n].is_set():
                 cut[n].set()

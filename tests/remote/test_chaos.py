@@ -437,7 +437,7 @@ async def test_restarting_the_connection_leaks_no_descriptors_nor_memory() -> No
             backoff=Backoff(min=0.001, max=0.002, jitter=0),
         )
 
-        @handler.method
+        @handler.task
         async def noop() -> None:
             """Serve something."""
 
@@ -498,7 +498,7 @@ async def test_a_worker_keeps_reconnecting_to_a_broker_that_falls_silent() -> No
             backoff=Backoff(min=0.05, max=0.1, jitter=0),
         )
 
-        @handler.method
+        @handler.task
         async def noop() -> None:
             """Serve something."""
 

@@ -88,7 +88,7 @@ async def worker(
         )
     )
 
-    @handler.method
+    @handler.task
     async def whoami() -> str:
         if calls is not None:
             calls.append(name)

@@ -62,7 +62,7 @@ async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_worker
     async with ScheduleZero(store="memory", broker=settings) as sz:
         worker = ZMQHandler(endpoint, name="w", heartbeat=0.25)
 
-        @worker.method
+        @worker.task
         async def where() -> str:
             return "here"
 
@@ -88,7 +88,7 @@ async def test_a_worker_started_before_its_broker_says_so_and_registers_when_it_
     endpoint = free_endpoint()
     worker = ZMQHandler(endpoint, name="early", heartbeat=0.05, liveness=2)
 
-    @worker.method
+    @worker.task
     async def where() -> str:
         return "here"
 

@@ -119,9 +119,9 @@ ENDPOINT = "tcp://127.0.0.1:5999"
             id="unknown-backend",
         ),
         pytest.param(
-            ["--methods", " , "],
-            "argument --methods: expected names separated by commas",
-            id="methods-empty",
+            ["--tasks", " , "],
+            "argument --tasks/--methods: expected names separated by commas",
+            id="tasks-empty",
         ),
     ],
 )
@@ -152,10 +152,10 @@ def test_sz_worker_names_a_module_it_cannot_import(
         pytest.param("nothing_by_that_name", id="missing"),
     ],
 )
-def test_sz_worker_methods_must_name_functions_of_the_module(
+def test_sz_worker_tasks_must_name_functions_of_the_module(
     capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    assert sz_worker(ENDPOINT, "myjobs", "--methods", f"send_email,{name}") == 2
+    assert sz_worker(ENDPOINT, "myjobs", "--tasks", f"send_email,{name}") == 2
     err = capsys.readouterr().err
     assert err.strip() == f"sz worker: myjobs.{name} is not a function"
 

@@ -276,7 +276,7 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
         ),
         pytest.param(
             "handlers:\n  builtin:\n    - module: a\n      methods: [x, 5]\n",
-            "handlers.builtin[0].methods[1]: expected a method name, got 5",
+            "handlers.builtin[0].methods[1]: expected a task name, got 5",
             id="bad-item-in-nested-list",
         ),
         pytest.param(

@@ -1049,10 +1049,10 @@ async def test_the_first_run_now_refused_at_high_water_raises_overloaded() -> No
     assert isinstance(refusals[0], Overloaded)
 
 
-# ------------------------------------------- schedules of a method with no handler
+# --------------------------------------------- schedules of a task with no handler
 
 
-async def test_a_methods_schedules_pause_while_no_handler_takes_jobs_then_resume() -> (
+async def test_a_tasks_schedules_pause_while_no_handler_takes_jobs_then_resume() -> (
     None
 ):
     sz = ScheduleZero()

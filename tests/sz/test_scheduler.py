@@ -427,7 +427,7 @@ async def test_from_config_registers_the_builtin_handlers_it_lists(
             await sz.run_now("sleep")
 
 
-def test_from_config_with_a_method_the_module_lacks_raises_sz_error(
+def test_from_config_with_a_task_the_module_lacks_raises_sz_error(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "config.yaml"
