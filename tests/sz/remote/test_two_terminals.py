@@ -1,4 +1,4 @@
-"""The README's two-terminal example as a user types it: keys, serve, worker.
+"""The two-terminal example of docs/guide/remote-workers.md, typed as a user would.
 
 Real processes on loopback TCP with CURVE on, each on the test's backend.
 """
