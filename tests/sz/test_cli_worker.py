@@ -152,10 +152,12 @@ def test_sz_worker_names_a_module_it_cannot_import(
         pytest.param("nothing_by_that_name", id="missing"),
     ],
 )
+# --methods is the roadmap's spelling of --tasks: the same option.
+@pytest.mark.parametrize("flag", ["--tasks", "--methods"])
 def test_sz_worker_tasks_must_name_functions_of_the_module(
-    capsys: pytest.CaptureFixture[str], name: str
+    capsys: pytest.CaptureFixture[str], name: str, flag: str
 ) -> None:
-    assert sz_worker(ENDPOINT, "myjobs", "--tasks", f"send_email,{name}") == 2
+    assert sz_worker(ENDPOINT, "myjobs", flag, f"send_email,{name}") == 2
     err = capsys.readouterr().err
     assert err.strip() == f"sz worker: myjobs.{name} is not a function"
 
