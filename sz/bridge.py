@@ -592,21 +592,22 @@ class Bridge:
             else self._default_wait(fired.task_id)
         )
         affinity = fired.metadata.get("affinity")
+        # Positional: once per fire (STYLE rule 4's exception).
         job = Job(
-            id=fired.id.hex,
-            task=fired.task_id,
-            args=tuple(fired.args),
-            kwargs=fired.kwargs,
-            schedule_id=fired.schedule_id,
-            scheduled_at=scheduled,
-            affinity=affinity if isinstance(affinity, str) else None,
-            wait=wait,
+            fired.task_id,
+            scheduled,
+            fired.id.hex,
+            tuple(fired.args),
+            fired.kwargs,
+            fired.schedule_id,
+            affinity if isinstance(affinity, str) else None,
+            wait,
         )
         # A fire taken well ahead of its time can share its commit with others.
         early = (scheduled - now).total_seconds() > LAZY_COMMIT_MARGIN
         backend.accept(
             job,
-            partial(self._submit, Submit(job=job, hold=True)),
+            partial(self._submit, Submit(job, None, 1, None, True)),  # hold=True
             scheduled - fired.jitter,
             urgent=not early,
         )

@@ -81,7 +81,9 @@ class Unregister:
     drain: bool = False
 
 
-@attrs.frozen(kw_only=True)
+# One per job on the hot path: slotted, positional and mutable (STYLE rule 4's
+# exception); internal to sz.
+@attrs.define
 class Submit:
     """Run ``job``; resolve ``future`` (if any) with its final outcome.
 
@@ -667,7 +669,7 @@ class DispatcherActor(Actor):
             entry.waited = now - pending.since
             entry.limited = pending.limited
         self.state.in_flight[job.id] = entry
-        handler.ref.tell(Execute(job=job, attempt=attempt, reply_to=self._me))
+        handler.ref.tell(Execute(job, attempt, self._me))
         return _SENT
 
     def _drain_all(self) -> None:
@@ -848,18 +850,26 @@ class DispatcherActor(Actor):
         reason: Reason | None = None,
     ) -> None:
         """Record the attempt ``message`` reports, ended with ``outcome``."""
-        self._record(
-            message.job,
-            message.attempt,
-            outcome,
-            final=final,
-            reason=reason or entry.limited,
-            waited=entry.waited,
-            handler=message.handler,
-            started_at=message.started_at,
-            finished_at=message.finished_at,
-            duration=message.duration,
-            error=message.error,
+        # Once per attempt: the row is built positionally, not through
+        # ``Attempt.of``'s keywords (STYLE rule 4's exception).
+        job, error = message.job, message.error
+        self.history.tell(
+            Attempt(
+                job.id,
+                job.schedule_id,
+                job.task,
+                message.handler,
+                job.scheduled_at,
+                message.started_at,
+                message.finished_at,
+                message.duration,
+                outcome,
+                repr(error) if error is not None else None,
+                message.attempt,
+                final,
+                reason or entry.limited,
+                entry.waited,
+            )
         )
 
     def _end(

@@ -49,7 +49,9 @@ class HandlerSpec:
         return inspect.iscoroutinefunction(self.func)
 
 
-@attrs.frozen(kw_only=True)
+# One per attempt on the hot path: slotted, positional and mutable (STYLE rule
+# 4's exception); internal to sz.
+@attrs.define
 class Execute:
     """Dispatcher to handler: run this attempt of ``job``, report to ``reply_to``."""
 
@@ -58,7 +60,9 @@ class Execute:
     reply_to: ActorRef
 
 
-@attrs.frozen(kw_only=True)
+# One per attempt on the hot path: slotted, positional and mutable (STYLE rule
+# 4's exception), hence the fields with defaults last; internal to sz.
+@attrs.define
 class Finished:
     """Handler to dispatcher: how an attempt ended.
 
@@ -71,11 +75,11 @@ class Finished:
     attempt: int
     handler: str
     outcome: Outcome | str
-    value: Any = None
-    error: BaseException | None = None
     started_at: datetime
     finished_at: datetime
     duration: float
+    value: Any = None
+    error: BaseException | None = None
     reason: str | None = None
 
     @classmethod
@@ -154,15 +158,15 @@ class HandlerActor(Actor):
             duration = time.perf_counter() - start
             order.reply_to.tell(
                 Finished(
-                    job=job,
-                    attempt=order.attempt,
-                    handler=self.name,
-                    outcome=outcome,
-                    value=value,
-                    error=error,
-                    started_at=started_at,
-                    finished_at=started_at + timedelta(seconds=duration),
-                    duration=duration,
+                    job,
+                    order.attempt,
+                    self.name,
+                    outcome,
+                    started_at,
+                    started_at + timedelta(seconds=duration),
+                    duration,
+                    value,
+                    error,
                 )
             )
 

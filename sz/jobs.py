@@ -113,7 +113,10 @@ def new_job_id() -> str:
     return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
-@attrs.frozen(kw_only=True)
+# Built once per job on the hot path: frozen and public, but positional as well
+# as keyword (STYLE rule 4's exception), so the scheduler builds it without a
+# keyword dict; hence the required fields come first.
+@attrs.frozen
 class Job:
     """One run of a task, from a schedule's fire or from ``run_now``.
 
@@ -129,17 +132,20 @@ class Job:
             ``no_healthy_handler``.
     """
 
-    id: str = attrs.field(factory=new_job_id)
     task: str
+    scheduled_at: datetime
+    id: str = attrs.field(factory=new_job_id)
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     schedule_id: str | None = None
-    scheduled_at: datetime
     affinity: str | None = None
     wait: float = 30.0
 
 
-@attrs.frozen(kw_only=True)
+# Built for every attempt on the hot path: frozen, public and persisted, but
+# positional as well as keyword (STYLE rule 4's exception): ``of`` builds it
+# without a keyword dict.
+@attrs.frozen
 class Attempt:
     """One row of history: one attempt of one job.
 
@@ -201,20 +207,20 @@ class Attempt:
         handler took it, or it was lost with the process).
         """
         return cls(
-            job_id=job.id,
-            schedule_id=job.schedule_id,
-            task=job.task,
-            handler=handler,
-            scheduled_at=job.scheduled_at,
-            started_at=started_at,
-            finished_at=finished_at or datetime.now(UTC),
-            duration=duration,
-            outcome=outcome,
-            error=repr(error) if error is not None else None,
-            attempt=attempt,
-            final=final,
-            reason=reason,
-            waited=waited,
+            job.id,
+            job.schedule_id,
+            job.task,
+            handler,
+            job.scheduled_at,
+            started_at,
+            finished_at or datetime.now(UTC),
+            duration,
+            outcome,
+            repr(error) if error is not None else None,
+            attempt,
+            final,
+            reason,
+            waited,
         )
 
 

@@ -52,7 +52,7 @@ from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, L
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor
-from .jobs import Attempt, HistoryQuery, Job, JobFuture
+from .jobs import Attempt, HistoryQuery, Job, JobFuture, new_job_id
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .retry import next_attempt
 from .store import SqliteFile, StoreError
@@ -650,15 +650,18 @@ class ScheduleZero:
         else:
             positional, keywords = split_arguments(args, kwargs)
         future = JobFuture(self._new_event)
+        # Positional: once per job (STYLE rule 4's exception).
         job = Job(
-            task=task_id,
-            args=positional,
-            kwargs=keywords,
-            scheduled_at=datetime.now(UTC),
-            affinity=affinity,
-            wait=timeout if timeout is not None else self._default_wait(task_id),
+            task_id,
+            datetime.now(UTC),
+            new_job_id(),
+            positional,
+            keywords,
+            None,
+            affinity,
+            timeout if timeout is not None else self._default_wait(task_id),
         )
-        self._backend.accept(job, partial(self._submit, Submit(job=job, future=future)))
+        self._backend.accept(job, partial(self._submit, Submit(job, future)))
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
         if timeout is None:

@@ -363,7 +363,7 @@ class BrokerActor(Actor):
             )
             return
         worker.in_flight[job.id] = order
-        request = JobRequest(job_id=job.id, attempt=order.attempt, method=job.task)
+        request = JobRequest(job.id, order.attempt, job.task)
         self.stats.jobs_sent += 1
         if len(worker.in_flight) == 1 and not worker.outbox:
             # Alone: nothing to batch it with, so no reason to wait for one.
@@ -539,17 +539,18 @@ class BrokerActor(Actor):
             except ProtocolError as exc:
                 outcome = "failure"
                 error = RemoteError(f"the result is {exc}")
+        duration = message.duration
         order.reply_to.tell(
             Finished(
-                job=order.job,
-                attempt=order.attempt,
-                handler=worker.name,
-                outcome=outcome,
-                value=value,
-                error=error,
-                started_at=finished_at - timedelta(seconds=message.duration),
-                finished_at=finished_at,
-                duration=message.duration,
+                order.job,
+                order.attempt,
+                worker.name,
+                outcome,
+                finished_at - timedelta(seconds=duration),
+                finished_at,
+                duration,
+                value,
+                error,
             )
         )
 

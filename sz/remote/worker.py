@@ -667,11 +667,11 @@ class Connection(Actor):
                 )
         duration = time.perf_counter() - start
         result = JobResult(
-            job_id=request.job_id,
-            attempt=request.attempt,
-            outcome=outcome,
-            error=repr(error)[:MAX_ERROR] if error is not None else None,
-            duration=duration,
+            request.job_id,
+            request.attempt,
+            outcome,
+            repr(error)[:MAX_ERROR] if error is not None else None,
+            duration,
         )
         outbox = self.outbox
         if (
