@@ -5,9 +5,16 @@ from typing import TYPE_CHECKING
 import pytest
 import zmq
 from blockbuster import BlockBuster, blockbuster_ctx
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# Hypothesis's per-example deadline (200 ms) is a speed check inside a unit test:
+# on a loaded 2-core machine it failed a protocol test whose behaviour was right.
+# Speed is measured in benchmarks/, never asserted here.
+settings.register_profile("sz", deadline=None)
+settings.load_profile("sz")
 
 
 @pytest.fixture(
