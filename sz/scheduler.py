@@ -288,7 +288,8 @@ class ScheduleZero:
         schedules added before start are applied.
 
         Raises:
-            StoreError: The store's file cannot be used (the message says why).
+            StoreError: The store's file cannot be used, or a value in it cannot
+                be read back (the message says why).
         """
         if self._stack is not None:
             raise SzError("the scheduler is already running")
@@ -297,6 +298,18 @@ class ScheduleZero:
                 self._check_task(entry.task)
             except SzError as exc:
                 raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
+        try:
+            await self._start()
+        except BaseExceptionGroup as group:
+            # APScheduler and the actor system start inside task groups: a
+            # refusal of ours (a damaged store, a broker that cannot bind) comes
+            # out wrapped. Alone in its group, it is raised as itself.
+            refusal = _sole_refusal(group)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    async def _start(self) -> None:
         async with AsyncExitStack() as stack:
             file: SqliteFile | None = None
             if self.store_path is not None:
@@ -823,3 +836,14 @@ class ScheduleZero:
         )
         rows: list[Attempt] = await self._history.ask(query)
         return rows
+
+
+def _sole_refusal(group: BaseExceptionGroup[BaseException]) -> SzError | None:
+    """The one ``SzError`` a group (nested or not) holds, if that is all it holds."""
+    errors = group.exceptions
+    if len(errors) != 1:
+        return None
+    (error,) = errors
+    if isinstance(error, BaseExceptionGroup):
+        return _sole_refusal(error)
+    return error if isinstance(error, SzError) else None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from ..jobs import Attempt, HistoryQuery, Job, history_order
-from .sqlite import from_micros, to_micros
+from .sqlite import from_micros, to_micros, unpickle
 
 if TYPE_CHECKING:
     import sqlite3
@@ -352,7 +352,9 @@ def _unfinished(connection: sqlite3.Connection) -> list[Unfinished]:
         (count,) = connection.execute(
             "SELECT COUNT(*) FROM history WHERE job_id = ?", (job_id,)
         ).fetchone()
-        args, kwargs, affinity, wait = pickle.loads(data)
+        args, kwargs, affinity, wait = unpickle(
+            data, f"the arguments of accepted job {job_id!r}"
+        )
         job = Job(
             id=job_id,
             task=task,

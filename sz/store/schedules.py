@@ -45,7 +45,7 @@ from apscheduler import (
 from apscheduler.abc import DataStore
 
 from .fires import Fires, FireSink
-from .sqlite import SqliteFile, from_micros, to_micros
+from .sqlite import DamagedValue, SqliteFile, from_micros, to_micros, unpickle
 
 if TYPE_CHECKING:
     import os
@@ -641,19 +641,26 @@ def _load(
     A restart ends every lease and every running job.
     """
     tasks: list[Task] = []
-    for (data,) in connection.execute("SELECT data FROM tasks"):
-        task = pickle.loads(data)
+    for task_id, data in connection.execute("SELECT id, data FROM tasks"):
+        task = unpickle(data, f"task {task_id!r}")
         task.running_jobs = 0
         tasks.append(task)
     schedules: list[Schedule] = []
-    for data, trigger, next_fire, last_fire in connection.execute(
-        "SELECT data, trigger, next_fire_time, last_fire_time FROM schedules"
+    for schedule_id, data, trigger, next_fire, last_fire in connection.execute(
+        "SELECT id, data, trigger, next_fire_time, last_fire_time FROM schedules"
     ):
-        schedule = pickle.loads(data)
+        schedule = unpickle(data, f"schedule {schedule_id!r}")
         # The columns have the latest fire times; the trigger's state after a
         # fire is there unless the schedule was stored whole since, or finished.
         if trigger is not None:
-            schedule.trigger.__setstate__(pickle.loads(trigger))
+            state = unpickle(trigger, f"the trigger of schedule {schedule_id!r}")
+            try:
+                schedule.trigger.__setstate__(state)
+            except Exception as exc:
+                raise DamagedValue(
+                    f"the trigger of schedule {schedule_id!r} cannot be read back "
+                    f"({exc!r})"
+                ) from None
         schedule.next_fire_time = _moment(next_fire)
         schedule.last_fire_time = _moment(last_fire)
         schedule.acquired_by = schedule.acquired_until = None

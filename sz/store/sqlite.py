@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import pickle
 import queue
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ __all__ = [
     "StoreError",
     "from_micros",
     "to_micros",
+    "unpickle",
 ]
 
 logger = logging.getLogger("sz.store")
@@ -68,6 +70,23 @@ APPLICATION_ID = 0x535A7374
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+class DamagedValue(Exception):
+    """A value in the file cannot be read back; the file's owner names the file."""
+
+
+def unpickle(data: bytes, what: str) -> Any:
+    """A value this store pickled (arguments, schedules, tasks), read back.
+
+    Raises:
+        DamagedValue: It cannot be read: a damaged file, or a class of its
+            arguments that the program no longer has. ``what`` names it.
+    """
+    try:
+        return pickle.loads(data)
+    except Exception as exc:
+        raise DamagedValue(f"{what} cannot be read back ({exc!r})") from None
 
 
 def to_micros(moment: datetime) -> int:
@@ -459,6 +478,11 @@ class SqliteFile:
     def _wrap(self, error: BaseException) -> BaseException:
         if isinstance(error, sqlite3.Error):
             return StoreError(f"{self.path}: {error}")
+        if isinstance(error, DamagedValue):
+            return StoreError(
+                f"{self.path}: damaged: {error}; move the file aside and start "
+                f"afresh, or point the store (--store or store.url) at another file"
+            )
         return error
 
     def _deliver(self, replies: list[tuple[Any, Any, BaseException | None]]) -> None:
@@ -493,7 +517,9 @@ class SqliteFile:
                 f"({exc.strerror}); choose another path (--store or store.url)"
             ) from None
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Owner only: the file holds pickled arguments, to be guarded like
+            # code (SQLite gives its -wal and -shm files the same mode).
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StoreError(
                 f"{path}: cannot open the store for writing ({exc.strerror}); "

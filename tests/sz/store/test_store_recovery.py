@@ -564,6 +564,103 @@ async def test_a_bad_store_file_is_refused_naming_it_and_left_untouched(
     assert await anyio.to_thread.run_sync(state, bad) == before
 
 
+#: What a damaged value in the file looks like: a pickle with a bad opcode.
+GARBAGE = b"\x80\x05\xde\xad\xbe\xef"
+
+
+def damage(db: Path, statement: str) -> bytes:
+    """Write ``GARBAGE`` into the store with ``statement``; the file's new bytes."""
+    connection = sqlite3.connect(db)
+    try:
+        with connection:
+            connection.execute(statement, (GARBAGE,))
+    finally:
+        connection.close()
+    return db.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("statement", "says"),
+    [
+        pytest.param(
+            "UPDATE schedules SET data = ?",
+            "schedule 'kept' cannot be read back",
+            id="a-schedule",
+        ),
+        pytest.param(
+            "UPDATE schedules SET trigger = ?",
+            "the trigger of schedule 'kept' cannot be read back",
+            id="a-trigger",
+        ),
+        pytest.param(
+            "INSERT INTO jobs VALUES ('job-1', NULL, 'echo', 0, 0, ?)",
+            "the arguments of accepted job 'job-1' cannot be read back",
+            id="an-accepted-job",
+        ),
+    ],
+)
+async def test_a_damaged_value_in_the_store_is_one_store_error_naming_it(
+    tmp_path: Path, backend: str, statement: str, says: str
+) -> None:
+    """A page SQLite can read whose pickled value is damaged is refused as a
+    damaged page is: one line naming the file and the value, the file kept."""
+    db = tmp_path / "kept.db"
+    sz = ScheduleZero(store=url(db))
+
+    @sz.handler
+    async def echo(value: int) -> int:
+        return value
+
+    async with sz:
+        await sz.schedule("echo", "interval", hours=1, args=[1], id="kept")
+    damaged = await anyio.to_thread.run_sync(damage, db, statement)
+
+    again = ScheduleZero(store=url(db))
+    again.handler(echo)
+    with pytest.raises(StoreError) as refused:
+        await again.start()
+    await again.stop()
+    message = str(refused.value)
+    assert message.startswith(f"{db}: damaged: {says} ("), message
+    assert message.endswith(
+        "; move the file aside and start afresh, or point the store (--store or "
+        "store.url) at another file"
+    )
+
+    stderr = await serve_fails(tmp_path, "--store", url(db), "--backend", backend)
+    assert f"sz serve: {message}\n" in stderr
+    assert await anyio.Path(db).read_bytes() == damaged
+
+
+def modes_of(directory: Path, prefix: str) -> dict[str, int]:
+    """The permission bits of the files in ``directory`` whose names start so."""
+    return {
+        path.name: path.stat().st_mode & 0o777
+        for path in directory.iterdir()
+        if path.name.startswith(prefix)
+    }
+
+
+async def test_the_store_file_is_the_owners_alone(tmp_path: Path) -> None:
+    """It holds pickled arguments: guarded like code, whatever the umask."""
+    db = tmp_path / "private.db"
+    old = os.umask(0)
+    try:
+        sz = ScheduleZero(store=url(db))
+
+        @sz.handler
+        async def echo(value: int) -> int:
+            return value
+
+        async with sz:
+            await sz.schedule("echo", "interval", hours=1, args=[1], id="private")
+            modes = await anyio.to_thread.run_sync(modes_of, tmp_path, "private.db")
+    finally:
+        os.umask(old)
+    assert modes["private.db"] == 0o600
+    assert set(modes.values()) == {0o600}, modes
+
+
 # ------------------------------------------------------------ 3. two processes
 
 
