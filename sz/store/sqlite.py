@@ -574,6 +574,16 @@ class SqliteFile:
                     )
         except sqlite3.DatabaseError as exc:
             connection.close()
+            if not os.access(path.parent, os.W_OK):
+                # SQLite makes the store's -wal and -shm files beside it: a good
+                # file in a read-only directory fails here, and is not damaged.
+                directory = path.absolute().parent
+                raise StoreError(
+                    f"{path}: its directory {directory} is not writable, and SQLite "
+                    f"keeps the store's -wal and -shm files beside it; make the "
+                    f"directory writable, or move the store (--store or "
+                    f"store.url)"
+                ) from None
             raise StoreError(
                 f"{path}: not a ScheduleZero store or damaged ({exc}); move it aside "
                 f"and start afresh, or point the store (--store or store.url) at "

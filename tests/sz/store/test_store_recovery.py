@@ -568,15 +568,29 @@ async def test_a_bad_store_file_is_refused_naming_it_and_left_untouched(
 GARBAGE = b"\x80\x05\xde\xad\xbe\xef"
 
 
-def damage(db: Path, statement: str) -> bytes:
-    """Write ``GARBAGE`` into the store with ``statement``; the file's new bytes."""
+def damage(db: Path, statement: str) -> None:
+    """Write ``GARBAGE`` into the store with ``statement``."""
     connection = sqlite3.connect(db)
     try:
         with connection:
             connection.execute(statement, (GARBAGE,))
     finally:
         connection.close()
-    return db.read_bytes()
+
+
+def garbage_left(db: Path) -> int:
+    """How many values in the store are still ``GARBAGE`` (none was dropped)."""
+    connection = sqlite3.connect(db)
+    try:
+        return sum(
+            connection.execute(query, (GARBAGE,)).fetchone()[0]
+            for query in (
+                "SELECT count(*) FROM schedules WHERE data = ?1 OR trigger = ?1",
+                "SELECT count(*) FROM jobs WHERE data = ?1",
+            )
+        )
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize(
@@ -603,7 +617,7 @@ async def test_a_damaged_value_in_the_store_is_one_store_error_naming_it(
     tmp_path: Path, backend: str, statement: str, says: str
 ) -> None:
     """A page SQLite can read whose pickled value is damaged is refused as a
-    damaged page is: one line naming the file and the value, the file kept."""
+    damaged page is: one line naming the file and the value, the value kept."""
     db = tmp_path / "kept.db"
     sz = ScheduleZero(store=url(db))
 
@@ -613,7 +627,7 @@ async def test_a_damaged_value_in_the_store_is_one_store_error_naming_it(
 
     async with sz:
         await sz.schedule("echo", "interval", hours=1, args=[1], id="kept")
-    damaged = await anyio.to_thread.run_sync(damage, db, statement)
+    await anyio.to_thread.run_sync(damage, db, statement)
 
     again = ScheduleZero(store=url(db))
     again.handler(echo)
@@ -629,7 +643,60 @@ async def test_a_damaged_value_in_the_store_is_one_store_error_naming_it(
 
     stderr = await serve_fails(tmp_path, "--store", url(db), "--backend", backend)
     assert f"sz serve: {message}\n" in stderr
-    assert await anyio.Path(db).read_bytes() == damaged
+    # Refused, not repaired: the damaged value is still there to be looked at.
+    assert await anyio.to_thread.run_sync(garbage_left, db) == 1
+
+
+async def mount(*args: str) -> bool:
+    """Run ``mount *args``; whether it worked (it needs root)."""
+    result = await anyio.run_process(["mount", *args], check=False)
+    return result.returncode == 0
+
+
+async def test_a_good_store_in_a_read_only_directory_is_a_directory_problem(
+    tmp_path: Path, backend: str
+) -> None:
+    """SQLite cannot make the -wal and -shm files beside a store whose directory
+    is read-only: that is said, not "damaged, move it aside"."""
+    made, seen = tmp_path / "made", tmp_path / "seen"
+    await anyio.Path(made).mkdir()
+    await anyio.Path(seen).mkdir()
+    sz = ScheduleZero(store=url(made / "good.db"))
+
+    @sz.handler
+    async def echo(value: int) -> int:
+        return value
+
+    async with sz:
+        await sz.schedule("echo", "interval", hours=1, args=[1], id="kept")
+    # ``seen`` shows ``made`` read-only, but the store file in it writable: as a
+    # user's store in a directory of someone else's (root passes any chmod).
+    mounted: list[Path] = []
+    try:
+        if not await mount("--bind", str(made), str(seen)):
+            pytest.skip("cannot bind-mount here (needs root)")
+        mounted.append(seen)
+        if not await mount("-o", "remount,bind,ro", str(seen)):
+            pytest.skip("cannot remount read-only here")
+        store = seen / "good.db"
+        if not await mount("--bind", str(made / "good.db"), str(store)):
+            pytest.skip("cannot bind-mount a file here")
+        mounted.append(store)
+
+        with pytest.raises(StoreError) as refused:
+            await ScheduleZero(store=url(store)).start()
+        assert str(refused.value) == (
+            f"{store}: its directory {seen} is not writable, and SQLite keeps the "
+            "store's -wal and -shm files beside it; make the directory writable, "
+            "or move the store (--store or store.url)"
+        )
+        stderr = await serve_fails(
+            tmp_path, "--store", url(store), "--backend", backend
+        )
+        assert f"sz serve: {refused.value}\n" in stderr
+    finally:
+        for path in reversed(mounted):
+            await anyio.run_process(["umount", str(path)])
 
 
 def modes_of(directory: Path, prefix: str) -> dict[str, int]:
