@@ -8,6 +8,8 @@ so the error names the endpoint and what is wrong with it.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from .errors import TransportError
@@ -15,6 +17,44 @@ from .errors import TransportError
 __all__ = ["check_endpoint", "endpoint_problem", "is_local"]
 
 _FORMS = "tcp://HOST:PORT, ipc://PATH or inproc://NAME"
+
+#: One label of a host name (RFC 1123): letters, digits and inner hyphens; and
+#: underscores, which container networks' names have and their DNS resolves.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def _host_problem(host: str, *, bind: bool) -> str | None:
+    """What a TCP endpoint's host should have been, or None if it can exist.
+
+    An address that cannot exist (``999.1.1.1``, ``[::g]``, a name with an empty
+    label) is refused here; libzmq would take it and fail only when resolving.
+    """
+    if host == "*":
+        return (
+            None
+            if bind
+            else "tcp://HOST:PORT naming the broker's host (* is for binding)"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "tcp://[IPV6]:PORT with an IPv6 address in the brackets"
+        return None
+    if all(char.isdigit() or char == "." for char in host):
+        # Digits and dots are an IPv4 address, all four parts of it.
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return "tcp://HOST:PORT with an IPv4 address of four numbers from 0 to 255"
+        return None
+    name = host.removesuffix(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return (
+            "tcp://HOST:PORT with a host name of letters, digits, hyphens, "
+            "underscores and dots (labels of 1 to 63 characters)"
+        )
+    return None
 
 
 def endpoint_problem(endpoint: object, *, bind: bool) -> str | None:
@@ -33,8 +73,9 @@ def endpoint_problem(endpoint: object, *, bind: bool) -> str | None:
     host, _, port = rest.rpartition(":")
     if not host or not port or any(char.isspace() for char in host):
         return "tcp://HOST:PORT, with a host and a port"
-    if host == "*" and not bind:
-        return "tcp://HOST:PORT naming the broker's host (* is for binding)"
+    problem = _host_problem(host, bind=bind)
+    if problem is not None:
+        return problem
     if port == "*":
         return None if bind else "tcp://HOST:PORT with a port from 1 to 65535"
     try:

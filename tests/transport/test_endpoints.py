@@ -23,6 +23,41 @@ def test_an_endpoint_of_each_transport_is_good_to_bind_and_to_connect_to(
     assert endpoint_problem(endpoint, bind=False) is None
 
 
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "tcp://my_worker:5555",  # a container network's name
+        "tcp://scheduler.example.com.:5555",  # fully qualified, with its root dot
+        "tcp://0.0.0.0:5555",
+        "tcp://[2001:db8::1]:5555",
+    ],
+)
+def test_hosts_that_can_exist_are_good(endpoint: str) -> None:
+    assert endpoint_problem(endpoint, bind=True) is None
+    assert endpoint_problem(endpoint, bind=False) is None
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        pytest.param("tcp://999.1.1.1:5555", "four numbers from 0 to 255", id="octet"),
+        pytest.param("tcp://1.2.3:5555", "four numbers from 0 to 255", id="three"),
+        pytest.param("tcp://[::g]:5555", "an IPv6 address", id="ipv6"),
+        pytest.param("tcp://a..b:5555", "labels of 1 to 63", id="empty-label"),
+        pytest.param("tcp://-a.example:5555", "labels of 1 to 63", id="hyphen"),
+        pytest.param(f"tcp://{'a' * 64}:5555", "labels of 1 to 63", id="long-label"),
+        pytest.param("tcp://exa$mple:5555", "letters, digits, hyphens", id="dollar"),
+    ],
+)
+def test_an_address_that_cannot_exist_is_refused(endpoint: str, expected: str) -> None:
+    for bind in (True, False):
+        problem = endpoint_problem(endpoint, bind=bind)
+        assert problem is not None, endpoint
+        assert expected in problem
+    with pytest.raises(TransportError, match="expected tcp://"):
+        check_endpoint(endpoint, bind=False)
+
+
 @pytest.mark.parametrize("endpoint", ["tcp://*:5555", "tcp://127.0.0.1:*", "tcp://*:*"])
 def test_a_wildcard_is_good_to_bind_but_not_to_connect_to(endpoint: str) -> None:
     assert endpoint_problem(endpoint, bind=True) is None
