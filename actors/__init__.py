@@ -11,6 +11,7 @@ from .errors import (
     ActorKilled as ActorKilled,
     ActorStopped as ActorStopped,
     AskTimeout as AskTimeout,
+    ExpectedCrash as ExpectedCrash,
     MailboxFull as MailboxFull,
 )
 from .events import (
@@ -56,6 +57,7 @@ __all__ = [
     "Crashed",
     "DeadLetter",
     "Escalated",
+    "ExpectedCrash",
     "MailboxFull",
     "MailboxStatistics",
     "Overflow",

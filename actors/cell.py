@@ -24,7 +24,14 @@ import anyio
 
 from .actor import Actor
 from .context import current_cell
-from .errors import ActorCrashed, ActorError, ActorKilled, ActorStopped, MailboxFull
+from .errors import (
+    ActorCrashed,
+    ActorError,
+    ActorKilled,
+    ActorStopped,
+    ExpectedCrash,
+    MailboxFull,
+)
 from .events import (
     Crashed,
     Escalated,
@@ -539,7 +546,9 @@ class Cell:
                 error.__cause__ = crash
                 message.slot.fail(error)
             message = message.message
-        if not isinstance(crash, ActorKilled):
+        if isinstance(crash, ExpectedCrash):
+            logger.warning("%s ended: %s", self.path, crash)
+        elif not isinstance(crash, ActorKilled):
             logger.error("%s crashed", self.path, exc_info=crash)
         self.system._publish(Crashed(path=self.path, error=crash, message=message))
 

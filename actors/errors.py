@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ActorCrashed", "ActorError", "ActorStopped", "AskTimeout", "MailboxFull"]
+__all__ = [
+    "ActorCrashed",
+    "ActorError",
+    "ActorStopped",
+    "AskTimeout",
+    "ExpectedCrash",
+    "MailboxFull",
+]
 
 
 class ActorError(Exception):
@@ -26,6 +33,17 @@ class ActorStopped(ActorError):
 
 class MailboxFull(ActorError):
     """The mailbox is at capacity and its overflow policy refuses the message."""
+
+
+class ExpectedCrash(Exception):
+    """Raise (or subclass) it to crash an actor on purpose: a lost connection, say.
+
+    It is a crash like any other (counted, published as ``Crashed``, restarted as
+    the actor's restart type and its parent's supervision say), but logged as one
+    WARNING line with its message, not an ERROR with a traceback: the actor knows
+    why it ends, and the operator needs the reason, not the stack. Not an
+    ``ActorError``: the runtime never raises it.
+    """
 
 
 class ActorKilled(ActorError):

@@ -1,10 +1,12 @@
 """The errors the ``sz`` package raises; ``SzError`` is the root of them all.
 
-Each is defined here, except ``ScheduleNotFound`` (``sz.scheduler``, whose
-facade raises it); ``import sz`` exports them all.
+Each is defined here, except ``ScheduleNotFound`` (raised by the schedule calls,
+defined in ``sz.bridge``); ``import sz`` exports them all.
 """
 
 from __future__ import annotations
+
+from actors import ExpectedCrash
 
 __all__ = [
     "ConfigError",
@@ -106,5 +108,9 @@ class RemoteError(SzError):
         return str(self.args[0]) if self.args else "RemoteError()"
 
 
-class ConnectionLost(SzError):
-    """The broker fell silent, refused the worker, or broke the protocol."""
+class ConnectionLost(SzError, ExpectedCrash):
+    """The broker fell silent, refused the worker, or broke the protocol.
+
+    The worker's connection actor ends with it and reconnects: an expected
+    crash, logged as one warning line rather than an error with a traceback.
+    """

@@ -62,6 +62,7 @@ DESIGNED = {
 #: Exported beyond the design's list: types users meet in signatures and counters.
 EXTRAS = {
     "ActorKilled",
+    "ExpectedCrash",
     "ActorState",
     "Clock",
     "MailboxStatistics",

@@ -8,6 +8,7 @@ import pytest
 
 import sz
 import sz.errors
+from actors import ExpectedCrash
 
 #: The builtin each error is also, as ``except`` clauses outside sz expect.
 TWINS: dict[type[BaseException], type[BaseException]] = {
@@ -47,4 +48,6 @@ def test_the_store_and_remote_errors_are_sz_errors() -> None:
     assert StoreError is sz.StoreError
     assert issubclass(sz.RemoteError, sz.SzError)
     assert issubclass(sz.ConnectionLost, sz.SzError)
+    # A worker's reconnect is one warning line, not an error with a traceback.
+    assert issubclass(sz.ConnectionLost, ExpectedCrash)
     assert repr(sz.RemoteError("ValueError('no')")) == "ValueError('no')"
