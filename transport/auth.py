@@ -13,6 +13,8 @@ key, not what a worker claims in READY, decides which name it may register.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING
 
 import zmq
@@ -29,6 +31,12 @@ __all__ = ["ZAP_DOMAIN", "WorkerKeys", "secure_server", "serve_zap"]
 #: The ZAP domain the broker's socket authenticates in.
 ZAP_DOMAIN = "schedulezero"
 
+#: Seconds between two warnings of refused handshakes: a misconfigured worker or
+#: a scan retries without end, and the log must stay readable.
+REFUSALS_LOGGED_EVERY = 10.0
+
+logger = logging.getLogger("transport.auth")
+
 
 class WorkerKeys(Authenticator):
     """Admits the CURVE public keys listed, each under its worker's name.
@@ -44,10 +52,41 @@ class WorkerKeys(Authenticator):
         super().__init__(context)
         self.workers = {bytes(key): name for key, name in workers.items()}
         self.configure_curve_callback(ZAP_DOMAIN, self)
+        #: CURVE handshakes refused (a key not listed): an operator's sign of a
+        #: misconfigured worker, or of someone trying.
+        self.refused = 0
+        self._peer = "?"
+        self._refused_unlogged = 0
+        self._logged_at = -float("inf")
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        """Answer one ZAP request, noting the peer's address for a refusal."""
+        # version, request id, domain, address, identity, mechanism, credentials
+        self._peer = msg[3].decode(errors="replace") if len(msg) > 3 else "?"
+        await super().handle_zap_message(msg)
 
     def callback(self, domain: str, key: bytes) -> bool:
         """Whether the key (Z85) is listed: libzmq asks on each handshake."""
-        return domain == ZAP_DOMAIN and key in self.workers
+        if domain == ZAP_DOMAIN and key in self.workers:
+            return True
+        self._refuse(key)
+        return False
+
+    def _refuse(self, key: bytes) -> None:
+        """Count a refusal; warn of it, at most once per ``REFUSALS_LOGGED_EVERY``."""
+        self.refused += 1
+        self._refused_unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at < REFUSALS_LOGGED_EVERY:
+            return
+        also = self._refused_unlogged - 1
+        logger.warning(
+            "refused a CURVE handshake from %s: key %s is not a listed worker's%s",
+            self._peer,
+            key.decode(errors="replace"),
+            f" ({also} more refused since the last warning)" if also else "",
+        )
+        self._logged_at, self._refused_unlogged = now, 0
 
     def curve_user_id(self, client_public_key: bytes) -> str:
         """The worker name of an admitted key: its messages' User-Id."""

@@ -21,7 +21,11 @@ from .socket import Socket
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["Dealer", "Router"]
+__all__ = ["HANDSHAKE_SECONDS", "Dealer", "Router"]
+
+#: How long the broker waits for a connection's ZMTP (and CURVE) handshake
+#: before it drops it: libzmq's 30 s would let half-open connections pile up.
+HANDSHAKE_SECONDS = 5.0
 
 
 class Router:
@@ -65,6 +69,7 @@ class Router:
             raw.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
             raw.setsockopt(zmq.SNDHWM, send_hwm)
             raw.setsockopt(zmq.RCVHWM, receive_hwm)
+            raw.setsockopt(zmq.HANDSHAKE_IVL, int(HANDSHAKE_SECONDS * 1000))
             if secret_key is not None:
                 self._keys = WorkerKeys(self._context, workers or {})
                 # Bound before the socket is: no handshake finds no handler.
@@ -80,6 +85,11 @@ class Router:
         self.socket = Socket(raw)
         #: Whether peers must authenticate (their ``User-Id`` is a worker name).
         self.secure = self._keys is not None
+
+    @property
+    def refused(self) -> int:
+        """CURVE handshakes refused so far: keys not listed (0 without CURVE)."""
+        return self._keys.refused if self._keys is not None else 0
 
     async def serve_auth(self) -> None:
         """Answer CURVE handshakes until cancelled (returns at once without CURVE)."""

@@ -3,12 +3,18 @@ under its listed name, an unknown key never does."""
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 import anyio
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from transport import Socket
 from transport.auth import WorkerKeys, secure_server, serve_zap
+
+if TYPE_CHECKING:
+    import pytest
 
 HANG = 20
 
@@ -87,3 +93,42 @@ async def test_without_the_zap_handler_a_secured_server_admits_no_one(
         outsider.zmq.disable_monitor()
         monitor.close()
         outsider.close()
+
+
+async def test_refused_handshakes_are_counted_and_warned_of_once_per_interval(
+    context: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator sees a misconfigured worker, or someone trying keys: every
+    refusal counted, the first warned of with its address and key, the rest of
+    the interval folded into the next warning."""
+    caplog.set_level(logging.WARNING, logger="transport.auth")
+    server_public, server_secret = zmq.curve_keypair()
+    keys = WorkerKeys(context, {zmq.curve_keypair()[0]: "mailer"})
+    keys.start()
+    strangers = [zmq.curve_keypair() for _ in range(3)]
+    with anyio.fail_after(HANG):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_zap, keys)
+            raw = context.socket(zmq.ROUTER)
+            secure_server(raw, server_secret)
+            port = raw.bind_to_random_port("tcp://127.0.0.1")
+            async with Socket(raw):
+                for stranger in strangers:
+                    outsider = client(context, server_public, stranger)
+                    monitor = Socket(outsider.zmq.get_monitor_socket(HANDSHAKE_ENDS))
+                    outsider.zmq.connect(f"tcp://127.0.0.1:{port}")
+                    event = parse_monitor_message(await monitor.receive())
+                    assert event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    outsider.zmq.disable_monitor()
+                    monitor.close()
+                    outsider.close()
+            tg.cancel_scope.cancel()
+    # A refused DEALER may try once more before it is closed: at least three.
+    assert keys.refused >= 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "transport.auth"]
+    assert warnings == [
+        (
+            f"refused a CURVE handshake from 127.0.0.1: key {strangers[0][0].decode()} "
+            "is not a listed worker's"
+        )
+    ]
