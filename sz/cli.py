@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import logging
-import os
+import math
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -15,12 +14,13 @@ import anyio
 
 from transport import KeyFileError, generate_keys
 
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .errors import SzError
 from .remote import ZMQHandler
 from .remote.wire import MAX_MESSAGE_BYTES
-from .scheduler import ScheduleZero
+from .scheduler import ScheduleZero, check_startup, store_path
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
+from .startup import import_from_working_directory, import_handler_module
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--store",
+        type=_store_url,
         metavar="URL",
         help=(
             "where schedules and history live: 'memory' or 'sqlite:///path.db' "
@@ -221,12 +222,8 @@ def public_functions(module: Any, only: Sequence[str] | None = None) -> dict[str
 
 
 def _worker(options: argparse.Namespace) -> None:
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # MODULE as `python -m` would find it
-    try:
-        module = importlib.import_module(options.module)
-    except ImportError as exc:
-        raise SzError(f"cannot import {options.module}: {exc}") from None
+    import_from_working_directory()
+    module = import_handler_module(options.module)
     handler = ZMQHandler(
         options.endpoint,
         name=options.name,
@@ -252,12 +249,18 @@ def _keys(options: argparse.Namespace) -> None:
 
 
 def _check_config(path: str) -> int:
+    """What ``sz serve -c`` checks before it starts, minus the store and sockets."""
+    import_from_working_directory()
     try:
-        config = load_config(path)
-    except ConfigError as error:
+        sz = ScheduleZero.from_config(path)
+        check_startup(sz)
+    except ConfigError as error:  # names the file already
         print(error, file=sys.stderr)
         return 2
-    print(f"{path}: ok (scheduler mode {config.scheduler.mode})")
+    except SzError as error:
+        print(f"{path}: {error}", file=sys.stderr)
+        return 2
+    print(f"{path}: ok (scheduler mode {sz.config.scheduler.mode})")
     return 0
 
 
@@ -266,9 +269,35 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
+
+
+def _store_url(text: str) -> str:
+    try:
+        store_path(text)
+    except SzError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _refusal(error: BaseException) -> SzError | None:
+    """The ``SzError`` an error is, or holds: None if it holds anything else.
+
+    A refusal raised inside the actor system comes out in an exception group,
+    or as the cause of an actor's failure to start.
+    """
+    if isinstance(error, BaseExceptionGroup):
+        found = [_refusal(inner) for inner in error.exceptions]
+        if not found or None in found:
+            return None
+        return found[0]
+    while not isinstance(error, SzError) and error.__cause__ is not None:
+        error = error.__cause__
+    return error if isinstance(error, SzError) else None
 
 
 async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
@@ -293,29 +322,32 @@ async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``sz`` command line; exits 2 on bad arguments."""
     options = _parser().parse_args(argv)
+    if options.command == "check-config":
+        sys.exit(_check_config(options.file))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
     # APScheduler only hands fires over; our history logs what became of them.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    if options.command == "check-config":
-        sys.exit(_check_config(options.file))
-    if options.command in {"worker", "keys"}:
-        try:
-            (_worker if options.command == "worker" else _keys)(options)
-        except SzError as error:
-            print(f"sz {options.command}: {error}", file=sys.stderr)
-            sys.exit(2)
-        sys.exit(0)
-    if options.command == "serve":
-        try:
-            if options.config:
-                sz = ScheduleZero.from_config(options.config, store=options.store)
-            else:
-                sz = demo_scheduler(options.store or DEFAULT_STORE)
-            demo = options.config is None
-            anyio.run(_serve, sz, demo, options.interval, backend=options.backend)
-        except SzError as error:  # a bad config, handler module or store file
-            print(f"sz serve: {error}", file=sys.stderr)
-            sys.exit(2)
+    run = {"worker": _worker, "keys": _keys, "serve": _run_serve}[options.command]
+    try:
+        run(options)
+    except (SzError, BaseExceptionGroup) as error:
+        # A bad config, handler module, store file or endpoint: one line. What
+        # holds anything but refusals is a bug, and keeps its traceback.
+        refusal = _refusal(error)
+        if refusal is None:
+            raise
+        print(f"sz {options.command}: {refusal}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(0)
+
+
+def _run_serve(options: argparse.Namespace) -> None:
+    import_from_working_directory()  # handlers.builtin, as ``sz worker`` finds MODULE
+    if options.config:
+        sz = ScheduleZero.from_config(options.config, store=options.store)
+    else:
+        sz = demo_scheduler(options.store or DEFAULT_STORE)
+    demo = options.config is None
+    anyio.run(_serve, sz, demo, options.interval, backend=options.backend)

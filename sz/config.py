@@ -17,6 +17,7 @@ a class built in Python is held to the same rules as one loaded from a file.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -43,6 +44,9 @@ from transport import endpoint_problem
 from .errors import ConfigError, SzError
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
+    "MAX_RETENTION_DAYS",
     "AdaptiveConfig",
     "BackpressureConfig",
     "BuiltinHandlerModule",
@@ -67,6 +71,18 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+#: The longest ``reporting.metrics.retention_days``: a thousand years. The pruning
+#: cut-off, now minus the retention, must be a date Python can hold (year 1 on).
+MAX_RETENTION_DAYS = 365_000
+
+#: The largest config file read, in bytes: a config is a few kilobytes, and
+#: anything near this is a mistake, not a config.
+MAX_CONFIG_BYTES = 2**20
+
+#: The deepest nesting of mappings and lists in a config file. The deepest key
+#: is five levels down; schedule arguments may nest further, not without end.
+MAX_CONFIG_DEPTH = 32
 
 SchedulerMode = Literal["embedded", "distributed"]
 SCHEDULER_MODES: tuple[str, ...] = get_args(SchedulerMode)
@@ -108,7 +124,12 @@ def _is_int(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # YAML's .inf and .nan are floats, yet no setting means anything at either.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _rule(
@@ -479,11 +500,18 @@ class MetricsConfig:
 
     Attributes:
         enabled: Whether job attempts are recorded, true by default.
-        retention_days: Days a record is kept before it is pruned, 30 by default.
+        retention_days: Days a record is kept before it is pruned, 30 by default;
+            at most :data:`MAX_RETENTION_DAYS`.
     """
 
     enabled: bool = attrs.field(default=True, validator=_flag)
-    retention_days: int = attrs.field(default=30, validator=_positive_int)
+    retention_days: int = attrs.field(
+        default=30,
+        validator=_rule(
+            f"an integer from 1 to {MAX_RETENTION_DAYS}",
+            lambda v: _is_int(v) and 1 <= v <= MAX_RETENTION_DAYS,
+        ),
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -763,6 +791,75 @@ def parse_config(data: object, *, source: str = "<config>") -> Config:
         raise ConfigError(source, tuple(_problems(error, ""))) from None
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter where a config must be.
+
+    A key written twice is an error (PyYAML keeps the last, silently dropping
+    the first), and nesting stops at :data:`MAX_CONFIG_DEPTH` (composing is
+    recursive: a file of ten thousand ``[`` would exhaust the stack).
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_CONFIG_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *defaults`` is meant to be overridden
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = lines.get(key)
+            except TypeError:
+                continue  # unhashable: PyYAML's own check says so
+            lines[key] = key_node.start_mark.line
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {_show(key)} (first on line {first + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_text(path: str | os.PathLike[str], source: str) -> str:
+    """The file's text, refused unread past :data:`MAX_CONFIG_BYTES`."""
+    try:
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(source, (("", "no such file"),)) from None
+    except OSError as error:
+        problem = f"cannot read the file ({error.strerror or error})"
+        raise ConfigError(source, (("", problem),)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        problem = f"larger than {MAX_CONFIG_BYTES} bytes: not a config file"
+        raise ConfigError(source, (("", problem),))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text (byte {error.start})"
+        raise ConfigError(source, (("", problem),)) from None
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read a ``config.yaml`` file (UTF-8) and build a :class:`Config` from it.
 
@@ -773,23 +870,16 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         The configuration, every absent key at its default.
 
     Raises:
-        ConfigError: The file is missing or unreadable, is not valid YAML (the message
-            gives the line and column), or does not describe a valid configuration
-            (see :func:`parse_config`).
+        ConfigError: The file is missing or unreadable, larger than
+            :data:`MAX_CONFIG_BYTES`, is not valid YAML, repeats a key in a mapping
+            or nests deeper than :data:`MAX_CONFIG_DEPTH` (the message gives the
+            line and column), or does not describe a valid configuration (see
+            :func:`parse_config`).
     """
     source = os.fspath(path)
+    text = _read_text(path, source)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, (("", "no such file"),)) from None
-    except UnicodeDecodeError as error:
-        problem = f"not UTF-8 text (byte {error.start})"
-        raise ConfigError(source, (("", problem),)) from None
-    except OSError as error:
-        problem = f"cannot read the file ({error.strerror or error})"
-        raise ConfigError(source, (("", problem),)) from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -14,7 +14,6 @@ never finished is taken up again at the next start (``_take_up``).
 
 from __future__ import annotations
 
-import importlib
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import partial
@@ -36,8 +35,8 @@ from actors import (
     lowlevel,
 )
 
-from .bridge import Bridge, split_arguments
-from .config import Config, load_config
+from .bridge import Bridge, make_trigger, split_arguments
+from .config import Config, ScheduleEntry, load_config
 from .dispatcher import (
     DispatcherActor,
     DispatcherState,
@@ -55,6 +54,7 @@ from .history import HistoryActor
 from .jobs import Attempt, HistoryQuery, Job, JobFuture, new_job_id
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .retry import next_attempt
+from .startup import import_handler_module
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
     from .bridge import Schedule
 
-__all__ = ["ScheduleZero"]
+__all__ = ["ScheduleZero", "check_startup"]
 
 #: A handler's mailbox holds its concurrency's worth of jobs plus this many
 #: messages (health, queries, control).
@@ -158,17 +158,16 @@ class ScheduleZero:
 
         Raises:
             ConfigError: The file is missing or invalid (the message names the key).
-            SzError: A listed module or function cannot be imported.
+            SzError: A listed module or function cannot be imported (the message
+                names the file and line that failed).
         """
         config = load_config(path)
         sz = cls(config=config, store=store)
         for entry in config.handlers.builtin:
             try:
-                module = importlib.import_module(entry.module)
-            except ImportError as exc:
-                raise SzError(
-                    f"handlers.builtin: cannot import {entry.module}: {exc}"
-                ) from None
+                module = import_handler_module(entry.module)
+            except SzError as exc:
+                raise SzError(f"handlers.builtin: {exc}") from None
             for task in entry.methods:
                 func = getattr(module, task, None)
                 if not callable(func):
@@ -290,14 +289,12 @@ class ScheduleZero:
         Raises:
             StoreError: The store's file cannot be used, or a value in it cannot
                 be read back (the message says why).
+            SzError: What :func:`check_startup` refuses, before anything opens.
         """
         if self._stack is not None:
             raise SzError("the scheduler is already running")
-        for index, entry in enumerate(self.config.schedules):
-            try:
-                self._check_task(entry.task)
-            except SzError as exc:
-                raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
+        # A thread: a trigger reads its time zone's file the first time.
+        await anyio.to_thread.run_sync(check_startup, self)
         try:
             await self._start()
         except BaseExceptionGroup as group:
@@ -427,18 +424,15 @@ class ScheduleZero:
                 (the message names the schedule).
         """
         for index, entry in enumerate(self.config.schedules):
-            when: dict[str, Any] = (
-                {"trigger": entry.cron}
-                if entry.cron is not None
-                else {"trigger": "interval", **(entry.interval or {})}
-            )
+            trigger, fields = _config_trigger(entry)
             try:
                 await self.schedule(
                     entry.task,
+                    trigger,
                     id=entry.id,
                     args=dict(entry.args or {}),
                     paused=entry.paused,
-                    **when,
+                    **fields,
                 )
             except SzError as exc:
                 raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
@@ -847,3 +841,45 @@ def _sole_refusal(group: BaseExceptionGroup[BaseException]) -> SzError | None:
     if isinstance(error, BaseExceptionGroup):
         return _sole_refusal(error)
     return error if isinstance(error, SzError) else None
+
+
+def _config_trigger(entry: ScheduleEntry) -> tuple[str, dict[str, Any]]:
+    """A config schedule's trigger, as ``ScheduleZero.schedule`` takes it."""
+    if entry.cron is not None:
+        return entry.cron, {}
+    return "interval", dict(entry.interval or {})
+
+
+def check_startup(sz: ScheduleZero) -> None:
+    """Refuse now what ``sz.start()`` would refuse, opening nothing.
+
+    ``start`` calls it first, and ``sz check-config`` calls it on the scheduler
+    ``from_config`` builds: one rule for both. Each config schedule must name a
+    task a handler serves (any, with a broker), and its trigger must build (by
+    the ``make_trigger`` that ``schedule`` uses) and compute its first two fire
+    times (the second comes due at the first fire: an interval too long for a
+    date to hold would break the scheduler then). The store, the sockets and the
+    key files are not opened. May read a time zone's file: not for the event loop.
+
+    Raises:
+        SzError: A schedule that cannot run (the message names it and why).
+    """
+    for index, entry in enumerate(sz.config.schedules):
+        try:
+            sz._check_task(entry.task)
+            _check_fires(*_config_trigger(entry))
+        except SzError as exc:
+            raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
+
+
+def _check_fires(trigger: str, fields: Mapping[str, Any]) -> None:
+    try:
+        built = make_trigger(trigger, fields)
+        if built.next() is not None:
+            built.next()
+    except SzError:
+        raise
+    except Exception as exc:  # APScheduler's own arithmetic: whatever it raises
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())
+        shown = f"{trigger} {dict(fields)}" if fields else repr(trigger)
+        raise SzError(f"no fire time for {shown} ({problem})") from None

@@ -12,10 +12,21 @@ from .scheduler import ScheduleZero
 if TYPE_CHECKING:
     import anyio
 
-__all__ = ["DEFAULT_STORE", "demo_scheduler", "serve", "settle_heap"]
+    from .bridge import Schedule
+
+__all__ = [
+    "DEFAULT_STORE",
+    "SCHEDULES_LOGGED",
+    "demo_scheduler",
+    "serve",
+    "settle_heap",
+]
 
 logger = logging.getLogger("sz.serve")
 
+
+#: Past this many schedules, start-up logs one line for all instead of one each.
+SCHEDULES_LOGGED = 20
 
 #: Where ``sz serve`` keeps its schedules and history when no config says.
 DEFAULT_STORE = "sqlite:///schedulezero.db"
@@ -68,6 +79,27 @@ async def _add_demo_schedules(sz: ScheduleZero, interval: float) -> None:
         await sz.schedule(task, "interval", **options)
 
 
+def _log_schedules(schedules: list[Schedule]) -> None:
+    """One line each when they fit on a screen; past that, one line for all."""
+    if len(schedules) <= SCHEDULES_LOGGED:
+        for schedule in schedules:
+            logger.info(
+                "schedule %s: %s %s, next at %s",
+                schedule.id,
+                schedule.task,
+                schedule.trigger,
+                schedule.next_fire_time,
+            )
+        return
+    due = [s.next_fire_time for s in schedules if s.next_fire_time is not None]
+    logger.info(
+        "%d schedules (%d paused), the next fire at %s",
+        len(schedules),
+        sum(s.paused for s in schedules),
+        min(due, default=None),
+    )
+
+
 async def serve(
     sz: ScheduleZero, stop: anyio.Event, *, demo: bool = False, interval: float = 1.0
 ) -> None:
@@ -79,14 +111,7 @@ async def serve(
     """
     if demo:
         await _add_demo_schedules(sz, interval)
-    for schedule in await sz.schedules():
-        logger.info(
-            "schedule %s: %s %s, next at %s",
-            schedule.id,
-            schedule.task,
-            schedule.trigger,
-            schedule.next_fire_time,
-        )
+    _log_schedules(await sz.schedules())
     logger.info(
         "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())
     )

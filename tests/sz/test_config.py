@@ -7,6 +7,9 @@ import attrs
 import pytest
 
 from sz.config import (
+    MAX_CONFIG_BYTES,
+    MAX_CONFIG_DEPTH,
+    MAX_RETENTION_DAYS,
     BuiltinHandlerModule,
     Config,
     ConfigError,
@@ -418,3 +421,84 @@ def test_config_error_is_an_sz_error_and_a_value_error_with_its_problems() -> No
     )
     assert "\n" not in str(error)
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+
+# Hardening: what the loader refuses before it builds anything
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "web:\n  port: 80\nweb:\n  port: 81\n",
+            "line 3, column 1: invalid YAML: duplicate key 'web' (first on line 1)",
+            id="top-level",
+        ),
+        pytest.param(
+            "web: {port: 80, port: 81}\n",
+            "line 1, column 17: invalid YAML: duplicate key 'port' (first on line 1)",
+            id="flow-mapping",
+        ),
+    ],
+)
+def test_a_key_written_twice_is_an_error_not_the_last_one_wins(
+    text: str, message: str, write_config: Callable[[str], str]
+) -> None:
+    assert error_for(text, write_config) == f"config.yaml: {message}"
+
+
+def test_a_merge_key_may_still_be_overridden(
+    write_config: Callable[[str], str],
+) -> None:
+    config = load_config(
+        write_config(
+            "governors:\n  per_method_limits:\n"
+            "    a: &slow {rate: 1, burst: 2}\n    b: {<<: *slow, rate: 3}\n"
+        )
+    )
+    assert config.governors.per_method_limits["b"].rate == 3
+
+
+def test_a_file_nested_past_the_cap_is_one_line(
+    write_config: Callable[[str], str],
+) -> None:
+    # Deep enough to exhaust the stack of a recursive composer.
+    text = "schedules: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    assert error_for(text, write_config) == (
+        f"config.yaml: line 1, column {12 + MAX_CONFIG_DEPTH - 1}: invalid YAML: "
+        f"nested deeper than {MAX_CONFIG_DEPTH} levels"
+    )
+
+
+def test_a_file_larger_than_the_cap_is_refused_unparsed(
+    write_config: Callable[[str], str],
+) -> None:
+    text = "# " + "x" * MAX_CONFIG_BYTES + "\n"
+    assert error_for(text, write_config) == (
+        f"config.yaml: larger than {MAX_CONFIG_BYTES} bytes: not a config file"
+    )
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+@pytest.mark.parametrize(
+    "key", ["governors.rate_limit.rate", "handlers.zmq.timeout_seconds"]
+)
+def test_a_number_that_is_not_finite_is_refused(
+    key: str, value: str, write_config: Callable[[str], str]
+) -> None:
+    section, subsection, name = key.split(".")
+    text = f"{section}:\n  {subsection}:\n    {name}: {value}\n"
+    assert error_for(text, write_config).startswith(
+        f"config.yaml: {key}: expected a number > 0, got "
+    )
+
+
+@pytest.mark.parametrize("days", [MAX_RETENTION_DAYS + 1, 10**30])
+def test_a_retention_too_long_for_a_date_is_refused(
+    days: int, write_config: Callable[[str], str]
+) -> None:
+    text = f"reporting:\n  metrics:\n    retention_days: {days}\n"
+    assert error_for(text, write_config) == (
+        "config.yaml: reporting.metrics.retention_days: expected an integer "
+        f"from 1 to {MAX_RETENTION_DAYS}, got {days}"
+    )
