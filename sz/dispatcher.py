@@ -20,7 +20,7 @@ from actors import Actor, ActorRef, Terminated, Timer, lowlevel
 from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
-from .jobs import Attempt, Job, JobFuture, Outcome, Reason
+from .jobs import Attempt, Job, JobFuture, Outcome, Reason, describe_error
 from .retry import (
     # Re-exported: where its readers have always found it.
     LOST_JOB_RETRIES as LOST_JOB_RETRIES,
@@ -864,7 +864,7 @@ class DispatcherActor(Actor):
                 message.finished_at,
                 message.duration,
                 outcome,
-                repr(error) if error is not None else None,
+                describe_error(error) if error is not None else None,
                 message.attempt,
                 final,
                 reason or entry.limited,

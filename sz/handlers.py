@@ -14,7 +14,7 @@ import attrs
 
 from actors import Actor, ActorRef
 
-from .jobs import Job, Outcome
+from .jobs import Job, Outcome, must_propagate
 from .pool import JobTasks
 from .validators import int_at_least, positive_or_none
 
@@ -107,7 +107,9 @@ class HandlerActor(Actor):
     job costs no task of its own. The dispatcher never sends more than
     ``concurrency`` jobs at once. A job cut short because this actor stops or
     restarts — running, or waiting for a worker — is reported ``lost``, so that the
-    dispatcher can run it again elsewhere.
+    dispatcher can run it again elsewhere. Whatever else the function raises,
+    ``SystemExit`` and ``KeyboardInterrupt`` included, ends its job as ``failure``
+    and this actor runs on; only the runtime's cancellation goes through.
     """
 
     def __init__(self, spec: HandlerSpec) -> None:
@@ -151,9 +153,14 @@ class HandlerActor(Actor):
             outcome, error = "timeout", exc
         except Exception as exc:
             outcome, error = "failure", exc
-        except anyio.get_cancelled_exc_class():
-            outcome = "lost"
-            raise
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt and the like, raised by the function
+            # (or, from a worker thread, re-raised here), end its job, not the
+            # scheduler; the runtime's cancellation ends the attempt as lost.
+            if must_propagate(exc):
+                outcome = "lost"
+                raise
+            outcome, error = "failure", exc
         finally:
             duration = time.perf_counter() - start
             order.reply_to.tell(

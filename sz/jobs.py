@@ -18,7 +18,9 @@ __all__ = [
     "JobFuture",
     "Outcome",
     "Reason",
+    "describe_error",
     "history_order",
+    "must_propagate",
 ]
 
 #: How one attempt of a job ended. ``missed`` and ``coalesced`` are fires that
@@ -113,6 +115,40 @@ def new_job_id() -> str:
     return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
+def describe_error(error: BaseException) -> str:
+    """The text that stands for ``error`` in a history row, a log line or a RESULT.
+
+    Its ``repr``; if that raises, a placeholder naming its type and what the
+    ``repr`` raised, such as ``<Oops: unprintable (repr raised ValueError)>``.
+    Never raises.
+    """
+    try:
+        return repr(error)
+    except BaseException as exc:
+        # Even SystemExit: a handler's exception must not end the scheduler
+        # while it is being recorded. ``repr`` is no checkpoint, so what it
+        # raises is never the runtime's cancellation.
+        kind = type(error).__qualname__
+        return f"<{kind}: unprintable (repr raised {type(exc).__qualname__})>"
+
+
+def must_propagate(error: BaseException) -> bool:
+    """True if ``error``, raised out of a job, must not end that job as ``failure``.
+
+    That is the running backend's cancellation (``anyio.get_cancelled_exc_class``),
+    an exception group holding one, at any depth, and ``GeneratorExit`` (the job's
+    coroutine being closed): they belong to the runtime, which must see them.
+    Anything else a handler raises, ``SystemExit`` and ``KeyboardInterrupt``
+    included, is the job's failure. Call it from a running event loop.
+    """
+    if isinstance(error, Exception):
+        return False  # an ExceptionGroup cannot hold a cancellation either
+    kinds = (anyio.get_cancelled_exc_class(), GeneratorExit)
+    if isinstance(error, BaseExceptionGroup):
+        return error.subgroup(kinds) is not None
+    return isinstance(error, kinds)
+
+
 # Built once per job on the hot path: frozen and public, but positional as well
 # as keyword (STYLE rule 4's exception), so the scheduler builds it without a
 # keyword dict; hence the required fields come first.
@@ -159,7 +195,7 @@ class Attempt:
         finished_at: When this attempt ended.
         duration: Seconds it ran, or None.
         outcome: How it ended.
-        error: ``repr`` of the exception, or None.
+        error: The exception's text (``describe_error``: its ``repr``), or None.
         attempt: Its number, from 1.
         final: True on the row that ends the job: exactly one per job.
         reason: Why it ended so, or why the next attempt follows
@@ -216,7 +252,7 @@ class Attempt:
             finished_at or datetime.now(UTC),
             duration,
             outcome,
-            repr(error) if error is not None else None,
+            describe_error(error) if error is not None else None,
             attempt,
             final,
             reason,

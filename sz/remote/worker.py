@@ -57,13 +57,13 @@ from transport import (
 )
 
 from ..errors import ConnectionLost, SzError
+from ..jobs import describe_error, must_propagate
 from ..pool import JobTasks
 from ..validators import int_at_least, positive
 from .wire import (
     BEAT,
     MAX_ERROR,
     MAX_MESSAGE_BYTES,
-    UNENCODABLE,
     Outbox,
     decode_arguments,
     encode_value,
@@ -652,12 +652,24 @@ class Connection(Actor):
             outcome, error = "timeout", exc
         except Exception as exc:
             outcome, error = "failure", exc
+        except BaseException as exc:
+            # As in a local handler: the function's SystemExit or
+            # KeyboardInterrupt ends its job, not the worker; the runtime's
+            # cancellation (the connection restarting) goes through.
+            if must_propagate(exc):
+                raise
+            outcome, error = "failure", exc
         else:
             try:
                 value_body = encode_value(value)
-            except UNENCODABLE as exc:
+            except BaseException as exc:
+                # msgpack's TypeError and the like, or whatever the value's own
+                # methods raise while it packs: no checkpoint in packing, so
+                # never the runtime's cancellation. The job fails here, once.
                 outcome = "failure"
-                error = SzError(f"the result cannot travel as msgpack: {exc}")
+                error = SzError(
+                    f"the result cannot travel as msgpack: {describe_error(exc)}"
+                )
             size, limit = len(value_body), self.spec.max_message_bytes
             if size > limit:
                 outcome, value_body = "failure", b""
@@ -670,7 +682,7 @@ class Connection(Actor):
             request.job_id,
             request.attempt,
             outcome,
-            repr(error)[:MAX_ERROR] if error is not None else None,
+            describe_error(error)[:MAX_ERROR] if error is not None else None,
             duration,
         )
         outbox = self.outbox

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -57,3 +58,58 @@ async def announce(path: str, token: str, seconds: float) -> int:
         trace.write(f"{token} {os.getpid()}\n")
     await anyio.sleep(seconds)
     return os.getpid()
+
+
+# Hostile functions: each must fail its own job and leave the worker serving.
+
+
+class Unprintable(Exception):
+    """An exception whose ``repr`` and ``str`` both raise."""
+
+    def __repr__(self) -> str:
+        raise ValueError("no repr for you")
+
+    def __str__(self) -> str:
+        raise ValueError("no str either")
+
+
+async def exit_now(code: int) -> None:
+    """Raise ``SystemExit`` on the event loop."""
+    raise SystemExit(code)
+
+
+def exit_in_thread(code: int) -> None:
+    """Raise ``SystemExit`` in a worker thread."""
+    raise SystemExit(code)
+
+
+async def interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` on the event loop."""
+    raise KeyboardInterrupt
+
+
+def interrupt_in_thread() -> None:
+    """Raise ``KeyboardInterrupt`` in a worker thread."""
+    raise KeyboardInterrupt
+
+
+async def unprintable() -> None:
+    """Raise an exception that cannot be printed."""
+    raise Unprintable
+
+
+async def opaque() -> object:
+    """Return what msgpack cannot encode."""
+    return object()
+
+
+class Treacherous(dict[str, int]):
+    """A dict whose items raise ``SystemExit`` while msgpack packs it."""
+
+    def items(self) -> Any:
+        raise SystemExit("from items")
+
+
+async def treacherous() -> dict[str, int]:
+    """Return a value whose packing raises ``SystemExit``."""
+    return Treacherous(a=1)
