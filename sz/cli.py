@@ -304,8 +304,11 @@ async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
     stop = anyio.Event()
     async with sz, anyio.create_task_group() as tg:
 
-        async def wait_for_signal() -> None:
+        async def wait_for_signal(
+            *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        ) -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for signum in signals:
                     logger.info(
                         "received %s, shutting down", signal.Signals(signum).name
@@ -313,7 +316,10 @@ async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
                     stop.set()
                     return
 
-        tg.start_soon(wait_for_signal)
+        # Started, not merely scheduled: the receiver is in place before the
+        # "actor tree" line says the scheduler runs, so a SIGTERM sent on
+        # seeing it stops the scheduler cleanly rather than killing it.
+        await tg.start(wait_for_signal)
         await serve(sz, stop, demo=demo, interval=interval)
         tg.cancel_scope.cancel()
     logger.info("stopped cleanly")

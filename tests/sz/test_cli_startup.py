@@ -180,10 +180,11 @@ async def serve_until(backend: str, text: str, *needles: str) -> str:
         [*argv, "--backend", backend], stderr=subprocess.STDOUT, env=ENV
     ) as process:
         seen = await read_until(process, *needles, "actor tree:")
-        # Its exit code is test_cli's business: SIGTERM may come before it listens.
+        # It listens for SIGTERM before it says it runs: a clean stop, exit 0.
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(5):
             await process.wait()
+        assert process.returncode == 0, seen
     return seen
 
 
