@@ -55,6 +55,7 @@ from .history import HistoryActor
 from .jobs import Attempt, HistoryQuery, Job, JobFuture, new_job_id
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .retry import next_attempt
+from .storable import check_storable
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -77,6 +78,10 @@ BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
+
+#: The most rows one ``history()`` call returns: all the memory store keeps.
+#: Page with ``before=`` for more.
+HISTORY_LIMIT = HISTORY_ROWS
 
 
 def store_path(url: str | None) -> Path | None:
@@ -148,7 +153,11 @@ class ScheduleZero:
         self._history: ActorRef | None = None
         self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
-        self._bridge = Bridge(default_wait=self._default_wait, submit=self._submit)
+        self._bridge = Bridge(
+            default_wait=self._default_wait,
+            submit=self._submit,
+            durable=self.store_path is not None,
+        )
 
     @classmethod
     def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
@@ -482,14 +491,19 @@ class ScheduleZero:
         ``minutes=30``, ``run_time=...``), a crontab string (``"*/5 * * * *"``), or
         an APScheduler trigger object. ``args`` may be a sequence (positional) or a
         mapping (keyword arguments). ``misfire_grace_time`` (seconds) bounds how
-        late a fire may start before it is recorded as ``missed``; ``coalesce``
+        late a fire may start before it is recorded as ``missed`` (from 0 to a
+        year, ``MAX_MISFIRE_GRACE``; None, the default, for no limit); ``coalesce``
         (``latest``, ``earliest`` or ``all``) says which of several fires due at
         once (after the process was down) run, the others being recorded as
         ``coalesced``.
 
         Raises:
             UnknownTask: No handler serves ``task_id``.
-            SzError: A bad trigger or bad arguments.
+            SzError: A bad trigger (an unknown time zone, an interval of zero or
+                too long to fire twice before the year 9999), a bad
+                ``misfire_grace_time``, or arguments the store cannot keep (the
+                message names the first: ``args[0]``, ``kwargs['lock']``); nothing
+                is added, on any store.
             Overloaded: Too many jobs wait already (``retry_after`` says when to
                 try again).
         """
@@ -635,6 +649,8 @@ class ScheduleZero:
             TimeoutError: ``timeout`` passed first (the job itself goes on).
             Overloaded: Too many jobs wait already (``retry_after`` says when to
                 try again).
+            SzError: An argument the store cannot keep (``args[1]``,
+                ``kwargs['lock']``: arguments must be picklable, on every store).
         """
         if task_id not in self._tasks:
             self._check_task(task_id)
@@ -649,6 +665,8 @@ class ScheduleZero:
             positional, keywords = (), {}
         else:
             positional, keywords = split_arguments(args, kwargs)
+            # On every store, so that memory accepts what the file would.
+            check_storable(positional, keywords)
         future = JobFuture(self._new_event)
         # Positional: once per job (STYLE rule 4's exception).
         job = Job(
@@ -806,8 +824,19 @@ class ScheduleZero:
 
         Page with ``before=<the last row of the page>``: the next page starts right
         after it, never skipping nor repeating a row. ``before=<a datetime>`` and
-        ``since=`` bound rows by finish time.
+        ``since=`` bound rows by finish time. ``limit`` (100 by default) is from 1
+        to ``HISTORY_LIMIT`` (100,000) rows.
+
+        Raises:
+            SzError: The scheduler is not running, or ``limit`` is out of range.
         """
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise SzError(f"history limit must be an integer, got {limit!r}")
+        if not 1 <= limit <= HISTORY_LIMIT:
+            raise SzError(
+                f"history limit must be from 1 to {HISTORY_LIMIT:,}, got {limit:,}: "
+                f"page with before=<the last row> for more"
+            )
         if self._history is None:
             raise SzError("the scheduler is not running")
         query = HistoryQuery(
