@@ -648,7 +648,9 @@ class ScheduleZero:
                 exception); ``NoHealthyHandler`` if no healthy handler took it.
             TimeoutError: ``timeout`` passed first (the job itself goes on).
             Overloaded: Too many jobs wait already (``retry_after`` says when to
-                try again).
+                try again): refused before the job was accepted, or by the
+                dispatcher after (``job_id`` names it; its history row says
+                ``rejected``). Never a ``JobFailed`` with outcome ``rejected``.
             SzError: An argument the store cannot keep (``args[1]``,
                 ``kwargs['lock']``: arguments must be picklable, on every store).
         """
@@ -689,6 +691,10 @@ class ScheduleZero:
                 await future.wait()
         if future.outcome == "success":
             return future.value
+        if future.outcome == "rejected":
+            # Refused for load after the check above let it in (a burst of
+            # callers checks before any of them reaches the dispatcher).
+            raise self._refused(job, future.error)
         error_type = (
             NoHealthyHandler if future.outcome == "no_healthy_handler" else JobFailed
         )
@@ -697,6 +703,20 @@ class ScheduleZero:
             outcome=str(future.outcome),
         )
         raise failure from future.error
+
+    def _refused(self, job: Job, error: BaseException | None) -> Overloaded:
+        """The error of a job refused once accepted: the dispatcher's, or its like."""
+        if isinstance(error, Overloaded):
+            return error
+        state = self._state
+        waiting = len(state.waiting_task) if state is not None else 0
+        return Overloaded(
+            f"job {job.id} of task {job.task!r} was refused: the dispatcher is full",
+            retry_after=(
+                state.governor.retry_after(waiting) if state is not None else 1.0
+            ),
+            job_id=job.id,
+        )
 
     # ---------------------------------------------------------------- governors
 
