@@ -11,13 +11,16 @@ why it was skipped. ``ScheduleZero`` (``sz.scheduler``) is the facade in front.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 import attrs
@@ -39,6 +42,7 @@ from .dispatcher import Submit
 from .errors import SzError
 from .history import log_attempt
 from .jobs import Attempt, Job, Reason
+from .storable import check_storable, check_value
 from .store import COALESCE_POLICIES, ScheduleStore
 
 if TYPE_CHECKING:
@@ -52,9 +56,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HELD_BACK",
+    "MAX_MISFIRE_GRACE",
     "Bridge",
     "Schedule",
     "ScheduleNotFound",
+    "check_misfire_grace",
+    "check_zone",
     "make_trigger",
     "split_arguments",
 ]
@@ -84,6 +91,11 @@ _WITHDRAWN_FOR = timedelta(seconds=1)
 #: A fire due further ahead than this lets its acceptance wait for company (the
 #: store's thread holds such writes up to 20 ms).
 LAZY_COMMIT_MARGIN = 0.1
+
+
+#: The longest ``misfire_grace_time`` a schedule may have, in seconds: a year
+#: (366 days). A fire that late is as good as never; None means no limit.
+MAX_MISFIRE_GRACE = 366 * 86_400.0
 
 
 class ScheduleNotFound(SzError, KeyError):
@@ -150,20 +162,34 @@ _TRIGGERS: dict[str, Callable[..., Trigger]] = {
 
 
 def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
-    """Build an APScheduler trigger from a name and fields, a crontab, or as given."""
+    """Build an APScheduler trigger from a name and fields, a crontab, or as given.
+
+    Values out of range are refused here, where a call or a config file names
+    them, never when the trigger first fires: an unknown time zone, an interval
+    of zero or less (also one that rounds to zero microseconds), and one so
+    long that its second fire would fall past the year 9999 (or that does not
+    fit a ``timedelta`` at all).
+
+    Raises:
+        SzError: A bad trigger; the message names what is wrong with it.
+    """
     if not isinstance(trigger, str):
         if fields:
             raise SzError(
                 f"trigger fields {sorted(fields)} given with a trigger object"
             )
+        _check_second_fire(repr(trigger), trigger)
         return trigger
+    zone = fields.get("timezone")
+    if isinstance(zone, str):
+        check_zone(zone)
     if " " in trigger.strip():
         extra = sorted(set(fields) - {"timezone", "start_time", "end_time"})
         if extra:
             raise SzError(f"crontab {trigger!r} takes no trigger fields {extra}")
         try:
             return CronTrigger.from_crontab(trigger, **fields)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise SzError(f"bad crontab {trigger!r}: {exc}") from None
     kind = _TRIGGERS.get(trigger)
     if kind is None:
@@ -171,12 +197,66 @@ def make_trigger(trigger: str | Trigger, fields: Mapping[str, Any]) -> Trigger:
             f"unknown trigger {trigger!r}: expected one of {', '.join(_TRIGGERS)}, "
             f"a crontab string, or a trigger object"
         )
+    described = f"{trigger} trigger {dict(fields)!r}"
+    built: Trigger
     try:
         if kind is CalendarIntervalTrigger and "start_date" not in fields:
-            return _calendar_from_now(fields)
-        return kind(**fields)
+            built = _calendar_from_now(fields)
+        else:
+            built = kind(**fields)
     except (TypeError, ValueError) as exc:
-        raise SzError(f"bad {trigger} trigger {dict(fields)!r}: {exc}") from None
+        raise SzError(f"bad {described}: {exc}") from None
+    except OverflowError:
+        raise SzError(f"bad {described}: {_TOO_LONG}") from None
+    _check_second_fire(described, built)
+    return built
+
+
+_TOO_LONG = "the interval is too long: its second fire would fall past the year 9999"
+
+
+def check_zone(name: str) -> None:
+    """Check that ``name`` is a time zone a trigger can use (``local`` is one).
+
+    Reads the zone's file the first time (``zoneinfo`` keeps it after that).
+
+    Raises:
+        SzError: No time zone has that name.
+    """
+    if name == "local":
+        return
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SzError(
+            f"unknown time zone {name!r}: expected an IANA name such as "
+            f"'Europe/Paris' or 'UTC', or 'local'"
+        ) from None
+
+
+def _check_second_fire(described: str, trigger: Trigger) -> None:
+    """Refuse an interval whose second fire cannot be computed.
+
+    APScheduler would raise ``OverflowError`` from inside its schedule loop,
+    long after the schedule was accepted.
+    """
+    try:
+        if isinstance(trigger, IntervalTrigger):
+            interval = timedelta(
+                weeks=trigger.weeks,
+                days=trigger.days,
+                hours=trigger.hours,
+                minutes=trigger.minutes,
+                seconds=trigger.seconds,
+                microseconds=trigger.microseconds,
+            )
+            _ = trigger.start_time + interval  # only whether it overflows
+        elif isinstance(trigger, CalendarIntervalTrigger):
+            probe = copy.deepcopy(trigger)
+            probe.next()
+            probe.next()
+    except OverflowError:
+        raise SzError(f"bad {described}: {_TOO_LONG}") from None
 
 
 def _calendar_from_now(fields: Mapping[str, Any]) -> Trigger:
@@ -194,6 +274,34 @@ def _calendar_from_now(fields: Mapping[str, Any]) -> Trigger:
     if fire is None:
         return CalendarIntervalTrigger(**fields)
     return CalendarIntervalTrigger(**fields, start_date=fire.date())
+
+
+def check_misfire_grace(value: object) -> float | None:
+    """``misfire_grace_time`` in seconds, checked: from 0 to ``MAX_MISFIRE_GRACE``.
+
+    ``value`` is seconds, a ``timedelta``, or None (no limit).
+
+    Raises:
+        SzError: Not a number, negative, not finite, or over a year.
+    """
+    if value is None:
+        return None
+    seconds: float | None = None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise SzError(
+            f"misfire_grace_time must be a finite number of seconds >= 0 "
+            f"(or None: no limit), got {value!r}"
+        )
+    if seconds > MAX_MISFIRE_GRACE:
+        raise SzError(
+            f"misfire_grace_time must be at most {MAX_MISFIRE_GRACE:,.0f} s "
+            f"(a year; None for no limit), got {value!r}"
+        )
+    return seconds
 
 
 def split_arguments(
@@ -219,6 +327,8 @@ class Bridge:
         default_wait: How long a job of a task may wait for a handler, when its
             fire has no start deadline.
         submit: Gives an accepted job to the dispatcher; never waits.
+        durable: Whether schedules are kept in a file (pickled, trigger and
+            all), False by default: a trigger object must then pickle too.
     """
 
     def __init__(
@@ -226,9 +336,11 @@ class Bridge:
         *,
         default_wait: Callable[[str], float],
         submit: Callable[[Submit], None],
+        durable: bool = False,
     ) -> None:
         self._default_wait = default_wait
         self._submit = submit
+        self._durable = durable
         #: The tasks APScheduler knows (remote ones are added as scheduled).
         self._known_tasks: set[str] = set()
         self._early: list[_ScheduleRequest] = []
@@ -319,15 +431,22 @@ class Bridge:
         first.
 
         Raises:
-            SzError: A bad trigger, coalesce policy or arguments.
+            SzError: A bad trigger, coalesce policy or misfire grace time, or
+                arguments the store cannot keep (the message names which).
         """
         if coalesce not in COALESCE_POLICIES:
             raise SzError(
                 f"coalesce must be one of {', '.join(COALESCE_POLICIES)}, "
                 f"got {coalesce!r}"
             )
+        grace = check_misfire_grace(misfire_grace_time)
         built = await self._build_trigger(trigger, trigger_fields)
         positional, keywords = split_arguments(args, kwargs)
+        # Before anything is added: the file store pickles the whole schedule.
+        check_storable(positional, keywords)
+        if self._durable and not isinstance(trigger, str):
+            # A trigger of one's own may be memory-only; the file pickles it.
+            check_value("the trigger", built)
         request = _ScheduleRequest(
             task_id=task_id,
             trigger=built,
@@ -335,7 +454,7 @@ class Bridge:
             kwargs=keywords,
             id=id or uuid.uuid4().hex,
             paused=paused,
-            misfire_grace_time=misfire_grace_time,
+            misfire_grace_time=grace,
             affinity=affinity,
             coalesce=coalesce,
         )

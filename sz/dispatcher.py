@@ -17,6 +17,7 @@ import attrs
 
 from actors import Actor, ActorRef, Terminated, Timer, lowlevel
 
+from .errors import Overloaded
 from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
@@ -569,11 +570,24 @@ class DispatcherActor(Actor):
         if sent is _SENT:
             return
         state = self.state
-        if attempt == 1 and state.governor.watch_water(len(state.waiting_task)):
+        waiting = len(state.waiting_task)
+        if attempt == 1 and state.governor.watch_water(waiting):
             # At high water: new work that would wait is refused, with a row (a
             # retry of work already under way is not new, and waits).
             state.governor.rejected += 1
-            self._end(job, attempt, future, "rejected", reason="overloaded")
+            self._record(job, attempt, "rejected", final=True, reason="overloaded")
+            if future is not None:
+                retry_after = state.governor.retry_after(waiting)
+                future.resolve(
+                    "rejected",
+                    None,
+                    Overloaded(
+                        f"job {job.id} of task {job.task!r} was refused: {waiting:,} "
+                        f"jobs are waiting: try again in {retry_after:.0f} s",
+                        retry_after=retry_after,
+                        job_id=job.id,
+                    ),
+                )
             return
         now = self._clock()
         pending = _Pending(job, attempt, future, now + job.wait, reason, since=now)

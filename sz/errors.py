@@ -59,13 +59,23 @@ class Overloaded(SzError):
     or a governor are past ``governors.backpressure.high_water``, and until they
     fall to ``low_water``.
 
+    A burst of ``run_now`` calls may all pass that check before the first of
+    them reaches the dispatcher, which then refuses the rest: those raise it
+    too, with the refused job's id (its history row says ``rejected``, reason
+    ``overloaded``).
+
     Attributes:
         retry_after: Seconds after which trying again is likely to succeed.
+        job_id: The refused job's id when it was refused after being accepted;
+            None when it was refused before (no job, no history row).
     """
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float, job_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.job_id = job_id
 
 
 class ConfigError(SzError, ValueError):

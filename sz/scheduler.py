@@ -55,6 +55,7 @@ from .jobs import Attempt, HistoryQuery, Job, JobFuture, new_job_id
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .retry import next_attempt
 from .startup import import_handler_module
+from .storable import check_storable
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 
@@ -77,6 +78,10 @@ BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
+
+#: The most rows one ``history()`` call returns: all the memory store keeps.
+#: Page with ``before=`` for more.
+HISTORY_LIMIT = HISTORY_ROWS
 
 
 def store_path(url: str | None) -> Path | None:
@@ -148,7 +153,11 @@ class ScheduleZero:
         self._history: ActorRef | None = None
         self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
-        self._bridge = Bridge(default_wait=self._default_wait, submit=self._submit)
+        self._bridge = Bridge(
+            default_wait=self._default_wait,
+            submit=self._submit,
+            durable=self.store_path is not None,
+        )
 
     @classmethod
     def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
@@ -489,14 +498,19 @@ class ScheduleZero:
         ``minutes=30``, ``run_time=...``), a crontab string (``"*/5 * * * *"``), or
         an APScheduler trigger object. ``args`` may be a sequence (positional) or a
         mapping (keyword arguments). ``misfire_grace_time`` (seconds) bounds how
-        late a fire may start before it is recorded as ``missed``; ``coalesce``
+        late a fire may start before it is recorded as ``missed`` (from 0 to a
+        year, ``MAX_MISFIRE_GRACE``; None, the default, for no limit); ``coalesce``
         (``latest``, ``earliest`` or ``all``) says which of several fires due at
         once (after the process was down) run, the others being recorded as
         ``coalesced``.
 
         Raises:
             UnknownTask: No handler serves ``task_id``.
-            SzError: A bad trigger or bad arguments.
+            SzError: A bad trigger (an unknown time zone, an interval of zero or
+                too long to fire twice before the year 9999), a bad
+                ``misfire_grace_time``, or arguments the store cannot keep (the
+                message names the first: ``args[0]``, ``kwargs['lock']``); nothing
+                is added, on any store.
             Overloaded: Too many jobs wait already (``retry_after`` says when to
                 try again).
         """
@@ -641,7 +655,11 @@ class ScheduleZero:
                 exception); ``NoHealthyHandler`` if no healthy handler took it.
             TimeoutError: ``timeout`` passed first (the job itself goes on).
             Overloaded: Too many jobs wait already (``retry_after`` says when to
-                try again).
+                try again): refused before the job was accepted, or by the
+                dispatcher after (``job_id`` names it; its history row says
+                ``rejected``). Never a ``JobFailed`` with outcome ``rejected``.
+            SzError: An argument the store cannot keep (``args[1]``,
+                ``kwargs['lock']``: arguments must be picklable, on every store).
         """
         if task_id not in self._tasks:
             self._check_task(task_id)
@@ -656,6 +674,8 @@ class ScheduleZero:
             positional, keywords = (), {}
         else:
             positional, keywords = split_arguments(args, kwargs)
+            # On every store, so that memory accepts what the file would.
+            check_storable(positional, keywords)
         future = JobFuture(self._new_event)
         # Positional: once per job (STYLE rule 4's exception).
         job = Job(
@@ -678,6 +698,10 @@ class ScheduleZero:
                 await future.wait()
         if future.outcome == "success":
             return future.value
+        if future.outcome == "rejected":
+            # Refused for load after the check above let it in (a burst of
+            # callers checks before any of them reaches the dispatcher).
+            raise self._refused(job, future.error)
         error_type = (
             NoHealthyHandler if future.outcome == "no_healthy_handler" else JobFailed
         )
@@ -686,6 +710,20 @@ class ScheduleZero:
             outcome=str(future.outcome),
         )
         raise failure from future.error
+
+    def _refused(self, job: Job, error: BaseException | None) -> Overloaded:
+        """The error of a job refused once accepted: the dispatcher's, or its like."""
+        if isinstance(error, Overloaded):
+            return error
+        state = self._state
+        waiting = len(state.waiting_task) if state is not None else 0
+        return Overloaded(
+            f"job {job.id} of task {job.task!r} was refused: the dispatcher is full",
+            retry_after=(
+                state.governor.retry_after(waiting) if state is not None else 1.0
+            ),
+            job_id=job.id,
+        )
 
     # ---------------------------------------------------------------- governors
 
@@ -813,8 +851,19 @@ class ScheduleZero:
 
         Page with ``before=<the last row of the page>``: the next page starts right
         after it, never skipping nor repeating a row. ``before=<a datetime>`` and
-        ``since=`` bound rows by finish time.
+        ``since=`` bound rows by finish time. ``limit`` (100 by default) is from 1
+        to ``HISTORY_LIMIT`` (100,000) rows.
+
+        Raises:
+            SzError: The scheduler is not running, or ``limit`` is out of range.
         """
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise SzError(f"history limit must be an integer, got {limit!r}")
+        if not 1 <= limit <= HISTORY_LIMIT:
+            raise SzError(
+                f"history limit must be from 1 to {HISTORY_LIMIT:,}, got {limit:,}: "
+                f"page with before=<the last row> for more"
+            )
         if self._history is None:
             raise SzError("the scheduler is not running")
         query = HistoryQuery(

@@ -355,11 +355,13 @@ async def test_history_pages_newest_first_with_before() -> None:
         assert finished == sorted(finished, reverse=True)
 
 
-async def test_history_with_limit_zero_returns_no_rows() -> None:
+async def test_history_with_limit_zero_is_refused() -> None:
+    # It returned no rows once; a limit below one is now a caller's mistake.
     sz = with_tick()
     async with sz:
         await sz.run_now("tick")
-        assert await sz.history(limit=0) == []
+        with pytest.raises(SzError, match="limit"):
+            await sz.history(limit=0)
 
 
 async def test_a_retried_job_has_one_row_per_attempt_and_only_the_last_is_final() -> (

@@ -35,7 +35,6 @@ from sz.dispatcher import (
     Register,
     Submit,
 )
-from sz.errors import JobFailed
 from sz.governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from sz.handlers import HandlerActor, HandlerSpec
 from sz.health import HealthPolicy
@@ -650,6 +649,32 @@ async def test_jobs_past_high_water_end_rejected_until_the_queue_drains() -> Non
     assert statuses["global"].rejected == len(refused) + 1
 
 
+async def test_a_job_refused_at_high_water_resolves_its_future_with_overloaded() -> (
+    None
+):
+    high, low = 2, 0
+    gates = [anyio.Event() for _ in range(6)]
+
+    async def work(n: int) -> None:
+        await gates[n].wait()
+
+    async with bench(
+        spec(work, concurrency=1),
+        governor=Governor.of(backpressure=Backpressure(high_water=high, low_water=low)),
+    ) as b:
+        jobs = await b.flood("work", 6)
+        refused = [(job, f) for job, f in jobs if outcome(f) == "rejected"]
+        for gate in gates:
+            gate.set()
+        await b.final_rows(jobs)
+    assert len(refused) == 6 - 1 - high
+    for job, future in refused:
+        assert isinstance(future.error, Overloaded)
+        assert future.error.job_id == job.id
+        assert future.error.retry_after >= 1.0
+        assert job.id in str(future.error)
+
+
 async def test_jobs_that_start_at_once_are_never_refused() -> None:
     starts = Starts()
     async with bench(
@@ -955,12 +980,12 @@ async def test_run_now_and_schedule_are_refused_past_high_water_until_low_water(
     gated = Gated(40)
     sz = backpressured(high, low)
     sz.handler(gated.work, name="work")
-    refusals: list[BaseException] = []
+    refusals: list[Overloaded] = []
 
     async def run(n: int) -> None:
         try:
             await sz.run_now("work", args=[n], timeout=DEADLINE)
-        except (Overloaded, JobFailed) as exc:
+        except Overloaded as exc:  # never a JobFailed: refused is refused
             refusals.append(exc)
 
     async with sz:
@@ -1016,7 +1041,7 @@ async def test_run_now_and_schedule_are_refused_past_high_water_until_low_water(
     assert len(refusals) == 1
     # Every job let in ran; a job refused by the dispatcher has its row.
     assert Counter(row.outcome for row in rows) == Counter(
-        success=n, rejected=sum(isinstance(exc, JobFailed) for exc in refusals)
+        success=n, rejected=sum(exc.job_id is not None for exc in refusals)
     )
 
 
@@ -1025,12 +1050,12 @@ async def test_the_first_run_now_refused_at_high_water_raises_overloaded() -> No
     gated = Gated(20)
     sz = backpressured(high, low)
     sz.handler(gated.work, name="work")
-    refusals: list[BaseException] = []
+    refusals: list[Overloaded] = []
 
     async def run(n: int) -> None:
         try:
             await sz.run_now("work", args=[n], timeout=DEADLINE)
-        except (Overloaded, JobFailed) as exc:
+        except Overloaded as exc:  # never a JobFailed: refused is refused
             refusals.append(exc)
 
     async with sz, anyio.create_task_group() as tg:
@@ -1047,6 +1072,60 @@ async def test_the_first_run_now_refused_at_high_water_raises_overloaded() -> No
         gated.release_all()
     assert refusals
     assert isinstance(refusals[0], Overloaded)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_burst_of_run_now_at_once_past_high_water_raises_only_overloaded(
+    store: str, tmp_path: Path
+) -> None:
+    # Every caller checks the load before the first of them reaches the
+    # dispatcher, which then refuses the jobs past high water: those callers
+    # get Overloaded too (with the job's id), never a JobFailed "rejected".
+    high, low, burst = 3, 1, 20
+    gated = Gated(burst)
+    sz = ScheduleZero(
+        config=Config(
+            governors=GovernorsConfig(
+                backpressure=BackpressureConfig(high_water=high, low_water=low)
+            )
+        ),
+        store="memory" if store == "memory" else f"sqlite:///{tmp_path / 'sz.db'}",
+    )
+    sz.handler(gated.work, name="work")
+    refusals: list[Overloaded] = []
+    results: list[int] = []
+
+    async def run(n: int) -> None:
+        try:
+            results.append(await sz.run_now("work", args=[n], timeout=DEADLINE))
+        except Overloaded as exc:
+            refusals.append(exc)
+
+    async with sz:
+        async with anyio.create_task_group() as tg:
+            for n in range(burst):  # no checkpoint between them: all at once
+                tg.start_soon(run, n)
+
+            # One job runs, ``high`` wait, the rest are refused.
+            async def refused() -> bool:
+                return len(refusals) == burst - 1 - high
+
+            await wait_until(refused, timeout=DEADLINE)
+            gated.release_all()
+        rows = await sz.history(task="work", final=True, limit=1_000)
+    assert len(results) == 1 + high
+    assert all(exc.retry_after > 0 for exc in refusals)
+    # The dispatcher refused them all, after acceptance: each has its row.
+    refused_ids = {exc.job_id for exc in refusals}
+    assert None not in refused_ids
+    assert refused_ids == {
+        row.job_id
+        for row in rows
+        if (row.outcome, row.reason) == ("rejected", "overloaded")
+    }
+    assert Counter(row.outcome for row in rows) == Counter(
+        success=1 + high, rejected=burst - 1 - high
+    )
 
 
 # --------------------------------------------- schedules of a task with no handler
