@@ -571,8 +571,25 @@ BAD_MESSAGES = [
                 }
             ),
         ],
-        "Ready: capacity: expected an integer >= 0",
+        "Ready: capacity: expected an integer from 1 to 65535",
         id="wrong-value-type",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            Ready.COMMAND,
+            packed(
+                {
+                    "name": "zero",
+                    "incarnation": "1",
+                    "methods": ["echo"],
+                    "capacity": 0,
+                    "heartbeat": 1.0,
+                }
+            ),
+        ],
+        "Ready: capacity: expected an integer from 1 to 65535",
+        id="capacity-zero",
     ),
     pytest.param([PROTOCOL, Heartbeat.COMMAND], "2 frames", id="too-few-frames"),
     pytest.param(
@@ -691,7 +708,6 @@ async def test_a_message_from_a_peer_that_never_said_ready_is_answered_disconnec
             "a handler in the scheduler has that name",
             id="name-of-a-local-handler",
         ),
-        pytest.param("zero", {"capacity": 0}, "capacity >= 1", id="capacity-zero"),
         pytest.param("idle", {"methods": ()}, "it must serve a task", id="no-tasks"),
     ],
 )
