@@ -25,6 +25,9 @@ from .keys import (
     load_secret_key as load_secret_key,
 )
 from .protocol import (
+    MAX_CAPACITY as MAX_CAPACITY,
+    MAX_HEARTBEAT as MAX_HEARTBEAT,
+    MIN_HEARTBEAT as MIN_HEARTBEAT,
     PROTOCOL as PROTOCOL,
     WORKER_NAME as WORKER_NAME,
     WORKER_NAME_RULE as WORKER_NAME_RULE,
@@ -45,6 +48,9 @@ from .router_dealer import Dealer as Dealer, Router as Router
 from .socket import Socket as Socket
 
 __all__ = [
+    "MAX_CAPACITY",
+    "MAX_HEARTBEAT",
+    "MIN_HEARTBEAT",
     "PROTOCOL",
     "WORKER_NAME",
     "WORKER_NAME_RULE",

@@ -28,7 +28,11 @@ __all__ = [
     "BATCH_BODY_BYTES",
     "MAX_BATCH",
     "MAX_BODIES",
+    "MAX_CAPACITY",
     "MAX_HEADER",
+    "MAX_HEARTBEAT",
+    "MAX_SECONDS",
+    "MIN_HEARTBEAT",
     "PROTOCOL",
     "WORKER_NAME",
     "WORKER_NAME_RULE",
@@ -64,6 +68,31 @@ MAX_BODIES = 4
 #: Messages a batch may carry (JOB and RESULT come in batches).
 MAX_BATCH = 256
 
+#: READY's ``heartbeat`` bounds, in seconds: a worker that announced an endless
+#: interval would never be judged dead, one far below the broker's tick could
+#: never keep up.
+MIN_HEARTBEAT = 0.01
+MAX_HEARTBEAT = 3600.0
+
+#: READY's largest ``capacity``: jobs in flight to one worker.
+MAX_CAPACITY = 65535
+
+#: The most seconds a JOB's ``timeout`` or a RESULT's ``duration`` may say
+#: (about 31 years): finite, and small enough for date arithmetic on either end.
+MAX_SECONDS = 1e9
+
+#: What msgpack may raise on data from the network: malformed input
+#: (``ValueError`` and its own errors), a map with an unhashable key
+#: (``TypeError``), a timestamp past a datetime's range (``OverflowError``),
+#: nesting past the interpreter's stack (``RecursionError``, pure-Python build).
+_UNPACK_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    RecursionError,
+    msgpack.UnpackException,
+)
+
 #: Bytes of bodies a sender puts in one batch, past its first item's: batching
 #: pays for small messages; a large body is cheaper sent on its own than copied.
 BATCH_BODY_BYTES = 64 * 1024
@@ -78,8 +107,10 @@ def _is_count(value: Any) -> bool:
 
 
 def _is_seconds(value: Any, *, zero: bool = False) -> bool:
+    # Chained comparisons refuse NaN and infinities as well: they cost nothing
+    # on the hot path (every RESULT's duration).
     return (type(value) is float or type(value) is int) and (
-        value >= 0 if zero else value > 0
+        0 <= value <= MAX_SECONDS if zero else 0 < value <= MAX_SECONDS
     )
 
 
@@ -88,14 +119,21 @@ def _text(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ProtocolError(f"{attribute.name}: expected a non-empty string")
 
 
-def _count(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not _is_count(value):
-        raise ProtocolError(f"{attribute.name}: expected an integer >= 0")
+def _capacity(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not int or not 1 <= value <= MAX_CAPACITY:
+        raise ProtocolError(
+            f"{attribute.name}: expected an integer from 1 to {MAX_CAPACITY}"
+        )
 
 
-def _seconds(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not _is_seconds(value):
-        raise ProtocolError(f"{attribute.name}: expected a number of seconds > 0")
+def _heartbeat(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (type(value) is float or type(value) is int) or not (
+        MIN_HEARTBEAT <= value <= MAX_HEARTBEAT
+    ):
+        raise ProtocolError(
+            f"{attribute.name}: expected seconds from {MIN_HEARTBEAT:g} to "
+            f"{MAX_HEARTBEAT:g}"
+        )
 
 
 def _methods(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -123,8 +161,8 @@ class Ready:
     name: str = attrs.field(validator=_text)
     incarnation: str = attrs.field(validator=_text)
     methods: tuple[str, ...] = attrs.field(converter=_as_tuple, validator=_methods)
-    capacity: int = attrs.field(validator=_count)
-    heartbeat: float = attrs.field(validator=_seconds)
+    capacity: int = attrs.field(validator=_capacity)
+    heartbeat: float = attrs.field(validator=_heartbeat)
 
 
 # JOB and RESULT are checked in one ``__attrs_post_init__`` each rather than a
@@ -157,7 +195,9 @@ class JobRequest:
         if not _is_text(self.method):
             raise ProtocolError("method: expected a non-empty string")
         if self.timeout is not None and not _is_seconds(self.timeout):
-            raise ProtocolError("timeout: expected a number of seconds > 0")
+            raise ProtocolError(
+                f"timeout: expected seconds > 0, at most {MAX_SECONDS:g}"
+            )
 
 
 # One per attempt on the hot path at both ends: positional as well as keyword,
@@ -184,14 +224,17 @@ class JobResult:
             raise ProtocolError("job_id: expected a non-empty string")
         if not _is_count(self.attempt):
             raise ProtocolError("attempt: expected an integer >= 0")
-        if self.outcome not in self.OUTCOMES:
+        # A list or a map from the wire would not even hash: look at its type first.
+        if type(self.outcome) is not str or self.outcome not in self.OUTCOMES:
             raise ProtocolError(
                 f"outcome: expected one of {', '.join(sorted(self.OUTCOMES))}"
             )
         if self.error is not None and type(self.error) is not str:
             raise ProtocolError("error: expected a string or nothing")
         if not _is_seconds(self.duration, zero=True):
-            raise ProtocolError("duration: expected a number of seconds >= 0")
+            raise ProtocolError(
+                f"duration: expected seconds >= 0, at most {MAX_SECONDS:g}"
+            )
 
 
 @attrs.frozen
@@ -373,7 +416,7 @@ def _batch_bodies(kind: type[Message], count: int, frames: list[bytes]) -> list[
         )
     try:
         bodies = msgpack.unpackb(frames[0], raw=False)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except _UNPACK_ERRORS as exc:
         raise ProtocolError(f"{name}: the bodies are not msgpack ({exc})") from None
     if not isinstance(bodies, list) or not set(map(type, bodies)) <= {bytes}:
         raise ProtocolError(f"{name}: the bodies are not an array of binaries")
@@ -402,7 +445,7 @@ def _open(frames: list[bytes]) -> tuple[type[Message], Any, list[bytes]]:
         raise ProtocolError(f"{len(bodies)} bodies: at most {MAX_BODIES}")
     try:
         fields = msgpack.unpackb(header, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except _UNPACK_ERRORS as exc:
         raise ProtocolError(
             f"{kind.__name__}: the header is not msgpack ({exc})"
         ) from None
@@ -458,9 +501,13 @@ def decode_body(body: bytes) -> Any:
     """The value of a body (timestamps come back as aware datetimes).
 
     Raises:
-        ProtocolError: The body is not msgpack.
+        ProtocolError: The body is not msgpack, or not a value this end can
+            hold: a map keyed by an array or a map, a timestamp past a
+            datetime's range. Never any other exception.
     """
     try:
         return msgpack.unpackb(body, raw=False, timestamp=3, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise ProtocolError(f"not msgpack ({exc})") from None
+    except _UNPACK_ERRORS as exc:
+        raise ProtocolError(f"msgpack this end cannot hold ({exc})") from None

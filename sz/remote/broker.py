@@ -461,6 +461,13 @@ class BrokerActor(Actor):
     # --------------------------------------------------------------- reading
 
     async def _read(self) -> None:
+        """Read and act on every peer's messages; nothing one peer sends ends it.
+
+        Every value a message may carry is checked by ``decode_all``; should
+        acting on one still raise, that is a bug here, logged with its
+        traceback, and its sender is treated as having broken the protocol
+        rather than the reader (and every other worker with it) dying.
+        """
         router, clock = self.router, self.clock
         while True:
             batch = await router.receive()
@@ -471,11 +478,17 @@ class BrokerActor(Actor):
                 except ProtocolError as exc:
                     self._malformed(peer, str(exc))
                     continue
-                for message, bodies in messages:
-                    if type(message) is Ready:
-                        await self._register(peer, message, user, now)
-                    elif not self._take(peer, message, bodies, now, finished_at):
-                        break
+                try:
+                    for message, bodies in messages:
+                        if type(message) is Ready:
+                            await self._register(peer, message, user, now)
+                        elif not self._take(peer, message, bodies, now, finished_at):
+                            break
+                except Exception as exc:
+                    logger.exception(
+                        "the broker failed on peer %s's message", peer.hex()
+                    )
+                    self._malformed(peer, f"the broker could not act on it ({exc!r})")
 
     def _take(
         self,
@@ -588,8 +601,9 @@ class BrokerActor(Actor):
         if self.router.secure and user != name:
             self._refuse(peer, name, f"its key is listed for {user!r}, not {name!r}")
             return
-        if not message.methods or message.capacity < 1:
-            self._refuse(peer, name, "it must serve a task and have capacity >= 1")
+        if not message.methods:
+            # SZP1 bounds the capacity already (1 to MAX_CAPACITY).
+            self._refuse(peer, name, "it must serve a task")
             return
         local = self.state.handlers.get(name)
         if local is not None and local.kind == "local":

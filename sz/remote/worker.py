@@ -38,6 +38,9 @@ from actors import (
     lowlevel,
 )
 from transport import (
+    MAX_CAPACITY,
+    MAX_HEARTBEAT,
+    MIN_HEARTBEAT,
     WORKER_NAME,
     WORKER_NAME_RULE,
     Dealer,
@@ -144,6 +147,15 @@ class ZMQHandler:
             if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
                 expected = "an integer >= 1" if whole else "a number > 0"
                 raise SzError(f"{label} must be {expected}, got {value!r}")
+        # The broker refuses a READY out of SZP1's bounds: say so now, not in a
+        # refusal at every reconnection.
+        if not MIN_HEARTBEAT <= heartbeat <= MAX_HEARTBEAT:
+            raise SzError(
+                f"heartbeat must be from {MIN_HEARTBEAT:g} to {MAX_HEARTBEAT:g} "
+                f"seconds, got {heartbeat!r}"
+            )
+        if capacity > MAX_CAPACITY:
+            raise SzError(f"capacity must be at most {MAX_CAPACITY}, got {capacity!r}")
         if (key is None) != (server_key is None):
             raise SzError("CURVE needs both key (this worker's) and server_key")
         try:

@@ -4,7 +4,10 @@ with a ``ProtocolError`` that says what was wrong, never another exception."""
 from __future__ import annotations
 
 import contextlib
+import math
+import struct
 
+import attrs
 import msgpack
 import pytest
 from hypothesis import given, strategies as st
@@ -13,7 +16,11 @@ from transport.protocol import (
     BATCH_BODY_BYTES,
     MAX_BATCH,
     MAX_BODIES,
+    MAX_CAPACITY,
     MAX_HEADER,
+    MAX_HEARTBEAT,
+    MAX_SECONDS,
+    MIN_HEARTBEAT,
     PROTOCOL,
     Disconnect,
     Heartbeat,
@@ -24,6 +31,7 @@ from transport.protocol import (
     Ready,
     decode,
     decode_all,
+    decode_body,
     encode,
     encode_batches,
 )
@@ -93,7 +101,7 @@ def header(**fields: object) -> bytes:
                     name="w", incarnation="1", methods=["m"], capacity=-1, heartbeat=1.0
                 ),
             ],
-            "capacity: expected an integer >= 0",
+            "capacity: expected an integer from 1 to 65535",
             id="negative-capacity",
         ),
         pytest.param(
@@ -241,4 +249,249 @@ def test_a_batch_whose_bodies_do_not_match_its_items_is_refused(
     tag, command, header, _ = next(frames)
     with pytest.raises(ProtocolError) as refused:
         decode_all([tag, command, header, *bodies])
+    assert says in str(refused.value)
+
+
+# ------------------------------------------------- any msgpack, from anyone
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def _pack(value: object) -> bytes:
+    packed: bytes = _packer.pack(value)
+    return packed
+
+
+def _arrays(items: list[bytes]) -> bytes:
+    head: bytes = _packer.pack_array_header(len(items))
+    return head + b"".join(items)
+
+
+def _maps(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    head: bytes = _packer.pack_map_header(len(pairs))
+    return head + b"".join(key + value for key, value in pairs)
+
+
+def _timestamp(data: bytes) -> bytes:
+    """A msgpack timestamp (extension -1) holding ``data`` as it is."""
+    # msgpack's ExtType refuses negative codes: the bytes are written by hand.
+    prefix = {4: b"\xd6", 8: b"\xd7"}.get(len(data), b"\xc7" + bytes([len(data)]))
+    return prefix + b"\xff" + data
+
+
+#: One msgpack value's bytes, not only what Python can build: its maps may be
+#: keyed by arrays and maps, its timestamps past any datetime.
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+).map(_pack) | st.one_of(
+    st.binary(min_size=4, max_size=4),
+    st.binary(min_size=8, max_size=8),
+    st.binary(min_size=12, max_size=12),
+).map(_timestamp)
+
+
+def _nested(depth: int, kind: bytes) -> bytes:
+    # 0x91: an array of one; 0x81 0xc0: a map of nil to what follows.
+    return (b"\x91" if kind == b"array" else b"\x81\xc0") * depth + b"\xc0"
+
+
+TREES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4).map(_arrays)
+        | st.lists(st.tuples(inner, inner), max_size=4).map(_maps)
+    ),
+    max_leaves=12,
+)
+#: Nesting deeper than any unpacker's stack, now and then.
+DEEP = st.builds(
+    _nested,
+    st.integers(min_value=1, max_value=100_000),
+    st.sampled_from([b"array", b"map"]),
+)
+VALUES: st.SearchStrategy[bytes] = st.one_of(TREES, TREES, TREES, DEEP)
+
+#: Values each field might plausibly hold, right or wrong: enough of them right
+#: that whole messages get through, and their numbers reach every edge.
+NUMBERS = st.floats() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+NAMES = st.text(min_size=1, max_size=6)
+PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
+    "name": NAMES,
+    "incarnation": NAMES,
+    "methods": st.lists(NAMES, min_size=1, max_size=3),
+    "capacity": st.integers(min_value=-1, max_value=70_000) | NUMBERS,
+    "heartbeat": NUMBERS,
+    "job_id": NAMES,
+    "attempt": st.integers(min_value=0, max_value=3) | NUMBERS,
+    "method": NAMES,
+    "timeout": st.none() | NUMBERS,
+    "outcome": st.sampled_from(["success", "failure", "timeout", "maybe"]),
+    "error": st.none() | NAMES,
+    "duration": NUMBERS,
+    "reason": NAMES,
+    "draining": st.booleans(),
+}
+KINDS: list[type[Message]] = [Ready, JobRequest, JobResult, Heartbeat, Disconnect]
+
+
+WILD = st.one_of(SCALARS, TREES, DEEP)
+
+
+def field_value(draw: st.DrawFn, name: str) -> bytes:
+    """Mostly plausible: one wild value anywhere in a header refuses all of it."""
+    if draw(st.integers(min_value=0, max_value=9)):
+        return _pack(draw(PLAUSIBLE[name]))
+    return draw(WILD)
+
+
+@st.composite
+def frames_of_any_message(draw: st.DrawFn) -> list[bytes]:
+    """A message of any command, each field plausible, wild, or missing."""
+    kind = draw(st.sampled_from(KINDS))
+    names = [field.name for field in attrs.fields(kind)]
+    if kind in (JobRequest, JobResult) and draw(st.booleans()):
+        count = draw(st.integers(min_value=1, max_value=3))
+        items = [
+            _arrays([field_value(draw, name) for name in names])
+            if draw(st.integers(min_value=0, max_value=9))
+            else draw(VALUES)
+            for _ in range(count)
+        ]
+        bodies = draw(st.lists(st.binary(max_size=8), min_size=count, max_size=count))
+        body = draw(st.just(_pack(bodies)) | VALUES)
+        return [PROTOCOL, kind.COMMAND, _arrays(items), body]
+    pairs = [
+        (_pack(name), field_value(draw, name))
+        for name in names
+        if draw(st.integers(min_value=0, max_value=9))
+    ]
+    if not draw(st.integers(min_value=0, max_value=9)):
+        pairs.append((draw(VALUES), draw(VALUES)))
+    bodies = draw(st.lists(VALUES, max_size=2))
+    return [PROTOCOL, kind.COMMAND, _maps(pairs), *bodies]
+
+
+def check_bounds(message: Message) -> None:
+    """What a decoded message may say, whatever the sender meant."""
+    if isinstance(message, Ready):
+        assert MIN_HEARTBEAT <= message.heartbeat <= MAX_HEARTBEAT
+        assert 1 <= message.capacity <= MAX_CAPACITY
+    elif isinstance(message, JobRequest):
+        assert message.timeout is None or 0 < message.timeout <= MAX_SECONDS
+    elif isinstance(message, JobResult):
+        assert 0 <= message.duration <= MAX_SECONDS
+
+
+@given(VALUES)
+def test_any_msgpack_body_decodes_or_raises_protocol_error_only(body: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode_body(body)
+
+
+@given(frames_of_any_message())
+def test_any_msgpack_header_decodes_in_bounds_or_raises_protocol_error_only(
+    frames: list[bytes],
+) -> None:
+    with contextlib.suppress(ProtocolError):
+        check_bounds(decode(frames)[0])
+    with contextlib.suppress(ProtocolError):
+        for message, _ in decode_all(frames):
+            check_bounds(message)
+
+
+def ready(**fields: object) -> list[bytes]:
+    given = {
+        "name": "w",
+        "incarnation": "1",
+        "methods": ["m"],
+        "capacity": 1,
+        "heartbeat": 1.0,
+        **fields,
+    }
+    return [PROTOCOL, Ready.COMMAND, header(**given)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [math.inf, -math.inf, math.nan, 0, 0.009, 3600.5, 1e308, 2**64 - 1, True, "1"],
+    ids=repr,
+)
+def test_a_ready_heartbeat_outside_a_hundredth_to_an_hour_is_refused(
+    value: object,
+) -> None:
+    with pytest.raises(
+        ProtocolError, match=r"heartbeat: expected seconds from 0\.01 to 3600"
+    ):
+        decode(ready(heartbeat=value))
+
+
+@pytest.mark.parametrize("value", [0, -1, 65536, 2**64 - 1, True, 1.0], ids=repr)
+def test_a_ready_capacity_outside_one_to_65535_is_refused(value: object) -> None:
+    with pytest.raises(
+        ProtocolError, match="capacity: expected an integer from 1 to 65535"
+    ):
+        decode(ready(capacity=value))
+
+
+@pytest.mark.parametrize(
+    ("heartbeat", "capacity"),
+    [(MIN_HEARTBEAT, 1), (MAX_HEARTBEAT, MAX_CAPACITY), (1, 8)],
+)
+def test_a_ready_at_its_bounds_is_taken(heartbeat: float, capacity: int) -> None:
+    message, _ = decode(ready(heartbeat=heartbeat, capacity=capacity))
+    assert isinstance(message, Ready)
+    assert (message.heartbeat, message.capacity) == (heartbeat, capacity)
+
+
+@pytest.mark.parametrize(
+    "value", [math.inf, math.nan, -0.5, 1e300, 2**64 - 1, MAX_SECONDS * 2], ids=repr
+)
+def test_a_result_duration_that_is_not_finite_seconds_is_refused_alone_or_batched(
+    value: object,
+) -> None:
+    fields = {"job_id": "j", "attempt": 1, "outcome": "success", "duration": value}
+    with pytest.raises(ProtocolError, match="duration: expected seconds >= 0"):
+        decode([PROTOCOL, JobResult.COMMAND, header(**fields)])
+    batch = [["j", 1, "success", None, 0.5], ["k", 1, "success", None, value]]
+    frames = [
+        PROTOCOL,
+        JobResult.COMMAND,
+        msgpack.packb(batch),
+        msgpack.packb([b""] * 2),
+    ]
+    with pytest.raises(ProtocolError, match="JobResult: duration: expected seconds"):
+        decode_all(frames)
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan, 0, 1e300], ids=repr)
+def test_a_job_timeout_that_is_not_finite_seconds_is_refused(value: object) -> None:
+    fields = {"job_id": "j", "attempt": 1, "method": "m", "timeout": value}
+    with pytest.raises(ProtocolError, match="timeout: expected seconds > 0"):
+        decode([PROTOCOL, JobRequest.COMMAND, header(**fields)])
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        pytest.param(_maps([(_pack([1, 2]), _pack(3))]), "unhashable", id="array-key"),
+        pytest.param(_maps([(_pack({"a": 1}), _pack(3))]), "unhashable", id="map-key"),
+        pytest.param(
+            _timestamp(struct.pack(">Iq", 0, 2**63 - 1)),
+            "msgpack this end cannot hold",
+            id="timestamp-past-any-datetime",
+        ),
+        pytest.param(_nested(100_000, b"array"), "not msgpack", id="deep-arrays"),
+        pytest.param(_nested(100_000, b"map"), "not msgpack", id="deep-maps"),
+    ],
+)
+def test_a_body_no_value_here_can_hold_raises_protocol_error(
+    body: bytes, says: str
+) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        decode_body(body)
     assert says in str(refused.value)

@@ -31,6 +31,9 @@ PUBLIC = {
     "decode_body",
     "WORKER_NAME",
     "WORKER_NAME_RULE",
+    "MIN_HEARTBEAT",
+    "MAX_HEARTBEAT",
+    "MAX_CAPACITY",
     # CURVE and its keys
     "ZAP_DOMAIN",
     "WorkerKeys",

@@ -6,7 +6,9 @@ pyzmq DEALER speaking (or breaking) SZP1 by hand.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import math
 import uuid
 from collections import deque
 from contextlib import asynccontextmanager
@@ -571,8 +573,59 @@ BAD_MESSAGES = [
                 }
             ),
         ],
-        "Ready: capacity: expected an integer >= 0",
+        "Ready: capacity: expected an integer from 1 to 65535",
         id="wrong-value-type",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            Ready.COMMAND,
+            packed(
+                {
+                    "name": "zero",
+                    "incarnation": "1",
+                    "methods": ["echo"],
+                    "capacity": 0,
+                    "heartbeat": 1.0,
+                }
+            ),
+        ],
+        "Ready: capacity: expected an integer from 1 to 65535",
+        id="capacity-zero",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            Ready.COMMAND,
+            packed(
+                {
+                    "name": "immortal",
+                    "incarnation": "1",
+                    "methods": ["echo"],
+                    "capacity": 1,
+                    "heartbeat": math.inf,
+                }
+            ),
+        ],
+        "Ready: heartbeat: expected seconds from 0.01 to 3600",
+        id="heartbeat-infinite",
+    ),
+    pytest.param(
+        [
+            PROTOCOL,
+            Ready.COMMAND,
+            packed(
+                {
+                    "name": "greedy",
+                    "incarnation": "1",
+                    "methods": ["echo"],
+                    "capacity": 2**64 - 1,
+                    "heartbeat": 1.0,
+                }
+            ),
+        ],
+        "Ready: capacity: expected an integer from 1 to 65535",
+        id="capacity-huge",
     ),
     pytest.param([PROTOCOL, Heartbeat.COMMAND], "2 frames", id="too-few-frames"),
     pytest.param(
@@ -629,6 +682,69 @@ async def test_a_registered_worker_that_breaks_the_protocol_is_dropped(
         await gone(sz, "raw")
         counts = await stats(sz)
         assert (counts.malformed, counts.workers_lost) == (1, 1)
+
+
+@pytest.mark.parametrize("duration", [math.inf, 1e300, 2**64 - 1], ids=repr)
+async def test_a_result_whose_duration_is_not_finite_seconds_drops_only_its_sender(
+    raw: Callable[[str], RawPeer], duration: float
+) -> None:
+    async with scheduler() as (sz, endpoint), serving(worker(endpoint)):
+        await registered(sz, "w1")
+        peer = raw(endpoint)
+        await peer.ready("raw", methods=("raw_only",))
+        await registered(sz, "raw")
+        async with anyio.create_task_group() as tg:
+
+            async def submit() -> None:
+                with contextlib.suppress(JobFailed, TimeoutError):
+                    await sz.run_now("raw_only", timeout=1.0)
+
+            tg.start_soon(submit)
+            job, _ = await peer.next(JobRequest)
+            # Once, this reached the broker's date arithmetic and ended its reader.
+            fields = {
+                "job_id": job.job_id,
+                "attempt": job.attempt,
+                "outcome": "success",
+                "duration": duration,
+            }
+            await peer.send([PROTOCOL, JobResult.COMMAND, packed(fields)])
+            goodbye, _ = await peer.next(Disconnect)
+            assert "bad message: JobResult: duration: expected seconds" in (
+                goodbye.reason
+            )
+            await gone(sz, "raw")
+        counts = await stats(sz)
+        assert (counts.malformed, counts.results) == (1, 0)
+        assert await sz.run_now("add", args=[2, 2], timeout=HANG) == 4
+        broker_actor = sz.system.snapshot().find("/user/remote/broker")
+        assert broker_actor is not None
+        assert (broker_actor.failures, broker_actor.restarts) == (0, 0)
+
+
+async def test_a_result_value_no_value_here_can_hold_fails_only_its_job(
+    raw: Callable[[str], RawPeer],
+) -> None:
+    async with scheduler() as (sz, endpoint):
+        peer = raw(endpoint)
+        await peer.ready("raw")
+        await registered(sz, "raw")
+        async with anyio.create_task_group() as tg:
+            outcome: list[Any] = []
+
+            async def submit() -> None:
+                outcome.append(await outcome_of(sz.run_now("echo", timeout=HANG)))
+
+            tg.start_soon(submit)
+            job, _ = await peer.next(JobRequest)
+            # A map keyed by an array: msgpack, but no Python dict can hold it.
+            body = b"\x81" + packed([1, 2]) + packed(3)
+            result = JobResult(job.job_id, job.attempt, "success")
+            await peer.send(encode(result, body))
+        assert "the result is msgpack this end cannot hold" in outcome[0]
+        counts = await stats(sz)
+        assert (counts.results, counts.malformed, counts.workers_lost) == (1, 0, 0)
+        assert [s.name for s in await sz.handlers()] == ["raw"]
 
 
 async def test_an_oversized_message_drops_only_its_own_connection(
@@ -691,7 +807,6 @@ async def test_a_message_from_a_peer_that_never_said_ready_is_answered_disconnec
             "a handler in the scheduler has that name",
             id="name-of-a-local-handler",
         ),
-        pytest.param("zero", {"capacity": 0}, "capacity >= 1", id="capacity-zero"),
         pytest.param("idle", {"methods": ()}, "it must serve a task", id="no-tasks"),
     ],
 )
