@@ -164,6 +164,8 @@ class BrokerStats:
         connections: Connections opened by peers (workers or not).
         disconnections: Connections closed: by a peer, or cut by libzmq (a
             message over ``max_message_bytes``, which is never seen as one).
+        handshakes_refused: CURVE handshakes refused (a key not listed): a
+            misconfigured worker, or someone trying keys; never seen as a message.
     """
 
     registered: int = 0
@@ -178,6 +180,7 @@ class BrokerStats:
     congested: int = 0
     connections: int = 0
     disconnections: int = 0
+    handshakes_refused: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -327,7 +330,9 @@ class BrokerActor(Actor):
             self._beat()
             return None
         if isinstance(message, WorkersQuery):
-            return self.router.endpoint, attrs.evolve(self.stats)
+            return self.router.endpoint, attrs.evolve(
+                self.stats, handshakes_refused=self.router.refused
+            )
         return await super().receive(message)
 
     # --------------------------------------------------------------- sending
