@@ -337,10 +337,15 @@ class Bridge:
         default_wait: Callable[[str], float],
         submit: Callable[[Submit], None],
         durable: bool = False,
+        check_arguments: Callable[[str, tuple[Any, ...], dict[str, Any]], None] = (
+            lambda _task, _args, _kwargs: None
+        ),
     ) -> None:
         self._default_wait = default_wait
         self._submit = submit
         self._durable = durable
+        #: Raises SzError for arguments the task's functions cannot take.
+        self._check_arguments = check_arguments
         #: The tasks APScheduler knows (remote ones are added as scheduled).
         self._known_tasks: set[str] = set()
         self._early: list[_ScheduleRequest] = []
@@ -432,7 +437,8 @@ class Bridge:
 
         Raises:
             SzError: A bad trigger, coalesce policy or misfire grace time, or
-                arguments the store cannot keep (the message names which).
+                arguments the task's local handlers cannot take or the store
+                cannot keep (the message names which).
         """
         if coalesce not in COALESCE_POLICIES:
             raise SzError(
@@ -442,6 +448,7 @@ class Bridge:
         grace = check_misfire_grace(misfire_grace_time)
         built = await self._build_trigger(trigger, trigger_fields)
         positional, keywords = split_arguments(args, kwargs)
+        self._check_arguments(task_id, positional, keywords)
         # Before anything is added: the file store pickles the whole schedule.
         check_storable(positional, keywords)
         if self._durable and not isinstance(trigger, str):

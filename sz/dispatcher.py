@@ -60,6 +60,9 @@ class Register:
     retries: int
     #: ``"local"`` (a function in this process) or ``"remote"`` (a worker).
     kind: str = "local"
+    #: Seconds an attempt may run (the handler's timeout), or None: also how
+    #: long a trial job may run before the health policy's ``trial_timeout``.
+    timeout: float | None = None
 
     @property
     def served(self) -> tuple[str, ...]:
@@ -391,7 +394,9 @@ class DispatcherActor(Actor):
             ref=message.ref,
             concurrency=message.concurrency,
             retries=message.retries,
-            tracker=HealthTracker(self.state.policy, self._clock()),
+            tracker=HealthTracker(
+                self.state.policy, self._clock(), trial_timeout=message.timeout
+            ),
             kind=message.kind,
         )
         for task in tasks:
@@ -801,6 +806,10 @@ class DispatcherActor(Actor):
             retries = handler.retries
             if message.outcome == "lost":
                 handler.tracker.record_lost(now)
+            elif message.caller_error:
+                # Arguments that do not fit the function: the caller's fault,
+                # not the handler's, so its health does not hear of it.
+                handler.tracker.record_caller_error(now)
             else:
                 handler.tracker.record_finish(
                     now, success=message.outcome == "success", duration=message.duration

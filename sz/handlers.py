@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,9 @@ class HandlerSpec:
         timeout: Seconds an attempt may run before it ends as ``timeout``; no
             limit by default.
         retries: Further attempts after the function raised, 0 by default.
+        signature: The function's signature, read once at registration (None when
+            it has none that ``inspect`` can read): what arguments are checked
+            against.
     """
 
     name: str
@@ -42,11 +45,42 @@ class HandlerSpec:
     concurrency: int = attrs.field(default=1, validator=int_at_least(1))
     timeout: float | None = attrs.field(default=None, validator=positive_or_none)
     retries: int = attrs.field(default=0, validator=int_at_least(0))
+    signature: inspect.Signature | None = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: _signature(self.func), takes_self=True),
+    )
 
     @property
     def is_async(self) -> bool:
         """True if ``func`` is a coroutine function."""
         return inspect.iscoroutinefunction(self.func)
+
+    def binding_error(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> str | None:
+        """Why ``func(*args, **kwargs)`` cannot be called, or None if it can.
+
+        Only the binding of the arguments to the signature is judged (a missing,
+        surplus or unknown argument), not their types; None when the signature
+        is unknown.
+        """
+        signature = self.signature
+        if signature is None:
+            return None
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return str(exc)
+        return None
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None  # some builtins have none: their calls go unchecked
 
 
 # One per attempt on the hot path: slotted, positional and mutable (STYLE rule
@@ -81,6 +115,9 @@ class Finished:
     value: Any = None
     error: BaseException | None = None
     reason: str | None = None
+    #: The job's arguments did not bind to the function: the caller's error,
+    #: recorded as a failure but not held against the handler's health.
+    caller_error: bool = False
 
     @classmethod
     def lost(
@@ -143,6 +180,7 @@ class HandlerActor(Actor):
         outcome: Outcome | str = "success"
         value: Any = None
         error: BaseException | None = None
+        caller_error = False
         try:
             if spec.timeout is None:
                 value = await self._call(job)
@@ -151,6 +189,11 @@ class HandlerActor(Actor):
                     value = await self._call(job)
         except TimeoutError as exc:
             outcome, error = "timeout", exc
+        except TypeError as exc:
+            outcome, error = "failure", exc
+            # Cheap, and only on a TypeError: did the call fail before the
+            # function's body ran, because the arguments do not fit?
+            caller_error = spec.binding_error(job.args, job.kwargs) is not None
         except Exception as exc:
             outcome, error = "failure", exc
         except BaseException as exc:
@@ -174,6 +217,8 @@ class HandlerActor(Actor):
                     duration,
                     value,
                     error,
+                    None,
+                    caller_error,
                 )
             )
 

@@ -142,6 +142,9 @@ class ScheduleZero:
             store if store is not None else self.config.store.url
         )
         self._specs: dict[str, HandlerSpec] = {}
+        #: The same handlers by the task they serve: whose signatures a call of
+        #: the task must fit.
+        self._task_specs: dict[str, list[HandlerSpec]] = {}
         #: Rates of handlers registered with ``rate=``, by handler id.
         self._rates: dict[str, Limit] = {}
         self._tasks: set[str] = set()  # the tasks the handlers serve
@@ -157,6 +160,7 @@ class ScheduleZero:
             default_wait=self._default_wait,
             submit=self._submit,
             durable=self.store_path is not None,
+            check_arguments=self._check_arguments,
         )
 
     @classmethod
@@ -275,6 +279,7 @@ class ScheduleZero:
                     raise SzError(f"handler {task!r}: burst must be at least 1")
                 self._rates[handler_id] = Limit(rate=float(rate), burst=burst)
             self._specs[handler_id] = spec
+            self._task_specs.setdefault(task, []).append(spec)
             self._tasks.add(task)
             return function
 
@@ -379,6 +384,7 @@ class ScheduleZero:
                         ref=ref,
                         concurrency=spec.concurrency,
                         retries=spec.retries,
+                        timeout=spec.timeout,
                     )
                 )
             if self.broker_settings is not None:
@@ -477,6 +483,26 @@ class ScheduleZero:
             known = ", ".join(sorted(self._tasks)) or "none"
             raise UnknownTask(f"no handler for task {task_id!r} (registered: {known})")
 
+    def _check_arguments(
+        self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Refuse arguments that do not bind to every local handler of the task.
+
+        Any of them may be given the job. A task only remote workers serve is not
+        checked: their signatures are not known here.
+
+        Raises:
+            SzError: The arguments do not bind (the message names the task, the
+                handler and what does not fit).
+        """
+        for spec in self._task_specs.get(task_id, ()):
+            problem = spec.binding_error(args, kwargs)
+            if problem is not None:
+                raise SzError(
+                    f"the arguments do not fit task {task_id!r} (handler "
+                    f"{spec.name!r}: {problem})"
+                )
+
     async def schedule(
         self,
         task_id: str,
@@ -508,9 +534,10 @@ class ScheduleZero:
             UnknownTask: No handler serves ``task_id``.
             SzError: A bad trigger (an unknown time zone, an interval of zero or
                 too long to fire twice before the year 9999), a bad
-                ``misfire_grace_time``, or arguments the store cannot keep (the
-                message names the first: ``args[0]``, ``kwargs['lock']``); nothing
-                is added, on any store.
+                ``misfire_grace_time``, arguments that do not bind to the
+                signature of a local handler of the task, or arguments the store
+                cannot keep (the message names the first: ``args[0]``,
+                ``kwargs['lock']``); nothing is added, on any store.
             Overloaded: Too many jobs wait already (``retry_after`` says when to
                 try again).
         """
@@ -658,8 +685,10 @@ class ScheduleZero:
                 try again): refused before the job was accepted, or by the
                 dispatcher after (``job_id`` names it; its history row says
                 ``rejected``). Never a ``JobFailed`` with outcome ``rejected``.
-            SzError: An argument the store cannot keep (``args[1]``,
-                ``kwargs['lock']``: arguments must be picklable, on every store).
+            SzError: Arguments that do not bind to the signature of a local
+                handler of the task, or an argument the store cannot keep
+                (``args[1]``, ``kwargs['lock']``: arguments must be picklable, on
+                every store); no job is made.
         """
         if task_id not in self._tasks:
             self._check_task(task_id)
@@ -676,6 +705,9 @@ class ScheduleZero:
             positional, keywords = split_arguments(args, kwargs)
             # On every store, so that memory accepts what the file would.
             check_storable(positional, keywords)
+        # The caller's error, refused here: never a failed job held against the
+        # handler's health.
+        self._check_arguments(task_id, positional, keywords)
         future = JobFuture(self._new_event)
         # Positional: once per job (STYLE rule 4's exception).
         job = Job(

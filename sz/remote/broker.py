@@ -364,6 +364,7 @@ class BrokerActor(Actor):
                     started_at=now,
                     finished_at=now,
                     duration=0.0,
+                    caller_error=True,
                 )
             )
             return

@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 import pytest
 
 from actors import ActorSystem, Child, Supervision, Supervisor
@@ -79,10 +80,19 @@ class Bench:
         self.history = history
 
     async def submit(
-        self, task: str, *, affinity: str | None = None, wait: float = 30.0
+        self,
+        task: str,
+        *,
+        affinity: str | None = None,
+        wait: float = 30.0,
+        args: tuple[Any, ...] = (),
     ) -> tuple[Job, JobFuture]:
         job = Job(
-            task=task, scheduled_at=datetime.now(UTC), affinity=affinity, wait=wait
+            task=task,
+            scheduled_at=datetime.now(UTC),
+            affinity=affinity,
+            wait=wait,
+            args=args,
         )
         future = JobFuture()
         await self.dispatcher.send(Submit(job=job, future=future))
@@ -99,9 +109,13 @@ class Bench:
         assert len(rows) == 1, rows
         return rows[0]
 
-    async def run(self, task: str, *, affinity: str | None = None) -> Attempt:
+    async def run(
+        self, task: str, *, affinity: str | None = None, args: tuple[Any, ...] = ()
+    ) -> Attempt:
         """Run one job to its end; return its final row."""
-        return await self.final_row(*await self.submit(task, affinity=affinity))
+        return await self.final_row(
+            *await self.submit(task, affinity=affinity, args=args)
+        )
 
     async def rows(self, **filters: Any) -> list[Attempt]:
         """History rows, oldest first."""
@@ -128,11 +142,19 @@ class Bench:
 
 @asynccontextmanager
 async def bench(
-    *functions: Callable[..., Any], task: str = "work", policy: HealthPolicy = POLICY
+    *functions: Callable[..., Any],
+    task: str = "work",
+    policy: HealthPolicy = POLICY,
+    concurrency: int = 1,
 ) -> AsyncIterator[Bench]:
     """Handlers ``work``, ``work#2``, ... (one per function) on a ``ManualClock``."""
     specs = [
-        HandlerSpec(name=task if n == 1 else f"{task}#{n}", task=task, func=function)
+        HandlerSpec(
+            name=task if n == 1 else f"{task}#{n}",
+            task=task,
+            func=function,
+            concurrency=concurrency,
+        )
         for n, function in enumerate(functions, start=1)
     ]
     clock = ManualClock()
@@ -398,6 +420,81 @@ async def test_failed_trial_job_keeps_the_handler_out_for_another_cooldown() -> 
         await b.advance(POLICY.cooldown)
         assert "work" in [(await b.run("work")).handler for _ in range(2)]
         assert await b.state("work") == "healthy"
+
+
+async def test_stuck_trial_job_is_judged_failed_at_its_deadline() -> None:
+    # Concurrency 2: while the stuck trial runs, the other slot is free but
+    # closed, and must not stay closed past the trial's deadline.
+    switch, release = Switch(), anyio.Event()
+    calls = 0
+
+    async def work() -> str:
+        nonlocal calls
+        calls += 1
+        if switch.failing:
+            raise RuntimeError("switched off")
+        if calls == 3:  # the first trial job
+            await release.wait()
+        return "ok"
+
+    policy = attrs.evolve(POLICY, trial_timeout=3.0)
+    async with bench(work, policy=policy, concurrency=2) as b:
+        await open_circuit(b, "work", switch)
+        assert calls == 2
+        await b.advance(policy.cooldown)
+        stuck, stuck_future = await b.submit("work")
+        waiting, waiting_future = await b.submit("work")
+        await b.advance(policy.trial_timeout - 0.5)
+        health = (await b.statuses())["work"].health
+        assert (health.state, health.trial, health.active) == ("unhealthy", True, 1)
+        assert not ended(waiting_future)
+        await b.advance(0.5)
+        # The deadline passed: judged failed, the circuit is open again (not
+        # half-open for as long as the job stays stuck).
+        health = (await b.statuses())["work"].health
+        assert (health.state, health.trial) == ("unhealthy", False)
+        await b.advance(policy.cooldown)
+        # A fresh trial, on the free slot, closes the circuit.
+        row = await b.final_row(waiting, waiting_future)
+        assert (row.handler, row.outcome) == ("work", "success")
+        assert await b.state("work") == "healthy"
+        assert not ended(stuck_future)
+        release.set()
+        assert (await b.final_row(stuck, stuck_future)).outcome == "success"
+
+
+# ----------------------------------------------------- the caller's errors
+
+
+async def test_calls_whose_arguments_do_not_bind_never_open_the_circuit() -> None:
+    async def add(a: int, b: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return a + b
+
+    async with bench(add) as b:
+        for args in [(1,), (1, 2, 3), ()] * 4:
+            row = await b.run("work", args=args)
+            assert (row.outcome, row.handler) == ("failure", "work")
+            assert row.error is not None
+            assert "TypeError" in row.error
+        health = (await b.statuses())["work"].health
+        assert (health.state, health.failures, health.failure_ratio) == (
+            "healthy",
+            0,
+            0.0,
+        )
+        assert (await b.run("work", args=(1, 2))).outcome == "success"
+
+
+async def test_type_error_raised_by_the_function_itself_counts_against_it() -> None:
+    async def add(a: int, b: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return a + b  # a str and an int: the function's own TypeError
+
+    async with bench(add) as b:
+        for _ in range(POLICY.min_samples):
+            assert (await b.run("work", args=("1", 2))).outcome == "failure"
+        assert await b.state("work") == "unhealthy"
 
 
 # --------------------------------------------------------- no healthy handler

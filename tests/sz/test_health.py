@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import attrs
@@ -37,9 +38,10 @@ def run(tracker: HealthTracker, now: float, *outcomes: bool) -> None:
         {"degraded_ratio": 1.5},
         {"unhealthy_ratio": 0.1},  # below degraded_ratio
         {"min_samples": 0},
-        {"min_samples": 21},  # above window
+        {"min_samples": 101},  # above window
         {"cooldown": -1.0},
         {"trials": 0},
+        {"trial_timeout": 0.0},
         {"heartbeat_timeout": 0.0},
         {"ewma_alpha": 0.0},
         {"ewma_alpha": 1.1},
@@ -52,12 +54,13 @@ def test_policy_rejects_out_of_range_options(options: dict[str, Any]) -> None:
 
 def test_policy_defaults_are_the_documented_ones() -> None:
     assert HealthPolicy() == HealthPolicy(
-        window=20,
+        window=100,
         degraded_ratio=0.2,
         unhealthy_ratio=0.5,
-        min_samples=5,
+        min_samples=50,
         cooldown=5.0,
         trials=1,
+        trial_timeout=60.0,
         heartbeat_timeout=3.0,
         ewma_alpha=0.2,
     )
@@ -288,3 +291,55 @@ def test_the_failure_ratio_is_that_of_the_last_window_of_outcomes(
         window = seen[-POLICY.window :]
         expected = window.count(False) / len(window) if window else 0.0
         assert tracker.snapshot(now).failure_ratio == expected
+
+
+def test_defaults_keep_a_handler_failing_30_percent_at_random_closed() -> None:
+    tracker = HealthTracker(HealthPolicy(heartbeat_timeout=None), now=0.0)
+    chance = random.Random(15)
+    for n in range(2_000):
+        run(tracker, float(n), chance.random() >= 0.3)
+        assert tracker.state(float(n)) != "unhealthy", n
+
+
+def test_caller_errors_are_not_held_against_the_handler() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    for _ in range(20):
+        tracker.record_start(1.0)
+        tracker.record_caller_error(1.0)
+    health = tracker.snapshot(1.0)
+    assert (health.state, health.failures, health.active) == ("healthy", 0, 0)
+    assert health.failure_ratio == 0.0
+
+
+def test_a_caller_error_frees_the_trial_slot_and_judges_nothing() -> None:
+    tracker = HealthTracker(POLICY, now=0.0)
+    run(tracker, 10.0, *[False] * 5)
+    tracker.record_start(15.0)  # the trial
+    assert not tracker.accepts_job(15.0)
+    tracker.record_caller_error(15.0)
+    assert tracker.state(15.0) == "unhealthy"
+    assert tracker.accepts_job(15.0)  # still half-open: another trial may go
+
+
+def test_stuck_trial_is_judged_failed_at_the_policys_trial_timeout() -> None:
+    policy = attrs.evolve(POLICY, trial_timeout=2.0)
+    tracker = HealthTracker(policy, now=0.0)
+    run(tracker, 10.0, *[False] * 5)
+    tracker.record_start(15.0)  # the trial, which never finishes
+    assert not tracker.accepts_job(16.9)
+    assert tracker.snapshot(16.9).trial
+    # Past the deadline: failed, so the circuit is open again for a cooldown.
+    assert not tracker.snapshot(17.0).trial
+    assert not tracker.accepts_job(21.9)
+    assert tracker.accepts_job(22.0)
+    tracker.record_start(22.0)
+    tracker.record_finish(22.0, success=True, duration=1.0)  # the new trial
+    assert tracker.state(22.0) == "healthy"
+
+
+def test_a_handlers_own_timeout_is_its_trials_deadline() -> None:
+    tracker = HealthTracker(POLICY, now=0.0, trial_timeout=0.5)
+    run(tracker, 10.0, *[False] * 5)
+    tracker.record_start(15.0)
+    assert tracker.snapshot(15.4).trial
+    assert not tracker.snapshot(15.5).trial

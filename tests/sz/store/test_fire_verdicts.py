@@ -387,10 +387,18 @@ async def test_each_schedule_shows_its_coalesce_policy(store: str) -> None:
         "all": "all",
     }
     async with sz:
-        await sz.schedule("tick", "interval", hours=1, id="default", paused=True)
+        await sz.schedule(
+            "tick", "interval", hours=1, args=["x"], id="default", paused=True
+        )
         for policy in ("latest", "earliest", "all"):
             await sz.schedule(
-                "tick", "interval", hours=1, id=policy, paused=True, coalesce=policy
+                "tick",
+                "interval",
+                hours=1,
+                args=["x"],
+                id=policy,
+                paused=True,
+                coalesce=policy,
             )
         for schedule_id, policy in expected.items():
             assert (await sz.get_schedule(schedule_id)).coalesce == policy

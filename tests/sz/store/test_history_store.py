@@ -375,7 +375,12 @@ async def test_history_on_the_sqlite_store_survives_a_restart_field_for_field(
             id="folded",
         )
         await sz.schedule(
-            "ok", "date", run_time=long_ago, misfire_grace_time=1.0, id="late"
+            "ok",
+            "date",
+            run_time=long_ago,
+            args=[-3],
+            misfire_grace_time=1.0,
+            id="late",
         )
 
         async def skipped() -> bool:
