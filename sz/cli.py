@@ -6,9 +6,12 @@ import argparse
 import inspect
 import logging
 import math
+import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+import threading
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 logger = logging.getLogger("sz")
+
+#: Seconds ``sz serve`` and ``sz worker``, once stopped, wait for the threads of
+#: sync handler functions to end before they exit regardless: Python cannot stop
+#: a thread, and one that never returns would otherwise keep the process alive.
+THREAD_GRACE = 2.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -346,7 +354,38 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"sz {options.command}: {refusal}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(0)
+    _exit_despite_threads(0)
+
+
+def _exit_despite_threads(code: int) -> NoReturn:
+    """Exit with ``code``, even while a sync handler's thread still runs.
+
+    The event loop has ended and the store is closed by now; the handlers logged
+    each job they abandoned. Threads still running after ``THREAD_GRACE`` are
+    named in one line, and the process ends without waiting for them.
+    """
+    deadline = time.monotonic() + THREAD_GRACE
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread is not threading.current_thread()
+        and not thread.daemon
+        and thread.is_alive()
+    ]
+    if not stuck:
+        sys.exit(code)
+    logger.warning(
+        "exiting with %d handler thread(s) still running: %s",
+        len(stuck),
+        ", ".join(stuck),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the interpreter's exit would wait for them forever
 
 
 def _run_serve(options: argparse.Namespace) -> None:

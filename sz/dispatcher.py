@@ -163,6 +163,17 @@ class _Govern:
 _GOVERN = _Govern()
 
 
+class CancelHeld:
+    """Ask the dispatcher to end every job it holds ahead of time as ``cancelled``.
+
+    Asked as the scheduler stops, so that a fire taken early gets its final row
+    now rather than run late at the next start. The answer is how many it ended.
+    """
+
+
+CANCEL_HELD = CancelHeld()
+
+
 class _Sent:
     """A job went to a handler."""
 
@@ -319,6 +330,8 @@ class DispatcherActor(Actor):
                 )
         elif message is _RELEASE:
             self._release()
+        elif message is CANCEL_HELD:
+            return self._cancel_held()
         elif message is _GOVERN:
             self._govern_at = self._govern_timer = None
             self._drain_all()
@@ -382,6 +395,22 @@ class DispatcherActor(Actor):
                 continue
             self._dispatch(job, message.attempt, message.future, message.reason)
         self._arm_release()
+
+    def _cancel_held(self) -> int:
+        """End every held job as cancelled: the scheduler stops before it is due."""
+        held, self.state.held = self.state.held, []
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+        self._release_at = self._release_timer = None
+        for _, _, message in held:
+            self._end(
+                message.job,
+                message.attempt,
+                message.future,
+                "cancelled",
+                reason="scheduler_stopped",
+            )
+        return len(held)
 
     # ------------------------------------------------------------ bookkeeping
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,8 @@ from actors import Actor, ActorRef
 from .jobs import Job, Outcome, must_propagate
 from .pool import JobTasks
 from .validators import int_at_least, positive_or_none
+
+logger = logging.getLogger("sz.handlers")
 
 __all__ = ["Execute", "Finished", "HandlerActor", "HandlerSpec"]
 
@@ -202,6 +205,16 @@ class HandlerActor(Actor):
             # scheduler; the runtime's cancellation ends the attempt as lost.
             if must_propagate(exc):
                 outcome = "lost"
+                if not self.is_async:
+                    # Python cannot stop a thread: say which job's call runs on,
+                    # since only the process's exit ends it.
+                    logger.warning(
+                        "handler %s: abandoned job %s (schedule %s) mid-call; "
+                        "its thread runs on",
+                        self.name,
+                        job.id,
+                        job.schedule_id,
+                    )
                 raise
             outcome, error = "failure", exc
         finally:

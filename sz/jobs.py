@@ -76,6 +76,8 @@ Outcome = Literal[
 #:                                            fire taken early came due
 #: ``schedule_paused``          cancelled     its schedule was paused before a
 #:                                            fire taken early came due
+#: ``scheduler_stopped``        cancelled     the scheduler stopped before a fire
+#:                                            taken early came due
 #: ``misfire_grace_time``       missed        the fire came past its schedule's
 #:                                            misfire grace time
 #: ``coalesce_latest``          coalesced     folded into the latest fire of its
@@ -97,6 +99,7 @@ Reason = Literal[
     "dispatcher_full",
     "schedule_removed",
     "schedule_paused",
+    "scheduler_stopped",
     "misfire_grace_time",
     "coalesce_latest",
     "coalesce_earliest",

@@ -14,6 +14,7 @@ never finished is taken up again at the next start (``_take_up``).
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +39,7 @@ from actors import (
 from .bridge import Bridge, make_trigger, split_arguments
 from .config import Config, ScheduleEntry, load_config
 from .dispatcher import (
+    CANCEL_HELD,
     DispatcherActor,
     DispatcherState,
     GovernorsQuery,
@@ -358,6 +360,9 @@ class ScheduleZero:
                 restart="permanent",
                 capacity=100_000,
             )
+            # On the way out, after APScheduler stops (it is entered later) and
+            # before the actors do: fires taken early get their final row now.
+            stack.push_async_callback(_cancel_held, self._dispatcher)
             await system.spawn(
                 Supervisor,
                 [
@@ -964,3 +969,14 @@ def _check_fires(trigger: str, fields: Mapping[str, Any]) -> None:
         problem = " ".join(f"{type(exc).__name__}: {exc}".split())
         shown = f"{trigger} {dict(fields)}" if fields else repr(trigger)
         raise SzError(f"no fire time for {shown} ({problem})") from None
+
+
+async def _cancel_held(dispatcher: ActorRef) -> None:
+    """End the fires the dispatcher holds ahead of time as ``scheduler_stopped``.
+
+    Shielded: it runs while the scheduler stops, perhaps because it was cancelled.
+    A dispatcher that does not answer leaves its held fires accepted, to be taken
+    up at the next start.
+    """
+    with anyio.CancelScope(shield=True), contextlib.suppress(ActorError, TimeoutError):
+        await dispatcher.ask(CANCEL_HELD)

@@ -669,6 +669,16 @@ class Connection(Actor):
             # KeyboardInterrupt ends its job, not the worker; the runtime's
             # cancellation (the connection restarting) goes through.
             if must_propagate(exc):
+                if task is not None and not task.is_async:
+                    # Python cannot stop a thread: say which job's call runs on,
+                    # since only the process's exit ends it.
+                    logger.warning(
+                        "worker %s: abandoned job %s (task %s) mid-call; "
+                        "its thread runs on",
+                        self.spec.name,
+                        request.job_id,
+                        request.method,
+                    )
                 raise
             outcome, error = "failure", exc
         else:

@@ -33,6 +33,12 @@ async def nap(seconds: float) -> int:
     return os.getpid()
 
 
+def hang(marker: str) -> None:
+    """Write ``marker`` (a file), then never return: a sync call stuck for good."""
+    Path(marker).touch()
+    time.sleep(3600)
+
+
 def block(seconds: float) -> int:
     """Sleep in a worker thread, then return the process id."""
     time.sleep(seconds)

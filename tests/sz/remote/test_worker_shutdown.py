@@ -1,0 +1,68 @@
+"""``sz worker`` ends on SIGTERM even while a sync task never returns."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from sz import ScheduleZero
+from sz.cli import THREAD_GRACE
+from sz.remote import BrokerSettings
+
+from .conftest import eventually, free_endpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from .conftest import WorkerProcess
+
+#: Seconds from SIGTERM to exit: the drain (1 s by default), THREAD_GRACE, and
+#: far more for a loaded machine.
+BOUND = 15.0
+
+
+@pytest.fixture
+def backend(anyio_backend: tuple[str, dict[str, object]]) -> str:
+    return anyio_backend[0]
+
+
+async def test_sz_worker_exits_on_sigterm_while_a_sync_task_never_returns(
+    spawn_worker: Callable[..., Awaitable[WorkerProcess]],
+    tmp_path: Path,
+    backend: str,
+) -> None:
+    assert BOUND > THREAD_GRACE * 3
+    marker = tmp_path / "started"
+    endpoint = free_endpoint()
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    async with sz, anyio.create_task_group() as tg:
+        worker = await spawn_worker(endpoint, name="w1", backend=backend)
+
+        async def registered() -> bool:
+            return any(s.name == "w1" for s in await sz.handlers())
+
+        await eventually(registered, what="w1 registers")
+
+        async def run() -> None:
+            await sz.run_now("hang", args=[str(marker)])
+
+        tg.start_soon(run)
+
+        async def started() -> bool:
+            return await anyio.Path(marker).exists()
+
+        await eventually(started, what="the hang task starts")
+        worker.signal(signal.SIGTERM)
+        with anyio.fail_after(BOUND):
+            code = await worker.wait()
+        tg.cancel_scope.cancel()
+    log = await worker.output()
+    assert code == 0, log[-4000:]
+    assert "Traceback" not in log
+    abandoned = [line for line in log.splitlines() if "abandoned job" in line]
+    assert len(abandoned) == 1, log[-4000:]
+    assert "task hang" in abandoned[0]
