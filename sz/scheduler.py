@@ -658,6 +658,9 @@ class ScheduleZero:
                 try again): refused before the job was accepted, or by the
                 dispatcher after (``job_id`` names it; its history row says
                 ``rejected``). Never a ``JobFailed`` with outcome ``rejected``.
+            StoreError: The store could not record the job as accepted (a full
+                disk, an I/O error): the job never ran. Later calls succeed once
+                the store can write again.
             SzError: An argument the store cannot keep (``args[1]``,
                 ``kwargs['lock']``: arguments must be picklable, on every store).
         """
@@ -688,7 +691,11 @@ class ScheduleZero:
             affinity,
             timeout if timeout is not None else self._default_wait(task_id),
         )
-        self._backend.accept(job, partial(self._submit, Submit(job, future)))
+        # A store that cannot write (disk full) fails the call at once: the job
+        # was never accepted, so nobody would ever resolve its future.
+        self._backend.accept(
+            job, partial(self._submit, Submit(job, future)), failed=future.fail
+        )
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
         if timeout is None:
@@ -696,6 +703,10 @@ class ScheduleZero:
         else:
             with anyio.fail_after(timeout + 1.0):
                 await future.wait()
+        if future.outcome is None:
+            # Never accepted: the store's error (a StoreError).
+            assert future.error is not None
+            raise future.error
         if future.outcome == "success":
             return future.value
         if future.outcome == "rejected":
