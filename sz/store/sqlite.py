@@ -11,7 +11,9 @@ or trio alike: the thread hands results back through AnyIO.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import logging
 import os
 import pickle
@@ -70,6 +72,9 @@ KEEP_LIMIT = 100_000
 
 #: Seconds between retries of kept writes while nothing else is written.
 RETRY_EVERY = 1.0
+
+#: Seconds between checks that the store's path still names the file opened.
+WATCH_EVERY = 1.0
 
 #: SQLite's ``application_id`` of a ScheduleZero store ("SZst"): how a store is
 #: told from another program's database.
@@ -255,6 +260,11 @@ class SqliteFile:
         self._kept: list[Callable[[sqlite3.Connection], Any] | Statements] = []
         #: Why the kept writes last failed; None once there are none.
         self._failing: BaseException | None = None
+        #: Set once the path no longer names the file opened (deleted, replaced).
+        self._lost: StoreError | None = None
+        #: Runs in the event loop, once, when the file is found deleted or
+        #: replaced under the process (None by default: it is only logged).
+        self.on_lost: Callable[[StoreError], None] | None = None
         #: Set when a write someone waits on (or a read, or the end) is queued.
         self._urgent = threading.Event()
 
@@ -371,6 +381,8 @@ class SqliteFile:
     ) -> T:
         if self._thread is None:
             raise StoreError(f"{self.path}: the store is closed")
+        if self._lost is not None:
+            raise self._lost
         if self._broken is not None:
             raise StoreError(
                 f"{self.path}: a write failed: {self._broken}"
@@ -407,6 +419,13 @@ class SqliteFile:
             daemon=True,
         )
         checkpointer.start()
+        watcher = threading.Thread(
+            target=self._watch,
+            args=(quit_checkpoints,),
+            name=f"sz-store-watch {self.path.name}",
+            daemon=True,
+        )
+        watcher.start()
         stop = False
         try:
             while not stop:
@@ -425,6 +444,7 @@ class SqliteFile:
         finally:
             quit_checkpoints.set()
             checkpointer.join()
+            watcher.join()
         connection.close()
 
     def _checkpoints(self, quit: threading.Event) -> None:
@@ -455,6 +475,40 @@ class SqliteFile:
                     self._queue.put((_restart_wal, None, _READ))
         finally:
             connection.close()
+
+    def _watch(self, quit: threading.Event) -> None:
+        """Notice, within ``WATCH_EVERY`` seconds, the file deleted or replaced.
+
+        Writes would go on into the locked file that nobody can open any more,
+        and be lost: from then on every write and read fails instead.
+        """
+        fd = self._lock_fd
+        if fd is None:
+            return
+        held = os.fstat(fd)
+        while not quit.wait(WATCH_EVERY):
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                what = "deleted"
+            except OSError:
+                continue  # cannot tell (a sick disk): not proof of a lost file
+            else:
+                if (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                    continue
+                what = "replaced by another file"
+            lost = StoreError(
+                f"{self.path}: the store file was {what} while in use; nothing "
+                f"more is written to it: restart ScheduleZero"
+            )
+            logger.error("%s", lost)
+            self._lost = lost
+            on_lost = self.on_lost
+            if on_lost is not None and self._call_soon is not None:
+                # An ended event loop (RuntimeError) leaves nobody to tell.
+                with contextlib.suppress(RuntimeError):
+                    self._call_soon(functools.partial(on_lost, lost))
+            return
 
     def _gather(self) -> list[Any]:
         """The next batch: what is queued, held back a little if nobody waits.
@@ -494,6 +548,10 @@ class SqliteFile:
     ) -> list[tuple[Any, Any, BaseException | None]]:
         """Run a batch: its writes in one transaction, then its reads."""
         replies: list[tuple[Any, Any, BaseException | None]] = []
+        lost = self._lost
+        if lost is not None:
+            # Not into a file nobody can open again: every call fails instead.
+            return [(done, None, lost) for _, done, _ in batch if done is not None]
         writes = [item for item in batch if item[2]]
         reads = [item for item in batch if not item[2]]
         if self._kept and not self._retry(connection):
