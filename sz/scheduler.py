@@ -151,6 +151,9 @@ class ScheduleZero:
         self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
+        #: Set (in ``start``) when the store's file is found deleted or replaced.
+        self._store_lost: anyio.Event | None = None
+        self._lost_error: StoreError | None = None
         self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
         self._bridge = Bridge(
@@ -318,8 +321,10 @@ class ScheduleZero:
     async def _start(self) -> None:
         async with AsyncExitStack() as stack:
             file: SqliteFile | None = None
+            self._store_lost, self._lost_error = anyio.Event(), None
             if self.store_path is not None:
                 file = SqliteFile(self.store_path)
+                file.on_lost = self._on_store_lost
                 await file.open()
                 stack.push_async_callback(file.close)
                 self._backend = FileHistory(file)
@@ -445,6 +450,28 @@ class ScheduleZero:
                 )
             except SzError as exc:
                 raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
+
+    def _on_store_lost(self, error: StoreError) -> None:
+        self._lost_error = error
+        if self._store_lost is not None:
+            self._store_lost.set()
+
+    async def wait_store_lost(self) -> StoreError:
+        """Wait until the store's file is found deleted or replaced; return why.
+
+        A checkpoint; waits for ever on a memory store, or while the file stays.
+        From then on every store call fails with the returned error: the owner
+        should stop the scheduler (``sz serve`` exits with code 2).
+
+        Raises:
+            SzError: The scheduler was never started.
+        """
+        lost = self._store_lost
+        if lost is None:
+            raise SzError("the scheduler is not running")
+        await lost.wait()
+        assert self._lost_error is not None
+        return self._lost_error
 
     async def stop(self) -> None:
         """Stop APScheduler, then every actor (in order). Idempotent."""
