@@ -63,6 +63,14 @@ CHECKPOINT_EVERY = 1.0
 #: WAL frames (pages) past which the writer restarts the WAL itself.
 WAL_LIMIT = 10_000
 
+#: WAL frames past which a WAL that cannot start over (a reader holds an old
+#: snapshot) is warned about, once until it starts over again.
+WAL_WARN = 100_000
+
+#: Milliseconds the writer waits for a lock before a write fails (SQLite's
+#: ``busy_timeout``; Python's default, made explicit to put it back).
+BUSY_MS = 5_000
+
 #: Writes in one transaction at most, when none is waited on.
 BATCH = 5_000
 
@@ -188,7 +196,17 @@ _Work = tuple[Callable[[sqlite3.Connection], Any] | Statements, _Done | None, in
 
 
 def _restart_wal(connection: sqlite3.Connection) -> None:
-    connection.execute("PRAGMA wal_checkpoint(RESTART)")
+    """Start the WAL over, unless a reader holds it: then try again later.
+
+    On the writer's thread, between two batches: it must not wait for a
+    reader (``RESTART`` would, up to the busy timeout), or every commit queued
+    behind it would wait too.
+    """
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        connection.execute("PRAGMA wal_checkpoint(RESTART)")
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
 
 def _apply(
@@ -460,6 +478,7 @@ class SqliteFile:
         except sqlite3.Error:
             logger.exception("%s: no checkpoints beside the writer", self.path)
             return
+        warned = False
         try:
             while not quit.wait(CHECKPOINT_EVERY):
                 try:
@@ -469,6 +488,16 @@ class SqliteFile:
                 except sqlite3.Error as exc:
                     logger.warning("%s: checkpoint failed: %s", self.path, exc)
                     continue
+                if frames >= WAL_WARN and not warned:
+                    warned = True
+                    logger.warning(
+                        "%s: the WAL has %d pages and cannot start over: a "
+                        "reader keeps an old snapshot open",
+                        self.path,
+                        frames,
+                    )
+                elif frames < WAL_LIMIT:
+                    warned = False
                 if frames >= WAL_LIMIT:
                     # Writes never paused long enough for the WAL to start over:
                     # the writer itself restarts it, between two transactions.
@@ -704,7 +733,10 @@ class SqliteFile:
         self._lock_fd = fd
         try:
             connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False
+                path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_MS / 1000,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from None

@@ -143,3 +143,49 @@ async def test_a_store_file_replaced_under_the_process_is_noticed_and_refused(
     ) in caplog.messages
     # Nothing was written into the new file at that path.
     assert await anyio.Path(path).read_bytes() == b""
+
+
+def _pin(path: Path) -> sqlite3.Connection:
+    """A reader holding a snapshot open: the WAL cannot start over past it."""
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM blobs").fetchone()
+    return reader
+
+
+async def test_a_reader_pinning_the_wal_never_stalls_the_writer_and_is_warned_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's restart of the WAL waits for no reader: with a busy timeout
+    of a minute, a wait would blow the test's deadline many times over."""
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_EVERY", 0.005)
+    monkeypatch.setattr(store_sqlite, "WAL_LIMIT", 50)
+    monkeypatch.setattr(store_sqlite, "WAL_WARN", 200)
+    monkeypatch.setattr(store_sqlite, "BUSY_MS", 60_000)
+    path = tmp_path / "pinned.db"
+    file = SqliteFile(path)
+    await file.open()
+    try:
+        file.write(
+            (("CREATE TABLE IF NOT EXISTS blobs (n INTEGER, data BLOB)", ()),),
+        )
+        await file.flush()
+        reader = await anyio.to_thread.run_sync(_pin, path)
+        try:
+            with anyio.fail_after(20):
+                for n in range(2_000):
+                    file.write((("INSERT INTO blobs VALUES (?, ?)", (n, BLOB)),))
+                    if n % 20 == 0:
+                        await file.flush()
+                await file.flush()
+        finally:
+            await anyio.to_thread.run_sync(reader.close)
+        count = await file.read(
+            lambda c: c.execute("SELECT count(*) FROM blobs").fetchone()[0]
+        )
+    finally:
+        await file.close()
+    assert count == 2_000
+    warnings = [m for m in caplog.messages if "cannot start over" in m]
+    assert len(warnings) == 1, caplog.messages
+    assert warnings[0].startswith(f"{path}: the WAL has ")
