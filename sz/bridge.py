@@ -736,7 +736,18 @@ class Bridge:
             partial(self._submit, Submit(job, None, 1, None, True)),  # hold=True
             scheduled - fired.jitter,
             urgent=not early,
+            failed=partial(_fire_lost, job),
         )
+
+
+def _fire_lost(job: Job, error: BaseException) -> None:
+    """A due fire the store could not accept (a full disk): it never runs."""
+    logger.error(
+        "fire of schedule %r at %s not accepted, it will not run: %s",
+        job.schedule_id,
+        job.scheduled_at.isoformat(),
+        error,
+    )
 
 
 def _handed_over() -> None:

@@ -28,6 +28,8 @@ from .startup import import_from_working_directory, import_handler_module
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .store import StoreError
+
 __all__ = ["main"]
 
 logger = logging.getLogger("sz")
@@ -327,9 +329,20 @@ async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
         # Started, not merely scheduled: the receiver is in place before the
         # "actor tree" line says the scheduler runs, so a SIGTERM sent on
         # seeing it stops the scheduler cleanly rather than killing it.
+        lost: list[StoreError] = []
+
+        async def watch_store() -> None:
+            # A store file deleted or replaced: stop, and exit 2 saying so,
+            # rather than run on with nowhere to keep anything.
+            lost.append(await sz.wait_store_lost())
+            stop.set()
+
         await tg.start(wait_for_signal)
+        tg.start_soon(watch_store)
         await serve(sz, stop, demo=demo, interval=interval)
         tg.cancel_scope.cancel()
+    if lost:
+        raise lost[0]
     logger.info("stopped cleanly")
 
 

@@ -282,6 +282,15 @@ class JobFuture:
             self.outcome, self.value, self.error = outcome, value, error
             self._done.set()
 
+    def fail(self, error: BaseException) -> None:
+        """The job was never accepted: its waiter gets ``error``.
+
+        ``outcome`` stays None. Ignored once the job has ended or failed.
+        """
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
+
     def wait(self) -> Awaitable[None]:
         """Wait until the job has ended (await it). A checkpoint.
 

@@ -156,6 +156,9 @@ class ScheduleZero:
         self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
+        #: Set (in ``start``) when the store's file is found deleted or replaced.
+        self._store_lost: anyio.Event | None = None
+        self._lost_error: StoreError | None = None
         self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
         self._bridge = Bridge(
@@ -325,8 +328,10 @@ class ScheduleZero:
     async def _start(self) -> None:
         async with AsyncExitStack() as stack:
             file: SqliteFile | None = None
+            self._store_lost, self._lost_error = anyio.Event(), None
             if self.store_path is not None:
                 file = SqliteFile(self.store_path)
+                file.on_lost = self._on_store_lost
                 await file.open()
                 stack.push_async_callback(file.close)
                 self._backend = FileHistory(file)
@@ -456,6 +461,28 @@ class ScheduleZero:
                 )
             except SzError as exc:
                 raise SzError(f"schedules[{index}] ({entry.id}): {exc}") from None
+
+    def _on_store_lost(self, error: StoreError) -> None:
+        self._lost_error = error
+        if self._store_lost is not None:
+            self._store_lost.set()
+
+    async def wait_store_lost(self) -> StoreError:
+        """Wait until the store's file is found deleted or replaced; return why.
+
+        A checkpoint; waits for ever on a memory store, or while the file stays.
+        From then on every store call fails with the returned error: the owner
+        should stop the scheduler (``sz serve`` exits with code 2).
+
+        Raises:
+            SzError: The scheduler was never started.
+        """
+        lost = self._store_lost
+        if lost is None:
+            raise SzError("the scheduler is not running")
+        await lost.wait()
+        assert self._lost_error is not None
+        return self._lost_error
 
     async def stop(self) -> None:
         """Stop APScheduler, then every actor (in order). Idempotent."""
@@ -690,6 +717,9 @@ class ScheduleZero:
                 try again): refused before the job was accepted, or by the
                 dispatcher after (``job_id`` names it; its history row says
                 ``rejected``). Never a ``JobFailed`` with outcome ``rejected``.
+            StoreError: The store could not record the job as accepted (a full
+                disk, an I/O error): the job never ran. Later calls succeed once
+                the store can write again.
             SzError: Arguments that do not bind to the signature of a local
                 handler of the task, or an argument the store cannot keep
                 (``args[1]``, ``kwargs['lock']``: arguments must be picklable, on
@@ -725,7 +755,11 @@ class ScheduleZero:
             affinity,
             timeout if timeout is not None else self._default_wait(task_id),
         )
-        self._backend.accept(job, partial(self._submit, Submit(job, future)))
+        # A store that cannot write (disk full) fails the call at once: the job
+        # was never accepted, so nobody would ever resolve its future.
+        self._backend.accept(
+            job, partial(self._submit, Submit(job, future)), failed=future.fail
+        )
         # A second's grace past the job's own wait, for the dispatcher's verdict
         # (no_healthy_handler) to arrive before the caller's deadline.
         if timeout is None:
@@ -733,6 +767,10 @@ class ScheduleZero:
         else:
             with anyio.fail_after(timeout + 1.0):
                 await future.wait()
+        if future.outcome is None:
+            # Never accepted: the store's error (a StoreError).
+            assert future.error is not None
+            raise future.error
         if future.outcome == "success":
             return future.value
         if future.outcome == "rejected":

@@ -55,13 +55,16 @@ class HistoryBackend(Protocol):
         fire_time: datetime | None = None,
         *,
         urgent: bool = True,
+        failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Record ``job`` as accepted; ``then()`` once that is durable.
 
         ``fire_time`` (a schedule's fire, before jitter) is recorded with it as
         its schedule's latest fire taken, so that a restart never fires it again.
         Not ``urgent``: ``then`` may wait a few milliseconds for the commit to be
-        shared with other writes (a fire taken ahead of its time).
+        shared with other writes (a fire taken ahead of its time). If it cannot
+        be recorded (a full disk), ``failed(error)`` runs instead, with a
+        ``StoreError``; the job is not accepted and nothing retries it.
         """
 
     def add(self, row: Attempt) -> None:
@@ -103,6 +106,7 @@ class MemoryHistory:
         fire_time: datetime | None = None,
         *,
         urgent: bool = True,
+        failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Nothing to record: run ``then`` at once."""
         then()
@@ -238,6 +242,7 @@ class FileHistory:
         fire_time: datetime | None = None,
         *,
         urgent: bool = True,
+        failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Write the job as accepted (and its fire as taken); ``then()`` after."""
         values = (
@@ -258,9 +263,11 @@ class FileHistory:
         )
 
         if fired is not None:
-            self.file.write(((_ACCEPT, values), (_FIRED, fired)), then, urgent=urgent)
+            self.file.write(
+                ((_ACCEPT, values), (_FIRED, fired)), then, urgent=urgent, failed=failed
+            )
         else:
-            self.file.write(((_ACCEPT, values),), then, urgent=urgent)
+            self.file.write(((_ACCEPT, values),), then, urgent=urgent, failed=failed)
 
     def add(self, row: Attempt) -> None:
         """Queue the row; a final row also removes its job from the accepted."""

@@ -11,7 +11,9 @@ or trio alike: the thread hands results back through AnyIO.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import logging
 import os
 import pickle
@@ -61,8 +63,26 @@ CHECKPOINT_EVERY = 1.0
 #: WAL frames (pages) past which the writer restarts the WAL itself.
 WAL_LIMIT = 10_000
 
+#: WAL frames past which a WAL that cannot start over (a reader holds an old
+#: snapshot) is warned about, once until it starts over again.
+WAL_WARN = 100_000
+
+#: Milliseconds the writer waits for a lock before a write fails (SQLite's
+#: ``busy_timeout``; Python's default, made explicit to put it back).
+BUSY_MS = 5_000
+
 #: Writes in one transaction at most, when none is waited on.
 BATCH = 5_000
+
+#: Writes nobody waits on that a failing disk left uncommitted, kept to retry
+#: at most; past it the oldest are dropped (and the store is marked broken).
+KEEP_LIMIT = 100_000
+
+#: Seconds between retries of kept writes while nothing else is written.
+RETRY_EVERY = 1.0
+
+#: Seconds between checks that the store's path still names the file opened.
+WATCH_EVERY = 1.0
 
 #: SQLite's ``application_id`` of a ScheduleZero store ("SZst"): how a store is
 #: told from another program's database.
@@ -176,7 +196,17 @@ _Work = tuple[Callable[[sqlite3.Connection], Any] | Statements, _Done | None, in
 
 
 def _restart_wal(connection: sqlite3.Connection) -> None:
-    connection.execute("PRAGMA wal_checkpoint(RESTART)")
+    """Start the WAL over, unless a reader holds it: then try again later.
+
+    On the writer's thread, between two batches: it must not wait for a
+    reader (``RESTART`` would, up to the busy timeout), or every commit queued
+    behind it would wait too.
+    """
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        connection.execute("PRAGMA wal_checkpoint(RESTART)")
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
 
 def _apply(
@@ -209,6 +239,15 @@ def _apply(
         at = end
 
 
+def _sick_disk(error: BaseException) -> bool:
+    """Whether a write failed for the disk (full, an I/O error), worth a retry.
+
+    SQLite reports those (and a lock it waited on in vain) as operational
+    errors; a constraint or a bad statement would fail the same way again.
+    """
+    return isinstance(error, sqlite3.OperationalError)
+
+
 _STOP = object()
 
 #: What a queued item is: a read, a write, or a write whose waiter can wait.
@@ -234,6 +273,16 @@ class SqliteFile:
         self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self._lock_fd: int | None = None
         self._broken: BaseException | None = None
+        #: Writes nobody waits on that failed for a sick disk, oldest first,
+        #: retried before any other write (owned by the store's thread).
+        self._kept: list[Callable[[sqlite3.Connection], Any] | Statements] = []
+        #: Why the kept writes last failed; None once there are none.
+        self._failing: BaseException | None = None
+        #: Set once the path no longer names the file opened (deleted, replaced).
+        self._lost: StoreError | None = None
+        #: Runs in the event loop, once, when the file is found deleted or
+        #: replaced under the process (None by default: it is only logged).
+        self.on_lost: Callable[[StoreError], None] | None = None
         #: Set when a write someone waits on (or a read, or the end) is queued.
         self._urgent = threading.Event()
 
@@ -289,6 +338,7 @@ class SqliteFile:
         then: Callable[[], None] | None = None,
         *,
         urgent: bool = True,
+        failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Queue a write; ``then()`` runs in the event loop once it is committed.
 
@@ -301,21 +351,29 @@ class SqliteFile:
         run as one ``executemany`` each: a burst of fires or rows costs the thread
         (and the interpreter lock it shares with the event loop) far less.
 
-        Never blocks and never raises: a failing write is logged, and the store is
-        marked broken so that the next awaited call raises.
+        A write that someone waits on and that fails runs ``failed(error)``
+        (a ``StoreError``) in the event loop instead of ``then``, and is dropped.
+        One that nobody waits on and that fails for the disk (full, an I/O
+        error) is kept, in order, and retried before every later write until it
+        is committed (``flush`` raises meanwhile); up to ``KEEP_LIMIT`` of them.
+        Any other failure is logged, and the store is marked broken so that the
+        next awaited call raises.
+
+        Never blocks and never raises.
         """
-        done = None
-        if then is not None:
+        if then is None and failed is None:
+            self._queue.put((work, None, _WRITE))
+            return
 
-            def done(_: Any, error: BaseException | None) -> None:
-                if error is None:
+        def done(_: Any, error: BaseException | None) -> None:
+            if error is None:
+                if then is not None:
                     then()
+            elif failed is not None:
+                failed(error)
 
-        waited_on = then is not None and urgent
-        self._queue.put(
-            (work, done, _LAZY if then is not None and not urgent else _WRITE)
-        )
-        if waited_on:
+        self._queue.put((work, done, _WRITE if urgent else _LAZY))
+        if urgent:
             self._urgent.set()
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -326,15 +384,23 @@ class SqliteFile:
         """Wait until every write queued so far is committed.
 
         Raises:
-            StoreError: A write failed.
+            StoreError: A write failed, or writes wait to be retried (a full
+                disk): not everything queued is durable yet.
         """
         await self._call(lambda connection: None, writes=True)
+        failing = self._failing
+        if failing is not None:
+            raise StoreError(
+                f"{self.path}: {len(self._kept)} writes wait for the disk: {failing}"
+            ) from failing
 
     async def _call(
         self, work: Callable[[sqlite3.Connection], T], *, writes: bool
     ) -> T:
         if self._thread is None:
             raise StoreError(f"{self.path}: the store is closed")
+        if self._lost is not None:
+            raise self._lost
         if self._broken is not None:
             raise StoreError(
                 f"{self.path}: a write failed: {self._broken}"
@@ -371,6 +437,13 @@ class SqliteFile:
             daemon=True,
         )
         checkpointer.start()
+        watcher = threading.Thread(
+            target=self._watch,
+            args=(quit_checkpoints,),
+            name=f"sz-store-watch {self.path.name}",
+            daemon=True,
+        )
+        watcher.start()
         stop = False
         try:
             while not stop:
@@ -379,9 +452,17 @@ class SqliteFile:
                     stop = True
                     batch = [item for item in batch if item is not _STOP]
                 self._deliver(self._execute(connection, batch))
+            if self._kept:
+                logger.error(
+                    "%s: closed with %d writes the disk would not take; jobs "
+                    "without their final row are taken up again next start",
+                    self.path,
+                    len(self._kept),
+                )
         finally:
             quit_checkpoints.set()
             checkpointer.join()
+            watcher.join()
         connection.close()
 
     def _checkpoints(self, quit: threading.Event) -> None:
@@ -397,6 +478,7 @@ class SqliteFile:
         except sqlite3.Error:
             logger.exception("%s: no checkpoints beside the writer", self.path)
             return
+        warned = False
         try:
             while not quit.wait(CHECKPOINT_EVERY):
                 try:
@@ -406,12 +488,56 @@ class SqliteFile:
                 except sqlite3.Error as exc:
                     logger.warning("%s: checkpoint failed: %s", self.path, exc)
                     continue
+                if frames >= WAL_WARN and not warned:
+                    warned = True
+                    logger.warning(
+                        "%s: the WAL has %d pages and cannot start over: a "
+                        "reader keeps an old snapshot open",
+                        self.path,
+                        frames,
+                    )
+                elif frames < WAL_LIMIT:
+                    warned = False
                 if frames >= WAL_LIMIT:
                     # Writes never paused long enough for the WAL to start over:
                     # the writer itself restarts it, between two transactions.
                     self._queue.put((_restart_wal, None, _READ))
         finally:
             connection.close()
+
+    def _watch(self, quit: threading.Event) -> None:
+        """Notice, within ``WATCH_EVERY`` seconds, the file deleted or replaced.
+
+        Writes would go on into the locked file that nobody can open any more,
+        and be lost: from then on every write and read fails instead.
+        """
+        fd = self._lock_fd
+        if fd is None:
+            return
+        held = os.fstat(fd)
+        while not quit.wait(WATCH_EVERY):
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                what = "deleted"
+            except OSError:
+                continue  # cannot tell (a sick disk): not proof of a lost file
+            else:
+                if (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                    continue
+                what = "replaced by another file"
+            lost = StoreError(
+                f"{self.path}: the store file was {what} while in use; nothing "
+                f"more is written to it: restart ScheduleZero"
+            )
+            logger.error("%s", lost)
+            self._lost = lost
+            on_lost = self.on_lost
+            if on_lost is not None and self._call_soon is not None:
+                # An ended event loop (RuntimeError) leaves nobody to tell.
+                with contextlib.suppress(RuntimeError):
+                    self._call_soon(functools.partial(on_lost, lost))
+            return
 
     def _gather(self) -> list[Any]:
         """The next batch: what is queued, held back a little if nobody waits.
@@ -422,7 +548,11 @@ class SqliteFile:
         a write or for ``BATCH`` companions, so that a steady trickle of fires
         costs one commit per fire rather than three.
         """
-        first = self._queue.get()
+        try:
+            # Kept writes are retried even when nothing else comes.
+            first = self._queue.get(timeout=RETRY_EVERY if self._kept else None)
+        except queue.Empty:
+            return []
         if first is _STOP or (first[1] is not None and first[2] != _LAZY):
             return [first, *self._drain()]
         # Sleep through the window unless a waited-on write arrives: writes
@@ -447,8 +577,18 @@ class SqliteFile:
     ) -> list[tuple[Any, Any, BaseException | None]]:
         """Run a batch: its writes in one transaction, then its reads."""
         replies: list[tuple[Any, Any, BaseException | None]] = []
+        lost = self._lost
+        if lost is not None:
+            # Not into a file nobody can open again: every call fails instead.
+            return [(done, None, lost) for _, done, _ in batch if done is not None]
         writes = [item for item in batch if item[2]]
         reads = [item for item in batch if not item[2]]
+        if self._kept and not self._retry(connection):
+            # Still failing: writes nobody waits on queue up behind the kept
+            # ones, so that a schedule's later state never lands before its
+            # earlier one; waited-on writes are tried, and fail to their callers.
+            self._keep([work for work, done, _ in writes if done is None])
+            writes = [item for item in writes if item[1] is not None]
         if writes:
             try:
                 with connection:  # one transaction, committed or rolled back
@@ -460,9 +600,21 @@ class SqliteFile:
                         with connection:
                             _apply(connection, [work])
                     except BaseException as each:
-                        logger.error("%s: a write failed: %r", self.path, each)
-                        self._broken = each
-                        replies.append((done, None, self._wrap(each)))
+                        if done is not None:
+                            # Its caller hears of it; the store stays usable.
+                            replies.append((done, None, self._wrap(each)))
+                        elif _sick_disk(each):
+                            if not self._kept:
+                                logger.error(
+                                    "%s: a write failed, kept to retry: %s",
+                                    self.path,
+                                    each,
+                                )
+                            self._failing = each
+                            self._keep([work])
+                        else:
+                            logger.error("%s: a write failed: %r", self.path, each)
+                            self._broken = each
                     else:
                         replies.append((done, None, None))
             else:
@@ -474,6 +626,51 @@ class SqliteFile:
             except BaseException as exc:
                 replies.append((done, None, self._wrap(exc)))
         return replies
+
+    def _keep(
+        self, works: list[Callable[[sqlite3.Connection], Any] | Statements]
+    ) -> None:
+        """Keep writes to retry, dropping the oldest past ``KEEP_LIMIT``."""
+        kept = self._kept
+        kept.extend(works)
+        if len(kept) > KEEP_LIMIT:
+            dropped = len(kept) - KEEP_LIMIT
+            del kept[:dropped]
+            logger.error(
+                "%s: %d writes dropped, the disk failed too long: %s",
+                self.path,
+                dropped,
+                self._failing,
+            )
+            self._broken = StoreError(
+                f"{self.path}: {dropped} writes were lost while the disk failed"
+            )
+
+    def _retry(self, connection: sqlite3.Connection) -> bool:
+        """Commit the kept writes in one transaction; whether that worked."""
+        try:
+            with connection:
+                _apply(connection, self._kept)
+        except BaseException as exc:
+            if not _sick_disk(exc):
+                # Not the disk: retrying would never end. Give up on them.
+                logger.error(
+                    "%s: %d kept writes failed: %r", self.path, len(self._kept), exc
+                )
+                self._kept.clear()
+                self._failing = None
+                self._broken = exc
+                return True
+            self._failing = exc
+            return False
+        logger.warning(
+            "%s: the disk writes again; %d kept writes committed",
+            self.path,
+            len(self._kept),
+        )
+        self._kept.clear()
+        self._failing = None
+        return True
 
     def _wrap(self, error: BaseException) -> BaseException:
         if isinstance(error, sqlite3.Error):
@@ -536,7 +733,10 @@ class SqliteFile:
         self._lock_fd = fd
         try:
             connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False
+                path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_MS / 1000,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from None

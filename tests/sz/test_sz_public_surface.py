@@ -67,6 +67,7 @@ FACADE = {
     "handlers",
     "broker",
     "history",
+    "wait_store_lost",
 }
 SETTINGS = {"config", "name", "store_path", "broker_settings"}
 

@@ -31,7 +31,7 @@ import pytest
 from actors.testing import wait_until
 from sz import ScheduleZero
 from sz.bridge import ScheduleNotFound
-from sz.store import StoreError
+from sz.store import StoreError, sqlite as store_sqlite
 from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -768,6 +768,57 @@ async def test_a_second_sz_serve_on_a_store_in_use_exits_two_and_the_first_runs_
         await poll(db, lambda now: len(now.history) > rows, "new history rows")
         await first.terminate()
     assert_consistent(await snapshot(db), "after the first stopped")
+
+
+async def test_sz_serve_whose_store_file_is_deleted_exits_two_saying_so(
+    tmp_path: Path, backend: str
+) -> None:
+    """Nothing more is written into a file nobody can open: ``sz serve`` stops."""
+    db = tmp_path / "schedulezero.db"
+    async with serving(tmp_path, "--interval", "0.05", "--backend", backend) as run:
+        await run.wait_for_line(ECHOED)
+        await anyio.Path(db).unlink()
+        with anyio.fail_after(PATIENCE):
+            code = await run.process.wait()
+        await run.wait_for(lambda: run.ended, "end of output")
+    lost = (
+        f"{db.name}: the store file was deleted while in use; nothing more is written "
+        "to it: restart ScheduleZero"
+    )
+    assert code == 2, run.output[-4000:]
+    assert f"sz serve: {lost}" in run.lines, run.output[-4000:]
+    assert "Traceback" not in run.output
+
+
+async def test_a_started_scheduler_whose_store_file_is_replaced_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_sqlite, "WATCH_EVERY", 0.01)
+    db = tmp_path / "replaced.db"
+    sz = ScheduleZero(store=url(db))
+
+    @sz.handler
+    async def echo(value: int) -> int:
+        return value
+
+    await sz.start()
+    try:
+        assert await sz.run_now("echo", args=[1]) == 1
+        await anyio.Path(tmp_path / "other.db").write_bytes(b"")
+        await anyio.Path(tmp_path / "other.db").replace(db)
+        with anyio.fail_after(PATIENCE):
+            lost = await sz.wait_store_lost()
+        assert str(lost) == (
+            f"{db}: the store file was replaced by another file while in use; "
+            "nothing more is written to it: restart ScheduleZero"
+        )
+        with pytest.raises(StoreError) as refused:
+            await sz.run_now("echo", args=[2])
+        assert refused.value is lost
+    finally:
+        await sz.stop()
+    # Nothing was written into the file now at that path, not even at the stop.
+    assert await anyio.Path(db).read_bytes() == b""
 
 
 # --------------------------------------------- 4. accepted, unfinished, taken up
