@@ -18,7 +18,7 @@ import anyio
 from transport import KeyFileError, generate_keys
 
 from .config import ConfigError
-from .errors import SzError
+from .errors import SzError, refusal_in
 from .remote import ZMQHandler
 from .remote.wire import MAX_MESSAGE_BYTES
 from .scheduler import ScheduleZero, check_startup, store_path
@@ -294,22 +294,6 @@ def _store_url(text: str) -> str:
     return text
 
 
-def _refusal(error: BaseException) -> SzError | None:
-    """The ``SzError`` an error is, or holds: None if it holds anything else.
-
-    A refusal raised inside the actor system comes out in an exception group,
-    or as the cause of an actor's failure to start.
-    """
-    if isinstance(error, BaseExceptionGroup):
-        found = [_refusal(inner) for inner in error.exceptions]
-        if not found or None in found:
-            return None
-        return found[0]
-    while not isinstance(error, SzError) and error.__cause__ is not None:
-        error = error.__cause__
-    return error if isinstance(error, SzError) else None
-
-
 async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
     stop = anyio.Event()
     async with sz, anyio.create_task_group() as tg:
@@ -362,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (SzError, BaseExceptionGroup) as error:
         # A bad config, handler module, store file or endpoint: one line. What
         # holds anything but refusals is a bug, and keeps its traceback.
-        refusal = _refusal(error)
+        refusal = refusal_in(error)
         if refusal is None:
             raise
         print(f"sz {options.command}: {refusal}", file=sys.stderr)

@@ -124,3 +124,21 @@ class ConnectionLost(SzError, ExpectedCrash):
     The worker's connection actor ends with it and reconnects: an expected
     crash, logged as one warning line rather than an error with a traceback.
     """
+
+
+def refusal_in(error: BaseException) -> SzError | None:
+    """The ``SzError`` an error is, or holds: None if it holds anything else.
+
+    A refusal raised inside the actor system or APScheduler comes out in an
+    exception group (every leaf a refusal: the first is returned), or as the
+    cause of an actor's failure to start. ``ScheduleZero.start`` raises it as
+    itself; the ``sz`` command prints it as one line.
+    """
+    if isinstance(error, BaseExceptionGroup):
+        found = [refusal_in(inner) for inner in error.exceptions]
+        if not found or None in found:
+            return None
+        return found[0]
+    while not isinstance(error, SzError) and error.__cause__ is not None:
+        error = error.__cause__
+    return error if isinstance(error, SzError) else None

@@ -48,7 +48,14 @@ from .dispatcher import (
     Register,
     Submit,
 )
-from .errors import JobFailed, NoHealthyHandler, Overloaded, SzError, UnknownTask
+from .errors import (
+    JobFailed,
+    NoHealthyHandler,
+    Overloaded,
+    SzError,
+    UnknownTask,
+    refusal_in,
+)
 from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
@@ -319,8 +326,8 @@ class ScheduleZero:
         except BaseExceptionGroup as group:
             # APScheduler and the actor system start inside task groups: a
             # refusal of ours (a damaged store, a broker that cannot bind) comes
-            # out wrapped. Alone in its group, it is raised as itself.
-            refusal = _sole_refusal(group)
+            # out wrapped: raised as itself.
+            refusal = refusal_in(group)
             if refusal is None:
                 raise
             raise refusal from None
@@ -954,17 +961,6 @@ class ScheduleZero:
         )
         rows: list[Attempt] = await self._history.ask(query)
         return rows
-
-
-def _sole_refusal(group: BaseExceptionGroup[BaseException]) -> SzError | None:
-    """The one ``SzError`` a group (nested or not) holds, if that is all it holds."""
-    errors = group.exceptions
-    if len(errors) != 1:
-        return None
-    (error,) = errors
-    if isinstance(error, BaseExceptionGroup):
-        return _sole_refusal(error)
-    return error if isinstance(error, SzError) else None
 
 
 def _config_trigger(entry: ScheduleEntry) -> tuple[str, dict[str, Any]]:

@@ -18,7 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sz import ScheduleZero, SzError
-from sz.cli import _check_config, _refusal
+from sz.cli import _check_config
+from sz.errors import refusal_in
 
 CRON_FIELDS = ["*", "0", "*/5", "59", "60", "99", "1-3", "7", "8", "mon", "x", "*/0"]
 #: Amounts of an interval's unit: two in three fine, the rest refused somewhere.
@@ -80,7 +81,7 @@ async def start_and_stop(sz: ScheduleZero) -> bool:
     try:
         await sz.start()
     except (SzError, BaseExceptionGroup) as error:
-        if _refusal(error) is None:
+        if refusal_in(error) is None:
             raise  # neither a refusal nor a start: what sz serve would crash on
         return False
     await sz.stop()

@@ -17,8 +17,8 @@ import pytest
 
 from actors import ActorCrashed
 from sz import SzError
-from sz.cli import _refusal
 from sz.config import MAX_CONFIG_BYTES
+from sz.errors import refusal_in
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -274,12 +274,12 @@ def groups() -> Iterator[BaseException]:
 def test_a_refusal_is_found_in_exception_groups_and_causes(
     error: BaseException,
 ) -> None:
-    found = _refusal(error)
+    found = refusal_in(error)
     assert isinstance(found, SzError)
     assert str(found) == "the broker cannot start"
 
 
 def test_a_group_holding_anything_but_refusals_is_no_refusal() -> None:
     group = ExceptionGroup("x", [SzError("no"), ZeroDivisionError()])
-    assert _refusal(group) is None
-    assert _refusal(RuntimeError("bug")) is None
+    assert refusal_in(group) is None
+    assert refusal_in(RuntimeError("bug")) is None
