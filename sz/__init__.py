@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .bridge import Schedule as Schedule, ScheduleNotFound as ScheduleNotFound
 from .config import Config as Config, load_config as load_config
-from .dispatcher import HandlerStatus as HandlerStatus
+from .dispatcher import HandlerStatus as HandlerStatus, RunningJob as RunningJob
 from .errors import (
     ConfigError as ConfigError,
     ConnectionLost as ConnectionLost,
@@ -54,6 +54,7 @@ __all__ = [
     "Overloaded",
     "Reason",
     "RemoteError",
+    "RunningJob",
     "Schedule",
     "ScheduleNotFound",
     "ScheduleZero",

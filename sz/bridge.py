@@ -509,6 +509,15 @@ class Bridge:
             conflict_policy=ConflictPolicy.replace,
         )
 
+    async def stop_fires(self) -> None:
+        """Take no fire from now on: APScheduler's schedule loop ends.
+
+        Its store stays open (schedules can still be read and changed) until the
+        run's stack closes.
+        """
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+
     def _running_scheduler(self) -> AsyncScheduler:
         if self._scheduler is None:
             raise SzError("the scheduler is not running")

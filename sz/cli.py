@@ -17,7 +17,7 @@ import anyio
 
 from transport import KeyFileError, generate_keys
 
-from .config import ConfigError
+from .config import MAX_DRAIN_SECONDS, ConfigError
 from .errors import SzError, refusal_in
 from .remote import ZMQHandler
 from .remote.wire import MAX_MESSAGE_BYTES
@@ -75,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
             "where schedules and history live: 'memory' or 'sqlite:///path.db' "
             "(default: the config's store; without -c, "
             f"{DEFAULT_STORE.removeprefix('sqlite:///')} in the working directory)"
+        ),
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=_drain_seconds,
+        metavar="SECONDS",
+        help=(
+            "on SIGINT or SIGTERM, seconds to let running jobs end before they "
+            "are abandoned; a second signal stops at once (default: the config's "
+            "scheduler.drain_timeout, 5)"
         ),
     )
     serve.add_argument(
@@ -146,6 +156,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the largest message the broker takes, its handlers.zmq."
         "max_message_bytes: a larger result fails its job (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--drain-timeout",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="on SIGINT or SIGTERM, seconds to let running jobs end before they "
+        "are handed back to the broker (default: %(default)s)",
     )
     worker.add_argument(
         "--key",
@@ -241,6 +259,7 @@ def _worker(options: argparse.Namespace) -> None:
         heartbeat=options.heartbeat,
         liveness=options.liveness,
         max_message_bytes=options.max_message_bytes,
+        drain_timeout=options.drain_timeout,
         key=options.key,
         server_key=options.server_key,
     )
@@ -286,6 +305,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _drain_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_DRAIN_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from 0 to {MAX_DRAIN_SECONDS:.0f}, got {text!r}"
+        )
+    return value
+
+
 def _store_url(text: str) -> str:
     try:
         store_path(text)
@@ -294,9 +325,13 @@ def _store_url(text: str) -> str:
     return text
 
 
-async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
+async def _serve(
+    sz: ScheduleZero, demo: bool, interval: float, drain_timeout: float | None
+) -> None:
     stop = anyio.Event()
     async with sz, anyio.create_task_group() as tg:
+        # The first signal drains; a second one during the drain stops at once.
+        draining = anyio.CancelScope()
 
         async def wait_for_signal(
             *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -304,11 +339,13 @@ async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 task_status.started()
                 async for signum in signals:
-                    logger.info(
-                        "received %s, shutting down", signal.Signals(signum).name
-                    )
-                    stop.set()
-                    return
+                    name = signal.Signals(signum).name
+                    if not stop.is_set():
+                        logger.info("received %s, shutting down", name)
+                        stop.set()
+                    else:
+                        logger.warning("received %s again: stopping at once", name)
+                        draining.cancel()
 
         # Started, not merely scheduled: the receiver is in place before the
         # "actor tree" line says the scheduler runs, so a SIGTERM sent on
@@ -324,6 +361,9 @@ async def _serve(sz: ScheduleZero, demo: bool, interval: float) -> None:
         await tg.start(wait_for_signal)
         tg.start_soon(watch_store)
         await serve(sz, stop, demo=demo, interval=interval)
+        if not lost:
+            with draining:
+                await sz.drain(drain_timeout)
         tg.cancel_scope.cancel()
     if lost:
         raise lost[0]
@@ -392,4 +432,11 @@ def _run_serve(options: argparse.Namespace) -> None:
     else:
         sz = demo_scheduler(options.store or DEFAULT_STORE)
     demo = options.config is None
-    anyio.run(_serve, sz, demo, options.interval, backend=options.backend)
+    anyio.run(
+        _serve,
+        sz,
+        demo,
+        options.interval,
+        options.drain_timeout,
+        backend=options.backend,
+    )

@@ -46,6 +46,7 @@ from .errors import ConfigError, SzError
 __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_DEPTH",
+    "MAX_DRAIN_SECONDS",
     "MAX_RETENTION_DAYS",
     "AdaptiveConfig",
     "BackpressureConfig",
@@ -83,6 +84,10 @@ MAX_CONFIG_BYTES = 2**20
 #: The deepest nesting of mappings and lists in a config file. The deepest key
 #: is five levels down; schedule arguments may nest further, not without end.
 MAX_CONFIG_DEPTH = 32
+
+#: The longest ``scheduler.drain_timeout``: an hour. Jobs longer than that are
+#: not waited for by a stop; they are taken up at the next start.
+MAX_DRAIN_SECONDS = 3600.0
 
 SchedulerMode = Literal["embedded", "distributed"]
 SCHEDULER_MODES: tuple[str, ...] = get_args(SchedulerMode)
@@ -150,6 +155,10 @@ def _one_of(
 
 _flag = _rule("true or false", lambda v: isinstance(v, bool))
 _positive_number = _rule("a number > 0", lambda v: _is_number(v) and v > 0)
+_drain_seconds = _rule(
+    "a number of seconds from 0 to 3600",
+    lambda v: _is_number(v) and 0 <= v <= MAX_DRAIN_SECONDS,
+)
 _positive_int = _rule("an integer > 0", lambda v: _is_int(v) and v > 0)
 _port = _rule("a port from 1 to 65535", lambda v: _is_int(v) and 1 <= v <= 65535)
 _host = _rule(
@@ -200,11 +209,15 @@ class SchedulerConfig:
         mode: ``"embedded"`` (the default) runs the ``handlers.builtin`` functions in
             the scheduler's own process; ``"distributed"`` also accepts remote handler
             processes that register over ZeroMQ at ``handlers.zmq.registration_server``.
+        drain_timeout: Seconds a stopping ``sz serve`` lets the jobs running end
+            (``ScheduleZero.drain``) before it abandons them, 5 by default; 0 stops
+            at once. From 0 to 3,600.
     """
 
     mode: SchedulerMode = attrs.field(
         default="embedded", validator=_one_of(SCHEDULER_MODES)
     )
+    drain_timeout: float = attrs.field(default=5.0, validator=_drain_seconds)
 
 
 @attrs.frozen(kw_only=True)

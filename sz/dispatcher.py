@@ -17,7 +17,7 @@ import attrs
 
 from actors import Actor, ActorRef, Terminated, Timer, lowlevel
 
-from .errors import Overloaded
+from .errors import Overloaded, SzError
 from .governors import Governor, GovernorStatus, TokenBucket
 from .handlers import Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
@@ -32,10 +32,12 @@ from .routing import HandlerPicker
 __all__ = [
     "DispatcherActor",
     "DispatcherState",
+    "Drain",
     "GovernorsQuery",
     "HandlerStatus",
     "HandlersQuery",
     "Register",
+    "RunningJob",
     "Submit",
     "Unregister",
 ]
@@ -163,15 +165,42 @@ class _Govern:
 _GOVERN = _Govern()
 
 
-class CancelHeld:
-    """Ask the dispatcher to end every job it holds ahead of time as ``cancelled``.
+class Stopping:
+    """The scheduler stops: end held jobs, and free whoever waits on the rest.
 
-    Asked as the scheduler stops, so that a fire taken early gets its final row
-    now rather than run late at the next start. The answer is how many it ended.
+    Asked as the scheduler stops. Every job held ahead of its time ends as
+    ``cancelled`` (``scheduler_stopped``), so that a fire taken early gets its
+    final row now rather than run late at the next start. A caller waiting on a
+    job that will not end in this run (waiting, or running: handlers are
+    stopped next) gets an ``SzError`` saying so, rather than wait for ever;
+    the job itself stays accepted. The answer is how many held jobs it ended.
     """
 
 
-CANCEL_HELD = CancelHeld()
+STOPPING = Stopping()
+
+
+@attrs.frozen
+class RunningJob:
+    """A job running now: its attempt, and the handler that runs it."""
+
+    job: Job
+    attempt: int
+    handler: str
+
+
+@attrs.frozen
+class Drain:
+    """Ask the dispatcher to start no job from now on, for good: the scheduler stops.
+
+    Jobs taken ahead of their time end as ``cancelled`` (``scheduler_stopped``);
+    jobs waiting stay waiting (a durable store takes them up at the next start);
+    a retry of an attempt that ends meanwhile waits too. ``quiet`` is called
+    once no job is running. The answer: the jobs running now (``RunningJob``).
+    Asked again, it answers again.
+    """
+
+    quiet: Callable[[], None]
 
 
 class _Sent:
@@ -284,6 +313,12 @@ class DispatcherState:
     #: Told ``(task, False)`` when a task's last handler stops taking jobs, and
     #: ``(task, True)`` when one takes them again (a trial job counts).
     on_served: Callable[[str, bool], None] = lambda _task, _served: None
+    #: Whether accepted jobs outlive the process (the SQLite store).
+    durable: bool = False
+    #: Set by ``Drain``: no job is sent to a handler any more.
+    draining: bool = False
+    #: Called (once) when the last running job ends while draining.
+    on_quiet: Callable[[], None] | None = None
 
 
 def _now() -> datetime:
@@ -330,8 +365,10 @@ class DispatcherActor(Actor):
                 )
         elif message is _RELEASE:
             self._release()
-        elif message is CANCEL_HELD:
-            return self._cancel_held()
+        elif message is STOPPING:
+            return self._stopping()
+        elif isinstance(message, Drain):
+            return self._drain_for_stop(message)
         elif message is _GOVERN:
             self._govern_at = self._govern_timer = None
             self._drain_all()
@@ -396,6 +433,30 @@ class DispatcherActor(Actor):
             self._dispatch(job, message.attempt, message.future, message.reason)
         self._arm_release()
 
+    def _stopping(self) -> int:
+        cancelled = self._cancel_held()
+        state = self.state
+        waiters = [
+            (pending.job, pending.future)
+            for queue in state.waiting.values()
+            for pending in queue
+        ]
+        waiters += [(entry.job, entry.future) for entry in state.in_flight.values()]
+        for job, future in waiters:
+            if future is not None:
+                future.fail(
+                    SzError(
+                        f"the scheduler stopped before job {job.id} of task "
+                        f"{job.task!r} ended; "
+                        + (
+                            "it stays accepted: the next start takes it up"
+                            if self.state.durable
+                            else "on the memory store it is lost"
+                        )
+                    )
+                )
+        return cancelled
+
     def _cancel_held(self) -> int:
         """End every held job as cancelled: the scheduler stops before it is due."""
         held, self.state.held = self.state.held, []
@@ -411,6 +472,25 @@ class DispatcherActor(Actor):
                 reason="scheduler_stopped",
             )
         return len(held)
+
+    def _drain_for_stop(self, message: Drain) -> list[RunningJob]:
+        """Start nothing more; say which jobs run; call ``quiet`` when none does."""
+        state = self.state
+        state.draining = True
+        self._cancel_held()
+        state.on_quiet = message.quiet
+        running = [
+            RunningJob(entry.job, entry.attempt, entry.handler)
+            for entry in state.in_flight.values()
+        ]
+        self._check_quiet()
+        return running
+
+    def _check_quiet(self) -> None:
+        state = self.state
+        if state.on_quiet is not None and not state.in_flight:
+            quiet, state.on_quiet = state.on_quiet, None
+            quiet()
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -659,6 +739,8 @@ class DispatcherActor(Actor):
         pending: _Pending | None = None,
     ) -> _Sent | _Wait | _Limited:
         """Send the job to a handler, or say it must wait (and why not)."""
+        if self.state.draining:
+            return _WAIT  # the scheduler stops: what has not started waits
         now = self._clock()
         if job.affinity is None:
             # Without a key, any healthy handler with room will do.
@@ -827,6 +909,8 @@ class DispatcherActor(Actor):
         if entry is None or entry.attempt != attempt:
             return  # a report for an attempt already given up on
         del self.state.in_flight[job.id]
+        if self.state.on_quiet is not None:
+            self._check_quiet()
         handler = self.state.handlers.get(message.handler)
         now = self._clock()
         retries = 0

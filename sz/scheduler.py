@@ -15,6 +15,8 @@ never finished is taken up again at the next start (``_take_up``).
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import partial
@@ -37,15 +39,17 @@ from actors import (
 )
 
 from .bridge import Bridge, make_trigger, split_arguments
-from .config import Config, ScheduleEntry, load_config
+from .config import MAX_DRAIN_SECONDS, Config, ScheduleEntry, load_config
 from .dispatcher import (
-    CANCEL_HELD,
+    STOPPING,
     DispatcherActor,
     DispatcherState,
+    Drain,
     GovernorsQuery,
     HandlersQuery,
     HandlerStatus,
     Register,
+    RunningJob,
     Submit,
 )
 from .errors import (
@@ -67,6 +71,8 @@ from .startup import import_handler_module
 from .storable import check_storable
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
+
+logger = logging.getLogger("sz.scheduler")
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -168,6 +174,8 @@ class ScheduleZero:
         self._lost_error: StoreError | None = None
         self._broker: ActorRef | None = None
         self._state: DispatcherState | None = None
+        #: Set by ``drain``: no new job is taken until the next start.
+        self._draining = False
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -361,6 +369,7 @@ class ScheduleZero:
                 withdrawn=self._bridge.withdrawn_why,
                 governor=self._governor(),
                 on_served=self._bridge.on_served,
+                durable=self.store_path is not None,
             )
             self._state = state
             specs = [self._configured(spec) for spec in self._specs.values()]
@@ -374,7 +383,7 @@ class ScheduleZero:
             )
             # On the way out, after APScheduler stops (it is entered later) and
             # before the actors do: fires taken early get their final row now.
-            stack.push_async_callback(_cancel_held, self._dispatcher)
+            stack.push_async_callback(_stopping, self._dispatcher)
             await system.spawn(
                 Supervisor,
                 [
@@ -491,6 +500,75 @@ class ScheduleZero:
         assert self._lost_error is not None
         return self._lost_error
 
+    async def drain(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - how long jobs may run on
+    ) -> list[RunningJob]:
+        """Start no more jobs, and give those running ``timeout`` seconds to end.
+
+        For a stop that lets work finish (``sz serve`` drains on SIGTERM): from
+        now on no fire is taken, fires taken ahead of their time end
+        ``cancelled`` (``scheduler_stopped``), ``run_now`` is refused, and jobs
+        not yet started stay waiting. On the SQLite store they stay accepted,
+        and the next start takes them up; on the memory store they end with
+        the process. Then leave ``async with`` (or call ``stop``): jobs still
+        running are abandoned (a sync handler's thread runs on until the
+        process exits), and on the SQLite store taken up at the next start.
+
+        Args:
+            timeout: Seconds to wait, ``scheduler.drain_timeout`` of the config
+                (5 by default) if None; 0 waits for nothing.
+
+        Returns:
+            The jobs still running when the time was up, with their handlers
+            (each logged at WARNING), or an empty list if all ended.
+
+        Raises:
+            SzError: The scheduler is not running, or ``timeout`` is not a
+                number of seconds from 0 to 3,600.
+        """
+        if timeout is None:
+            timeout = self.config.scheduler.drain_timeout
+        given: object = timeout  # checked as given: a caller may pass anything
+        if (
+            isinstance(given, bool)
+            or not isinstance(given, int | float)
+            or not (math.isfinite(given) and 0 <= given <= MAX_DRAIN_SECONDS)
+        ):
+            raise SzError(
+                f"drain timeout must be a number of seconds from 0 to "
+                f"{MAX_DRAIN_SECONDS:,.0f}, got {timeout!r}"
+            )
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            raise SzError("the scheduler is not running")
+        self._draining = True
+        await self._bridge.stop_fires()
+        quiet = self._new_event()
+        running: list[RunningJob] = await dispatcher.ask(Drain(quiet=quiet.set))
+        if running:
+            logger.info(
+                "draining: %d job(s) running, waiting up to %g s",
+                len(running),
+                timeout,
+            )
+            with anyio.move_on_after(timeout):
+                await quiet.wait()
+            if quiet.is_set():
+                running = []
+            else:
+                # Asked again: the answer is who runs now.
+                running = await dispatcher.ask(Drain(quiet=quiet.set))
+        for entry in running:
+            logger.warning(
+                "drain timed out: abandoning job %s of task %s on %s (attempt %d)",
+                entry.job.id,
+                entry.job.task,
+                entry.handler,
+                entry.attempt,
+            )
+        return running
+
     async def stop(self) -> None:
         """Stop APScheduler, then every actor (in order). Idempotent."""
         stack, self._stack = self._stack, None
@@ -501,6 +579,7 @@ class ScheduleZero:
                 self._system = None
                 self._bridge.detach()
                 self._dispatcher = self._history = self._broker = None
+                self._draining = False
                 self._state = None
 
     async def __aenter__(self) -> ScheduleZero:
@@ -736,6 +815,8 @@ class ScheduleZero:
             self._check_task(task_id)
         if self._dispatcher is None:
             raise SzError("the scheduler is not running")
+        if self._draining:
+            raise SzError("the scheduler is stopping (drained): it takes no new job")
         state = self._state
         if state is not None and state.governor.backpressure is not None:
             self._check_load()
@@ -1005,12 +1086,15 @@ def _check_fires(trigger: str, fields: Mapping[str, Any]) -> None:
         raise SzError(f"no fire time for {shown} ({problem})") from None
 
 
-async def _cancel_held(dispatcher: ActorRef) -> None:
-    """End the fires the dispatcher holds ahead of time as ``scheduler_stopped``.
+async def _stopping(dispatcher: ActorRef) -> None:
+    """Tell the dispatcher the scheduler stops (``Stopping``).
+
+    Fires held ahead of their time end as ``scheduler_stopped``; callers still
+    waiting on a job get an error rather than wait for ever.
 
     Shielded: it runs while the scheduler stops, perhaps because it was cancelled.
     A dispatcher that does not answer leaves its held fires accepted, to be taken
     up at the next start.
     """
     with anyio.CancelScope(shield=True), contextlib.suppress(ActorError, TimeoutError):
-        await dispatcher.ask(CANCEL_HELD)
+        await dispatcher.ask(STOPPING)

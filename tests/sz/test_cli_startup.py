@@ -246,6 +246,18 @@ async def test_sz_serve_refusing_inside_the_actor_system_still_says_one_line(
         (["serve", "--interval", "inf"], "expected a finite number, got 'inf'"),
         (["serve", "--interval", "nan"], "expected a finite number, got 'nan'"),
         (
+            ["serve", "--drain-timeout", "-1"],
+            "argument --drain-timeout: expected seconds from 0 to 3600, got '-1'",
+        ),
+        (
+            ["serve", "--drain-timeout", "nan"],
+            "argument --drain-timeout: expected seconds from 0 to 3600, got 'nan'",
+        ),
+        (
+            ["worker", "tcp://127.0.0.1:5999", "myjobs", "--drain-timeout", "0"],
+            "argument --drain-timeout: expected a number > 0, got '0'",
+        ),
+        (
             ["worker", "tcp://127.0.0.1:5999", "myjobs", "--heartbeat", "inf"],
             "argument --heartbeat: expected a finite number, got 'inf'",
         ),

@@ -115,6 +115,7 @@ def test_a_section_with_nothing_under_it_gives_that_sections_defaults() -> None:
 def test_the_defaults_are_the_documented_ones() -> None:
     config = Config()
     assert config.scheduler.mode == "embedded"
+    assert config.scheduler.drain_timeout == 5.0
     assert config.handlers.builtin == ()
     assert config.handlers.zmq.registration_server == "tcp://127.0.0.1:5555"
     assert config.handlers.zmq.timeout_seconds == 60.0
@@ -257,6 +258,18 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
             "scheduler:\n  mode: local\n",
             "scheduler.mode: expected one of 'embedded', 'distributed', got 'local'",
             id="bad-choice",
+        ),
+        pytest.param(
+            "scheduler:\n  drain_timeout: -1\n",
+            "scheduler.drain_timeout: expected a number of seconds from 0 to 3600, "
+            "got -1",
+            id="negative-drain",
+        ),
+        pytest.param(
+            "scheduler:\n  drain_timeout: .inf\n",
+            "scheduler.drain_timeout: expected a number of seconds from 0 to 3600, "
+            "got inf",
+            id="infinite-drain",
         ),
         pytest.param(
             "governors:\n  rate_limt:\n    rate: 5\n",

@@ -25,6 +25,7 @@ PUBLIC = {
     "Outcome",
     "Reason",
     "HandlerStatus",
+    "RunningJob",
     "HandlerHealth",
     "HealthPolicy",
     "GovernorStatus",
@@ -56,6 +57,7 @@ FACADE = {
     "system",
     "start",
     "stop",
+    "drain",
     "schedule",
     "unschedule",
     "pause",
@@ -129,7 +131,15 @@ def test_the_documented_defaults_hold() -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", [sz.Schedule, sz.Job, sz.Attempt, sz.HandlerStatus, sz.GovernorStatus]
+    "kind",
+    [
+        sz.Schedule,
+        sz.Job,
+        sz.Attempt,
+        sz.HandlerStatus,
+        sz.GovernorStatus,
+        sz.RunningJob,
+    ],
 )
 def test_public_types_are_frozen(kind: type) -> None:
     blank: object = object.__new__(kind)
