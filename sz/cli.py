@@ -19,6 +19,7 @@ from transport import KeyFileError, generate_keys
 
 from .config import MAX_DRAIN_SECONDS, ConfigError
 from .errors import SzError, refusal_in
+from .logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from .remote import ZMQHandler
 from .remote.wire import MAX_MESSAGE_BYTES
 from .scheduler import ScheduleZero, check_startup, store_path
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
             "scheduler.drain_timeout, 5)"
         ),
     )
+    _add_log_options(serve)
     serve.add_argument(
         "--interval",
         type=_positive_float,
@@ -165,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGINT or SIGTERM, seconds to let running jobs end before they "
         "are handed back to the broker (default: %(default)s)",
     )
+    _add_log_options(worker)
     worker.add_argument(
         "--key",
         metavar="FILE",
@@ -195,6 +198,23 @@ def _parser() -> argparse.ArgumentParser:
         help="the directory to write to (default: the working directory)",
     )
     return parser
+
+
+def _add_log_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        help="the least severe records logged (default: %(default)s)",
+    )
+    command.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object a line with the job's fields "
+        "(default: %(default)s)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -375,11 +395,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = _parser().parse_args(argv)
     if options.command == "check-config":
         sys.exit(_check_config(options.file))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    # APScheduler only hands fires over; our history logs what became of them.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if options.command in {"serve", "worker"}:
+        configure_logging(options.log_level, options.log_format)
     run = {"worker": _worker, "keys": _keys, "serve": _run_serve}[options.command]
     try:
         run(options)

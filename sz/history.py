@@ -18,15 +18,28 @@ __all__ = ["HistoryActor", "log_attempt"]
 logger = logging.getLogger("sz.history")
 
 
+#: Outcomes logged at WARNING: the job did not do its work (or not yet).
+TROUBLE: frozenset[str] = frozenset(
+    {"failure", "timeout", "abandoned", "no_healthy_handler", "rejected"}
+)
+
+
 def log_attempt(row: Attempt) -> None:
-    """Log one row at INFO (``sz.history``), as ``sz serve`` shows outcomes."""
-    if not logger.isEnabledFor(logging.INFO):
+    """Log one row (``sz.history``), as ``sz serve`` shows outcomes.
+
+    At INFO; a failure, timeout, abandoned, rejected or unserved attempt at
+    WARNING. The job id is whole, as ``history(job_id=...)`` takes it; the
+    row's fields go with the record (``job_id``, ``task``, ...) for JSON logs.
+    """
+    level = logging.WARNING if row.outcome in TROUBLE else logging.INFO
+    if not logger.isEnabledFor(level):
         return
     took = f" in {row.duration * 1000:.1f} ms" if row.duration is not None else ""
     then = f", {row.reason}" if row.reason else ""
-    logger.info(
+    logger.log(
+        level,
         "job %s %s attempt %d on %s: %s%s%s%s",
-        row.job_id[:8],
+        row.job_id,
         row.task,
         row.attempt,
         row.handler or "-",
@@ -34,6 +47,18 @@ def log_attempt(row: Attempt) -> None:
         f" ({row.error})" if row.error else "",
         took,
         then,
+        extra={
+            "job_id": row.job_id,
+            "task": row.task,
+            "attempt": row.attempt,
+            "handler": row.handler,
+            "outcome": row.outcome,
+            "final": row.final,
+            "schedule_id": row.schedule_id,
+            "reason": row.reason,
+            "error": row.error,
+            "duration_ms": None if row.duration is None else row.duration * 1000,
+        },
     )
 
 

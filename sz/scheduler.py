@@ -350,8 +350,10 @@ class ScheduleZero:
                 await file.open()
                 stack.push_async_callback(file.close)
                 self._backend = FileHistory(file)
+                logger.info("store: sqlite:///%s", self.store_path.absolute())
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS)
+                logger.info("store: memory (nothing outlives the process)")
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
             self._bridge.attach(system, self._backend)
