@@ -12,9 +12,11 @@ why it was skipped. ``ScheduleZero`` (``sz.scheduler``) is the facade in front.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import logging
 import math
+import pickle
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -151,6 +153,24 @@ class _ScheduleRequest:
     misfire_grace_time: float | None
     affinity: str | None
     coalesce: str
+    #: What the caller asked for, as a digest (None: a trigger object, which
+    #: cannot be compared): the same again keeps the stored schedule.
+    definition: str | None = None
+
+
+def _definition(
+    task_id: str, trigger: str, fields: Mapping[str, Any], *rest: Any
+) -> str | None:
+    """A digest of a schedule as asked for, to tell a re-added one unchanged.
+
+    Of what the caller gave (trigger name and fields, arguments, options), not
+    of the trigger built from it: an interval trigger built again starts now.
+    """
+    try:
+        given = pickle.dumps((task_id, trigger, sorted(fields.items()), *rest))
+    except Exception:  # an odd field value: compared by nothing, replaced
+        return None
+    return hashlib.sha256(given).hexdigest()
 
 
 _TRIGGERS: dict[str, Callable[..., Trigger]] = {
@@ -464,6 +484,21 @@ class Bridge:
             misfire_grace_time=grace,
             affinity=affinity,
             coalesce=coalesce,
+            definition=(
+                _definition(
+                    task_id,
+                    trigger,
+                    trigger_fields,
+                    positional,
+                    keywords,
+                    paused,
+                    grace,
+                    affinity,
+                    coalesce,
+                )
+                if isinstance(trigger, str) and id is not None
+                else None
+            ),
         )
         if self._scheduler is None:
             self._early.append(request)
@@ -489,6 +524,16 @@ class Bridge:
 
     async def _add_schedule(self, request: _ScheduleRequest) -> str:
         assert self._scheduler is not None
+        if request.definition is not None:
+            try:
+                stored = await self._scheduler.get_schedule(request.id)
+            except ScheduleLookupError:
+                pass
+            else:
+                if stored.metadata.get("definition") == request.definition:
+                    # Unchanged (a restart adding its config's schedules again):
+                    # keep its fire times, and a pause made since.
+                    return request.id
         self._withdrawn.pop(request.id, None)
         if request.task_id not in self._known_tasks:
             # A task only remote workers serve: APScheduler learns of it here.
@@ -505,7 +550,11 @@ class Bridge:
             paused=request.paused,
             misfire_grace_time=request.misfire_grace_time,
             coalesce=CoalescePolicy.all,
-            metadata={"coalesce": request.coalesce, "affinity": request.affinity},
+            metadata={
+                "coalesce": request.coalesce,
+                "affinity": request.affinity,
+                "definition": request.definition,
+            },
             conflict_policy=ConflictPolicy.replace,
         )
 

@@ -1,7 +1,7 @@
 """``config.yaml``: the scheduler's settings, loaded into frozen attrs classes.
 
-The file has the shape of the roadmap's "Configuration" section (``scheduler``,
-``handlers``, ``governors``, ``reporting``) plus ``store`` and ``web``. Every section
+The file has the sections ``scheduler``, ``handlers``, ``governors``,
+``reporting``, ``store``, ``web`` and ``schedules``. Every section
 and every key is optional: an empty file gives the defaults. A section written with
 nothing under it (``web:``) counts as empty.
 
@@ -378,7 +378,7 @@ class MethodLimits:
     """One entry of ``governors.per_method_limits``: one task's rate.
 
     The rate is over all of the task's handlers together. (The class and the
-    key keep the roadmap's word, method, for a task.)
+    key say "method", an older word for a task, as configs were written.)
 
     Attributes:
         rate: Jobs of the task started per second.
@@ -562,7 +562,9 @@ class WebConfig:
     """``web``: the dashboard and HTTP API.
 
     Attributes:
-        enabled: Whether the web gateway runs, false by default.
+        enabled: Whether the web gateway runs, false by default. This version
+            has no gateway yet: the setting is accepted, and ``sz serve`` warns
+            that it does nothing.
         host: The address it binds, ``"127.0.0.1"`` by default (this machine only);
             ``"0.0.0.0"`` exposes it to the network.
         port: The TCP port it binds, 8765 by default.

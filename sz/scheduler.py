@@ -650,6 +650,12 @@ class ScheduleZero:
         once (after the process was down) run, the others being recorded as
         ``coalesced``.
 
+        With an ``id`` that names a stored schedule, the stored one is replaced;
+        unless it was added with the very same trigger name, fields, arguments
+        and options (as a restart adds its config's schedules again): then it
+        is kept as it is, with its fire times and any pause made since, so a
+        restart does not fire it anew. (A trigger object always replaces.)
+
         Raises:
             UnknownTask: No handler serves ``task_id``.
             SzError: A bad trigger (an unknown time zone, an interval of zero or

@@ -72,7 +72,7 @@ async def _add_demo_schedules(sz: ScheduleZero, interval: float) -> None:
         ),
         (
             "fail",
-            {"seconds": interval * 3, "args": {"probability": 0.5}, "id": "demo-fail"},
+            {"seconds": interval * 3, "args": {"probability": 0.3}, "id": "demo-fail"},
         ),
     ]
     for task, options in demo:
@@ -105,12 +105,17 @@ async def serve(
 ) -> None:
     """Run the started ``sz`` until ``stop`` is set.
 
-    With ``demo``, add the demo schedules (replacing those a previous run left in
-    the store). They run the built-in handlers every ``interval`` seconds (or a
-    multiple of it).
+    With ``demo``, add the demo schedules (those a previous run left in the
+    store are kept if unchanged, so a restart does not run them twice). They
+    run the built-in handlers every ``interval`` seconds (or a multiple of it).
     """
     if demo:
         await _add_demo_schedules(sz, interval)
+    if sz.config.web.enabled:
+        logger.warning(
+            "web.enabled: this version has no web gateway yet; the setting does "
+            "nothing"
+        )
     _log_schedules(await sz.schedules())
     logger.info(
         "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())

@@ -1,4 +1,4 @@
-"""The aiohttp gateway and dashboard (built in a later issue)."""
+"""The aiohttp gateway and dashboard: not in this version yet; empty for now."""
 
 from __future__ import annotations
 

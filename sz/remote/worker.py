@@ -257,7 +257,7 @@ class ZMQHandler:
         name: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """The roadmap's spelling of ``task`` (its example uses ``@handler.method``)."""
+        """Another name for ``task`` (``@handler.method``), for code written with it."""
         register = self.task(name=name, timeout=timeout)
         return register(func) if func is not None else register
 
@@ -268,7 +268,7 @@ class ZMQHandler:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The roadmap's spelling of ``tasks``."""
+        """Another name for ``tasks``."""
         return self.tasks
 
     # --------------------------------------------------------------- running

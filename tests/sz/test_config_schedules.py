@@ -1,11 +1,22 @@
-"""Config ``schedules:``: checked when loaded, added (or replaced) at every start."""
+"""Config ``schedules:``: checked when loaded, added at every start.
+
+Added again unchanged, a stored schedule is kept (its fire times, a pause made
+since); changed, it is replaced.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 import pytest
 
+from actors.testing import wait_until
 from sz import ConfigError, ScheduleZero, SzError
 from sz.config import parse_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.anyio
 
@@ -81,6 +92,49 @@ async def test_config_schedules_are_added_at_start_and_replaced_at_the_next() ->
         assert schedule.trigger.startswith("IntervalTrigger(hours=1")
     async with sz:  # again: replaced, not doubled
         assert [s.id for s in await sz.schedules()] == ["tick"]
+
+
+def echoing(path: Path, entry: dict[str, object]) -> ScheduleZero:
+    config = parse_config({"schedules": [entry]})
+    sz = ScheduleZero(config=config, store=f"sqlite:///{path}")
+
+    @sz.handler
+    async def echo(**kwargs: object) -> None:
+        return None
+
+    return sz
+
+
+async def test_an_unchanged_config_schedule_keeps_its_fire_times_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    entry: dict[str, object] = {"id": "tick", "task": "echo", "interval": {"hours": 1}}
+    async with echoing(tmp_path / "s.db", entry) as sz:
+
+        async def fired() -> bool:  # its first fire (at once) is taken
+            upcoming = (await sz.get_schedule("tick")).next_fire_time
+            return upcoming is not None and upcoming > datetime.now(UTC)
+
+        await wait_until(fired)
+        first = (await sz.get_schedule("tick")).next_fire_time
+    # Added again at the next start: kept, so it does not fire again at once.
+    async with echoing(tmp_path / "s.db", entry) as sz:
+        assert (await sz.get_schedule("tick")).next_fire_time == first
+
+
+async def test_a_changed_config_schedule_replaces_the_stored_one(
+    tmp_path: Path,
+) -> None:
+    entry: dict[str, object] = {"id": "tick", "task": "echo", "interval": {"hours": 1}}
+    async with echoing(tmp_path / "s.db", entry) as sz:
+        await sz.pause("tick")  # a pause made at run time
+    async with echoing(tmp_path / "s.db", entry) as sz:
+        assert (await sz.get_schedule("tick")).paused  # unchanged: kept, paused
+    changed = {**entry, "args": {"loud": True}}
+    async with echoing(tmp_path / "s.db", changed) as sz:
+        schedule = await sz.get_schedule("tick")
+    assert schedule.kwargs == {"loud": True}
+    assert not schedule.paused
 
 
 async def test_a_schedule_of_an_unknown_task_stops_the_start_naming_it() -> None:
