@@ -6,6 +6,8 @@ when something dies. ``from sz import ScheduleZero`` is the front door.
 
 from __future__ import annotations
 
+# First: a file of the user's named like one of our packages is named as such.
+from . import shadowing as shadowing
 from .bridge import Schedule as Schedule, ScheduleNotFound as ScheduleNotFound
 from .config import Config as Config, load_config as load_config
 from .dispatcher import HandlerStatus as HandlerStatus, RunningJob as RunningJob

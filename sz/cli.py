@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from importlib import metadata
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sz",
         description="ScheduleZero: a job scheduler on a supervised actor runtime.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s (ScheduleZero) {metadata.version('schedulezero')}",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(

@@ -113,8 +113,7 @@ async def serve(
         await _add_demo_schedules(sz, interval)
     if sz.config.web.enabled:
         logger.warning(
-            "web.enabled: this version has no web gateway yet; the setting does "
-            "nothing"
+            "web.enabled: this version has no web gateway yet; the setting does nothing"
         )
     _log_schedules(await sz.schedules())
     logger.info(

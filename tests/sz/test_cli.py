@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -103,3 +103,48 @@ async def test_sz_check_config_names_the_bad_key_in_one_line_with_exit_code_two(
         f"{config}: governors.rate_limit.rate: expected a number > 0, got 'fast'"
     )
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_sz_version_names_the_installed_version() -> None:
+    import subprocess
+    from importlib import metadata
+
+    result = subprocess.run(
+        [*SZ, "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        f"sz (ScheduleZero) {metadata.version('schedulezero')}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("actors", lambda d: (d / "actors.py").write_text("x = 1\n")),
+        ("transport", lambda d: (d / "transport.py").write_text("")),
+        (
+            "web",
+            lambda d: ((d / "web").mkdir(), (d / "web" / "__init__.py").write_text("")),
+        ),
+    ],
+)
+def test_a_users_module_that_shadows_a_package_of_ours_is_named(
+    tmp_path: Path, name: str, make: Any
+) -> None:
+    import subprocess
+
+    make(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sz"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"ImportError: ScheduleZero's package {name!r} is shadowed by {tmp_path / name}"
+    ), result.stderr
+    assert "rename that file" in last
