@@ -45,6 +45,26 @@ class ActorRef:
         """True until the actor ends for good; also while it waits to restart."""
         return self._cell.accepting
 
+    def child(self, name: str) -> ActorRef | None:
+        """The living child called ``name``, or None.
+
+        A ``Supervisor``'s children are reached this way by the names of their
+        ``Child`` entries, without spelling out paths. Looked up anew on each
+        call: when the parent restarts (or restarts a group of its children),
+        the children are new actors with new refs, and a ref taken before points
+        at one that has ended; ``watch`` it to notice.
+        """
+        found = self._cell.children.get(name)
+        return found.ref if found is not None and found.accepting else None
+
+    def children(self) -> dict[str, ActorRef]:
+        """The living children by name, in start order (looked up as ``child``)."""
+        return {
+            name: cell.ref
+            for name, cell in self._cell.children.items()
+            if cell.accepting
+        }
+
     def tell(self, message: Any) -> None:
         """Send ``message`` without waiting. Not a checkpoint; never blocks.
 

@@ -286,3 +286,39 @@ async def test_a_ref_cannot_be_pickled() -> None:
         ref = await system.spawn(Idle, name="local")
         with pytest.raises(ActorError, match="pickled"):
             pickle.dumps(ref)
+
+
+async def test_supervisor_children_are_found_by_name_and_anew_after_a_restart() -> None:
+    from actors import Child, Supervisor
+
+    async with ActorSystem("t") as system:
+        sup = await system.spawn(
+            Supervisor,
+            [Child(Idle, name="a"), Child(Idle, name="b")],
+            name="sup",
+            restart="permanent",
+        )
+        first = sup.child("a")
+        assert first is not None
+        assert first.path == "/user/sup/a"
+        assert list(sup.children()) == ["a", "b"]
+        assert sup.children()["b"].path == "/user/sup/b"
+        assert sup.child("nobody") is None
+        assert await first.ask("ping") == "ping"
+        # The supervisor restarts: its children are new actors, with new refs.
+        await sup.kill("test")
+        await wait_until(lambda: sup.child("a") not in (None, first))
+        assert not first.is_alive
+        again = sup.child("a")
+        assert again is not None
+        assert await again.ask("pong") == "pong"
+
+
+async def test_a_stopped_child_is_not_offered() -> None:
+    async with ActorSystem("t") as system:
+        parent = await system.spawn(Parent, name="parent")
+        child = parent.child("child")
+        assert child is not None
+        await child.stop()
+        assert parent.child("child") is None
+        assert parent.children() == {}
