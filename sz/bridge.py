@@ -18,7 +18,7 @@ import logging
 import math
 import pickle
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -46,6 +46,7 @@ from .history import log_attempt
 from .jobs import Attempt, Job, Reason
 from .storable import check_storable, check_value
 from .store import COALESCE_POLICIES, ScheduleStore
+from .takeup import SchedulePolicy
 
 if TYPE_CHECKING:
     from contextlib import AsyncExitStack
@@ -55,6 +56,12 @@ if TYPE_CHECKING:
 
     from .store import SqliteFile, Verdict
     from .store.history import HistoryBackend
+    from .takeup import Coalesce
+
+#: Takes up the last run's unfinished jobs given each schedule's policy (by id)
+#: and the time of the restart; returns the schedules whose downtime fires are
+#: folded into a job it took up.
+TakeUp = Callable[[Mapping[str, SchedulePolicy], datetime], Iterable[str]]
 
 __all__ = [
     "HELD_BACK",
@@ -62,6 +69,7 @@ __all__ = [
     "Bridge",
     "Schedule",
     "ScheduleNotFound",
+    "TakeUp",
     "check_misfire_grace",
     "check_zone",
     "make_trigger",
@@ -388,7 +396,12 @@ class Bridge:
         self._backend = backend
 
     async def start(
-        self, stack: AsyncExitStack, *, file: SqliteFile | None, tasks: set[str]
+        self,
+        stack: AsyncExitStack,
+        *,
+        file: SqliteFile | None,
+        tasks: set[str],
+        take_up: TakeUp | None = None,
     ) -> None:
         """Start APScheduler on ScheduleZero's data store, then apply early schedules.
 
@@ -400,6 +413,13 @@ class Bridge:
             stack: The scheduler's run.
             file: The store's file, None for memory.
             tasks: The tasks the handlers of this process serve.
+            take_up: Called once the schedules are read and before the schedule
+                loop starts (None, the default: not called), with each
+                schedule's ``SchedulePolicy`` by id and the time of the
+                restart; it takes up the jobs the last run left unfinished and
+                returns the ids of the schedules whose fires that came due while
+                the process was down are folded into a job it took up: those
+                fires, up to that time, are recorded as ``coalesced``.
         """
         store = ScheduleStore(
             file=file,
@@ -420,6 +440,20 @@ class Bridge:
         for task in tasks:
             await scheduler.configure_task(task, func=_handed_over)
             self._known_tasks.add(task)
+        if take_up is not None:
+            # Before the loop starts: the jobs taken up and the fires that came
+            # due while down are judged as one round.
+            now = datetime.now(UTC)
+            policies = {
+                schedule.id: SchedulePolicy(
+                    grace=schedule.misfire_grace_time,
+                    coalesce=_coalesce_of(schedule),
+                    fires_due=store.fire_due(schedule.id, now),
+                )
+                for schedule in await scheduler.get_schedules()
+            }
+            for schedule_id in take_up(policies, now):
+                store.fold(schedule_id, now)
         await scheduler.start_in_background()
         # Held back by the last run: its handlers start afresh in this one.
         for schedule in await scheduler.get_schedules():
@@ -796,6 +830,17 @@ class Bridge:
             urgent=not early,
             failed=partial(_fire_lost, job),
         )
+
+
+def _coalesce_of(schedule: apscheduler.Schedule) -> Coalesce:
+    """The schedule's own coalesce policy, as the store applies it to its fires."""
+    match schedule.metadata.get("coalesce", "all"):
+        case "latest":
+            return "latest"
+        case "earliest":
+            return "earliest"
+        case _:
+            return "all"
 
 
 def _fire_lost(job: Job, error: BaseException) -> None:

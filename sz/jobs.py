@@ -24,9 +24,10 @@ __all__ = [
 ]
 
 #: How one attempt of a job ended. ``missed`` and ``coalesced`` are fires that
-#: APScheduler skipped; ``abandoned`` a job lost for good with its handler;
-#: ``cancelled`` a fire taken ahead of its time whose schedule was paused or
-#: removed before it came due.
+#: their schedule's ``misfire_grace_time`` or ``coalesce`` skipped (also jobs
+#: taken up after a restart, on their interrupted attempt's row); ``abandoned``
+#: a job lost for good with its handler; ``cancelled`` a fire taken ahead of
+#: its time whose schedule was paused or removed before it came due.
 Outcome = Literal[
     "success",
     "failure",
@@ -79,11 +80,16 @@ Outcome = Literal[
 #: ``scheduler_stopped``        cancelled     the scheduler stopped before a fire
 #:                                            taken early came due
 #: ``misfire_grace_time``       missed        the fire came past its schedule's
-#:                                            misfire grace time
+#:                                            misfire grace time; or a job of it
+#:                                            taken up after a restart was past
+#:                                            it by then
 #: ``coalesce_latest``          coalesced     folded into the latest fire of its
-#:                                            round (``coalesce="latest"``)
+#:                                            round (``coalesce="latest"``); after
+#:                                            a restart the jobs taken up and the
+#:                                            fires due while down are one round
 #: ``coalesce_earliest``        coalesced     folded into the earliest fire of
-#:                                            its round (``coalesce="earliest"``)
+#:                                            its round (``coalesce="earliest"``),
+#:                                            also after a restart, as above
 #: ===========================  ============  ===================================
 Reason = Literal[
     "retry_after_failure",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import partial
@@ -64,13 +65,14 @@ from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, L
 from .handlers import HandlerActor, HandlerSpec
 from .health import HealthPolicy
 from .history import HistoryActor
-from .jobs import Attempt, HistoryQuery, Job, JobFuture, new_job_id
+from .jobs import Attempt, HistoryQuery, Job, JobFuture, Outcome, Reason, new_job_id
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .retry import next_attempt
 from .startup import import_handler_module
 from .storable import check_storable
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
+from .takeup import take_up_verdicts
 
 logger = logging.getLogger("sz.scheduler")
 
@@ -81,8 +83,11 @@ if TYPE_CHECKING:
     from apscheduler.abc import Trigger
 
     from .bridge import Schedule
+    from .takeup import SchedulePolicy, TakeUpVerdict
 
 __all__ = ["ScheduleZero", "check_startup"]
+
+logger = logging.getLogger("sz.scheduler")
 
 #: A handler's mailbox holds its concurrency's worth of jobs plus this many
 #: messages (health, queries, control).
@@ -417,9 +422,13 @@ class ScheduleZero:
                 )
             if self.broker_settings is not None:
                 await self._spawn_broker(system, state)
-            for unfinished in await self._backend.unfinished():
-                self._take_up(unfinished)
-            await self._bridge.start(stack, file=file, tasks=self._tasks)
+            unfinished = await self._backend.unfinished()
+            await self._bridge.start(
+                stack,
+                file=file,
+                tasks=self._tasks,
+                take_up=partial(self._take_up_all, unfinished) if unfinished else None,
+            )
             await self._add_config_schedules()
             self._stack = stack.pop_all()
 
@@ -752,13 +761,101 @@ class ScheduleZero:
             # scheduler stopped): it stays accepted and is taken up next start.
             return
 
-    def _take_up(self, unfinished: Unfinished) -> None:
+    def _take_up_all(
+        self,
+        unfinished: Sequence[Unfinished],
+        policies: Mapping[str, SchedulePolicy],
+        now: datetime,
+    ) -> list[str]:
+        """Take up the jobs the last run left unfinished, each schedule's as a round.
+
+        Called by the bridge before the schedule loop starts, with each
+        schedule's policy. A job of a schedule gets its verdict from
+        ``take_up_verdicts``: past the schedule's misfire grace it ends
+        ``missed``; coalesced into another job of the round (or into a fire
+        that came due while down) it ends ``coalesced``; else it is taken up
+        as a job of no schedule is (``_take_up``). A job of no schedule, or of
+        one removed since, is taken up as before.
+
+        Returns:
+            The schedules whose fires that came due while down are folded into
+            a job taken up and retried (an ``earliest`` schedule's).
+        """
+        rounds: dict[str, list[Unfinished]] = {}
+        for job in unfinished:
+            schedule_id = job.job.schedule_id
+            if schedule_id is None or schedule_id not in policies:
+                self._take_up(job)
+            else:
+                rounds.setdefault(schedule_id, []).append(job)
+        folds: list[str] = []
+        for schedule_id, jobs in rounds.items():
+            jobs.sort(key=lambda taken: taken.job.scheduled_at)
+            policy = policies[schedule_id]
+            verdicts = take_up_verdicts(
+                [taken.job.scheduled_at for taken in jobs], policy, now
+            )
+            counts: Counter[str] = Counter()
+            for taken, verdict in zip(jobs, verdicts, strict=True):
+                if verdict != "kept":
+                    self._skip_taken_up(taken, verdict, policy)
+                    counts[verdict] += 1
+                elif self._take_up(taken):
+                    counts["retried"] += 1
+                    if policy.coalesce == "earliest" and policy.fires_due:
+                        folds.append(schedule_id)
+                else:
+                    counts["abandoned"] += 1
+            if counts["missed"] or counts["coalesced"]:
+                logger.warning(
+                    "schedule %s: %d jobs taken up after restart: %s",
+                    schedule_id,
+                    len(jobs),
+                    ", ".join(
+                        f"{counts[what]} {what}"
+                        for what in ("missed", "coalesced", "retried", "abandoned")
+                        if counts[what]
+                    ),
+                )
+        return folds
+
+    def _skip_taken_up(
+        self, unfinished: Unfinished, verdict: TakeUpVerdict, policy: SchedulePolicy
+    ) -> None:
+        """End a job taken up without running it again: ``missed`` or ``coalesced``.
+
+        The final row is its interrupted attempt's, in place of ``abandoned``.
+        """
+        history = self._history
+        assert history is not None
+        reason: Reason = (
+            "misfire_grace_time"
+            if verdict == "missed"
+            else "coalesce_latest"
+            if policy.coalesce == "latest"
+            else "coalesce_earliest"
+        )
+        outcome: Outcome = "missed" if verdict == "missed" else "coalesced"
+        history.tell(
+            Attempt.of(
+                unfinished.job,
+                unfinished.attempts + 1,
+                outcome,
+                final=True,
+                reason=reason,
+            )
+        )
+
+    def _take_up(self, unfinished: Unfinished) -> bool:
         """A job the last run accepted and never finished: retry it or abandon it.
 
         Its interrupted attempt is recorded as ``abandoned``; the next one follows
         while the task's handlers allow that many attempts (their ``retries`` plus
         the retries of a job lost with its handler), as for a job whose handler
         died mid-job.
+
+        Returns:
+            True if it is retried, False if it ended ``abandoned``.
         """
         history = self._history
         assert history is not None
@@ -787,6 +884,7 @@ class ScheduleZero:
                     hold=True,
                 )
             )
+        return retry.attempt is not None
 
     async def run_now(
         self,

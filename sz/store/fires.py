@@ -9,6 +9,10 @@ past its start deadline (the schedule's misfire grace) is ``missed``.
 APScheduler computes the fires of one schedule one after another, then the next
 schedule's: the fires of a schedule are complete when a fire of another schedule
 arrives, or when the round ends (``release_schedules``).
+
+After a restart, a job of an ``earliest`` schedule taken up and run again is the
+earliest of its round: the fires that came due while the process was down are
+folded into it (``fold``), coalesced in the schedule's first round.
 """
 
 from __future__ import annotations
@@ -37,12 +41,29 @@ COALESCE_POLICIES = ("latest", "earliest", "all")
 class Fires:
     """Collects the fires of the schedule being processed, then passes verdicts."""
 
-    __slots__ = ("_fires", "_schedule", "sink")
+    __slots__ = ("_fires", "_folds", "_schedule", "sink")
 
     def __init__(self, sink: FireSink) -> None:
         self.sink = sink
         self._schedule: str | None = None
         self._fires: list[Job] = []
+        #: Per schedule, fires at or before this time (before jitter) are
+        #: ``coalesced`` in its next flush, whatever its policy; then it goes.
+        self._folds: dict[str, datetime] = {}
+
+    def fold(self, schedule_id: str, until: datetime) -> None:
+        """Coalesce the schedule's fires up to ``until`` in its next round.
+
+        For fires folded into a job taken up after a restart: those at or before
+        ``until`` (their time before jitter) are ``coalesced``; fires after it in
+        that round (taken ahead of their time) follow the schedule's policy.
+        Rounds after the next one are not affected.
+        """
+        self._folds[schedule_id] = until
+
+    def unfold(self, schedule_id: str) -> None:
+        """Forget the schedule's fold, if any (it was replaced or removed)."""
+        self._folds.pop(schedule_id, None)
 
     def add(self, job: Job) -> None:
         """A fire (or a job of no schedule, which is due at once)."""
@@ -60,6 +81,10 @@ class Fires:
         fires, self._fires, self._schedule = self._fires, [], None
         if not fires:
             return
+        if self._folds:
+            fires = self._fold(fires)
+            if not fires:
+                return
         policy = fires[0].metadata.get("coalesce", "all")
         if len(fires) == 1 or policy == "all":
             kept, skipped = fires, []
@@ -72,6 +97,20 @@ class Fires:
         now = datetime.now(UTC)
         for job in kept:
             self._emit(job, self._deadline_verdict(job, now))
+
+    def _fold(self, fires: list[Job]) -> list[Job]:
+        """Coalesce the fires folded into a job taken up; return the others."""
+        until = self._folds.pop(fires[0].schedule_id or "", None)
+        if until is None:
+            return fires
+        left: list[Job] = []
+        for job in fires:
+            fire = job.scheduled_fire_time
+            if fire is not None and fire - job.jitter <= until:
+                self._emit(job, "coalesced")
+            else:
+                left.append(job)
+        return left
 
     @staticmethod
     def _deadline_verdict(job: Job, now: datetime) -> Verdict:

@@ -15,6 +15,7 @@ release and takes the scheduler down).
 
 from __future__ import annotations
 
+import copy
 import pickle
 import time
 from bisect import bisect_left, insort
@@ -168,6 +169,35 @@ class ScheduleStore(DataStore):
             self._fires.flush()
         self._fires = Fires(sink) if sink is not None else None
 
+    def fold(self, schedule_id: str, until: datetime) -> None:
+        """Coalesce the schedule's fires up to ``until`` in its next round.
+
+        See ``Fires.fold``. Without a sink, fires are not judged: nothing to do.
+        """
+        if self._fires is not None:
+            self._fires.fold(schedule_id, until)
+
+    def fire_due(self, schedule_id: str, now: datetime) -> bool:
+        """Whether the schedule's next round takes a fire at or before ``now``.
+
+        True for a schedule not paused whose next fire not yet taken (a fire a
+        previous run took before it stopped is not taken again) is at or before
+        ``now``: a fire that came due while the process was down. Read before
+        the schedule loop starts.
+        """
+        schedule = self._schedules.get(schedule_id)
+        if schedule is None or schedule.paused:
+            return False
+        fire = schedule.next_fire_time
+        taken = self._taken.get(schedule_id)
+        if fire is not None and taken is not None and fire <= taken:
+            # The process stopped between taking a fire and storing the next:
+            # step a copy of the trigger past the fires taken.
+            trigger = copy.deepcopy(schedule.trigger)
+            while fire is not None and fire <= taken:
+                fire = trigger.next()
+        return fire is not None and fire <= now
+
     def __repr__(self) -> str:
         where = self.file.path if self.file is not None else self._path or "memory"
         return f"ScheduleStore({str(where)!r})"
@@ -271,6 +301,8 @@ class ScheduleStore(DataStore):
             self._unindex(old)
         self._schedules[schedule.id] = schedule
         self._taken.pop(schedule.id, None)  # a new schedule: its fires are new
+        if self._fires is not None:
+            self._fires.unfold(schedule.id)  # nor folded into a job taken up
         self._index(schedule)
         if self.file is not None:
             self._persist(schedule)
@@ -298,6 +330,8 @@ class ScheduleStore(DataStore):
             if schedule is not None:
                 self._unindex(schedule)
                 self._taken.pop(schedule_id, None)
+                if self._fires is not None:
+                    self._fires.unfold(schedule_id)
                 removed.append(schedule)
         if not removed:
             return

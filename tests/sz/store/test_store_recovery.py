@@ -44,8 +44,15 @@ if TYPE_CHECKING:
 SZ = [sys.executable, "-c", "from sz.cli import main; main()"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 DEMO_SCHEDULES = {"demo-echo", "demo-log", "demo-fail"}
-#: What the restart records for a job it found accepted and unfinished.
-TAKEN_UP = {"retry_after_restart": False, "interrupted_by_restart": True}
+#: What the restart records for a job it found accepted and unfinished: the
+#: outcome of its interrupted attempt and whether that row is final, by reason.
+#: A job of a schedule may also be coalesced into another job or fire of its
+#: round (the demo schedules coalesce ``latest``).
+TAKEN_UP = {
+    "retry_after_restart": ("abandoned", False),
+    "interrupted_by_restart": ("abandoned", True),
+    "coalesce_latest": ("coalesced", True),
+}
 #: Seconds any one wait may take before the test fails (far above what it needs).
 PATIENCE = 20.0
 
@@ -341,10 +348,12 @@ def taken_up(left: Snapshot) -> Callable[[Snapshot], bool]:
     """Whether a later read shows every job ``left`` held taken up after a restart.
 
     Its interrupted attempt (one past the rows it had) is ``abandoned``: final
-    with ``interrupted_by_restart``, else ``retry_after_restart``.
+    with ``interrupted_by_restart``, else ``retry_after_restart``; or, for a job
+    of a schedule, finally ``coalesced`` into another of its round.
     """
 
     def holds(now: Snapshot) -> bool:
+        retried: dict[str | None, list[Row]] = defaultdict(list)
         for job_id in left.jobs:
             attempt = len(left.rows_of(job_id)) + 1
             row = next(
@@ -353,10 +362,16 @@ def taken_up(left: Snapshot) -> Callable[[Snapshot], bool]:
             )
             if row is None:
                 return False
-            assert row.outcome == "abandoned", row
             assert row.reason in TAKEN_UP, row
-            assert row.final is TAKEN_UP[row.reason], row
+            assert (row.outcome, row.final) == TAKEN_UP[row.reason], row
+            assert row.schedule_id is not None or row.outcome == "abandoned", row
             assert row.handler is None, row
+            if row.reason == "retry_after_restart":
+                retried[row.schedule_id].append(row)
+        # Each demo schedule coalesces "latest": at most one job of its round
+        # taken up runs again.
+        for schedule_id, rows in retried.items():
+            assert schedule_id is None or len(rows) == 1, rows
         return True
 
     return holds
