@@ -15,6 +15,7 @@ from .errors import (
     ConfigError as ConfigError,
     ConnectionLost as ConnectionLost,
     JobFailed as JobFailed,
+    JobTimeout as JobTimeout,
     NoHealthyHandler as NoHealthyHandler,
     Overloaded as Overloaded,
     RemoteError as RemoteError,
@@ -23,10 +24,13 @@ from .errors import (
     UnknownTask as UnknownTask,
 )
 from .governors import GovernorStatus as GovernorStatus
+from .handles import JobHandle as JobHandle
 from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
 from .jobs import (
     Attempt as Attempt,
     Job as Job,
+    JobState as JobState,
+    JobStatus as JobStatus,
     Outcome as Outcome,
     Reason as Reason,
 )
@@ -51,6 +55,10 @@ __all__ = [
     "HealthPolicy",
     "Job",
     "JobFailed",
+    "JobHandle",
+    "JobState",
+    "JobStatus",
+    "JobTimeout",
     "NoHealthyHandler",
     "Outcome",
     "Overloaded",

@@ -155,6 +155,10 @@ def _one_of(
 
 _flag = _rule("true or false", lambda v: isinstance(v, bool))
 _positive_number = _rule("a number > 0", lambda v: _is_number(v) and v > 0)
+_result_bytes = _rule(
+    "a number of bytes from 0 to 16777216",
+    lambda v: _is_int(v) and 0 <= v <= 16 * 2**20,
+)
 _drain_seconds = _rule(
     "a number of seconds from 0 to 3600",
     lambda v: _is_number(v) and 0 <= v <= MAX_DRAIN_SECONDS,
@@ -550,11 +554,16 @@ class StoreConfig:
         url: A database URL such as ``"sqlite:///schedulezero.db"``, or ``None``
             (the default, also written ``store: memory``) to keep everything in
             memory and lose it at exit.
+        max_result_bytes: The largest result (pickled) a durable store keeps
+            with a job's final row, for ``JobHandle.result()`` after a restart;
+            a larger one is dropped with a note in the row. 65,536 by default;
+            0 keeps none; at most 16 MiB.
     """
 
     url: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(_database_url)
     )
+    max_result_bytes: int = attrs.field(default=64 * 1024, validator=_result_bytes)
 
 
 @attrs.frozen(kw_only=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -19,9 +19,20 @@ from actors import Actor, ActorRef, Terminated, Timer, lowlevel
 
 from .errors import Overloaded, SzError
 from .governors import Governor, GovernorStatus, TokenBucket
-from .handlers import Execute, Finished
+from .handlers import CancelJob, Execute, Finished
 from .health import HandlerHealth, HealthPolicy, HealthTracker
-from .jobs import Attempt, Job, JobFuture, Outcome, Reason, describe_error
+from .history import WithResult
+from .jobs import (
+    Attempt,
+    Job,
+    JobFuture,
+    JobState,
+    JobStatus,
+    Outcome,
+    Reason,
+    describe_arguments,
+    describe_error,
+)
 from .retry import (
     # Re-exported: where its readers have always found it.
     LOST_JOB_RETRIES as LOST_JOB_RETRIES,
@@ -30,12 +41,15 @@ from .retry import (
 from .routing import HandlerPicker
 
 __all__ = [
+    "Attach",
+    "Cancel",
     "DispatcherActor",
     "DispatcherState",
     "Drain",
     "GovernorsQuery",
     "HandlerStatus",
     "HandlersQuery",
+    "JobsQuery",
     "Register",
     "RunningJob",
     "Submit",
@@ -109,6 +123,42 @@ class Submit:
 @attrs.frozen(kw_only=True)
 class HandlersQuery:
     """Ask for every handler's status."""
+
+
+@attrs.frozen(kw_only=True)
+class JobsQuery:
+    """Ask where live jobs stand: ``JobStatus``es, held, waiting, then running.
+
+    ``state`` keeps only those in it; ``job_id`` only that job (an empty list
+    if it is not live here: ended, in transit, or unknown).
+    """
+
+    state: JobState | None = None
+    job_id: str | None = None
+
+
+@attrs.frozen
+class Attach:
+    """Ask for the future of a live job, to wait on its end.
+
+    The answer is the future it has already (a ``submit``'s), or ``future``,
+    now attached; None if the job is not live here.
+    """
+
+    job_id: str
+    future: JobFuture
+
+
+@attrs.frozen
+class Cancel:
+    """Cancel a live job. The answer is True if it was, False if not live here.
+
+    Held or waiting, it ends at once. Running, its final row is written now and
+    its result, when it comes, is dropped; the handler is told (``CancelJob``),
+    and a local async handler cancels the call.
+    """
+
+    job_id: str
 
 
 @attrs.frozen(kw_only=True)
@@ -277,9 +327,13 @@ class _InFlight:
     attempt: int
     future: JobFuture | None
     handler: str
+    #: When it was sent (the dispatcher's clock).
+    sent: float = 0.0
     #: Seconds it waited for a governor, and why (None: it did not).
     waited: float | None = None
     limited: Reason | None = None
+    #: Cancelled while it ran: its row is written; its report frees the slot.
+    cancelled: bool = False
 
 
 @attrs.define
@@ -385,6 +439,12 @@ class DispatcherActor(Actor):
             self._unregister(message)
         elif isinstance(message, HandlersQuery):
             return self._statuses()
+        elif isinstance(message, JobsQuery):
+            return self._job_statuses(message)
+        elif isinstance(message, Attach):
+            return self._attach(message)
+        elif isinstance(message, Cancel):
+            return self._cancel(message.job_id)
         elif isinstance(message, GovernorsQuery):
             return self._governor_statuses()
         else:
@@ -491,6 +551,145 @@ class DispatcherActor(Actor):
         if state.on_quiet is not None and not state.in_flight:
             quiet, state.on_quiet = state.on_quiet, None
             quiet()
+
+    # ------------------------------------------------------------------ jobs
+
+    def _find(self, job_id: str) -> _Pending | _InFlight | Submit | None:
+        """The live job ``job_id``: running, waiting or held (None if not live)."""
+        state = self.state
+        entry = state.in_flight.get(job_id)
+        if entry is not None:
+            return None if entry.cancelled else entry
+        task = state.waiting_task.get(job_id)
+        if task is not None:
+            for pending in state.waiting.get(task, ()):
+                if pending.job.id == job_id:
+                    return pending
+        for _, _, submit in state.held:
+            if submit.job.id == job_id:
+                return submit
+        return None
+
+    def _attach(self, message: Attach) -> JobFuture | None:
+        found = self._find(message.job_id)
+        if found is None:
+            return None
+        if found.future is None:
+            found.future = message.future
+        return found.future
+
+    def _job_statuses(self, query: JobsQuery) -> list[JobStatus]:
+        state, now = self.state, self._clock()
+        wall = _now()
+
+        def at(moment: float) -> datetime:
+            return wall - timedelta(seconds=max(0.0, now - moment))
+
+        found: list[JobStatus] = []
+        wanted = query.state
+        if query.job_id is not None:
+            entry = self._find(query.job_id)
+            items: list[_Pending | _InFlight | Submit] = (
+                [] if entry is None else [entry]
+            )
+        else:
+            items = []
+            if wanted in (None, "held"):
+                items += [submit for _, _, submit in sorted(state.held)]
+            if wanted in (None, "waiting"):
+                items += [p for queue in state.waiting.values() for p in queue]
+            if wanted in (None, "running"):
+                items += [e for e in state.in_flight.values() if not e.cancelled]
+        for item in items:
+            job = item.job
+            common: dict[str, Any] = {
+                "id": job.id,
+                "task": job.task,
+                "attempt": item.attempt,
+                "schedule_id": job.schedule_id,
+                "scheduled_at": job.scheduled_at,
+            }
+            if isinstance(item, _InFlight):
+                found.append(
+                    JobStatus(
+                        state="running",
+                        handler=item.handler,
+                        since=at(item.sent),
+                        **common,
+                    )
+                )
+            elif isinstance(item, _Pending):
+                found.append(
+                    JobStatus(
+                        state="waiting",
+                        since=at(item.since),
+                        why=self._why_waiting(item, now),
+                        **common,
+                    )
+                )
+            else:
+                found.append(
+                    JobStatus(
+                        state="held", since=job.scheduled_at, why="due_later", **common
+                    )
+                )
+        return found
+
+    def _why_waiting(self, pending: _Pending, now: float) -> str:
+        if self.state.draining:
+            return "stopping"
+        if pending.limited is not None:
+            return pending.limited
+        if not self._has_healthy_handler(pending.job.task, now):
+            return "no_healthy_handler"
+        return "handlers_busy"
+
+    def _cancel(self, job_id: str) -> bool:
+        """End a live job as ``cancelled`` (``cancel_requested``)."""
+        state = self.state
+        found = self._find(job_id)
+        if found is None:
+            return False
+        if isinstance(found, _InFlight):
+            found.cancelled = True
+            now = self._clock()
+            handler = state.handlers.get(found.handler)
+            started = _now() - timedelta(seconds=max(0.0, now - found.sent))
+            self.history.tell(
+                Attempt.of(
+                    found.job,
+                    found.attempt,
+                    "cancelled",
+                    final=True,
+                    reason="cancel_requested",
+                    handler=found.handler,
+                    started_at=started,
+                    duration=now - found.sent,
+                )
+            )
+            self._resolve_failed(found.future, "cancelled", None)
+            if handler is not None:
+                handler.ref.tell(CancelJob(job_id))
+            return True
+        if isinstance(found, _Pending):
+            task = state.waiting_task.pop(job_id)
+            queue = state.waiting[task]
+            queue.remove(found)
+            if not queue:
+                del state.waiting[task]
+            if found.job.affinity is not None:
+                state.keyed[task] = max(0, state.keyed.get(task, 0) - 1)
+        else:
+            state.held = [item for item in state.held if item[2] is not found]
+            heapq.heapify(state.held)
+        self._end(
+            found.job,
+            found.attempt,
+            found.future,
+            "cancelled",
+            reason="cancel_requested",
+        )
+        return True
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -794,7 +993,7 @@ class DispatcherActor(Actor):
             governor.take(job.task, handler.name, now)
         handler.active += 1
         handler.tracker.record_start(now)
-        entry = _InFlight(job, attempt, future, handler.name)
+        entry = _InFlight(job, attempt, future, handler.name, now)
         if pending is not None and pending.limited is not None:
             entry.waited = now - pending.since
             entry.limited = pending.limited
@@ -912,6 +1111,12 @@ class DispatcherActor(Actor):
         if self.state.on_quiet is not None:
             self._check_quiet()
         handler = self.state.handlers.get(message.handler)
+        if entry.cancelled:
+            # Its row was written when it was cancelled: free the slot only.
+            if handler is not None:
+                handler.active = max(0, handler.active - 1)
+            self._drain(job.task)
+            return
         now = self._clock()
         retries = 0
         if handler is not None:
@@ -989,24 +1194,28 @@ class DispatcherActor(Actor):
         # Once per attempt: the row is built positionally, not through
         # ``Attempt.of``'s keywords (STYLE rule 4's exception).
         job, error = message.job, message.error
-        self.history.tell(
-            Attempt(
-                job.id,
-                job.schedule_id,
-                job.task,
-                message.handler,
-                job.scheduled_at,
-                message.started_at,
-                message.finished_at,
-                message.duration,
-                outcome,
-                describe_error(error) if error is not None else None,
-                message.attempt,
-                final,
-                reason or entry.limited,
-                entry.waited,
-            )
+        row = Attempt(
+            job.id,
+            job.schedule_id,
+            job.task,
+            message.handler,
+            job.scheduled_at,
+            message.started_at,
+            message.finished_at,
+            message.duration,
+            outcome,
+            describe_error(error) if error is not None else None,
+            message.attempt,
+            final,
+            reason or entry.limited,
+            entry.waited,
+            # Once per job, with its end.
+            describe_arguments(job.args, job.kwargs) if final else None,
         )
+        if final and outcome == "success" and self.state.durable:
+            self.history.tell(WithResult(row, message.value))
+        else:
+            self.history.tell(row)
 
     def _end(
         self,

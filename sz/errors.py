@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "ConnectionLost",
     "JobFailed",
+    "JobTimeout",
     "NoHealthyHandler",
     "Overloaded",
     "RemoteError",
@@ -50,6 +51,22 @@ class JobFailed(SzError):
 
 class NoHealthyHandler(JobFailed):
     """No healthy handler served the job's task before its deadline."""
+
+
+class JobTimeout(SzError, TimeoutError):
+    """The wait for a job's end ran out; the job itself goes on.
+
+    Raised by ``run_now(timeout=)`` and ``JobHandle.result(timeout=)``. The job
+    is neither cancelled nor forgotten: ``job_id`` names it, and
+    ``sz.job(job_id)`` gives a handle to wait on it again or cancel it.
+
+    Attributes:
+        job_id: The job waited on.
+    """
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 class Overloaded(SzError):

@@ -115,6 +115,17 @@ class Execute:
     reply_to: ActorRef
 
 
+@attrs.frozen
+class CancelJob:
+    """Dispatcher to handler: the job was cancelled; stop its call if it can.
+
+    An async function's call is cancelled; a sync one runs on in its thread
+    (Python cannot stop a thread) and its result is dropped.
+    """
+
+    job_id: str
+
+
 # One per attempt on the hot path: slotted, positional and mutable (STYLE rule
 # 4's exception), hence the fields with defaults last; internal to sz.
 @attrs.define
@@ -184,8 +195,25 @@ class HandlerActor(Actor):
         """Queue each ``Execute`` for a worker task."""
         if isinstance(message, Execute):
             self.jobs.put(message)
+        elif isinstance(message, CancelJob):
+            self._cancel(message.job_id)
         else:
             await super().receive(message)
+
+    def _cancel(self, job_id: str) -> None:
+        """A queued order never starts; an async call is cancelled.
+
+        A sync call runs on in its thread: the dispatcher drops its result.
+        Either way the dispatcher hears ``Finished``, which frees the slot.
+        """
+
+        def matches(order: Execute) -> bool:
+            return order.job.id == job_id
+
+        for order in self.jobs.take_out(matches):
+            order.reply_to.tell(Finished.lost(order.job, order.attempt, self.name))
+        if self.is_async:
+            self.jobs.cancel(matches)
 
     async def on_stop(self) -> None:
         """Report the jobs no worker got to as lost."""

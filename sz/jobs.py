@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import reprlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,8 +17,11 @@ __all__ = [
     "HistoryQuery",
     "Job",
     "JobFuture",
+    "JobState",
+    "JobStatus",
     "Outcome",
     "Reason",
+    "describe_arguments",
     "describe_error",
     "history_order",
     "must_propagate",
@@ -79,6 +83,8 @@ Outcome = Literal[
 #:                                            fire taken early came due
 #: ``scheduler_stopped``        cancelled     the scheduler stopped before a fire
 #:                                            taken early came due
+#: ``cancel_requested``         cancelled     ``JobHandle.cancel()`` ended it
+#:                                            (held, waiting or running)
 #: ``misfire_grace_time``       missed        the fire came past its schedule's
 #:                                            misfire grace time; or a job of it
 #:                                            taken up after a restart was past
@@ -106,6 +112,7 @@ Reason = Literal[
     "schedule_removed",
     "schedule_paused",
     "scheduler_stopped",
+    "cancel_requested",
     "misfire_grace_time",
     "coalesce_latest",
     "coalesce_earliest",
@@ -139,6 +146,56 @@ def describe_error(error: BaseException) -> str:
         # raises is never the runtime's cancellation.
         kind = type(error).__qualname__
         return f"<{kind}: unprintable (repr raised {type(exc).__qualname__})>"
+
+
+#: The longest text ``describe_arguments`` gives, in characters.
+MAX_ARGUMENTS_TEXT = 1000
+
+# Bounded at every level, so that a huge argument costs little to describe.
+_ARGUMENTS_REPR = reprlib.Repr()
+_ARGUMENTS_REPR.maxlevel = 4
+_ARGUMENTS_REPR.maxtuple = _ARGUMENTS_REPR.maxlist = _ARGUMENTS_REPR.maxdict = 20
+_ARGUMENTS_REPR.maxset = _ARGUMENTS_REPR.maxfrozenset = 20
+_ARGUMENTS_REPR.maxstring = _ARGUMENTS_REPR.maxother = 200
+_ARGUMENTS_REPR.maxlong = 100
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether every argument is a scalar with a short repr (strings <= 200)."""
+    if len(args) + len(kwargs) > 20:
+        return False
+    for value in (*args, *kwargs.values()):
+        kind = type(value)
+        if kind not in _SCALARS or (kind is str and len(value) > 200):
+            return False
+        if kind is int and not -(10**50) < value < 10**50:
+            return False
+    return True
+
+
+def describe_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+    """The text of a job's arguments in its history rows; None if it has none.
+
+    ``args, {kwargs}`` as their ``repr``, each part bounded (long strings and
+    lists are elided with ``...``) and the whole at most ``MAX_ARGUMENTS_TEXT``
+    characters. An argument whose ``repr`` raises is a placeholder. Never raises.
+    """
+    if not args and not kwargs:
+        return None
+    if _plain(args, kwargs):
+        # The common case, a few short scalars: their own repr is bounded.
+        text = f"{args!r}, {dict(kwargs)!r}"
+    else:
+        try:
+            text = f"{_ARGUMENTS_REPR.repr(args)}, {_ARGUMENTS_REPR.repr(dict(kwargs))}"
+        except Exception:
+            text = "<arguments whose repr raised>"
+    if len(text) > MAX_ARGUMENTS_TEXT:
+        text = text[: MAX_ARGUMENTS_TEXT - 3] + "..."
+    return text
 
 
 def must_propagate(error: BaseException) -> bool:
@@ -213,6 +270,12 @@ class Attempt:
             ``concurrency_limited``): one of ``Reason``, or None.
         waited: Seconds a governor held this attempt back before it started, or
             None if none did.
+        arguments: What the job was called with, as text (``describe_arguments``,
+            bounded), or None if it had no arguments.
+        note: What else the row must say: a result that was not kept (too large
+            for ``store.max_result_bytes``, or not picklable), or None.
+        traceback: The failure's formatted traceback (bounded, the innermost
+            frames kept), or None.
     """
 
     job_id: str
@@ -229,6 +292,9 @@ class Attempt:
     final: bool
     reason: Reason | None = None
     waited: float | None = None
+    arguments: str | None = None
+    note: str | None = None
+    traceback: str | None = None
 
     @classmethod
     def of(
@@ -266,13 +332,16 @@ class Attempt:
             final,
             reason,
             waited,
+            describe_arguments(job.args, job.kwargs) if final else None,
         )
 
 
 class JobFuture:
     """The final result of one job, for whoever waits on it (``run_now``)."""
 
-    __slots__ = ("_done", "error", "outcome", "value")
+    # A weak reference: the scheduler finds the future of a job submitted with
+    # a caller's id while anything (a handle, the dispatcher) still holds it.
+    __slots__ = ("__weakref__", "_done", "error", "outcome", "value")
 
     def __init__(self, new_event: Callable[[], anyio.Event] = anyio.Event) -> None:
         self._done = new_event()
@@ -297,6 +366,11 @@ class JobFuture:
             self.error = error
             self._done.set()
 
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended (or was never accepted)."""
+        return self._done.is_set()
+
     def wait(self) -> Awaitable[None]:
         """Wait until the job has ended (await it). A checkpoint.
 
@@ -304,6 +378,48 @@ class JobFuture:
         resume for every job a caller waits on.
         """
         return self._done.wait()
+
+
+#: Where a job stands. ``held``: taken ahead of its due time, held until then;
+#: ``waiting``: for a handler with room, a healthy one, or a governor;
+#: ``running``: on a handler now; ``ended``: its final row is written;
+#: ``unknown``: no such job here (never accepted, or its rows pruned).
+JobState = Literal["held", "waiting", "running", "ended", "unknown"]
+
+
+@attrs.frozen(kw_only=True)
+class JobStatus:
+    """Where one job stands now: ``sz.jobs()`` and ``JobHandle.status()``.
+
+    Attributes:
+        id: The job.
+        task: Its task (empty when ``unknown``).
+        state: See ``JobState``.
+        attempt: The attempt held, waiting or running; the last one when
+            ended; None when unknown.
+        schedule_id: The schedule that fired it, or None.
+        scheduled_at: When it was due, or None when unknown.
+        handler: Running: the handler running it; ended: the one that ran its
+            last attempt (None if none did).
+        since: Held: when it comes due; waiting: since when it waits; running:
+            since when this attempt runs; ended: when it ended.
+        why: Waiting: ``rate_limited`` or ``concurrency_limited`` (a governor),
+            ``no_healthy_handler``, ``handlers_busy`` (every healthy handler at
+            its concurrency), ``stopping`` (the scheduler drains); held:
+            ``due_later``. None otherwise.
+        outcome: Ended: the final outcome.
+    """
+
+    id: str
+    task: str
+    state: JobState
+    attempt: int | None = None
+    schedule_id: str | None = None
+    scheduled_at: datetime | None = None
+    handler: str | None = None
+    since: datetime | None = None
+    why: str | None = None
+    outcome: Outcome | None = None
 
 
 def history_order(row: Attempt) -> tuple[datetime, str, int]:

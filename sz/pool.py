@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+import anyio
+
 from actors import lowlevel
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-
-    import anyio
 
     from actors import Actor
 
@@ -59,6 +59,8 @@ class JobTasks(Generic[Order]):
         self._idle: list[anyio.Event] = []
         #: A task is woken (or started) and has not taken an order yet.
         self._waking = False
+        #: Each task's cancel scope and the order it runs now (None: idle).
+        self._runs: list[_Run[Order]] = []
 
     def put(self, order: Order) -> None:
         """Queue ``order``; a task takes it as soon as one is free."""
@@ -75,7 +77,41 @@ class JobTasks(Generic[Order]):
             self._tasks += 1
             self.actor.start_task(self._work, name=self.name)
 
+    def take_out(self, matches: Callable[[Order], bool]) -> list[Order]:
+        """Remove the queued orders that ``matches`` says; return them."""
+        taken = [order for order in self.orders if matches(order)]
+        for order in taken:
+            self.orders.remove(order)
+        return taken
+
+    def cancel(self, matches: Callable[[Order], bool]) -> int:
+        """Cancel the runs of the running orders that ``matches`` says.
+
+        Each ends as its ``run`` sees the cancellation; its task ends with it,
+        and another takes the queued orders. Returns how many were cancelled.
+        """
+        cancelled = 0
+        for work in self._runs:
+            if work.order is not None and matches(work.order):
+                work.scope.cancel()
+                cancelled += 1
+        return cancelled
+
     async def _work(self) -> None:
+        # One cancel scope per task, not per order (a scope costs microseconds):
+        # cancelling an order's run ends its task, and another task goes on.
+        work: _Run[Order] = _Run(anyio.CancelScope())
+        self._runs.append(work)
+        try:
+            with work.scope:
+                await self._take_orders(work)
+        finally:
+            self._runs.remove(work)
+            self._tasks -= 1
+            if work.scope.cancel_called and self.orders and not self._waking:
+                self._wake()
+
+    async def _take_orders(self, work: _Run[Order]) -> None:
         orders, run = self.orders, self.run
         while True:
             self._waking = False
@@ -84,12 +120,24 @@ class JobTasks(Generic[Order]):
                 if orders and not self._waking:
                     self._wake()
                 self.running += 1
+                work.order = order
                 try:
                     await run(order)
                 finally:
+                    work.order = None
                     self.running -= 1
                     if not self.running and not orders and self.on_quiet is not None:
                         self.on_quiet()
             wake = self._new_event()
             self._idle.append(wake)
             await wake.wait()
+
+
+class _Run(Generic[Order]):
+    """One task of a ``JobTasks``: its cancel scope, and the order it runs."""
+
+    __slots__ = ("order", "scope")
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.order: Order | None = None

@@ -49,13 +49,13 @@ from .dispatcher import (
     GovernorsQuery,
     HandlersQuery,
     HandlerStatus,
+    JobsQuery,
     Register,
     RunningJob,
     Submit,
 )
 from .errors import (
-    JobFailed,
-    NoHealthyHandler,
+    JobTimeout,
     Overloaded,
     SzError,
     UnknownTask,
@@ -63,9 +63,20 @@ from .errors import (
 )
 from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
 from .handlers import HandlerActor, HandlerSpec
+from .handles import JobDesk, JobHandle, check_job_id, settle
 from .health import HealthPolicy
 from .history import HistoryActor
-from .jobs import Attempt, HistoryQuery, Job, JobFuture, Outcome, Reason, new_job_id
+from .jobs import (
+    Attempt,
+    HistoryQuery,
+    Job,
+    JobFuture,
+    JobState,
+    JobStatus,
+    Outcome,
+    Reason,
+    new_job_id,
+)
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .retry import next_attempt
 from .startup import import_handler_module
@@ -181,6 +192,8 @@ class ScheduleZero:
         self._state: DispatcherState | None = None
         #: Set by ``drain``: no new job is taken until the next start.
         self._draining = False
+        #: Answers for job ids: handles, keyed submits, cancels in transit.
+        self._desk = JobDesk()
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -354,7 +367,7 @@ class ScheduleZero:
                 file.on_lost = self._on_store_lost
                 await file.open()
                 stack.push_async_callback(file.close)
-                self._backend = FileHistory(file)
+                self._backend = FileHistory(file, self.config.store.max_result_bytes)
                 logger.info("store: sqlite:///%s", self.store_path.absolute())
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS)
@@ -363,6 +376,7 @@ class ScheduleZero:
             self._system = system
             self._bridge.attach(system, self._backend)
             self._new_event = lowlevel.event_factory(system)
+            stack.callback(self._desk.close)
             self._history = await system.spawn(
                 HistoryActor,
                 self._backend,
@@ -388,6 +402,7 @@ class ScheduleZero:
                 restart="permanent",
                 capacity=100_000,
             )
+            self._desk.open(self._dispatcher, self._backend, self._new_event)
             # On the way out, after APScheduler stops (it is entered later) and
             # before the actors do: fires taken early get their final row now.
             stack.push_async_callback(_stopping, self._dispatcher)
@@ -741,6 +756,22 @@ class ScheduleZero:
         dispatcher, history = self._dispatcher, self._history
         if dispatcher is None or history is None:
             return  # stopping: the job stays accepted and is taken up next start
+        cancelled = self._desk.cancel_on_arrival
+        if cancelled and submit.job.id in cancelled:
+            # Cancelled between its acceptance and now: it never runs.
+            cancelled.discard(submit.job.id)
+            history.tell(
+                Attempt.of(
+                    submit.job,
+                    submit.attempt,
+                    "cancelled",
+                    final=True,
+                    reason="cancel_requested",
+                )
+            )
+            if submit.future is not None:
+                submit.future.resolve("cancelled", None, None)
+            return
         try:
             dispatcher.tell(submit)
         except MailboxFull:
@@ -886,6 +917,104 @@ class ScheduleZero:
             )
         return retry.attempt is not None
 
+    async def submit(
+        self,
+        task_id: str,
+        *,
+        args: Sequence[Any] | Mapping[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
+        affinity: str | None = None,
+        wait: float | None = None,
+    ) -> JobHandle:
+        """Accept one job now and return its handle at once, without waiting for it.
+
+        ``await handle.result()`` waits for its end; ``handle.status()`` says
+        where it stands; ``handle.cancel()`` cancels it.
+
+        ``job_id`` is an idempotency key: if a job of that id was accepted
+        already (live, or ended within the history's retention,
+        ``reporting.metrics.retention_days``; on the SQLite store, before a
+        restart too), no new job is made and the handle is the first job's,
+        whatever the task and arguments given now. Without it, a fresh id.
+
+        Args:
+            task_id: The task to run.
+            args: Positional arguments (a sequence) or keyword arguments (a
+                mapping).
+            kwargs: Keyword arguments.
+            job_id: The job's id, chosen by the caller (at most 200 characters).
+            affinity: Jobs with the same key stick to one handler while it is
+                healthy.
+            wait: Seconds the job may wait for a healthy handler before it ends
+                ``no_healthy_handler`` (the handlers' default if None).
+
+        Raises:
+            UnknownTask: No handler serves ``task_id``.
+            Overloaded: Too many jobs wait already (``retry_after`` says when).
+            StoreError: The store could not record the job as accepted.
+            SzError: Bad arguments (as ``run_now``), a bad ``job_id``, or the
+                scheduler is not running or drains.
+        """
+        desk = self._desk
+        if job_id is None:
+            job, future = self._accept(task_id, args, kwargs, affinity, wait)
+            await anyio.lowlevel.checkpoint()
+            return JobHandle(desk, job.id, future)
+        check_job_id(job_id)
+        # One decision per id at a time: a second submit of it waits for the
+        # first to find the id known, or to accept its job.
+        while (deciding := desk.deciding.get(job_id)) is not None:
+            await deciding.wait()
+        known = desk.keyed.get(job_id)
+        if known is not None:
+            return JobHandle(desk, job_id, known)
+        decided = self._new_event()
+        desk.deciding[job_id] = decided
+        try:
+            if await desk.known(job_id):
+                return JobHandle(desk, job_id)
+            job, future = self._accept(
+                task_id, args, kwargs, affinity, wait, job_id=job_id
+            )
+            desk.keyed[job_id] = future
+            return JobHandle(desk, job_id, future)
+        finally:
+            del desk.deciding[job_id]
+            decided.set()
+
+    def job(self, job_id: str) -> JobHandle:
+        """A handle for the job ``job_id``: of this run, or of an earlier one.
+
+        Its ``result()`` works for a job that ended before a restart on the
+        SQLite store (within ``store.max_result_bytes``), and for any job
+        while a handle from its ``submit`` is held.
+
+        Raises:
+            SzError: ``job_id`` is not a job id (a non-empty string).
+        """
+        check_job_id(job_id)
+        return JobHandle(self._desk, job_id, self._desk.keyed.get(job_id))
+
+    async def jobs(self, state: JobState | None = None) -> list[JobStatus]:
+        """The live jobs, or only those in ``state``.
+
+        Held until due, waiting (and why), running (where, since when, which
+        attempt): see ``JobStatus``.
+
+        Raises:
+            SzError: The scheduler is not running, or ``state`` is not
+                ``held``, ``waiting`` or ``running``.
+        """
+        if state not in (None, "held", "waiting", "running"):
+            raise SzError(
+                f"state must be 'held', 'waiting' or 'running', got {state!r}"
+            )
+        if self._dispatcher is None:
+            raise SzError("the scheduler is not running")
+        statuses: list[JobStatus] = await self._dispatcher.ask(JobsQuery(state=state))
+        return statuses
+
     async def run_now(
         self,
         task_id: str,
@@ -897,14 +1026,16 @@ class ScheduleZero:
     ) -> Any:
         """Run one job now, through the dispatcher and the history; return its result.
 
-        ``timeout`` bounds how long this call waits (and how long the job may wait
-        for a healthy handler); the handler's own ``timeout`` bounds each attempt.
+        ``submit`` and ``result`` in one call. ``timeout`` bounds how long this
+        call waits (and how long the job may wait for a healthy handler); the
+        handler's own ``timeout`` bounds each attempt.
 
         Raises:
             UnknownTask: No handler serves ``task_id``.
             JobFailed: The job ended without success (``__cause__`` is the handler's
                 exception); ``NoHealthyHandler`` if no healthy handler took it.
-            TimeoutError: ``timeout`` passed first (the job itself goes on).
+            JobTimeout: ``timeout`` passed first; the job itself goes on
+                (``job_id`` names it). A ``TimeoutError`` too.
             Overloaded: Too many jobs wait already (``retry_after`` says when to
                 try again): refused before the job was accepted, or by the
                 dispatcher after (``job_id`` names it; its history row says
@@ -915,7 +1046,48 @@ class ScheduleZero:
             SzError: Arguments that do not bind to the signature of a local
                 handler of the task, or an argument the store cannot keep
                 (``args[1]``, ``kwargs['lock']``: arguments must be picklable, on
-                every store); no job is made.
+                every store); no job is made. Or the scheduler stopped before
+                the job ended.
+        """
+        job, future = self._accept(task_id, args, kwargs, affinity, timeout)
+        # A second's grace past the job's own wait, for the dispatcher's verdict
+        # (no_healthy_handler) to arrive before the caller's deadline.
+        if timeout is None:
+            await future.wait()
+        else:
+            with anyio.move_on_after(timeout + 1.0):
+                await future.wait()
+            if not future.done:
+                raise JobTimeout(
+                    f"job {job.id} of task {task_id!r} did not end within "
+                    f"{timeout:g} s; it goes on: sz.job({job.id!r}) waits on it "
+                    "again or cancels it",
+                    job_id=job.id,
+                )
+        if future.outcome == "success":
+            return future.value
+        if future.outcome == "rejected":
+            # Refused for load after the check let it in (a burst of callers
+            # checks before any of them reaches the dispatcher).
+            raise self._refused(job, future.error)
+        return settle(job.id, task_id, future)
+
+    def _accept(
+        self,
+        task_id: str,
+        args: Sequence[Any] | Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        affinity: str | None,
+        wait: float | None,
+        job_id: str | None = None,
+    ) -> tuple[Job, JobFuture]:
+        """Check a job, and hand it to the store to accept; its future.
+
+        The dispatcher gets it once the store has it (at once on memory).
+
+        Raises:
+            As ``submit``; a ``StoreError`` of the accept itself reaches the
+            future instead.
         """
         if task_id not in self._tasks:
             self._check_task(task_id)
@@ -942,43 +1114,19 @@ class ScheduleZero:
         job = Job(
             task_id,
             datetime.now(UTC),
-            new_job_id(),
+            job_id or new_job_id(),
             positional,
             keywords,
             None,
             affinity,
-            timeout if timeout is not None else self._default_wait(task_id),
+            wait if wait is not None else self._default_wait(task_id),
         )
-        # A store that cannot write (disk full) fails the call at once: the job
-        # was never accepted, so nobody would ever resolve its future.
+        # A store that cannot write (disk full) fails the future at once: the
+        # job was never accepted, so nobody would ever resolve it otherwise.
         self._backend.accept(
             job, partial(self._submit, Submit(job, future)), failed=future.fail
         )
-        # A second's grace past the job's own wait, for the dispatcher's verdict
-        # (no_healthy_handler) to arrive before the caller's deadline.
-        if timeout is None:
-            await future.wait()
-        else:
-            with anyio.fail_after(timeout + 1.0):
-                await future.wait()
-        if future.outcome is None:
-            # Never accepted: the store's error (a StoreError).
-            assert future.error is not None
-            raise future.error
-        if future.outcome == "success":
-            return future.value
-        if future.outcome == "rejected":
-            # Refused for load after the check above let it in (a burst of
-            # callers checks before any of them reaches the dispatcher).
-            raise self._refused(job, future.error)
-        error_type = (
-            NoHealthyHandler if future.outcome == "no_healthy_handler" else JobFailed
-        )
-        failure = error_type(
-            f"job {job.id} of task {task_id!r} ended with {future.outcome}",
-            outcome=str(future.outcome),
-        )
-        raise failure from future.error
+        return job, future
 
     def _refused(self, job: Job, error: BaseException | None) -> Overloaded:
         """The error of a job refused once accepted: the dispatcher's, or its like."""

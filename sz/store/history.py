@@ -25,11 +25,20 @@ if TYPE_CHECKING:
     from .sqlite import SqliteFile
 
 __all__ = [
+    "MAX_RESULT_BYTES",
+    "NO_RESULT",
     "FileHistory",
     "HistoryBackend",
     "MemoryHistory",
     "Unfinished",
 ]
+
+
+#: ``add``'s default: no result to keep with the row.
+NO_RESULT: Any = object()
+
+#: The largest result a final success row keeps by default, pickled.
+MAX_RESULT_BYTES = 64 * 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -67,8 +76,12 @@ class HistoryBackend(Protocol):
         ``StoreError``; the job is not accepted and nothing retries it.
         """
 
-    def add(self, row: Attempt) -> None:
-        """Keep a row (a final row also ends its job's acceptance). Never waits."""
+    def add(self, row: Attempt, result: Any = NO_RESULT) -> None:
+        """Keep a row (a final row also ends its job's acceptance). Never waits.
+
+        ``result``: the value a final success row's job returned, for a durable
+        store to keep with it (``NO_RESULT``: none to keep).
+        """
 
     def skip(self, row: Attempt, fire_time: datetime) -> None:
         """Keep the final row of a fire never run, and record the fire as taken.
@@ -83,6 +96,9 @@ class HistoryBackend(Protocol):
 
     async def unfinished(self) -> list[Unfinished]:
         """Accepted jobs without a final row."""
+
+    async def result(self, job_id: str) -> tuple[bool, Any]:
+        """The result kept with a job's final success row: ``(kept, value)``."""
 
     def prune(self, before: datetime) -> None:
         """Drop rows that finished before ``before``."""
@@ -111,8 +127,11 @@ class MemoryHistory:
         """Nothing to record: run ``then`` at once."""
         then()
 
-    def add(self, row: Attempt) -> None:
-        """Keep the row, in history order (rows arrive nearly, not quite, in it)."""
+    def add(self, row: Attempt, result: Any = None) -> None:
+        """Keep the row, in history order (rows arrive nearly, not quite, in it).
+
+        Results are not kept: they live in the jobs' futures.
+        """
         rows = self.rows
         key = (row.finished_at, row.job_id, row.attempt)  # history_order(row)
         if self._last is None or not rows or self._last <= key:
@@ -148,6 +167,10 @@ class MemoryHistory:
         """None: a memory store starts empty."""
         return []
 
+    async def result(self, job_id: str) -> tuple[bool, Any]:
+        """Not kept: a memory store's results live only in the jobs' futures."""
+        return False, None
+
     def prune(self, before: datetime) -> None:
         """Drop rows that finished before ``before`` (they are kept in that order)."""
         while self.rows and self.rows[0].finished_at < before:
@@ -168,7 +191,8 @@ def _dt(value: int | None) -> datetime | None:
 _INSERT_ROW = (
     "INSERT INTO history (job_id, schedule_id, task, handler, scheduled_at, "
     "started_at, finished_at, duration, outcome, error, attempt, final, reason, "
-    "waited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "waited, arguments, note, traceback, result) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 _END_JOB = "DELETE FROM jobs WHERE id=?"
@@ -185,11 +209,17 @@ _FIRED = (
 
 _COLUMNS = (
     "job_id, schedule_id, task, handler, scheduled_at, started_at, finished_at, "
-    "duration, outcome, error, attempt, final, reason, waited"
+    "duration, outcome, error, attempt, final, reason, waited, arguments, note, "
+    "traceback"
+)
+
+_RESULT = (
+    "SELECT outcome, result, note FROM history WHERE job_id = ? AND final = 1 "
+    "ORDER BY seq DESC LIMIT 1"
 )
 
 
-def _row_values(row: Attempt) -> tuple[Any, ...]:
+def _row_values(row: Attempt, result: bytes | None = None) -> tuple[Any, ...]:
     return (
         row.job_id,
         row.schedule_id,
@@ -205,12 +235,17 @@ def _row_values(row: Attempt) -> tuple[Any, ...]:
         int(row.final),
         row.reason,
         row.waited,
+        row.arguments,
+        row.note,
+        row.traceback,
+        result,
     )
 
 
 def _attempt(values: tuple[Any, ...]) -> Attempt:
     (job_id, schedule_id, task, handler, scheduled, started, finished) = values[:7]
-    (duration, outcome, error, attempt, final, reason, waited) = values[7:]
+    (duration, outcome, error, attempt, final, reason, waited) = values[7:14]
+    (arguments, note, traceback) = values[14:]
     return Attempt(
         job_id=job_id,
         schedule_id=schedule_id,
@@ -226,14 +261,27 @@ def _attempt(values: tuple[Any, ...]) -> Attempt:
         final=bool(final),
         reason=reason,
         waited=waited,
+        arguments=arguments,
+        note=note,
+        traceback=traceback,
     )
 
 
 class FileHistory:
-    """Rows and accepted jobs in the SQLite file, written in batches."""
+    """Rows and accepted jobs in the SQLite file, written in batches.
 
-    def __init__(self, file: SqliteFile) -> None:
+    Args:
+        file: The store's file.
+        max_result_bytes: The largest result kept with a final success row,
+            pickled; a larger one (or one that cannot be pickled) is dropped
+            with a note in the row. 0 keeps none.
+    """
+
+    def __init__(
+        self, file: SqliteFile, max_result_bytes: int = MAX_RESULT_BYTES
+    ) -> None:
         self.file = file
+        self.max_result_bytes = max_result_bytes
 
     def accept(
         self,
@@ -269,9 +317,18 @@ class FileHistory:
         else:
             self.file.write(((_ACCEPT, values),), then, urgent=urgent, failed=failed)
 
-    def add(self, row: Attempt) -> None:
-        """Queue the row; a final row also removes its job from the accepted."""
-        values = _row_values(row)
+    def add(self, row: Attempt, result: Any = NO_RESULT) -> None:
+        """Queue the row; a final row also removes its job from the accepted.
+
+        A ``result`` is kept with it, pickled, up to ``max_result_bytes``.
+        """
+        if result is NO_RESULT:
+            values = _row_values(row)
+        else:
+            kept, note = self._pickled(result)
+            if note is not None:
+                row = attrs.evolve(row, note=note)
+            values = _row_values(row, kept)
         if row.final:
             self.file.write(((_INSERT_ROW, values), (_END_JOB, (row.job_id,))))
         else:
@@ -337,6 +394,40 @@ class FileHistory:
     async def unfinished(self) -> list[Unfinished]:
         """Accepted jobs without a final row, with how many attempts they had."""
         return await self.file.read(_unfinished)
+
+    def _pickled(self, result: Any) -> tuple[bytes | None, str | None]:
+        """The result as kept, or None and the note that says why not."""
+        if self.max_result_bytes == 0:
+            return None, None
+        try:
+            data = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            return None, f"result not kept: it cannot be pickled ({exc!r:.200})"
+        if len(data) > self.max_result_bytes:
+            return None, (
+                f"result not kept: {len(data):,} bytes pickled, over "
+                f"store.max_result_bytes ({self.max_result_bytes:,})"
+            )
+        return data, None
+
+    async def result(self, job_id: str) -> tuple[bool, Any]:
+        """The result kept with the job's final success row: ``(kept, value)``.
+
+        Raises:
+            StoreError: The kept value cannot be unpickled (damaged, or its
+                class is gone).
+        """
+
+        def select(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+            found: tuple[Any, ...] | None = connection.execute(
+                _RESULT, (job_id,)
+            ).fetchone()
+            return found
+
+        found = await self.file.read(select)
+        if found is None or found[0] != "success" or found[1] is None:
+            return False, None
+        return True, unpickle(found[1], f"the result of job {job_id}")
 
     def prune(self, before: datetime) -> None:
         """Delete rows that finished before ``before``."""

@@ -20,6 +20,7 @@ import pickle
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,13 +46,20 @@ logger = logging.getLogger("sz.store")
 T = TypeVar("T")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: What turns a file of layout N into layout N + 1 (applied in one transaction
 #: with the version bump, so a crash leaves the file at one layout or the other).
 _MIGRATIONS = {
     # 2: how long a governor held each attempt back
     1: "ALTER TABLE history ADD COLUMN waited REAL;",
+    # 3: what each job was called with, its result, a note, its traceback
+    2: (
+        "ALTER TABLE history ADD COLUMN arguments TEXT;"
+        "ALTER TABLE history ADD COLUMN result BLOB;"
+        "ALTER TABLE history ADD COLUMN note TEXT;"
+        "ALTER TABLE history ADD COLUMN traceback TEXT;"
+    ),
 }
 
 #: Seconds a write nobody waits on may wait for company before it is committed.
@@ -64,8 +72,14 @@ CHECKPOINT_EVERY = 1.0
 WAL_LIMIT = 10_000
 
 #: WAL frames past which a WAL that cannot start over (a reader holds an old
-#: snapshot) is warned about, once until it starts over again.
+#: snapshot) is warned about: once, until it has stayed small for
+#: ``WAL_REARM`` seconds.
 WAL_WARN = 100_000
+
+#: Seconds the WAL must stay under ``WAL_LIMIT`` before a new growth is warned
+#: about again: a WAL that starts over now and then under a pinning reader is
+#: the same trouble, not a new one.
+WAL_REARM = 600.0
 
 #: Milliseconds the writer waits for a lock before a write fails (SQLite's
 #: ``busy_timeout``; Python's default, made explicit to put it back).
@@ -163,7 +177,11 @@ CREATE TABLE IF NOT EXISTS history (
     attempt INTEGER NOT NULL,
     final INTEGER NOT NULL,
     reason TEXT,
-    waited REAL
+    waited REAL,
+    arguments TEXT,
+    result BLOB,
+    note TEXT,
+    traceback TEXT
 );
 CREATE INDEX IF NOT EXISTS history_by_finish ON history (finished_at);
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
@@ -479,6 +497,7 @@ class SqliteFile:
             logger.exception("%s: no checkpoints beside the writer", self.path)
             return
         warned = False
+        small_since: float | None = None
         try:
             while not quit.wait(CHECKPOINT_EVERY):
                 try:
@@ -496,8 +515,14 @@ class SqliteFile:
                         self.path,
                         frames,
                     )
-                elif frames < WAL_LIMIT:
-                    warned = False
+                if frames >= WAL_LIMIT:
+                    small_since = None
+                elif warned:
+                    now = time.monotonic()
+                    if small_since is None:
+                        small_since = now
+                    elif now - small_since >= WAL_REARM:
+                        warned = False
                 if frames >= WAL_LIMIT:
                     # Writes never paused long enough for the WAL to start over:
                     # the writer itself restarts it, between two transactions.

@@ -26,6 +26,9 @@ PUBLIC = {
     "Reason",
     "HandlerStatus",
     "RunningJob",
+    "JobHandle",
+    "JobStatus",
+    "JobState",
     "HandlerHealth",
     "HealthPolicy",
     "GovernorStatus",
@@ -43,6 +46,7 @@ PUBLIC = {
     "UnknownTask",
     "ScheduleNotFound",
     "JobFailed",
+    "JobTimeout",
     "NoHealthyHandler",
     "Overloaded",
     "StoreError",
@@ -58,6 +62,9 @@ FACADE = {
     "start",
     "stop",
     "drain",
+    "submit",
+    "job",
+    "jobs",
     "schedule",
     "unschedule",
     "pause",
@@ -74,7 +81,7 @@ FACADE = {
 SETTINGS = {"config", "name", "store_path", "broker_settings"}
 
 #: The calls that wait (checkpoints), as STYLE rule 3 asks.
-ASYNC = FACADE - {"from_config", "handler", "system"}
+ASYNC = FACADE - {"from_config", "handler", "system", "job"}
 
 #: The job's hand-offs between actors: cheap internal messages, never public.
 INTERNAL = {"Submit", "Execute", "Finished", "Register", "Unregister", "Bridge"}
@@ -139,6 +146,7 @@ def test_the_documented_defaults_hold() -> None:
         sz.HandlerStatus,
         sz.GovernorStatus,
         sz.RunningJob,
+        sz.JobStatus,
     ],
 )
 def test_public_types_are_frozen(kind: type) -> None:

@@ -435,8 +435,8 @@ async def test_a_layout_1_store_gains_waited_and_keeps_its_old_rows(
     assert held.waited > 0
 
     version, columns, rows = await anyio.to_thread.run_sync(read_layout, path)
-    assert version == SCHEMA_VERSION == 2
-    assert columns[-1] == "waited"
+    assert version == SCHEMA_VERSION == 3
+    assert columns[-5:] == ["waited", "arguments", "result", "note", "traceback"]
     assert rows[0] == ("old-job", None)
     assert sorted(waited is None for _, waited in rows[1:]) == [False, True]
 
@@ -447,13 +447,13 @@ async def test_a_layout_1_store_gains_waited_and_keeps_its_old_rows(
     assert reread[held.job_id].waited == held.waited
 
 
-async def test_a_new_store_starts_at_layout_2_with_waited(tmp_path: Path) -> None:
+async def test_a_new_store_starts_at_the_current_layout(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     async with rated_scheduler(path) as sz:
         await sz.run_now("work", args=[1])
     version, columns, rows = await anyio.to_thread.run_sync(read_layout, path)
-    assert version == 2
-    assert "waited" in columns
+    assert version == SCHEMA_VERSION == 3
+    assert {"waited", "arguments", "result", "note", "traceback"} <= set(columns)
     assert len(rows) == 1
 
 
