@@ -235,3 +235,12 @@ def test_an_outcome_that_comes_after_the_event_loop_ended_is_dropped_quietly(
         threading.excepthook = hook
     assert not thread.is_alive()
     assert failures == []
+
+
+async def test_a_call_reaches_back_into_the_event_loop_with_its_token() -> None:
+    token = anyio.lowlevel.current_token()
+
+    def call() -> str:
+        return anyio.from_thread.run_sync(threading.current_thread, token=token).name
+
+    assert await pool().run_sync(call) == threading.current_thread().name
