@@ -5,22 +5,26 @@ machinery to itself, and the few pieces that a scheduler or a transport built on
 actors needs (the backend's fast event class, the clock, whether the system is
 shutting down, its task group) are reached through these functions, so that
 every such use is visible and the system's internals can change behind them.
+One more, ``loop_caller``, needs no system: how another thread hands the running
+event loop a callback without waiting, which both backends offer under different
+names.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import anyio.lowlevel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import anyio
     from anyio.abc import TaskGroup
 
     from .clock import Clock
     from .system import ActorSystem
 
-__all__ = ["clock", "event_factory", "shutting_down", "task_group"]
+__all__ = ["clock", "event_factory", "loop_caller", "shutting_down", "task_group"]
 
 
 def event_factory(system: ActorSystem) -> Callable[[], anyio.Event]:
@@ -57,3 +61,28 @@ def task_group(system: ActorSystem) -> TaskGroup:
         ActorError: The system is not inside its ``async with``.
     """
     return system._task_group
+
+
+def loop_caller() -> Callable[[Callable[[], None]], object]:
+    """Return how any thread runs a callback soon in the running event loop.
+
+    The returned function takes a callback of no arguments, queues it to run in
+    this event loop's thread and returns at once: asyncio's loop
+    ``call_soon_threadsafe`` or trio's token ``run_sync_soon``. AnyIO's
+    ``from_thread.run_sync`` would instead block the calling thread until the
+    loop has run the callback, which a thread that must not wait on a busy loop
+    (a store's writer, a handler's thread delivering its result) cannot afford.
+
+    The callback runs in the loop, where it must not raise (trio ends the run if
+    it does). Once the loop has ended, calling the returned function raises
+    (``RuntimeError`` under asyncio, ``trio.RunFinishedError`` under trio): a
+    thread that may outlive the loop catches ``Exception`` around it.
+
+    Raises:
+        anyio.NoEventLoopError: No event loop runs in this thread.
+    """
+    native: Any = anyio.lowlevel.current_token().native_token
+    call_soon = getattr(native, "call_soon_threadsafe", None)
+    if call_soon is None:
+        call_soon = native.run_sync_soon
+    return call_soon  # type: ignore[no-any-return]

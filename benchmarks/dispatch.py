@@ -1,10 +1,14 @@
 """Dispatch benchmark: ``python -m benchmarks.dispatch [--quick] [--backend B]``.
 
-Two figures, each beside APScheduler 4 alone doing the same work in the same run
-and on the same backend, so a ratio reads off one run:
+Three figures, each beside the primitive underneath doing the same work in the
+same run and on the same backend, so a ratio reads off one run:
 
 - ``run_now`` throughput to a local no-op handler from many concurrent callers,
   beside APScheduler's ``add_job`` and a wait for the job's ``JobReleased``.
+- The same to a sync no-op handler, whose calls run on ScheduleZero's daemon
+  threads (``sz.threads``), beside ``anyio.to_thread.run_sync`` of a no-op
+  alone, from as many callers with a limiter of the handler's concurrency; and
+  the threads themselves (``DaemonThreads.run_sync``) under that same load.
 - Fire lateness of many interval schedules firing every second, their fire times
   aligned on the second (as cron jobs are on the minute) or spread over it: when
   the handler started the job minus when it was due, beside the same schedules in
@@ -32,12 +36,14 @@ from benchmarks.common import (
     each_backend,
     final_rows,
     first_fire,
+    run_now_rate,
     say,
     sz_run_now_rate,
     triggers,
     verdict,
 )
 from sz import ScheduleZero
+from sz.threads import DaemonThreads
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -47,6 +53,9 @@ if TYPE_CHECKING:
 REPEAT = 5
 
 TARGETS = {"run_now": 20_000.0}
+
+#: A sync handler's concurrency: its threads at once.
+SYNC_CONCURRENCY = 10
 
 
 # ------------------------------------------------------------------ run_now
@@ -79,6 +88,40 @@ async def aps_add_job_rate(n: int, callers: int) -> float:
         rate = await calls_per_second(run_job, n, callers)
         await scheduler.stop()
     return rate
+
+
+# ------------------------------------------------------------ sync handlers
+
+
+def sync_noop() -> None:
+    return None
+
+
+async def sz_sync_run_now_rate(n: int, callers: int) -> float:
+    """``run_now`` to a sync no-op handler until ``n`` jobs have ended."""
+    sz = ScheduleZero(name="bench")
+    sz.handler(sync_noop, name="noop", concurrency=SYNC_CONCURRENCY)
+    async with sz:
+        return await run_now_rate(sz, "noop", n, callers)
+
+
+async def to_thread_rate(n: int, callers: int) -> float:
+    """The primitive: ``anyio.to_thread.run_sync`` of a no-op, same limiter."""
+    limiter = anyio.CapacityLimiter(SYNC_CONCURRENCY)
+
+    async def call() -> None:
+        await anyio.to_thread.run_sync(sync_noop, limiter=limiter)
+
+    return await calls_per_second(call, n, callers)
+
+
+async def daemon_threads_rate(n: int, callers: int) -> float:
+    """ScheduleZero's threads alone: ``DaemonThreads.run_sync`` of a no-op."""
+    threads = DaemonThreads(anyio.CapacityLimiter(SYNC_CONCURRENCY))
+    try:
+        return await calls_per_second(lambda: threads.run_sync(sync_noop), n, callers)
+    finally:
+        threads.close()
 
 
 # ----------------------------------------------------------------- lateness
@@ -119,6 +162,25 @@ async def run_backend(quick: bool) -> None:
         f"   APScheduler alone (add_job, wait for release) {raw:>7,.0f} jobs/s"
         f"   ratio {ours / raw:5.2f}   target >= {TARGETS['run_now']:,.0f}"
         f"  {verdict(ours >= TARGETS['run_now'])}"
+    )
+    n_sync = n_jobs // 4
+    ours_sync, raw_sync, threads = [], [], []
+    for _ in range(REPEAT):  # interleaved: the machine's speed wanders
+        ours_sync.append(await sz_sync_run_now_rate(n_sync, CALLERS))
+        raw_sync.append(await to_thread_rate(n_sync, CALLERS))
+        threads.append(await daemon_threads_rate(n_sync, CALLERS))
+    raw_best = max(raw_sync)
+    say(
+        f"  run_now, {CALLERS} callers, sync no-op handler "
+        f"(concurrency {SYNC_CONCURRENCY})  {max(ours_sync):>7,.0f} jobs/s"
+        f"   anyio.to_thread.run_sync alone {raw_best:>7,.0f} calls/s"
+        f"   ratio {max(ours_sync) / raw_best:5.2f}"
+    )
+    say(
+        f"  sz.threads.DaemonThreads.run_sync alone, same load  "
+        f"{max(threads):>7,.0f} calls/s"
+        f"   anyio.to_thread.run_sync alone {raw_best:>7,.0f} calls/s"
+        f"   ratio {max(threads) / raw_best:5.2f}"
     )
     n, seconds = (200, 3) if quick else (1_000, 10)
     for spread in (False, True):

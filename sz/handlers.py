@@ -17,6 +17,7 @@ from actors import Actor, ActorRef
 
 from .jobs import Job, Outcome, must_propagate
 from .pool import JobTasks
+from .threads import DaemonThreads
 from .validators import int_at_least, positive_or_none
 
 logger = logging.getLogger("sz.handlers")
@@ -32,7 +33,7 @@ class HandlerSpec:
         name: The handler's id, unique: its actor is ``/user/handlers/<name>``.
         task: The task it serves; several handlers may serve one task.
         func: The function; async functions run on the event loop, sync ones in
-            worker threads (at most ``concurrency`` at once).
+            daemon threads (at most ``concurrency`` at once).
         concurrency: Jobs it runs at once, 1 by default.
         timeout: Seconds an attempt may run before it ends as ``timeout``; no
             limit by default.
@@ -185,10 +186,12 @@ class HandlerActor(Actor):
         self.spec = spec
 
     async def on_start(self) -> None:
-        """Bound the worker threads of a sync function to its concurrency."""
+        """Bound the threads of a sync function to its concurrency."""
         self.is_async = self.spec.is_async
-        self.threads = anyio.CapacityLimiter(self.spec.concurrency)
         self.name = self.ref.name
+        self.threads = DaemonThreads(
+            anyio.CapacityLimiter(self.spec.concurrency), name=f"sz handler {self.name}"
+        )
         self.jobs = JobTasks(self, self.spec.concurrency, self._run, "worker")
 
     async def receive(self, message: Any) -> None:
@@ -216,7 +219,8 @@ class HandlerActor(Actor):
             self.jobs.cancel(matches)
 
     async def on_stop(self) -> None:
-        """Report the jobs no worker got to as lost."""
+        """Report the jobs no worker got to as lost; let idle threads go."""
+        self.threads.close()
         orders = self.jobs.orders
         while orders:
             order = orders.popleft()
@@ -285,6 +289,4 @@ class HandlerActor(Actor):
         if self.is_async:
             return await self.spec.func(*job.args, **job.kwargs)
         call = functools.partial(self.spec.func, *job.args, **job.kwargs)
-        return await anyio.to_thread.run_sync(
-            call, limiter=self.threads, abandon_on_cancel=True
-        )
+        return await self.threads.run_sync(call)

@@ -62,6 +62,7 @@ from transport import (
 from ..errors import ConnectionLost, SzError
 from ..jobs import describe_error, must_propagate
 from ..pool import JobTasks
+from ..threads import DaemonThreads
 from ..validators import int_at_least, positive
 from .wire import (
     BEAT,
@@ -99,7 +100,7 @@ class ZMQHandler:
         name: The worker's name, unique among the broker's workers (with CURVE,
             the name its key is listed under); ``<host>-<pid>`` by default.
         capacity: Jobs it runs at once, 1 by default (>= 1). Async tasks run
-            on the event loop, sync ones in threads.
+            on the event loop, sync ones in daemon threads.
         heartbeat: Seconds between heartbeats, 1.0 by default.
         liveness: Heartbeats the broker may miss before the worker reconnects,
             3 by default.
@@ -495,7 +496,9 @@ class Connection(Actor):
         self.jobs: JobTasks[tuple[JobRequest, list[bytes]]] = JobTasks(
             self, spec.capacity, self._run, "job"
         )
-        self.threads = anyio.CapacityLimiter(spec.capacity)
+        self.threads = DaemonThreads(
+            anyio.CapacityLimiter(spec.capacity), name=f"sz worker {spec.name}"
+        )
         self.draining = False
         self.quiet = self.new_event()  # set when nothing runs while draining
         self.goodbye = self.new_event()
@@ -509,10 +512,16 @@ class Connection(Actor):
         self.every(spec.heartbeat / 2, BEAT)
 
     async def on_stop(self) -> None:
-        """Close the socket (if ``on_start`` got as far as opening it)."""
+        """Close the socket (if ``on_start`` got as far as opening it).
+
+        Lets the idle job threads go, too.
+        """
         dealer = getattr(self, "dealer", None)
         if dealer is not None:
             dealer.close()
+        threads = getattr(self, "threads", None)
+        if threads is not None:
+            threads.close()
 
     async def receive(self, message: Any) -> Any:
         """Beat, or drain."""
@@ -748,6 +757,4 @@ class Connection(Actor):
         if task.is_async:
             return await task.func(*args, **kwargs)
         call = functools.partial(task.func, *args, **kwargs)
-        return await anyio.to_thread.run_sync(
-            call, limiter=self.threads, abandon_on_cancel=True
-        )
+        return await self.threads.run_sync(call)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import anyio.lowlevel
+
+from actors.lowlevel import loop_caller
 
 from ..errors import StoreError
 
@@ -188,21 +189,6 @@ CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
 """
 
 
-def _loop_caller() -> Callable[[Callable[[], None]], object]:
-    """How another thread runs a callback soon in this event loop, without waiting.
-
-    AnyIO's ``from_thread.run_sync`` blocks the calling thread until the loop has
-    run the callback; the store's thread must not wait on a busy loop between
-    two commits. Both backends have the non-blocking call: asyncio's loop
-    ``call_soon_threadsafe``, trio's token ``run_sync_soon``.
-    """
-    native: Any = anyio.lowlevel.current_token().native_token
-    call_soon = getattr(native, "call_soon_threadsafe", None)
-    if call_soon is None:
-        call_soon = native.run_sync_soon
-    return call_soon  # type: ignore[no-any-return]
-
-
 #: One unit of work for the thread: ``work(connection)``, whose result (or
 #: exception) goes to ``done`` in the event loop; ``done`` is None for writes that
 #: nobody waits on.
@@ -313,7 +299,7 @@ class SqliteFile:
             StoreError: The file is not a database, is of a newer layout, cannot be
                 written, or another process has it open as a store.
         """
-        self._call_soon = _loop_caller()
+        self._call_soon = loop_caller()
         started = anyio.Event()
         failure: list[BaseException] = []
 

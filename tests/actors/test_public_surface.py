@@ -181,6 +181,7 @@ def test_lowlevel_is_the_submodule_and_lists_its_accessors() -> None:
     assert set(actors.lowlevel.__all__) == {
         "clock",
         "event_factory",
+        "loop_caller",
         "shutting_down",
         "task_group",
     }

@@ -1,8 +1,13 @@
-"""``sz worker`` ends on SIGTERM even while a sync task never returns."""
+"""A worker ends on SIGTERM even while a sync task never returns.
+
+Both as ``sz worker`` and as a program of the user's embedding ``ZMQHandler``.
+"""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import anyio
@@ -66,3 +71,74 @@ async def test_sz_worker_exits_on_sigterm_while_a_sync_task_never_returns(
     abandoned = [line for line in log.splitlines() if "abandoned job" in line]
     assert len(abandoned) == 1, log[-4000:]
     assert "task hang" in abandoned[0]
+
+
+#: A program embedding a worker (not ``sz worker``: no CLI around it) whose sync
+#: task never returns; SIGTERM stops it through ``ZMQHandler.start``.
+EMBEDDED_WORKER = """\
+import sys
+import time
+from pathlib import Path
+
+from sz import ZMQHandler
+
+handler = ZMQHandler(sys.argv[1], name="embedded", heartbeat=0.2)
+
+
+@handler.task
+def hang(marker: str) -> None:
+    Path(marker).touch()
+    time.sleep(3600)
+
+
+handler.start(backend=sys.argv[2])
+print("start returned", flush=True)
+"""
+
+
+async def test_a_program_embedding_a_worker_exits_on_sigterm_while_its_task_hangs(
+    tmp_path: Path, backend: str
+) -> None:
+    marker = tmp_path / "started"
+    endpoint = free_endpoint()
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    async with (
+        sz,
+        await anyio.open_process(
+            [sys.executable, "-c", EMBEDDED_WORKER, endpoint, backend],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        ) as process,
+        anyio.create_task_group() as tg,
+    ):
+        try:
+
+            async def registered() -> bool:
+                return any(s.name == "embedded" for s in await sz.handlers())
+
+            await eventually(registered, what="the worker registers")
+
+            async def run() -> None:
+                await sz.run_now("hang", args=[str(marker)])
+
+            tg.start_soon(run)
+
+            async def started() -> bool:
+                return await anyio.Path(marker).exists()
+
+            await eventually(started, what="the hang task starts")
+            process.send_signal(signal.SIGTERM)
+            assert process.stdout is not None
+            with anyio.fail_after(BOUND):
+                output = b"".join([chunk async for chunk in process.stdout])
+                code = await process.wait()
+        except BaseException:
+            process.kill()
+            raise
+        tg.cancel_scope.cancel()
+    log = output.decode(errors="replace")
+    assert code == 0, log[-4000:]
+    assert "start returned" in log
+    assert "Traceback" not in log, log[-4000:]
+    abandoned = [line for line in log.splitlines() if "abandoned job" in line]
+    assert len(abandoned) == 1, log[-4000:]
