@@ -131,22 +131,29 @@ class JobDesk:
         #: set when it has.
         self.deciding: dict[str, anyio.Event] = {}
         self._dispatcher: ActorRef | None = None
+        self._history: ActorRef | None = None
         self._backend: HistoryBackend | None = None
         self._new_event: Callable[[], anyio.Event] = anyio.Event
 
     def open(
         self,
         dispatcher: ActorRef,
+        history: ActorRef,
         backend: HistoryBackend,
         new_event: Callable[[], anyio.Event],
     ) -> None:
-        """The scheduler runs: these answer for live and ended jobs."""
-        self._dispatcher, self._backend = dispatcher, backend
+        """The scheduler runs: these answer for live and ended jobs.
+
+        Rows are read through the ``history`` actor, not the backend: a job
+        the dispatcher has just ended has its row on the way there, and the
+        actor takes it before a query that follows.
+        """
+        self._dispatcher, self._history, self._backend = dispatcher, history, backend
         self._new_event = new_event
 
     def close(self) -> None:
         """The scheduler stopped."""
-        self._dispatcher = None
+        self._dispatcher = self._history = None
         self.cancel_on_arrival.clear()
 
     def _running_dispatcher(self) -> ActorRef:
@@ -158,8 +165,13 @@ class JobDesk:
         """Whether a job of that id is live here or in the history."""
         if await self._running_dispatcher().ask(JobsQuery(job_id=job_id)):
             return True
-        assert self._backend is not None
-        return bool(await self._backend.query(HistoryQuery(job_id=job_id, limit=1)))
+        return bool(await self._rows(HistoryQuery(job_id=job_id, limit=1)))
+
+    async def _rows(self, query: HistoryQuery) -> list[Attempt]:
+        if self._history is None:
+            raise SzError("the scheduler is not running")
+        rows: list[Attempt] = await self._history.ask(query)
+        return rows
 
     async def result(
         self,
@@ -210,11 +222,7 @@ class JobDesk:
         raise _failure(job_id, row.task, row.outcome, row.error)
 
     async def _final_row(self, job_id: str) -> Attempt | None:
-        if self._backend is None:
-            raise SzError("the scheduler is not running")
-        rows = await self._backend.query(
-            HistoryQuery(job_id=job_id, final=True, limit=1)
-        )
+        rows = await self._rows(HistoryQuery(job_id=job_id, final=True, limit=1))
         return rows[0] if rows else None
 
     async def status(self, job_id: str) -> JobStatus:

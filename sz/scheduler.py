@@ -402,7 +402,9 @@ class ScheduleZero:
                 restart="permanent",
                 capacity=100_000,
             )
-            self._desk.open(self._dispatcher, self._backend, self._new_event)
+            self._desk.open(
+                self._dispatcher, self._history, self._backend, self._new_event
+            )
             # On the way out, after APScheduler stops (it is entered later) and
             # before the actors do: fires taken early get their final row now.
             stack.push_async_callback(_stopping, self._dispatcher)
