@@ -8,6 +8,7 @@ the dispatcher loses no job.
 from __future__ import annotations
 
 import heapq
+import random
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from actors import Actor, ActorRef, Terminated, Timer, lowlevel
+from actors import Actor, ActorRef, Backoff, Terminated, Timer, lowlevel
 
 from .errors import Overloaded, SzError
 from .governors import Governor, GovernorStatus, TokenBucket
@@ -79,6 +80,8 @@ class Register:
     #: Seconds an attempt may run (the handler's timeout), or None: also how
     #: long a trial job may run before the health policy's ``trial_timeout``.
     timeout: float | None = None
+    #: How long a retry after a failure waits, or None: at once.
+    retry_backoff: Backoff | None = None
 
     @property
     def served(self) -> tuple[str, ...]:
@@ -295,6 +298,7 @@ class _Handler:
     retries: int
     tracker: HealthTracker
     active: int = 0
+    retry_backoff: Backoff | None = None
     kind: str = "local"
     #: Finishing its jobs before it leaves: it takes no new one.
     draining: bool = False
@@ -369,6 +373,8 @@ class DispatcherState:
     on_served: Callable[[str, bool], None] = lambda _task, _served: None
     #: Whether accepted jobs outlive the process (the SQLite store).
     durable: bool = False
+    #: What spreads retry backoffs (``Backoff.jitter``).
+    rng: random.Random = attrs.field(factory=random.Random)
     #: Set by ``Drain``: no job is sent to a handler any more.
     draining: bool = False
     #: Called (once) when the last running job ends while draining.
@@ -453,8 +459,11 @@ class DispatcherActor(Actor):
 
     # ---------------------------------------------------------------- holding
 
-    def _hold(self, message: Submit) -> None:
-        """Keep a job taken ahead of time until it is due.
+    def _hold(self, message: Submit, due: datetime | None = None) -> None:
+        """Keep a job until it is due.
+
+        A fire taken ahead of its time is due at its ``scheduled_at``; a retry
+        spaced out by a backoff at ``due``.
 
         In the state, which outlives this instance: a restarted dispatcher arms
         its timer again in ``on_start``.
@@ -462,7 +471,11 @@ class DispatcherActor(Actor):
         self.state.held_count += 1
         heapq.heappush(
             self.state.held,
-            (message.job.scheduled_at, self.state.held_count, message),
+            (
+                due if due is not None else message.job.scheduled_at,
+                self.state.held_count,
+                message,
+            ),
         )
         self._arm_release()
 
@@ -486,7 +499,13 @@ class DispatcherActor(Actor):
         while held and held[0][0] <= now:
             _, _, message = heapq.heappop(held)
             job = message.job
-            why = self.state.withdrawn(job.schedule_id) if job.schedule_id else None
+            # A fire taken early whose schedule was paused or removed since
+            # does not run; a retry of a job under way does.
+            why = (
+                self.state.withdrawn(job.schedule_id)
+                if job.schedule_id and message.attempt == 1
+                else None
+            )
             if why is not None:
                 self._end(job, message.attempt, message.future, "cancelled", reason=why)
                 continue
@@ -518,11 +537,19 @@ class DispatcherActor(Actor):
         return cancelled
 
     def _cancel_held(self) -> int:
-        """End every held job as cancelled: the scheduler stops before it is due."""
-        held, self.state.held = self.state.held, []
+        """End every fire held ahead of time as cancelled: the scheduler stops.
+
+        A retry held for its backoff is not a fire: it stays accepted (on a
+        durable store the next start takes its job up, and tries it again).
+        """
+        fires = [item for item in self.state.held if item[2].attempt == 1]
+        self.state.held = [item for item in self.state.held if item[2].attempt > 1]
+        heapq.heapify(self.state.held)
         if self._release_timer is not None:
             self._release_timer.cancel()
         self._release_at = self._release_timer = None
+        held = fires
+        self._arm_release()
         for _, _, message in held:
             self._end(
                 message.job,
@@ -587,6 +614,7 @@ class DispatcherActor(Actor):
 
         found: list[JobStatus] = []
         wanted = query.state
+        due = {submit.job.id: at for at, _, submit in state.held}
         if query.job_id is not None:
             entry = self._find(query.job_id)
             items: list[_Pending | _InFlight | Submit] = (
@@ -630,7 +658,10 @@ class DispatcherActor(Actor):
             else:
                 found.append(
                     JobStatus(
-                        state="held", since=job.scheduled_at, why="due_later", **common
+                        state="held",
+                        since=due.get(job.id, job.scheduled_at),
+                        why="retry_backoff" if item.attempt > 1 else "due_later",
+                        **common,
                     )
                 )
         return found
@@ -702,6 +733,7 @@ class DispatcherActor(Actor):
             ref=message.ref,
             concurrency=message.concurrency,
             retries=message.retries,
+            retry_backoff=message.retry_backoff,
             tracker=HealthTracker(
                 self.state.policy, self._clock(), trial_timeout=message.timeout
             ),
@@ -906,7 +938,20 @@ class DispatcherActor(Actor):
         pending = _Pending(job, attempt, future, now + job.wait, reason, since=now)
         if isinstance(sent, _Limited):
             self._limited(pending, sent)
-        state.waiting.setdefault(job.task, deque()).append(pending)
+        queue = state.waiting.get(job.task)
+        if queue is None:
+            queue = state.waiting[job.task] = deque()
+        if attempt > 1 and queue and queue[-1].job.scheduled_at > job.scheduled_at:
+            # A retry keeps its place by due time: ahead of the jobs due after
+            # it (fires that came later), not behind them.
+            at = next(
+                index
+                for index, other in enumerate(queue)
+                if other.job.scheduled_at > job.scheduled_at
+            )
+            queue.insert(at, pending)
+        else:
+            queue.append(pending)
         state.waiting_task[job.id] = job.task
         if job.affinity is not None:
             state.keyed[job.task] = state.keyed.get(job.task, 0) + 1
@@ -1164,7 +1209,16 @@ class DispatcherActor(Actor):
             retry = next_attempt(attempt, retries, lost=lost, why=message.reason)
             if retry.attempt is not None:
                 record(message, entry, outcome, final=False, reason=retry.reason)
-                self._dispatch(job, retry.attempt, entry.future, retry.reason)
+                backoff = handler.retry_backoff if handler is not None else None
+                if backoff is not None and not lost:
+                    # Spaced out: held until then, as a fire taken early is.
+                    delay = backoff.delay(attempt - 1, self.state.rng)
+                    self._hold(
+                        Submit(job, entry.future, retry.attempt, retry.reason),
+                        due=_now() + timedelta(seconds=delay),
+                    )
+                else:
+                    self._dispatch(job, retry.attempt, entry.future, retry.reason)
             else:
                 record(message, entry, outcome, final=True, reason=retry.reason)
                 self._resolve_failed(entry.future, outcome, message.error)

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import attrs
 
-from actors import Actor, ActorRef
+from actors import Actor, ActorRef, Backoff
 
 from .jobs import Job, Outcome, must_propagate
 from .pool import JobTasks
@@ -38,6 +38,9 @@ class HandlerSpec:
         timeout: Seconds an attempt may run before it ends as ``timeout``; no
             limit by default.
         retries: Further attempts after the function raised, 0 by default.
+        retry_backoff: How long a retry waits after a failure (the runtime's
+            ``Backoff``: ``min``, doubled by ``factor`` each attempt, up to
+            ``max``, with ``jitter``); None (the default) retries at once.
         signature: The function's signature, read once at registration (None when
             it has none that ``inspect`` can read): what arguments are checked
             against.
@@ -49,6 +52,10 @@ class HandlerSpec:
     concurrency: int = attrs.field(default=1, validator=int_at_least(1))
     timeout: float | None = attrs.field(default=None, validator=positive_or_none)
     retries: int = attrs.field(default=0, validator=int_at_least(0))
+    retry_backoff: Backoff | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(Backoff)),
+    )
     signature: inspect.Signature | None = attrs.field(
         init=False,
         eq=False,

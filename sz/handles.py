@@ -81,6 +81,11 @@ class JobHandle:
             SzError: No such job (never accepted, or its history pruned); its
                 result was not kept; or the scheduler stopped before it ended.
         """
+        future = self._future
+        if future is not None and timeout is None:
+            # The common case, a handle from ``submit``: no lookup.
+            await future.wait()
+            return settle(self.id, None, future)
         return await self._desk.result(self, timeout)
 
     async def status(self) -> JobStatus:

@@ -245,6 +245,7 @@ class ScheduleZero:
         concurrency: int = 1,
         timeout: float | None = None,
         retries: int = 0,
+        retry_backoff: Backoff | None = None,
         rate: float | None = None,
         burst: int | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
@@ -259,6 +260,7 @@ class ScheduleZero:
         concurrency: int = 1,
         timeout: float | None = None,
         retries: int = 0,
+        retry_backoff: Backoff | None = None,
         rate: float | None = None,
         burst: int | None = None,
     ) -> Callable[..., Any]: ...
@@ -272,6 +274,7 @@ class ScheduleZero:
         concurrency: int = 1,
         timeout: float | None = None,
         retries: int = 0,
+        retry_backoff: Backoff | None = None,
         rate: float | None = None,
         burst: int | None = None,
     ) -> Any:
@@ -279,6 +282,11 @@ class ScheduleZero:
 
         Usable bare (``@sz.handler``) or with options
         (``@sz.handler(name=..., concurrency=5, timeout=30, retries=2)``).
+        ``retry_backoff`` (the runtime's ``Backoff``) spaces the retries of a
+        failed or timed-out attempt: the first after ``min`` seconds, each next
+        ``factor`` times longer, up to ``max``, with ``jitter``; meanwhile
+        ``jobs()`` shows the job ``held`` (``retry_backoff``). Without it, a
+        retry follows at once.
         ``rate`` caps the jobs it starts per second (a token bucket of ``burst``
         tokens, one second's worth by default): a job over it waits for a token,
         and its history row says how long (``waited``, reason ``rate_limited``). Async
@@ -307,8 +315,9 @@ class ScheduleZero:
                     concurrency=concurrency,
                     timeout=timeout,
                     retries=retries,
+                    retry_backoff=retry_backoff,
                 )
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise SzError(f"handler {task!r}: {exc}") from None
             if rate is not None or burst is not None:
                 if rate is None or not rate > 0:
@@ -435,6 +444,7 @@ class ScheduleZero:
                         concurrency=spec.concurrency,
                         retries=spec.retries,
                         timeout=spec.timeout,
+                        retry_backoff=spec.retry_backoff,
                     )
                 )
             if self.broker_settings is not None:

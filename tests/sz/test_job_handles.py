@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -295,3 +296,71 @@ async def test_jobs_refuses_a_state_it_does_not_know() -> None:
     async with sz:
         with pytest.raises(SzError, match="state must be"):
             await sz.jobs("finished")  # type: ignore[arg-type]
+
+
+async def test_a_retry_waits_its_backoff_held_and_then_runs() -> None:
+    from actors import Backoff
+
+    attempts: list[datetime] = []
+    sz = ScheduleZero()
+
+    @sz.handler(retries=2, retry_backoff=Backoff(min=0.2, max=0.4, jitter=0.0))
+    async def flaky() -> str:
+        attempts.append(datetime.now(UTC))
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+        return "done"
+
+    async with sz:
+        handle = await sz.submit("flaky")
+        await wait_until(lambda: len(attempts) == 1)
+
+        async def held_for_backoff() -> bool:
+            return bool(await sz.jobs("held"))
+
+        await wait_until(held_for_backoff)
+        (held,) = await sz.jobs("held")
+        assert (held.id, held.why, held.attempt) == (handle.id, "retry_backoff", 2)
+        assert held.since is not None
+        assert held.since > attempts[0]
+        assert await handle.result(timeout=10) == "done"
+        rows = await sz.history(job_id=handle.id)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.2  # min
+    assert gaps[1] >= 0.4  # min * factor, capped at max
+    assert sorted((r.attempt, r.outcome, r.reason) for r in rows) == [
+        (1, "failure", "retry_after_failure"),
+        (2, "failure", "retry_after_failure"),
+        (3, "success", None),
+    ]
+
+
+async def test_without_a_backoff_a_retry_follows_at_once_and_keeps_its_place() -> None:
+    order: list[str] = []
+    release = anyio.Event()
+    sz = ScheduleZero()
+
+    @sz.handler(retries=1, concurrency=1)
+    async def work(name: str) -> None:
+        order.append(name)
+        if name == "first" and order.count("first") == 1:
+            await release.wait()
+            raise RuntimeError("once")
+
+    async with sz:
+        first = await sz.submit("work", args=["first"])
+        await wait_until(lambda: order == ["first"])
+        later = [await sz.submit("work", args=[f"later-{n}"]) for n in range(3)]
+        release.set()
+        await first.result(timeout=10)
+        for handle in later:
+            await handle.result(timeout=10)
+    # The retry of the first job, due before the others, ran before them.
+    assert order == ["first", "first", "later-0", "later-1", "later-2"]
+
+
+async def test_a_bad_retry_backoff_is_refused() -> None:
+    sz = ScheduleZero()
+    with pytest.raises(SzError, match="retry_backoff"):
+        bad: Any = 0.5
+        sz.handler(retries=1, retry_backoff=bad)(lambda: None)
