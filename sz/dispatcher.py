@@ -33,6 +33,7 @@ from .jobs import (
     Reason,
     describe_arguments,
     describe_error,
+    describe_traceback,
 )
 from .retry import (
     # Re-exported: where its readers have always found it.
@@ -56,6 +57,9 @@ __all__ = [
     "Submit",
     "Unregister",
 ]
+
+#: Outcomes whose rows carry the exception's traceback.
+_FAILED = frozenset({"failure", "timeout"})
 
 #: Seconds between looks at jobs waiting for a handler.
 TICK = 0.25
@@ -1265,6 +1269,12 @@ class DispatcherActor(Actor):
             entry.waited,
             # Once per job, with its end.
             describe_arguments(job.args, job.kwargs) if final else None,
+            None,
+            (
+                message.traceback or describe_traceback(error)
+                if error is not None and outcome in _FAILED
+                else None
+            ),
         )
         if final and outcome == "success" and self.state.durable:
             self.history.tell(WithResult(row, message.value))

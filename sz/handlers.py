@@ -158,6 +158,9 @@ class Finished:
     #: The job's arguments did not bind to the function: the caller's error,
     #: recorded as a failure but not held against the handler's health.
     caller_error: bool = False
+    #: The failure's formatted traceback, when ``error`` carries none of its
+    #: own (a remote worker's, sent as text).
+    traceback: str | None = None
 
     @classmethod
     def lost(

@@ -26,6 +26,9 @@ TROUBLE: frozenset[str] = frozenset(
 )
 
 
+_LINE = "job %s %s attempt %d on %s: %s%s%s%s"
+
+
 def log_attempt(row: Attempt) -> None:
     """Log one row (``sz.history``), as ``sz serve`` shows outcomes.
 
@@ -38,9 +41,7 @@ def log_attempt(row: Attempt) -> None:
         return
     took = f" in {row.duration * 1000:.1f} ms" if row.duration is not None else ""
     then = f", {row.reason}" if row.reason else ""
-    logger.log(
-        level,
-        "job %s %s attempt %d on %s: %s%s%s%s",
+    args = (
         row.job_id,
         row.task,
         row.attempt,
@@ -49,19 +50,30 @@ def log_attempt(row: Attempt) -> None:
         f" ({row.error})" if row.error else "",
         took,
         then,
-        extra={
-            "job_id": row.job_id,
-            "task": row.task,
-            "attempt": row.attempt,
-            "handler": row.handler,
-            "outcome": row.outcome,
-            "final": row.final,
-            "schedule_id": row.schedule_id,
-            "reason": row.reason,
-            "error": row.error,
-            "duration_ms": None if row.duration is None else row.duration * 1000,
-        },
     )
+    extra = {
+        "job_id": row.job_id,
+        "task": row.task,
+        "attempt": row.attempt,
+        "handler": row.handler,
+        "outcome": row.outcome,
+        "final": row.final,
+        "schedule_id": row.schedule_id,
+        "reason": row.reason,
+        "error": row.error,
+        "arguments": row.arguments,
+        "duration_ms": None if row.duration is None else row.duration * 1000,
+    }
+    if not row.traceback:
+        logger.log(level, _LINE, *args, extra=extra)
+        return
+    # The traceback once, after the failure's line, as a logged exception's
+    # is: text formatters print it below, JSON ones put it in ``exc_info``.
+    record = logger.makeRecord(
+        logger.name, level, __file__, 0, _LINE, args, None, "log_attempt", extra
+    )
+    record.exc_text = row.traceback.rstrip()
+    logger.handle(record)
 
 
 # Once per job on a durable store's hot path: slotted and positional (STYLE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import reprlib
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,6 +24,7 @@ __all__ = [
     "Reason",
     "describe_arguments",
     "describe_error",
+    "describe_traceback",
     "history_order",
     "must_propagate",
 ]
@@ -195,6 +197,30 @@ def describe_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str 
             text = "<arguments whose repr raised>"
     if len(text) > MAX_ARGUMENTS_TEXT:
         text = text[: MAX_ARGUMENTS_TEXT - 3] + "..."
+    return text
+
+
+#: The longest traceback text kept with a row, in characters: the innermost
+#: frames (the end of the text) are kept, the outermost elided.
+MAX_TRACEBACK = 16 * 1024
+
+
+def describe_traceback(error: BaseException) -> str | None:
+    """The formatted traceback of ``error`` for its history row, or None.
+
+    As ``traceback.format_exception`` prints it, chained causes included; past
+    ``MAX_TRACEBACK`` characters the start is cut, keeping the innermost
+    frames and the exception itself. None if it has no traceback. Never raises.
+    """
+    if error.__traceback__ is None:
+        return None
+    try:
+        text = "".join(traceback.format_exception(error))
+    except BaseException:  # a broken exception: its row says what repr can
+        return None
+    if len(text) > MAX_TRACEBACK:
+        cut = len(text) - MAX_TRACEBACK
+        text = f"[{cut:,} characters of outer frames cut]\n{text[cut:]}"
     return text
 
 

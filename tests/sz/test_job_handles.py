@@ -361,6 +361,7 @@ async def test_without_a_backoff_a_retry_follows_at_once_and_keeps_its_place() -
 
 async def test_a_bad_retry_backoff_is_refused() -> None:
     sz = ScheduleZero()
+    bad: Any = 0.5
+    register = sz.handler(retries=1, retry_backoff=bad)
     with pytest.raises(SzError, match="retry_backoff"):
-        bad: Any = 0.5
-        sz.handler(retries=1, retry_backoff=bad)(lambda: None)
+        register(lambda: None)
