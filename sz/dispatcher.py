@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -277,6 +277,9 @@ class _InFlight:
     attempt: int
     future: JobFuture | None
     handler: str
+    #: When it was sent (the dispatcher's clock): a loss records it as the
+    #: attempt's start, turned into wall time only then.
+    sent: float
     #: Seconds it waited for a governor, and why (None: it did not).
     waited: float | None = None
     limited: Reason | None = None
@@ -541,9 +544,24 @@ class DispatcherActor(Actor):
     def _lose_jobs_of(self, name: str, reason: str) -> None:
         """Forget the handler ``name``; its jobs in flight are lost for ``reason``."""
         tasks = self._forget(name)
-        for entry in list(self.state.in_flight.values()):
-            if entry.handler == name:
-                self._finished(Finished.lost(entry.job, entry.attempt, name, reason))
+        lost = [e for e in self.state.in_flight.values() if e.handler == name]
+        wall, now = _now(), self._clock()
+        for entry in lost:
+            # Since it was sent: the row shows how long the attempt really ran
+            # before its handler went, not a 0 ms attempt at the moment we knew.
+            ran = max(0.0, now - entry.sent)
+            self._finished(
+                Finished(
+                    entry.job,
+                    entry.attempt,
+                    name,
+                    "lost",
+                    wall - timedelta(seconds=ran),
+                    wall,
+                    ran,
+                    reason=reason,
+                )
+            )
         for task in tasks:
             self._drain(task)
 
@@ -794,7 +812,7 @@ class DispatcherActor(Actor):
             governor.take(job.task, handler.name, now)
         handler.active += 1
         handler.tracker.record_start(now)
-        entry = _InFlight(job, attempt, future, handler.name)
+        entry = _InFlight(job, attempt, future, handler.name, now)
         if pending is not None and pending.limited is not None:
             entry.waited = now - pending.since
             entry.limited = pending.limited
