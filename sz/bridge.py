@@ -777,7 +777,9 @@ class Bridge:
         )
         self._withdrawn.pop(schedule_id, None)
         logger.info(
-            "schedule %s resumed: %s has a handler", schedule_id, schedule.task_id
+            "schedule %s resumed: no longer held back for want of a handler of %s",
+            schedule_id,
+            schedule.task_id,
         )
 
     def _skip_held(self, schedule: Any, until: datetime) -> tuple[Any, datetime | None]:

@@ -8,7 +8,8 @@ past its start deadline (the schedule's misfire grace) is ``missed``.
 
 APScheduler computes the fires of one schedule one after another, then the next
 schedule's: the fires of a schedule are complete when a fire of another schedule
-arrives, or when the round ends (``release_schedules``).
+arrives, or when the round ends (``release_schedules``); ``round_done`` is then
+told, so that what a round skipped is logged in one line, not one per fire.
 
 After a restart, a job of an ``earliest`` schedule taken up and run again is the
 earliest of its round: the fires that came due while the process was down are
