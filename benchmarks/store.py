@@ -15,7 +15,8 @@ same backend, so a ratio reads off one run:
 - Lateness and throughput are measured as ``sz serve`` runs them (the startup
   heap frozen out of garbage collection: ``sz.serve.settle_heap``), with the
   targets, and as a program embedding ScheduleZero without that call runs them.
-- History writes: final rows told to the history actor until they are committed
+- History writes: final rows (with their arguments and a small result to keep)
+  told to the history actor until they are committed
   (each also ends its job's acceptance: a second statement), beside stdlib
   ``sqlite3`` inserting the same rows with ``executemany`` in one transaction; and
   the file's size per million rows.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import pickle
 import sqlite3
 import tempfile
 import time
@@ -60,7 +62,7 @@ from benchmarks.common import (
     verdict,
 )
 from sz import ScheduleZero
-from sz.history import HistoryActor
+from sz.history import HistoryActor, WithResult
 from sz.jobs import Attempt, HistoryQuery
 from sz.serve import settle_heap
 from sz.store import SqliteFile
@@ -342,7 +344,8 @@ async def aps_burst(n: int) -> Burst:
 
 
 def attempts(n: int) -> list[Attempt]:
-    """``n`` rows as a schedule's one-attempt jobs leave them: each final."""
+    """``n`` rows as a schedule's one-attempt jobs leave them: each final, with
+    the arguments it was called with (its result goes with it, ``RESULT``)."""
     now = datetime.now(UTC)
     rows = []
     for i in range(n):
@@ -362,9 +365,14 @@ def attempts(n: int) -> list[Attempt]:
                 error=None,
                 attempt=1,
                 final=True,
+                arguments="('tick',), {'n': 1}",
             )
         )
     return rows
+
+
+#: What each benchmarked job returned: kept with its final row.
+RESULT = {"status": "ok", "count": 3}
 
 
 async def history_rate(rows: list[Attempt], path: Path) -> tuple[float, int]:
@@ -382,10 +390,11 @@ async def history_rate(rows: list[Attempt], path: Path) -> tuple[float, int]:
             start = time.perf_counter()
             tell = ref.tell
             for row in rows:
+                message = WithResult(row, RESULT)
                 try:
-                    tell(row)
+                    tell(message)
                 except MailboxFull:
-                    await ref.send(row)
+                    await ref.send(message)
             # The actor takes its mailbox in order: once this is answered, every
             # row has reached the backend, and the flush waits for their commit.
             await ref.ask(HistoryQuery(limit=0), timeout=60)
@@ -414,8 +423,8 @@ def checkpoint(connection: sqlite3.Connection) -> None:
 
 _INSERT = (
     "INSERT INTO history (job_id, schedule_id, task, handler, scheduled_at, "
-    "started_at, finished_at, duration, outcome, error, attempt, final, reason) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "started_at, finished_at, duration, outcome, error, attempt, final, reason, "
+    "arguments, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -445,6 +454,8 @@ def raw_insert(rows: list[Attempt], path: Path) -> tuple[float, int]:
                 row.attempt,
                 int(row.final),
                 row.reason,
+                row.arguments,
+                pickle.dumps(RESULT, pickle.HIGHEST_PROTOCOL),
             )
             for row in rows
         ]

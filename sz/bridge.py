@@ -42,7 +42,6 @@ from actors import ActorSystem, lowlevel
 
 from .dispatcher import Submit
 from .errors import SzError
-from .history import log_attempt
 from .jobs import Attempt, Job, Reason
 from .storable import check_storable, check_value
 from .store import COALESCE_POLICIES, ScheduleStore
@@ -65,7 +64,9 @@ TakeUp = Callable[[Mapping[str, SchedulePolicy], datetime], Iterable[str]]
 
 __all__ = [
     "HELD_BACK",
+    "HELD_SINCE",
     "MAX_MISFIRE_GRACE",
+    "MAX_SKIPPED_ROWS",
     "Bridge",
     "Schedule",
     "ScheduleNotFound",
@@ -83,6 +84,19 @@ logger = logging.getLogger("sz.scheduler")
 #: The metadata key marking a schedule paused because no handler of its task
 #: was in service (``Schedule.paused_reason == "no_healthy_handler"``).
 HELD_BACK = "held_back"
+
+#: The metadata key saying when a schedule's hold-back began (ISO 8601, UTC),
+#: for the line that sums up the fires it skipped.
+HELD_SINCE = "held_since"
+
+#: The most ``skipped`` rows one release of a held-back schedule writes (its
+#: earliest fires): a minutely schedule held back for a year would otherwise
+#: write half a million at once. Its log line counts the fires left out.
+MAX_SKIPPED_ROWS = 10_000
+
+#: The namespace of the job ids of skipped fires: the same schedule and fire
+#: time always make the same id.
+_SKIPPED_IDS = uuid.UUID("6d0b3c51-52a7-4c1e-9b53-7a2f0e8c4d19")
 
 #: Seconds before its fire time that a fire is taken from its schedule, accepted
 #: and committed; the dispatcher holds it until it is due. A burst of fires due
@@ -344,6 +358,60 @@ def split_arguments(
     return tuple(args or ()), keywords
 
 
+@attrs.define
+class _Tally:
+    """What one round of a schedule skipped so far: summed up in one log line."""
+
+    task: str
+    policy: str
+    coalesced: int = 0
+    missed: int = 0
+    #: The earliest and latest fire missed.
+    first_missed: datetime | None = None
+    last_missed: datetime | None = None
+    #: The fire the round kept (run or missed), into which the others coalesced.
+    kept: datetime | None = None
+
+    def add(self, verdict: Verdict, fire: datetime) -> None:
+        if verdict == "coalesced":
+            self.coalesced += 1
+            return
+        if verdict == "missed":
+            self.missed += 1
+            if self.first_missed is None or fire < self.first_missed:
+                self.first_missed = fire
+            if self.last_missed is None or fire > self.last_missed:
+                self.last_missed = fire
+        self.kept = fire
+
+    def log(self, schedule_id: str) -> None:
+        parts: list[str] = []
+        if self.coalesced:
+            into = f" into the fire at {self.kept.isoformat()}" if self.kept else ""
+            parts.append(
+                f"{self.coalesced:,} fires coalesced{into} (coalesce={self.policy})"
+            )
+        if self.missed:
+            assert self.first_missed is not None
+            assert self.last_missed is not None
+            parts.append(
+                f"{self.missed:,} fires missed, past their misfire_grace_time "
+                f"(from {self.first_missed.isoformat()} "
+                f"to {self.last_missed.isoformat()})"
+            )
+        logger.info(
+            "schedule %s: %s",
+            schedule_id,
+            "; ".join(parts),
+            extra={
+                "schedule_id": schedule_id,
+                "task": self.task,
+                "coalesced": self.coalesced,
+                "missed": self.missed,
+            },
+        )
+
+
 class Bridge:
     """APScheduler behind ``ScheduleZero``: its schedules, and the fires they make.
 
@@ -387,6 +455,8 @@ class Bridge:
         self._scheduler: AsyncScheduler | None = None
         self._store: ScheduleStore | None = None
         self._holding = anyio.Lock()
+        #: Per schedule, what its round being judged skipped so far.
+        self._tallies: dict[str, _Tally] = {}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -424,6 +494,7 @@ class Bridge:
         store = ScheduleStore(
             file=file,
             sink=self._on_fire,
+            round_done=self._round_done,
             release_events=False,
             lookahead=LOOKAHEAD,
             gather=GATHER,
@@ -641,9 +712,10 @@ class Bridge:
 
         Their fires would only wait and end as ``no_healthy_handler``. Resumed
         from now once a handler takes jobs again (a trial job of a handler past
-        its cool-down counts); schedules paused on request stay paused. The
-        schedule itself carries the mark (``HELD_BACK`` in its metadata), so a
-        restart, whose handlers start afresh, resumes it.
+        its cool-down counts), with a ``skipped`` row for each fire that fell
+        meanwhile; schedules paused on request stay paused. The schedule itself
+        carries the mark (``HELD_BACK`` in its metadata, with ``HELD_SINCE``), so
+        a restart, whose handlers start afresh, resumes it.
         """
         async with self._holding:
             try:
@@ -661,9 +733,6 @@ class Bridge:
                         )
                     elif served and schedule.metadata.get(HELD_BACK):
                         await self._release_held(schedule.id)
-                        logger.info(
-                            "schedule %s resumed: %s has a handler", schedule.id, task
-                        )
             except (SzError, RuntimeError):
                 return  # stopping (APScheduler's own word): nothing to pause
             except Exception:
@@ -675,23 +744,98 @@ class Bridge:
         metadata = dict(schedule.metadata)
         if held:
             metadata[HELD_BACK] = True
+            metadata[HELD_SINCE] = datetime.now(UTC).isoformat()
             changes.setdefault("paused", True)
         else:
             metadata.pop(HELD_BACK, None)
+            metadata.pop(HELD_SINCE, None)
         await self._store.add_schedule(
             attrs.evolve(schedule, metadata=metadata, **changes),
             ConflictPolicy.replace,
         )
 
     async def _release_held(self, schedule_id: str) -> None:
-        """Resume a held-back schedule from now, and clear its mark."""
-        scheduler = self._running_scheduler()
+        """Resume a held-back schedule from now, and clear its mark.
+
+        Each fire that fell while it was held back gets its ``skipped`` row
+        first (``_skip_held``), so that a crash before the schedule is stored
+        resumed leaves it held, to be released again at the next start.
+        """
         try:
-            await scheduler.unpause_schedule(schedule_id, resume_from="now")
-            await self._mark_held(await scheduler.get_schedule(schedule_id), held=False)
+            schedule = await self._running_scheduler().get_schedule(schedule_id)
         except ScheduleLookupError:
             return  # removed meanwhile
+        # What APScheduler's ``unpause_schedule(resume_from="now")`` does, with
+        # the trigger stepped (a copy) once: for the rows, and to resume.
+        trigger, next_fire = self._skip_held(schedule, datetime.now(UTC))
+        await self._mark_held(
+            schedule,
+            held=False,
+            paused=False,
+            trigger=trigger,
+            next_fire_time=next_fire,
+        )
         self._withdrawn.pop(schedule_id, None)
+        logger.info(
+            "schedule %s resumed: no longer held back for want of a handler of %s",
+            schedule_id,
+            schedule.task_id,
+        )
+
+    def _skip_held(self, schedule: Any, until: datetime) -> tuple[Any, datetime | None]:
+        """Record a ``skipped`` row for each fire the hold-back made it skip.
+
+        Those are its fires from its next fire not taken to ``until``; a fire
+        recorded before a crash (the store's latest fire taken) is not recorded
+        again. At most ``MAX_SKIPPED_ROWS``, the earliest; one WARNING line sums
+        them up. The stored trigger is left as it is.
+
+        Returns:
+            A copy of its trigger stepped past ``until``, and its first fire at or
+            after ``until`` (None if it fires no more).
+        """
+        fire: datetime | None = schedule.next_fire_time
+        if fire is None or fire >= until:
+            return schedule.trigger, fire
+        backend, store = self._backend, self._store
+        assert backend is not None
+        assert store is not None
+        taken = store.taken(schedule.id)
+        trigger = copy.deepcopy(schedule.trigger)
+        recorded = left_out = 0
+        while fire is not None and fire < until:
+            if taken is not None and fire <= taken:
+                pass  # recorded by a release that a crash cut short
+            elif recorded < MAX_SKIPPED_ROWS:
+                backend.skip(_skipped_row(schedule, fire, until), fire)
+                recorded += 1
+            else:
+                # Counted, not recorded; APScheduler's own resume would step
+                # the trigger this far too.
+                left_out += 1
+            fire = trigger.next()
+        if recorded or left_out:
+            since = schedule.metadata.get(HELD_SINCE)
+            logger.warning(
+                "schedule %s: %s fires skipped while no healthy handler served "
+                "task %s (from %s to %s)%s",
+                schedule.id,
+                f"{recorded + left_out:,}",
+                schedule.task_id,
+                since if isinstance(since, str) else "?",
+                until.isoformat(),
+                f"; {left_out:,} of them not recorded (at most "
+                f"{MAX_SKIPPED_ROWS:,} rows per release)"
+                if left_out
+                else "",
+                extra={
+                    "schedule_id": schedule.id,
+                    "task": schedule.task_id,
+                    "skipped": recorded + left_out,
+                    "recorded": recorded,
+                },
+            )
+        return trigger, fire
 
     async def pause(self, id: str) -> None:
         """Pause a schedule (as ``ScheduleZero.pause``).
@@ -704,26 +848,34 @@ class Bridge:
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         self._withdraw(id, "schedule_paused")
-        # Paused on request now: it stays so when its handlers come back.
-        await self._clear_held_mark(id)
+        # Paused on request now: it stays so when its handlers come back. The
+        # fires its hold-back skipped until now get their rows.
+        schedule = await self._running_scheduler().get_schedule(id)
+        if schedule.metadata.get(HELD_BACK):
+            trigger, next_fire = self._skip_held(schedule, datetime.now(UTC))
+            await self._mark_held(
+                schedule, held=False, trigger=trigger, next_fire_time=next_fire
+            )
 
     async def resume(self, id: str) -> None:
         """Resume a paused schedule from now on (as ``ScheduleZero.resume``).
 
+        A schedule held back for want of a handler resumes as when one comes
+        back: each fire it skipped gets its row.
+
         Raises:
             ScheduleNotFound: No schedule has that id.
         """
+        scheduler = self._running_scheduler()
         try:
-            await self._running_scheduler().unpause_schedule(id, resume_from="now")
+            schedule = await scheduler.get_schedule(id)
+            if schedule.metadata.get(HELD_BACK):
+                await self._release_held(id)
+                return
+            await scheduler.unpause_schedule(id, resume_from="now")
         except ScheduleLookupError:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         self._withdrawn.pop(id, None)
-        await self._clear_held_mark(id)
-
-    async def _clear_held_mark(self, id: str) -> None:
-        schedule = await self._running_scheduler().get_schedule(id)
-        if schedule.metadata.get(HELD_BACK):
-            await self._mark_held(schedule, held=False)
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule, with its next fire time."""
@@ -801,8 +953,14 @@ class Bridge:
                 reason=reason,
             )
             backend.skip(skipped, scheduled - fired.jitter)
-            log_attempt(skipped)
+            # Told in one line per schedule and round (``_round_done``), not
+            # one per fire: a minutely schedule down for a week skips 10,000.
+            self._tally(fired).add(verdict, scheduled)
             return
+        if self._tallies:
+            tally = self._tallies.get(fired.schedule_id or "")
+            if tally is not None:
+                tally.kept = scheduled
         deadline = fired.start_deadline
         wait = (
             max(0.0, (deadline - now).total_seconds())
@@ -831,6 +989,22 @@ class Bridge:
             failed=partial(_fire_lost, job),
         )
 
+    def _tally(self, fired: apscheduler.Job) -> _Tally:
+        schedule_id = fired.schedule_id or ""
+        tally = self._tallies.get(schedule_id)
+        if tally is None:
+            tally = self._tallies[schedule_id] = _Tally(
+                task=fired.task_id, policy=str(fired.metadata.get("coalesce", "all"))
+            )
+        return tally
+
+    def _round_done(self, schedule_id: str) -> None:
+        """The store's word that a schedule's round is judged: sum up its skips."""
+        if self._tallies:
+            tally = self._tallies.pop(schedule_id, None)
+            if tally is not None:
+                tally.log(schedule_id)
+
 
 def _coalesce_of(schedule: apscheduler.Schedule) -> Coalesce:
     """The schedule's own coalesce policy, as the store applies it to its fires."""
@@ -841,6 +1015,30 @@ def _coalesce_of(schedule: apscheduler.Schedule) -> Coalesce:
             return "earliest"
         case _:
             return "all"
+
+
+def _skipped_row(schedule: Any, fire: datetime, now: datetime) -> Attempt:
+    """The final row of a fire its schedule's hold-back skipped.
+
+    Its job id follows from the schedule and the fire time, the same in any run.
+    """
+    return Attempt(
+        job_id=uuid.uuid5(
+            _SKIPPED_IDS, f"{schedule.id}@{fire.astimezone(UTC).isoformat()}"
+        ).hex,
+        schedule_id=schedule.id,
+        task=schedule.task_id,
+        handler=None,
+        scheduled_at=fire,
+        started_at=None,
+        finished_at=now,
+        duration=None,
+        outcome="skipped",
+        error=None,
+        attempt=1,
+        final=True,
+        reason="no_healthy_handler",
+    )
 
 
 def _fire_lost(job: Job, error: BaseException) -> None:

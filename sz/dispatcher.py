@@ -335,8 +335,9 @@ class _InFlight:
     attempt: int
     future: JobFuture | None
     handler: str
-    #: When it was sent (the dispatcher's clock).
-    sent: float = 0.0
+    #: When it was sent (the dispatcher's clock): a loss or a cancel records
+    #: it as the attempt's start, turned into wall time only then.
+    sent: float
     #: Seconds it waited for a governor, and why (None: it did not).
     waited: float | None = None
     limited: Reason | None = None
@@ -776,9 +777,24 @@ class DispatcherActor(Actor):
     def _lose_jobs_of(self, name: str, reason: str) -> None:
         """Forget the handler ``name``; its jobs in flight are lost for ``reason``."""
         tasks = self._forget(name)
-        for entry in list(self.state.in_flight.values()):
-            if entry.handler == name:
-                self._finished(Finished.lost(entry.job, entry.attempt, name, reason))
+        lost = [e for e in self.state.in_flight.values() if e.handler == name]
+        wall, now = _now(), self._clock()
+        for entry in lost:
+            # Since it was sent: the row shows how long the attempt really ran
+            # before its handler went, not a 0 ms attempt at the moment we knew.
+            ran = max(0.0, now - entry.sent)
+            self._finished(
+                Finished(
+                    entry.job,
+                    entry.attempt,
+                    name,
+                    "lost",
+                    wall - timedelta(seconds=ran),
+                    wall,
+                    ran,
+                    reason=reason,
+                )
+            )
         for task in tasks:
             self._drain(task)
 

@@ -33,7 +33,9 @@ __all__ = [
 #: their schedule's ``misfire_grace_time`` or ``coalesce`` skipped (also jobs
 #: taken up after a restart, on their interrupted attempt's row); ``abandoned``
 #: a job lost for good with its handler; ``cancelled`` a fire taken ahead of
-#: its time whose schedule was paused or removed before it came due.
+#: its time whose schedule was paused or removed before it came due;
+#: ``skipped`` a fire that fell while its schedule was held back for want of a
+#: handler (recorded when the schedule resumes).
 Outcome = Literal[
     "success",
     "failure",
@@ -44,6 +46,7 @@ Outcome = Literal[
     "coalesced",
     "rejected",
     "cancelled",
+    "skipped",
 ]
 
 #: Why an attempt ended as it did, why the next attempt follows, or what held it
@@ -74,8 +77,10 @@ Outcome = Literal[
 #:                                            before it started (``waited``)
 #: ``no_healthy_handler``       no_healthy_   no healthy handler took it within
 #:                              handler,      its wait; or its schedule was
-#:                              cancelled     paused for want of one before a
-#:                                            fire taken early came due
+#:                              cancelled,    paused for want of one before a
+#:                              skipped       fire taken early came due; or the
+#:                                            fire fell while its schedule was
+#:                                            so paused (held back)
 #: ``overloaded``               rejected      backpressure: the dispatcher's
 #:                                            queues passed their high water
 #: ``dispatcher_full``          rejected      the dispatcher's mailbox was full

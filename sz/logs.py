@@ -9,7 +9,8 @@ ScheduleZero's loggers, all under ``sz``:
 logger             what it says
 =================  ==========================================================
 ``sz``             the command: signals, start and stop
-``sz.scheduler``   the scheduler: store in use, schedules, drain, take-up
+``sz.scheduler``   the scheduler: store in use, schedules, drain, take-up,
+                   fires skipped (one line per schedule and round)
 ``sz.serve``       ``sz serve``: schedules and the actor tree at start
 ``sz.history``     every job's outcome, one line per attempt (failures at
                    WARNING)

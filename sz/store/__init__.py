@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .fires import COALESCE_POLICIES, Fires, FireSink, Verdict
+from .fires import COALESCE_POLICIES, Fires, FireSink, RoundDone, Verdict
 from .schedules import ScheduleStore
 from .sqlite import SCHEMA_VERSION, SqliteFile, StoreError
 
@@ -11,6 +11,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "FireSink",
     "Fires",
+    "RoundDone",
     "ScheduleStore",
     "SqliteFile",
     "StoreError",

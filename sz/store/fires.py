@@ -8,7 +8,8 @@ past its start deadline (the schedule's misfire grace) is ``missed``.
 
 APScheduler computes the fires of one schedule one after another, then the next
 schedule's: the fires of a schedule are complete when a fire of another schedule
-arrives, or when the round ends (``release_schedules``).
+arrives, or when the round ends (``release_schedules``); ``round_done`` is then
+told, so that what a round skipped is logged in one line, not one per fire.
 
 After a restart, a job of an ``earliest`` schedule taken up and run again is the
 earliest of its round: the fires that came due while the process was down are
@@ -24,7 +25,7 @@ from typing import Literal
 
 from apscheduler import Job
 
-__all__ = ["COALESCE_POLICIES", "FireSink", "Fires", "Verdict"]
+__all__ = ["COALESCE_POLICIES", "FireSink", "Fires", "RoundDone", "Verdict"]
 
 logger = logging.getLogger("sz.store")
 
@@ -35,16 +36,22 @@ Verdict = Literal["due", "coalesced", "missed"]
 #: Called for every fire with its verdict. Must not raise, must not block.
 FireSink = Callable[[Job, Verdict], None]
 
+#: Called with a schedule's id once every fire of its round has had its verdict
+#: (so that what a round skipped can be told in one line, not one per fire).
+#: Must not raise, must not block.
+RoundDone = Callable[[str], None]
+
 COALESCE_POLICIES = ("latest", "earliest", "all")
 
 
 class Fires:
     """Collects the fires of the schedule being processed, then passes verdicts."""
 
-    __slots__ = ("_fires", "_folds", "_schedule", "sink")
+    __slots__ = ("_fires", "_folds", "_schedule", "round_done", "sink")
 
-    def __init__(self, sink: FireSink) -> None:
+    def __init__(self, sink: FireSink, round_done: RoundDone | None = None) -> None:
         self.sink = sink
+        self.round_done = round_done
         self._schedule: str | None = None
         self._fires: list[Job] = []
         #: Per schedule, fires at or before this time (before jitter) are
@@ -81,6 +88,17 @@ class Fires:
         fires, self._fires, self._schedule = self._fires, [], None
         if not fires:
             return
+        self._judge(fires)
+        if self.round_done is not None:
+            schedule_id = fires[0].schedule_id or ""
+            try:
+                self.round_done(schedule_id)
+            except Exception:
+                # As for a fire (``_emit``): never into APScheduler's loop.
+                logger.exception("ending the round of schedule %s failed", schedule_id)
+
+    def _judge(self, fires: list[Job]) -> None:
+        """Pass a verdict on each fire of one schedule's round."""
         if self._folds:
             fires = self._fold(fires)
             if not fires:

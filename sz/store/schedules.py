@@ -45,7 +45,7 @@ from apscheduler import (
 )
 from apscheduler.abc import DataStore
 
-from .fires import Fires, FireSink
+from .fires import Fires, FireSink, RoundDone
 from .sqlite import DamagedValue, SqliteFile, from_micros, to_micros, unpickle
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ class ScheduleStore(DataStore):
         file: A file opened by the caller (who shares it, e.g. with the history).
         sink: Where fires go instead of APScheduler's job layer (set it before
             start, or later: jobs added before it is set stay in the job layer).
+        round_done: Told a schedule's id once each fire of its round has been
+            passed to ``sink`` (None by default: not told).
         release_events: Publish ``ScheduleUpdated`` for every schedule released
             after a fire, as the ``DataStore`` contract says. APScheduler's event
             broker starts a task per event and subscriber, and the only subscriber
@@ -126,6 +128,7 @@ class ScheduleStore(DataStore):
         *,
         file: SqliteFile | None = None,
         sink: FireSink | None = None,
+        round_done: RoundDone | None = None,
         release_events: bool = True,
         lookahead: float = 0.0,
         gather: float = 0.0,
@@ -144,7 +147,8 @@ class ScheduleStore(DataStore):
         self.lookahead = timedelta(seconds=lookahead)
         #: The wake-up falls this long before the earliest schedule's fire time.
         self._wake_ahead = timedelta(seconds=lookahead - gather)
-        self._fires = Fires(sink) if sink is not None else None
+        self._round_done = round_done
+        self._fires = Fires(sink, round_done) if sink is not None else None
         self._tasks: dict[str, Task] = {}
         self._schedules: dict[str, Schedule] = {}
         self._due: list[tuple[datetime, str]] = []
@@ -167,7 +171,7 @@ class ScheduleStore(DataStore):
     def sink(self, sink: FireSink | None) -> None:
         if self._fires is not None:
             self._fires.flush()
-        self._fires = Fires(sink) if sink is not None else None
+        self._fires = Fires(sink, self._round_done) if sink is not None else None
 
     def fold(self, schedule_id: str, until: datetime) -> None:
         """Coalesce the schedule's fires up to ``until`` in its next round.
@@ -176,6 +180,14 @@ class ScheduleStore(DataStore):
         """
         if self._fires is not None:
             self._fires.fold(schedule_id, until)
+
+    def taken(self, schedule_id: str) -> datetime | None:
+        """The schedule's latest fire a previous run took (or recorded), or None.
+
+        Read from the file at start; forgotten once a later fire is taken, or
+        the schedule is stored anew.
+        """
+        return self._taken.get(schedule_id)
 
     def fire_due(self, schedule_id: str, now: datetime) -> bool:
         """Whether the schedule's next round takes a fire at or before ``now``.

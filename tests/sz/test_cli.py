@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -32,25 +30,6 @@ async def read_until(process: Process, *needles: str) -> str:
             if all(needle in seen for needle in needles):
                 return seen
     raise AssertionError(f"{needles!r} did not all appear in:\n{seen}")
-
-
-async def test_sz_serve_runs_jobs_and_exits_zero_within_two_seconds_of_sigterm() -> (
-    None
-):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    async with await anyio.open_process(
-        [*SZ, "serve", "--interval", "0.05"], stderr=-2, env=env
-    ) as process:
-        seen = await read_until(process, "echo attempt 1 on echo: success")
-        process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(2):
-            code = await process.wait()
-        assert process.stdout is not None
-        async for chunk in process.stdout:
-            seen += chunk.decode()
-    assert code == 0, seen
-    assert "stopped cleanly" in seen
-    assert "Traceback" not in seen
 
 
 async def test_sz_serve_with_a_bad_config_exits_two_naming_the_key(

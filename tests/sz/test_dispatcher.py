@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from sz.dispatcher import (
     HandlerStatus,
     Register,
     Submit,
+    Unregister,
 )
 from sz.errors import JobFailed, NoHealthyHandler
 from sz.handlers import HandlerActor, HandlerSpec
@@ -550,3 +551,34 @@ async def test_run_now_raises_no_healthy_handler_when_its_wait_is_over() -> None
         rows = await sz.history(task="work", outcome="no_healthy_handler")
     assert len(rows) == 1
     assert rows[0].final
+
+
+# ------------------------------------------------------------ lost attempts
+
+
+async def test_an_attempt_lost_with_its_handler_records_when_it_started() -> None:
+    started = anyio.Event()
+
+    async def work() -> None:
+        started.set()
+        await anyio.Event().wait()
+
+    async with bench(work) as b:
+        job, _ = await b.submit("work")
+        with anyio.fail_after(5):
+            await started.wait()
+        await b.advance(2.5)
+        # Its worker is lost (as the broker says of a remote worker): the
+        # dispatcher gives up on the attempt without a word from the handler.
+        await b.dispatcher.send(Unregister(name="work", reason="worker_lost"))
+        await b.statuses()  # handled after the loss, whose row went out first
+        rows = await b.rows(job_id=job.id)
+    assert [(r.attempt, r.outcome, r.final, r.reason) for r in rows] == [
+        (1, "abandoned", False, "retry_after_worker_lost")
+    ]
+    [lost] = rows
+    # It ran 2.5 s (the dispatcher's clock) before its handler was lost: the row
+    # says so, rather than a 0 ms attempt at the moment the loss was known.
+    assert lost.duration == 2.5
+    assert lost.started_at == lost.finished_at - timedelta(seconds=2.5)
+    assert lost.handler == "work"

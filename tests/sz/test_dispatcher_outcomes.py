@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -21,11 +22,13 @@ async def test_job_on_a_handler_killed_mid_job_is_retried_and_recorded() -> None
     sz = ScheduleZero()
     calls = 0
     started = anyio.Event()
+    began: list[datetime] = []
 
     async def work() -> str:
         nonlocal calls
         calls += 1
         if calls == 1:
+            began.append(datetime.now(UTC))
             started.set()
             await anyio.Event().wait()
         return "done"
@@ -46,9 +49,18 @@ async def test_job_on_a_handler_killed_mid_job_is_retried_and_recorded() -> None
             assert len(busy) == 1
             ref = sz.system.lookup(f"/user/handlers/{busy[0]}")
             assert ref is not None
+            killed = datetime.now(UTC)
             await ref.kill()
         rows = sorted(await sz.history(task="work"), key=lambda row: row.attempt)
     assert result == ["done"]
+    # The interrupted attempt says when it really started, and that it ran until
+    # the kill: not a 0 ms attempt at the moment the loss was seen.
+    lost = rows[0]
+    assert lost.started_at is not None
+    assert lost.duration is not None
+    assert lost.started_at <= began[0] <= killed <= lost.finished_at
+    assert lost.duration > 0
+    assert lost.duration >= (killed - began[0]).total_seconds()
     assert len({row.job_id for row in rows}) == 1
     assert [(r.attempt, r.outcome, r.final, r.reason) for r in rows] == [
         (1, "abandoned", False, "retry_after_crash"),

@@ -12,6 +12,7 @@ import os
 import signal
 from collections import Counter, defaultdict
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -145,6 +146,7 @@ async def test_a_job_on_a_killed_worker_completes_on_another_as_attempt_two(
         async with a_job_on_one_of_two(
             sz, spawn_worker, endpoint, backend, trace, 3.0
         ) as (doomed, survivor, result):
+            killed = datetime.now(UTC)
             doomed.kill()
         assert result == [survivor.pid]
         [(job, rows)] = (await attempts_by_job(sz, "announce")).items()
@@ -152,6 +154,13 @@ async def test_a_job_on_a_killed_worker_completes_on_another_as_attempt_two(
             (1, "abandoned", "retry_after_worker_lost", doomed.name, False),
             (2, "success", None, survivor.name, True),
         ], job
+        # The lost attempt started before the kill (when it was sent) and ran
+        # until its worker was declared lost, not 0 ms at that moment.
+        lost = rows[0]
+        assert lost.started_at is not None
+        assert lost.duration is not None
+        assert lost.started_at < killed < lost.finished_at
+        assert lost.duration >= (killed - lost.started_at).total_seconds()
         assert [token for token, _ in await starts(trace)] == ["job", "job"]
         _, stats = await sz.broker()
         assert stats.workers_lost == 1

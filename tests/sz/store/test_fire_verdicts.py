@@ -11,6 +11,7 @@ condition polled under a deadline.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -252,6 +253,70 @@ async def test_latest_runs_its_fire_within_grace_and_folds_the_older_ones(
     for when in times[:-1]:
         check_skipped(by_time[when], "coalesced", "coalesce_latest")
     assert calls == {"fire": 1}
+
+
+# ------------------------------------------------------ one line per round
+
+
+def skip_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every line logged of fires coalesced or missed (a per-fire line too)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if " coalesced" in record.getMessage() or " missed" in record.getMessage()
+    ]
+
+
+async def test_a_thousand_coalesced_fires_get_a_row_each_and_one_log_line(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sz, calls = ticking(store)
+    with caplog.at_level(logging.INFO, logger="sz"):
+        async with sz:
+            # A minutely schedule down for 1,000 minutes, in seconds.
+            trigger, times = overdue(1_000)
+            await sz.schedule("tick", trigger, args=["x"], id="late")
+            rows = await finals_of(sz, "late", 1_000)
+    assert sorted(r.scheduled_at for r in rows) == times
+    assert Counter((r.outcome, r.reason) for r in rows) == {
+        ("coalesced", "coalesce_latest"): 999,
+        ("success", None): 1,
+    }
+    assert calls == {"x": 1}
+    assert skip_lines(caplog) == [
+        (
+            f"schedule late: 999 fires coalesced into the fire at "
+            f"{times[-1].isoformat()} (coalesce=latest)"
+        )
+    ]
+
+
+async def test_fires_missed_past_their_grace_get_a_row_each_and_one_log_line(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sz, calls = ticking(store)
+    with caplog.at_level(logging.INFO, logger="sz"):
+        async with sz:
+            # 500 fires 1.2 s apart; the newest 0.1 s overdue, within a second's
+            # grace, the 499 before it past it.
+            trigger, times = overdue(500, interval=APART, newest=NEWEST)
+            await sz.schedule(
+                "tick",
+                trigger,
+                args=["x"],
+                coalesce="all",
+                misfire_grace_time=1.0,
+                id="graced",
+            )
+            rows = await finals_of(sz, "graced", 500)
+    assert Counter(r.outcome for r in rows) == {"missed": 499, "success": 1}
+    assert calls == {"x": 1}
+    assert skip_lines(caplog) == [
+        (
+            f"schedule graced: 499 fires missed, past their misfire_grace_time "
+            f"(from {times[0].isoformat()} to {times[-2].isoformat()})"
+        )
+    ]
 
 
 # ------------------------------------------------- one final row per fire

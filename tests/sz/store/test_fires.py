@@ -91,3 +91,19 @@ def test_an_unfolded_schedule_follows_its_policy_again() -> None:
     fires.unfold("s")
     judge(fires, [fire(NOW - HOUR), fire(NOW - HOUR / 2)])
     assert seen == [(NOW - HOUR / 2, "coalesced"), (NOW - HOUR, "due")]
+
+
+def test_each_round_is_told_done_once_after_all_its_verdicts() -> None:
+    seen: list[tuple[str, object]] = []
+    fires = Fires(
+        lambda job, verdict: seen.append((verdict, job.schedule_id)),
+        lambda schedule_id: seen.append(("done", schedule_id)),
+    )
+    judge(fires, [fire(NOW - HOUR), fire(NOW - HOUR / 2), fire(NOW, schedule="t")])
+    assert seen == [
+        ("coalesced", "s"),
+        ("due", "s"),
+        ("done", "s"),
+        ("due", "t"),
+        ("done", "t"),
+    ]

@@ -13,6 +13,7 @@ import pytest
 
 from sz.cli import THREAD_GRACE
 
+from .logged import crash_tracebacks
 from .test_store_recovery import serving
 
 if TYPE_CHECKING:
@@ -153,3 +154,21 @@ async def test_a_second_signal_stops_sz_serve_without_waiting_for_the_drain(
     assert "received SIGINT again: stopping at once" in out
     assert "stopped cleanly" in out
     assert "Traceback" not in out
+
+
+async def test_sz_serve_runs_jobs_and_exits_zero_within_two_seconds_of_sigterm(
+    tmp_path: Path,
+) -> None:
+    async with serving(tmp_path, "--interval", "0.05") as serve:
+        await serve.wait_for(
+            lambda: any("echo attempt 1 on echo: success" in x for x in serve.lines),
+            "an echo job's success",
+        )
+        serve.process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(2):
+            code = await serve.process.wait()
+        await serve.wait_for(lambda: serve.ended, "end of output")
+    assert code == 0, serve.output[-4000:]
+    assert "stopped cleanly" in serve.output
+    # The demo's fail job is logged with its traceback; anything else is a crash.
+    assert crash_tracebacks(serve.output) == []

@@ -231,6 +231,11 @@ async def test_jobs_taken_up_within_their_misfire_grace_run_again(
         async with sz:
             rows = await finals(sz, 2)
     assert all(rows_by_job(rows)[job] == RETRIED for job in ids)
+    # When the interrupted attempts began was never stored: their rows say it is
+    # unknown, not that they ran 0 ms at the restart.
+    interrupted = [row for row in rows if row.outcome == "abandoned"]
+    assert len(interrupted) == 2
+    assert {(row.started_at, row.duration) for row in interrupted} == {(None, None)}
     assert calls == {"s": 2}
     # Nothing skipped: no summary.
     assert "taken up after restart" not in caplog.text
