@@ -28,6 +28,7 @@ import attrs
 
 from actors import Actor, ActorRef, lowlevel
 from transport import (
+    MAX_REASON,
     WORKER_NAME,
     WORKER_NAME_RULE,
     Disconnect,
@@ -55,7 +56,6 @@ from ..handlers import Execute, Finished
 from ..validators import int_at_least, positive
 from .wire import (
     BEAT,
-    MAX_ERROR,
     MAX_MESSAGE_BYTES,
     UNENCODABLE,
     Outbox,
@@ -213,6 +213,11 @@ class _Worker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis if longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 @attrs.frozen(kw_only=True)
@@ -525,6 +530,8 @@ class BrokerActor(Actor):
         return True
 
     def _malformed(self, peer: bytes, why: str) -> None:
+        # SZP1 bounds a DISCONNECT's reason: whatever ``why`` quotes must fit.
+        why = _cut(why, MAX_REASON - len("bad message: "))
         self.stats.malformed += 1
         worker = self.workers.get(peer)
         logger.warning(
@@ -551,7 +558,7 @@ class BrokerActor(Actor):
         del worker.in_flight[message.job_id]
         outcome, value, error = message.outcome, None, None
         if message.error is not None:
-            error = RemoteError(message.error[:MAX_ERROR])
+            error = RemoteError(message.error)  # SZP1 bounds its length
         if outcome == "success":
             try:
                 value = decode_value(bodies)
@@ -593,6 +600,7 @@ class BrokerActor(Actor):
     # ---------------------------------------------------------- registration
 
     def _refuse(self, peer: bytes, name: str, why: str) -> None:
+        why = _cut(why, MAX_REASON - len("refused: "))
         self.stats.refused += 1
         logger.warning("refused worker %r: %s", name, why)
         self._tell(peer, Disconnect(reason=f"refused: {why}"))

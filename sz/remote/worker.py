@@ -40,6 +40,8 @@ from actors import (
 from transport import (
     MAX_CAPACITY,
     MAX_HEARTBEAT,
+    MAX_NAME,
+    MAX_TASKS,
     MIN_HEARTBEAT,
     WORKER_NAME,
     WORKER_NAME_RULE,
@@ -219,7 +221,9 @@ class ZMQHandler:
         aware datetimes. Returns the function unchanged.
 
         Raises:
-            SzError: The name is empty or registered already, or the timeout is
+            SzError: The name is empty, longer than ``transport.MAX_NAME`` (256)
+                characters or registered already, the worker serves
+                ``transport.MAX_TASKS`` (2,048) tasks already, or the timeout is
                 not > 0.
         """
 
@@ -227,6 +231,17 @@ class ZMQHandler:
             task = name or function.__name__
             if not task or task in self._tasks:
                 raise SzError(f"task {task!r} is registered already")
+            # The broker takes no READY past these bounds (SZP1's): say so
+            # now, not in a refusal at every reconnection.
+            if len(task) > MAX_NAME:
+                raise SzError(
+                    f"task {task[:32]!r}...: a name of {len(task)} characters, "
+                    f"at most {MAX_NAME}"
+                )
+            if len(self._tasks) >= MAX_TASKS:
+                raise SzError(
+                    f"task {task!r}: a worker serves at most {MAX_TASKS} tasks"
+                )
             if timeout is not None and not timeout > 0:
                 raise SzError(f"task {task!r}: timeout must be > 0")
             self._tasks[task] = _Task(
