@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from actors import Actor, ActorRef, lowlevel
+from actors import Actor, ActorRef, ExpectedCrash, lowlevel
 from transport import (
     MAX_REASON,
     WORKER_NAME,
@@ -69,10 +69,13 @@ if TYPE_CHECKING:
     from ..dispatcher import DispatcherState
 
 __all__ = [
+    "BoundRouter",
     "BrokerActor",
     "BrokerSettings",
     "BrokerStats",
+    "CannotBind",
     "WorkersQuery",
+    "bind_router",
 ]
 
 # Named as before the move to sz.remote: operators filter on it.
@@ -256,6 +259,57 @@ class WorkerProxy(Actor):
             await super().receive(message)
 
 
+class CannotBind(SzError, ExpectedCrash):
+    """The broker's endpoint cannot be bound (its port taken, say).
+
+    At start it is the scheduler's refusal, raised before any actor starts; on a
+    restart it is an expected crash (one warning line), retried after the
+    broker's backoff: the port of the incarnation before may not be free yet.
+    """
+
+
+def bind_router(settings: BrokerSettings) -> Router:
+    """The broker's ROUTER, bound as ``settings`` say.
+
+    Raises:
+        CannotBind: The endpoint cannot be bound; the message names it and why.
+    """
+    try:
+        return Router(
+            settings.endpoint,
+            max_message_bytes=settings.max_message_bytes,
+            send_hwm=settings.send_hwm,
+            receive_hwm=settings.receive_hwm,
+            secret_key=settings.secret_key,
+            workers=settings.workers,
+        )
+    except TransportError as exc:
+        raise CannotBind(f"handlers.zmq.registration_server: {exc}") from None
+
+
+class BoundRouter:
+    """A ROUTER bound before the broker started, for its first incarnation only.
+
+    Binding before the actor starts lets a taken port be the scheduler's
+    one-line refusal, not an actor's crash; a restarted broker binds afresh.
+    """
+
+    # A plain class: made once per start of the scheduler.
+    def __init__(self, router: Router) -> None:
+        self._router: Router | None = router
+
+    def take(self) -> Router | None:
+        """The ROUTER the first time; None after."""
+        router, self._router = self._router, None
+        return router
+
+    def close(self) -> None:
+        """Close the ROUTER if nobody took it (the broker did not start)."""
+        router = self.take()
+        if router is not None:
+            router.close()
+
+
 class BrokerActor(Actor):
     """Owns the ROUTER; registers workers, routes jobs and results, judges liveness.
 
@@ -263,34 +317,36 @@ class BrokerActor(Actor):
         settings: Where to bind and how to judge workers.
         dispatcher: The dispatcher each worker registers with.
         state: The dispatcher's state, to refuse a worker named as a local handler.
+        bound: A ROUTER bound already, for the first incarnation; None (the
+            default): each incarnation binds its own.
     """
 
     def __init__(
-        self, settings: BrokerSettings, dispatcher: ActorRef, state: DispatcherState
+        self,
+        settings: BrokerSettings,
+        dispatcher: ActorRef,
+        state: DispatcherState,
+        bound: BoundRouter | None = None,
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.state = state
-
-    async def on_start(self) -> None:
-        """Bind; answer CURVE handshakes; read, beat and flush in tasks."""
-        settings = self.settings
-        try:
-            self.router = Router(
-                settings.endpoint,
-                max_message_bytes=settings.max_message_bytes,
-                send_hwm=settings.send_hwm,
-                receive_hwm=settings.receive_hwm,
-                secret_key=settings.secret_key,
-                workers=settings.workers,
-            )
-        except TransportError as exc:
-            raise SzError(f"handlers.zmq.registration_server: {exc}") from None
+        self.bound = bound
         self.stats = BrokerStats()
         self.workers: dict[bytes, _Worker] = {}
         self.by_name: dict[str, _Worker] = {}
         #: Proxies of workers dropped, until they have ended (a name is reused).
         self.stopping: dict[str, ActorRef] = {}
+
+    async def on_start(self) -> None:
+        """Bind; answer CURVE handshakes; read, beat and flush in tasks.
+
+        Raises:
+            CannotBind: The endpoint cannot be bound (an expected crash).
+        """
+        settings = self.settings
+        router = self.bound.take() if self.bound is not None else None
+        self.router = router if router is not None else bind_router(settings)
         self.new_event = lowlevel.event_factory(self.system)
         self.clock = lowlevel.clock(self.system)
         self.congested = self.new_event()
@@ -327,7 +383,10 @@ class BrokerActor(Actor):
                 self.dispatcher.tell(Unregister(name=worker.name, reason="worker_lost"))
                 self._drop(worker, "worker_lost", tell=False, count=False)
         finally:
-            self.router.close()
+            # None bound if on_start could not bind: nothing to close.
+            router: Router | None = getattr(self, "router", None)
+            if router is not None:
+                router.close()
 
     async def receive(self, message: Any) -> Any:
         """Beat, or answer a query."""
