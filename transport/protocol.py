@@ -255,7 +255,10 @@ class JobResult:
     """Worker to broker: how attempt ``attempt`` of job ``job_id`` ended.
 
     ``outcome`` is ``success``, ``failure`` or ``timeout``; with success, its
-    one body is the value, encoded by the worker.
+    one body is the value, encoded by the worker. ``caller_error``: the job
+    failed because its arguments do not fit the function's signature, the
+    caller's error rather than the worker's. It travels only when true, so
+    that a peer that predates it still reads every other RESULT.
     """
 
     COMMAND: ClassVar[bytes] = b"\x03"
@@ -266,6 +269,7 @@ class JobResult:
     outcome: str
     error: str | None = None
     duration: float = 0.0
+    caller_error: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not _is_text(self.job_id, MAX_JOB_ID):
@@ -288,6 +292,8 @@ class JobResult:
             raise ProtocolError(
                 f"duration: expected seconds >= 0, at most {MAX_SECONDS:g}"
             )
+        if type(self.caller_error) is not bool:
+            raise ProtocolError("caller_error: expected true or false")
 
 
 @attrs.frozen
@@ -336,21 +342,32 @@ _BATCHED: dict[type[Message], Callable[..., Message]] = {
 _NAMES: dict[type[Message], frozenset[str]] = {
     kind: frozenset(names) for kind, names in _FIELDS.items()
 }
+#: Fields added after SZP1's first peers, last in their command's order, and
+#: sent only when true: a peer that predates them reads any message without.
+_OPTIONAL: dict[type[Message], tuple[str, ...]] = {JobResult: ("caller_error",)}
+#: The fields every message of a command carries, in order (a batch item's).
+_SENT: dict[type[Message], tuple[str, ...]] = {
+    kind: names[: len(names) - len(_OPTIONAL.get(kind, ()))]
+    for kind, names in _FIELDS.items()
+}
 _packer = msgpack.Packer(use_bin_type=True)
 
 
 #: Each command's fields, read at once (a dict comprehension of getattr calls
 #: cost a small job a microsecond at each end).
 _READ: dict[type[Message], Callable[[Message], Any]] = {
-    kind: operator.attrgetter(*names) for kind, names in _FIELDS.items() if names
+    kind: operator.attrgetter(*names) for kind, names in _SENT.items() if names
 }
 
 
 def _header(message: Message) -> dict[str, Any]:
     kind = type(message)
-    names = _FIELDS[kind]
+    names = _SENT[kind]
     if len(names) > 1:
-        return dict(zip(names, _READ[kind](message), strict=True))
+        header = dict(zip(names, _READ[kind](message), strict=True))
+        if kind is JobResult and message.caller_error:  # type: ignore[union-attr]
+            header["caller_error"] = True
+        return header
     return {names[0]: _READ[kind](message)} if names else {}
 
 
@@ -380,11 +397,15 @@ def encode_batches(
         return
     kind = type(items[0][0])
     command, read, pack = kind.COMMAND, _READ[kind], _packer.pack
+    optional = kind is JobResult
     chunk: list[tuple[Message, bytes]] = []
     rows: list[bytes] = []
     size = weight = 0
     for message, body in items:
-        row = pack(read(message))  # its fields in order: an array
+        if optional and message.caller_error:  # type: ignore[union-attr]
+            row = pack((*read(message), True))  # caller_error, only when true
+        else:
+            row = pack(read(message))  # its fields in order: an array
         if rows and (
             len(rows) == MAX_BATCH
             or size + len(row) > MAX_HEADER - 8
@@ -444,10 +465,11 @@ def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
             f"{kind.__name__}: a batch of {len(fields)}: from 1 to {MAX_BATCH}"
         )
     items = _batch_bodies(kind, len(fields), bodies)
-    count, make = len(_FIELDS[kind]), _BATCHED[kind]
+    least, most, make = len(_SENT[kind]), len(_FIELDS[kind]), _BATCHED[kind]
     decoded: list[tuple[Message, list[bytes]]] = []
     for item, body in zip(fields, items, strict=True):
-        if type(item) is not list or len(item) != count:
+        if type(item) is not list or not least <= len(item) <= most:
+            count = f"{least}" if least == most else f"{least} to {most}"
             raise ProtocolError(
                 f"{kind.__name__}: a batch item is not an array of its {count} fields"
             )

@@ -636,6 +636,9 @@ class BrokerActor(Actor):
                 duration,
                 value,
                 error,
+                None,
+                # The worker's verdict: the arguments did not fit the function.
+                message.caller_error,
             )
         )
 

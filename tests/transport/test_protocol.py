@@ -54,6 +54,13 @@ MESSAGES: list[Message] = [
     JobRequest(job_id="j2", attempt=1, method="send_email"),
     JobResult(job_id="j1", attempt=2, outcome="success", duration=0.25),
     JobResult(job_id="j1", attempt=3, outcome="failure", error="RuntimeError('x')"),
+    JobResult(
+        job_id="j1",
+        attempt=4,
+        outcome="failure",
+        error="TypeError()",
+        caller_error=True,
+    ),
     Heartbeat(),
     Disconnect(reason="unknown worker"),
 ]
@@ -211,12 +218,12 @@ def test_a_large_body_travels_in_a_message_of_its_own() -> None:
     [
         pytest.param(
             [{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2,
-            "a batch item is not an array of its 5 fields",
+            "a batch item is not an array of its 5 to 6 fields",
             id="maps",
         ),
         pytest.param(
             [["a", 1, "success", None]] * 2,
-            "a batch item is not an array of its 5 fields",
+            "a batch item is not an array of its 5 to 6 fields",
             id="short",
         ),
         pytest.param(
@@ -234,6 +241,35 @@ def test_a_batch_of_items_that_are_not_their_fields_is_refused(
     with pytest.raises(ProtocolError) as refused:
         decode_all(frames)
     assert says in str(refused.value)
+
+
+def test_caller_error_travels_only_when_true_so_older_peers_read_the_rest() -> None:
+    plain = JobResult("j", 1, "failure", "TypeError('x')", 0.5)
+    blamed = JobResult("k", 1, "failure", "TypeError('y')", 0.5, caller_error=True)
+    # Alone: a map without the key (what a peer before it expects), or with it.
+    assert msgpack.unpackb(encode(plain)[2]) == {
+        "job_id": "j",
+        "attempt": 1,
+        "outcome": "failure",
+        "error": "TypeError('x')",
+        "duration": 0.5,
+    }
+    assert msgpack.unpackb(encode(blamed)[2])["caller_error"] is True
+    # Batched: five fields, or six with caller_error last.
+    (frames,) = encode_batches([(plain, b""), (blamed, b"")])
+    assert msgpack.unpackb(frames[2]) == [
+        ["j", 1, "failure", "TypeError('x')", 0.5],
+        ["k", 1, "failure", "TypeError('y')", 0.5, True],
+    ]
+    assert decode_all(frames) == [(plain, []), (blamed, [])]
+    assert decode(encode(blamed)) == (blamed, [])
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", None, [True]], ids=repr)
+def test_a_caller_error_that_is_not_a_bool_is_refused(value: object) -> None:
+    fields = {"job_id": "j", "attempt": 1, "outcome": "failure", "caller_error": value}
+    with pytest.raises(ProtocolError, match="caller_error: expected true or false"):
+        decode([PROTOCOL, JobResult.COMMAND, header(**fields)])
 
 
 @pytest.mark.parametrize(
@@ -342,6 +378,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
     "outcome": st.sampled_from(["success", "failure", "timeout", "maybe"]),
     "error": st.none() | NAMES,
     "duration": NUMBERS,
+    "caller_error": st.booleans(),
     "reason": NAMES,
     "draining": st.booleans(),
 }

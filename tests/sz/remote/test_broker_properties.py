@@ -109,11 +109,12 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "duration": st.floats(min_value=0, max_value=1e9),
     "reason": st.text(min_size=1, max_size=8),
     "draining": st.booleans(),
+    "caller_error": st.booleans(),
 }
 #: ...and at or past its edges (any number, empty text, anything at all).
 EDGES: dict[str, st.SearchStrategy[Any]] = {
     **dict.fromkeys(
-        ["capacity", "heartbeat", "attempt", "duration", "draining"],
+        ["capacity", "heartbeat", "attempt", "duration", "draining", "caller_error"],
         st.sampled_from([math.inf, math.nan, 1e300, 2**64 - 1, -1, 0]) | NUMBERS,
     ),
     **dict.fromkeys(

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from sz import BrokerSettings, ScheduleZero, SzError, ZMQHandler
+from sz import BrokerSettings, JobFailed, ScheduleZero, SzError, ZMQHandler
+from sz.health import HealthPolicy
 
 from .conftest import eventually, free_endpoint
 
@@ -36,6 +37,39 @@ async def test_a_worker_process_runs_a_job(
         await eventually(registered, what="w1 registers")
         assert await sz.run_now("add", args=[2, 3]) == 5
         assert await sz.run_now("where") == worker.pid
+
+
+async def test_arguments_that_do_not_fit_a_workers_task_never_open_its_circuit(
+    spawn_worker: Callable[..., Awaitable[WorkerProcess]],
+) -> None:
+    # More wrong calls than the breaker's window (100), all failing: held
+    # against the worker, they would open its circuit after 50.
+    calls = 2 * HealthPolicy().window + 10
+    sz = ScheduleZero(
+        store="memory", broker=BrokerSettings(endpoint="tcp://127.0.0.1:*")
+    )
+    async with sz:
+        endpoint, _ = await sz.broker()
+        await spawn_worker(endpoint, name="w1", capacity=4)
+
+        async def registered() -> bool:
+            return any(s.name == "w1" for s in await sz.handlers())
+
+        await eventually(registered, what="w1 registers")
+        for _ in range(calls):
+            # add(a, b) without b: the worker's call raises TypeError.
+            with pytest.raises(JobFailed):
+                await sz.run_now("add", args=[1], timeout=10)
+            (status,) = await sz.handlers()
+            assert status.health.state == "healthy", status.health
+        assert status.health.failures == 0
+        rows = await sz.history(task="add", limit=1000)
+        assert len(rows) == calls
+        assert {(row.outcome, row.handler) for row in rows} == {("failure", "w1")}
+        assert "missing 1 required positional argument: 'b'" in (rows[0].error or "")
+        assert await sz.run_now("add", args=[2, 3], timeout=10) == 5
+        (status,) = await sz.handlers()
+        assert (status.health.state, status.health.successes) == ("healthy", 1)
 
 
 async def test_a_broker_that_cannot_bind_fails_the_start_naming_the_endpoint() -> None:
