@@ -101,7 +101,8 @@ class BrokerSettings:
 
     Attributes:
         endpoint: Where it binds, ``tcp://127.0.0.1:5555`` by default (this
-            machine only); port ``*`` picks a free one.
+            machine only); port ``*`` picks a free one (``await sz.broker()``
+            says which), kept when the broker restarts.
         heartbeat: Seconds between heartbeats to each worker, 1.0 by default.
         liveness: Heartbeats a worker may miss before it is dead, 3 by default
             (each worker is judged by the heartbeat interval it announced).
@@ -268,15 +269,15 @@ class CannotBind(SzError, ExpectedCrash):
     """
 
 
-def bind_router(settings: BrokerSettings) -> Router:
-    """The broker's ROUTER, bound as ``settings`` say.
+def bind_router(settings: BrokerSettings, endpoint: str | None = None) -> Router:
+    """The broker's ROUTER, bound as ``settings`` say (at ``endpoint`` if given).
 
     Raises:
         CannotBind: The endpoint cannot be bound; the message names it and why.
     """
     try:
         return Router(
-            settings.endpoint,
+            endpoint or settings.endpoint,
             max_message_bytes=settings.max_message_bytes,
             send_hwm=settings.send_hwm,
             receive_hwm=settings.receive_hwm,
@@ -291,12 +292,16 @@ class BoundRouter:
     """A ROUTER bound before the broker started, for its first incarnation only.
 
     Binding before the actor starts lets a taken port be the scheduler's
-    one-line refusal, not an actor's crash; a restarted broker binds afresh.
+    one-line refusal, not an actor's crash. A restarted broker binds afresh, at
+    ``endpoint``: the port the first one bound, even if ``*`` chose it, so that
+    workers find the broker again.
     """
 
     # A plain class: made once per start of the scheduler.
     def __init__(self, router: Router) -> None:
         self._router: Router | None = router
+        #: Where the first incarnation listens, with the port ``*`` chose.
+        self.endpoint = router.endpoint
 
     def take(self) -> Router | None:
         """The ROUTER the first time; None after."""
@@ -344,9 +349,11 @@ class BrokerActor(Actor):
         Raises:
             CannotBind: The endpoint cannot be bound (an expected crash).
         """
-        settings = self.settings
-        router = self.bound.take() if self.bound is not None else None
-        self.router = router if router is not None else bind_router(settings)
+        settings, bound = self.settings, self.bound
+        router = bound.take() if bound is not None else None
+        if router is None:
+            router = bind_router(settings, bound.endpoint if bound else None)
+        self.router = router
         self.new_event = lowlevel.event_factory(self.system)
         self.clock = lowlevel.clock(self.system)
         self.congested = self.new_event()

@@ -50,7 +50,7 @@ from transport import (
     encode,
 )
 
-from .conftest import eventually, free_endpoint
+from .conftest import eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -1092,11 +1092,13 @@ async def test_a_draining_worker_is_sent_no_new_job() -> None:
 async def test_a_worker_registers_again_by_itself_after_the_scheduler_restarts() -> (
     None
 ):
-    endpoint = free_endpoint()
-    handler = worker(endpoint)
-    async with serving(handler):
-        first = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    async with anyio.create_task_group() as tg:
+        first = ScheduleZero(store="memory", broker=broker())
         async with first:
+            # The second scheduler binds the port the first one chose.
+            endpoint, _ = await first.broker()
+            handler = worker(endpoint)
+            tg.start_soon(handler.serve)
             await registered(first, "w1")
             assert await first.run_now("add", args=[1, 2], timeout=HANG) == 3
         second = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
@@ -1104,6 +1106,7 @@ async def test_a_worker_registers_again_by_itself_after_the_scheduler_restarts()
             with anyio.fail_after(2):
                 await registered(second, "w1")
             assert await second.run_now("add", args=[2, 3], timeout=HANG) == 5
+        tg.cancel_scope.cancel()
     assert handler.registrations == 2
 
 

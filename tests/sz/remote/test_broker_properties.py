@@ -39,7 +39,7 @@ from transport import (
     encode,
 )
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 from .test_broker import RawPeer
 
 if TYPE_CHECKING:
@@ -253,12 +253,12 @@ async def test_no_message_from_a_peer_ends_the_broker_or_starves_a_good_worker(
     spawn_worker: Callable[..., Awaitable[WorkerProcess]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     numbers = itertools.count()
     caplog.set_level(logging.WARNING, logger="sz.broker")
     async with sz, anyio.create_task_group() as jobs:
+        endpoint, _ = await sz.broker()
         await spawn_worker(endpoint, name="good", tasks=[GOOD_TASK])
 
         async def good_listed() -> bool:

@@ -13,7 +13,7 @@ import pytest
 from sz import BrokerSettings, JobFailed, ScheduleZero, SzError, ZMQHandler
 from sz.health import HealthPolicy
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually, free_endpoint
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.anyio
 async def test_a_worker_process_runs_a_job(
     spawn_worker: Callable[..., Awaitable[WorkerProcess]],
 ) -> None:
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     async with sz:
+        endpoint, _ = await sz.broker()
         worker = await spawn_worker(endpoint, name="w1", capacity=2)
 
         async def registered() -> bool:
@@ -45,9 +45,7 @@ async def test_arguments_that_do_not_fit_a_workers_task_never_open_its_circuit(
     # More wrong calls than the breaker's window (100), all failing: held
     # against the worker, they would open its circuit after 50.
     calls = 2 * HealthPolicy().window + 10
-    sz = ScheduleZero(
-        store="memory", broker=BrokerSettings(endpoint="tcp://127.0.0.1:*")
-    )
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     async with sz:
         endpoint, _ = await sz.broker()
         await spawn_worker(endpoint, name="w1", capacity=4)
@@ -73,11 +71,10 @@ async def test_arguments_that_do_not_fit_a_workers_task_never_open_its_circuit(
 
 
 async def test_a_broker_that_cannot_bind_fails_the_start_naming_the_endpoint() -> None:
-    endpoint = free_endpoint()
     with socket.socket() as taken:
-        host, port = endpoint.removeprefix("tcp://").split(":")
-        taken.bind((host, int(port)))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
         sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
         with pytest.raises(SzError, match=rf"cannot bind {endpoint}"):
             await sz.start()
@@ -91,9 +88,10 @@ def test_broker_settings_refuse_an_endpoint_no_socket_could_bind() -> None:
 async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_workers() -> (
     None
 ):
-    endpoint = free_endpoint()
-    settings = BrokerSettings(endpoint=endpoint, heartbeat=0.25)
+    settings = BrokerSettings(endpoint=ANY_PORT, heartbeat=0.25)
     async with ScheduleZero(store="memory", broker=settings) as sz:
+        # Each new broker binds the port the first one chose.
+        endpoint, _ = await sz.broker()
         worker = ZMQHandler(endpoint, name="w", heartbeat=0.25)
 
         @worker.task
@@ -113,12 +111,15 @@ async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_worker
 
                 await eventually(serves, what="w registers with the new broker")
                 assert await sz.run_now("where", timeout=10) == "here"
+                assert (await sz.broker())[0] == endpoint
             worker.stop()
 
 
 async def test_a_worker_started_before_its_broker_says_so_and_registers_when_it_comes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # The worker must know where its broker will be before any broker binds:
+    # the one case left to free_endpoint's race.
     endpoint = free_endpoint()
     worker = ZMQHandler(endpoint, name="early", heartbeat=0.05, liveness=2)
 

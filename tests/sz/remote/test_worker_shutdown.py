@@ -12,7 +12,7 @@ from sz import ScheduleZero
 from sz.cli import THREAD_GRACE
 from sz.remote import BrokerSettings
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -37,9 +37,9 @@ async def test_sz_worker_exits_on_sigterm_while_a_sync_task_never_returns(
 ) -> None:
     assert BOUND > THREAD_GRACE * 3
     marker = tmp_path / "started"
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     async with sz, anyio.create_task_group() as tg:
+        endpoint, _ = await sz.broker()
         worker = await spawn_worker(endpoint, name="w1", backend=backend)
 
         async def registered() -> bool:
