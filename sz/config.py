@@ -46,6 +46,7 @@ from .errors import ConfigError, SzError
 __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_DEPTH",
+    "MAX_CONFIG_NODES",
     "MAX_DRAIN_SECONDS",
     "MAX_RETENTION_DAYS",
     "AdaptiveConfig",
@@ -83,11 +84,20 @@ MAX_CONFIG_BYTES = 2**20
 
 #: The deepest nesting of mappings and lists in a config file. The deepest key
 #: is five levels down; schedule arguments may nest further, not without end.
+#: Aliases count as what they stand for: nesting an alias deeper is nesting.
 MAX_CONFIG_DEPTH = 32
 
 #: The longest ``scheduler.drain_timeout``: an hour. Jobs longer than that are
 #: not waited for by a stop; they are taken up at the next start.
 MAX_DRAIN_SECONDS = 3600.0
+
+#: The most values (scalars, lists and mappings, keys included) a config file
+#: may hold with its aliases expanded: one per byte of :data:`MAX_CONFIG_BYTES`,
+#: about as many as a file of that size holds without aliases, so that only an
+#: alias bomb (each alias repeating one before it, "billion laughs") passes it.
+#: The expanded document is what reaches schedules' arguments, their pickles and
+#: every job's arguments.
+MAX_CONFIG_NODES = MAX_CONFIG_BYTES
 
 SchedulerMode = Literal["embedded", "distributed"]
 SCHEDULER_MODES: tuple[str, ...] = get_args(SchedulerMode)
@@ -820,26 +830,76 @@ class _ConfigLoader(yaml.SafeLoader):
 
     A key written twice is an error (PyYAML keeps the last, silently dropping
     the first), and nesting stops at :data:`MAX_CONFIG_DEPTH` (composing is
-    recursive: a file of ten thousand ``[`` would exhaust the stack).
+    recursive: a file of ten thousand ``[`` would exhaust the stack). Aliases are
+    measured as what they stand for: the document they expand to may hold no more
+    than :data:`MAX_CONFIG_NODES` values nor nest deeper than
+    :data:`MAX_CONFIG_DEPTH`, and an alias inside its own anchor is refused (its
+    value would be endless). PyYAML composes an alias as the node it names, so
+    loading costs nothing; what expands is everything after (arguments pickled,
+    packed for a worker, shown as JSON).
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        #: Each node composed: its values and its depth with aliases expanded.
+        self._measures: dict[int, tuple[int, int]] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             if self._depth > MAX_CONFIG_DEPTH:
                 raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"nested deeper than {MAX_CONFIG_DEPTH} levels",
-                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                    None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels", mark
                 )
-            return super().compose_node(parent, index)
+            alias = self.check_event(yaml.AliasEvent)
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        if node is not None:
+            self._measure(node, mark, alias=alias)
+        return node
+
+    def _measure(self, node: yaml.Node, mark: yaml.Mark, *, alias: bool) -> None:
+        """Refuse ``node`` if, aliases expanded, it is too large or too deep."""
+        measures = self._measures
+        if alias:
+            if id(node) not in measures:
+                # Its anchor is still being composed: the alias is inside it.
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias inside its own anchor: endless", mark
+                )
+            return  # counted where it is used, by the node holding it
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        values, depth = 1, 0
+        for child in children:
+            # Every child was composed, hence measured, before its parent.
+            child_values, child_depth = measures[id(child)]
+            values += child_values
+            depth = max(depth, child_depth)
+        depth += 1
+        if values > MAX_CONFIG_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"more than {MAX_CONFIG_NODES} values with its aliases expanded",
+                mark,
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested deeper than {MAX_CONFIG_DEPTH} levels with its aliases "
+                "expanded",
+                mark,
+            )
+        measures[id(node)] = (values, depth)
 
     def construct_mapping(
         self, node: yaml.MappingNode, deep: bool = False

@@ -15,6 +15,7 @@ import attrs
 
 from actors import Actor, ActorRef, Backoff
 
+from .binding import binding_error, signature_of
 from .jobs import Job, Outcome, must_propagate
 from .pool import JobTasks
 from .threads import DaemonThreads
@@ -60,7 +61,7 @@ class HandlerSpec:
         init=False,
         eq=False,
         repr=False,
-        default=attrs.Factory(lambda self: _signature(self.func), takes_self=True),
+        default=attrs.Factory(lambda self: signature_of(self.func), takes_self=True),
     )
     #: The verdict on a call without arguments, judged once: most jobs have
     #: none, and ``Signature.bind`` costs a microsecond on every ``run_now``.
@@ -69,7 +70,7 @@ class HandlerSpec:
         eq=False,
         repr=False,
         default=attrs.Factory(
-            lambda self: _bind(self.signature, (), {}), takes_self=True
+            lambda self: binding_error(self.signature, (), {}), takes_self=True
         ),
     )
 
@@ -89,27 +90,7 @@ class HandlerSpec:
         """
         if not args and not kwargs:
             return self._bare_error
-        return _bind(self.signature, args, kwargs)
-
-
-def _bind(
-    signature: inspect.Signature | None, args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> str | None:
-    """Why ``args`` and ``kwargs`` do not bind to ``signature`` (None: they do)."""
-    if signature is None:
-        return None
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        return str(exc)
-    return None
-
-
-def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(func)
-    except (TypeError, ValueError):
-        return None  # some builtins have none: their calls go unchecked
+        return binding_error(self.signature, args, kwargs)
 
 
 # One per attempt on the hot path: slotted, positional and mutable (STYLE rule

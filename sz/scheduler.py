@@ -78,6 +78,7 @@ from .jobs import (
     new_job_id,
 )
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
+from .remote.broker import BoundRouter, CannotBind, bind_router
 from .retry import next_attempt
 from .startup import import_handler_module
 from .storable import check_storable
@@ -470,6 +471,13 @@ class ScheduleZero:
         """
         assert self.broker_settings is not None
         assert self._dispatcher is not None
+        # Bound here, before any actor starts, so that a taken port is this
+        # refusal alone rather than a broker's and its supervisor's crashes,
+        # each logged with its traceback.
+        try:
+            bound = BoundRouter(bind_router(self.broker_settings))
+        except CannotBind as exc:
+            raise SzError(f"the broker cannot start: {exc}") from None
         try:
             await system.spawn(
                 Supervisor,
@@ -479,6 +487,7 @@ class ScheduleZero:
                         self.broker_settings,
                         self._dispatcher,
                         state,
+                        bound,
                         name="broker",
                         restart="permanent",
                         backoff=BROKER_BACKOFF,
@@ -493,6 +502,8 @@ class ScheduleZero:
             while cause.__cause__ is not None:
                 cause = cause.__cause__
             raise SzError(f"the broker cannot start: {cause}") from None
+        finally:
+            bound.close()  # unless the broker took it
         self._broker = system.lookup("/user/remote/broker")
 
     async def _add_config_schedules(self) -> None:

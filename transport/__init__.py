@@ -26,7 +26,13 @@ from .keys import (
 )
 from .protocol import (
     MAX_CAPACITY as MAX_CAPACITY,
+    MAX_ERROR as MAX_ERROR,
     MAX_HEARTBEAT as MAX_HEARTBEAT,
+    MAX_INCARNATION as MAX_INCARNATION,
+    MAX_JOB_ID as MAX_JOB_ID,
+    MAX_NAME as MAX_NAME,
+    MAX_REASON as MAX_REASON,
+    MAX_TASKS as MAX_TASKS,
     MIN_HEARTBEAT as MIN_HEARTBEAT,
     PROTOCOL as PROTOCOL,
     WORKER_NAME as WORKER_NAME,
@@ -49,7 +55,13 @@ from .socket import Socket as Socket
 
 __all__ = [
     "MAX_CAPACITY",
+    "MAX_ERROR",
     "MAX_HEARTBEAT",
+    "MAX_INCARNATION",
+    "MAX_JOB_ID",
+    "MAX_NAME",
+    "MAX_REASON",
+    "MAX_TASKS",
     "MIN_HEARTBEAT",
     "PROTOCOL",
     "WORKER_NAME",

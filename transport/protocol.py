@@ -29,9 +29,15 @@ __all__ = [
     "MAX_BATCH",
     "MAX_BODIES",
     "MAX_CAPACITY",
+    "MAX_ERROR",
     "MAX_HEADER",
     "MAX_HEARTBEAT",
+    "MAX_INCARNATION",
+    "MAX_JOB_ID",
+    "MAX_NAME",
+    "MAX_REASON",
     "MAX_SECONDS",
+    "MAX_TASKS",
     "MIN_HEARTBEAT",
     "PROTOCOL",
     "WORKER_NAME",
@@ -77,6 +83,30 @@ MAX_HEARTBEAT = 3600.0
 #: READY's largest ``capacity``: jobs in flight to one worker.
 MAX_CAPACITY = 65535
 
+#: READY's most ``methods``: a worker serving more is a mistake or an attack,
+#: and each one costs the dispatcher an entry in its index of tasks. With
+#: ASCII names at ``MAX_NAME`` a READY this long takes half of ``MAX_HEADER``
+#: (4,096 such names would not fit in one header at all).
+MAX_TASKS = 2048
+
+#: Characters in a name: READY's ``name`` and each of its ``methods``, JOB's
+#: ``method``. Twice the worker-name rule (``WORKER_NAME``), so that the
+#: broker's refusal, which states the rule, still answers any name a person
+#: might type; past this it is bad input, not a name.
+MAX_NAME = 256
+
+#: Characters in READY's ``incarnation`` (ours: 32 hex digits).
+MAX_INCARNATION = 128
+
+#: Characters in a JOB's or RESULT's ``job_id`` (ours: 24 or 32).
+MAX_JOB_ID = 128
+
+#: Characters in a RESULT's ``error``: the worker cuts its error text to this.
+MAX_ERROR = 4096
+
+#: Characters in a DISCONNECT's ``reason``: a line for a log, not a document.
+MAX_REASON = 1024
+
 #: The most seconds a JOB's ``timeout`` or a RESULT's ``duration`` may say
 #: (about 31 years): finite, and small enough for date arithmetic on either end.
 MAX_SECONDS = 1e9
@@ -98,8 +128,8 @@ _UNPACK_ERRORS = (
 BATCH_BODY_BYTES = 64 * 1024
 
 
-def _is_text(value: Any) -> bool:
-    return type(value) is str and value != ""
+def _is_text(value: Any, limit: int) -> bool:
+    return type(value) is str and 0 < len(value) <= limit
 
 
 def _is_count(value: Any) -> bool:
@@ -114,9 +144,16 @@ def _is_seconds(value: Any, *, zero: bool = False) -> bool:
     )
 
 
-def _text(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not _is_text(value):
-        raise ProtocolError(f"{attribute.name}: expected a non-empty string")
+def _text(limit: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """A validator: a string of 1 to ``limit`` characters."""
+
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not _is_text(value, limit):
+            raise ProtocolError(
+                f"{attribute.name}: expected a string of 1 to {limit} characters"
+            )
+
+    return check
 
 
 def _capacity(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -137,10 +174,17 @@ def _heartbeat(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> N
 
 
 def _methods(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, tuple) and len(value) > MAX_TASKS:
+        raise ProtocolError(
+            f"{attribute.name}: {len(value)} method names: at most {MAX_TASKS}"
+        )
     if not isinstance(value, tuple) or not all(
-        isinstance(method, str) and method for method in value
+        _is_text(method, MAX_NAME) for method in value
     ):
-        raise ProtocolError(f"{attribute.name}: expected a list of method names")
+        raise ProtocolError(
+            f"{attribute.name}: expected a list of method names, each of 1 to "
+            f"{MAX_NAME} characters"
+        )
 
 
 def _as_tuple(value: Any) -> Any:
@@ -158,12 +202,14 @@ class Ready:
 
     COMMAND: ClassVar[bytes] = b"\x01"
 
-    name: str = attrs.field(validator=_text)
-    incarnation: str = attrs.field(validator=_text)
+    name: str = attrs.field(validator=_text(MAX_NAME))
+    incarnation: str = attrs.field(validator=_text(MAX_INCARNATION))
     methods: tuple[str, ...] = attrs.field(converter=_as_tuple, validator=_methods)
     capacity: int = attrs.field(validator=_capacity)
     heartbeat: float = attrs.field(validator=_heartbeat)
 
+
+_JOB_ID = f"job_id: expected a string of 1 to {MAX_JOB_ID} characters"
 
 # JOB and RESULT are checked in one ``__attrs_post_init__`` each rather than a
 # validator per field: a small job costs a few of these per end, and a call per
@@ -188,12 +234,14 @@ class JobRequest:
     timeout: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        if not _is_text(self.job_id):
-            raise ProtocolError("job_id: expected a non-empty string")
+        if not _is_text(self.job_id, MAX_JOB_ID):
+            raise ProtocolError(_JOB_ID)
         if not _is_count(self.attempt):
             raise ProtocolError("attempt: expected an integer >= 0")
-        if not _is_text(self.method):
-            raise ProtocolError("method: expected a non-empty string")
+        if not _is_text(self.method, MAX_NAME):
+            raise ProtocolError(
+                f"method: expected a string of 1 to {MAX_NAME} characters"
+            )
         if self.timeout is not None and not _is_seconds(self.timeout):
             raise ProtocolError(
                 f"timeout: expected seconds > 0, at most {MAX_SECONDS:g}"
@@ -207,7 +255,10 @@ class JobResult:
     """Worker to broker: how attempt ``attempt`` of job ``job_id`` ended.
 
     ``outcome`` is ``success``, ``failure`` or ``timeout``; with success, its
-    one body is the value, encoded by the worker.
+    one body is the value, encoded by the worker. ``caller_error``: the job
+    failed because its arguments do not fit the function's signature, the
+    caller's error rather than the worker's. It travels only when true, so
+    that a peer that predates it still reads every other RESULT.
     """
 
     COMMAND: ClassVar[bytes] = b"\x03"
@@ -218,10 +269,11 @@ class JobResult:
     outcome: str
     error: str | None = None
     duration: float = 0.0
+    caller_error: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if not _is_text(self.job_id):
-            raise ProtocolError("job_id: expected a non-empty string")
+        if not _is_text(self.job_id, MAX_JOB_ID):
+            raise ProtocolError(_JOB_ID)
         if not _is_count(self.attempt):
             raise ProtocolError("attempt: expected an integer >= 0")
         # A list or a map from the wire would not even hash: look at its type first.
@@ -229,12 +281,19 @@ class JobResult:
             raise ProtocolError(
                 f"outcome: expected one of {', '.join(sorted(self.OUTCOMES))}"
             )
-        if self.error is not None and type(self.error) is not str:
-            raise ProtocolError("error: expected a string or nothing")
+        if self.error is not None and (
+            type(self.error) is not str or len(self.error) > MAX_ERROR
+        ):
+            raise ProtocolError(
+                f"error: expected a string of at most {MAX_ERROR} characters, or "
+                "nothing"
+            )
         if not _is_seconds(self.duration, zero=True):
             raise ProtocolError(
                 f"duration: expected seconds >= 0, at most {MAX_SECONDS:g}"
             )
+        if type(self.caller_error) is not bool:
+            raise ProtocolError("caller_error: expected true or false")
 
 
 @attrs.frozen
@@ -260,7 +319,7 @@ class Disconnect:
 
     COMMAND: ClassVar[bytes] = b"\x05"
 
-    reason: str = attrs.field(validator=_text)
+    reason: str = attrs.field(validator=_text(MAX_REASON))
     draining: bool = attrs.field(default=False, validator=_flag)
 
 
@@ -283,21 +342,32 @@ _BATCHED: dict[type[Message], Callable[..., Message]] = {
 _NAMES: dict[type[Message], frozenset[str]] = {
     kind: frozenset(names) for kind, names in _FIELDS.items()
 }
+#: Fields added after SZP1's first peers, last in their command's order, and
+#: sent only when true: a peer that predates them reads any message without.
+_OPTIONAL: dict[type[Message], tuple[str, ...]] = {JobResult: ("caller_error",)}
+#: The fields every message of a command carries, in order (a batch item's).
+_SENT: dict[type[Message], tuple[str, ...]] = {
+    kind: names[: len(names) - len(_OPTIONAL.get(kind, ()))]
+    for kind, names in _FIELDS.items()
+}
 _packer = msgpack.Packer(use_bin_type=True)
 
 
 #: Each command's fields, read at once (a dict comprehension of getattr calls
 #: cost a small job a microsecond at each end).
 _READ: dict[type[Message], Callable[[Message], Any]] = {
-    kind: operator.attrgetter(*names) for kind, names in _FIELDS.items() if names
+    kind: operator.attrgetter(*names) for kind, names in _SENT.items() if names
 }
 
 
 def _header(message: Message) -> dict[str, Any]:
     kind = type(message)
-    names = _FIELDS[kind]
+    names = _SENT[kind]
     if len(names) > 1:
-        return dict(zip(names, _READ[kind](message), strict=True))
+        header = dict(zip(names, _READ[kind](message), strict=True))
+        if kind is JobResult and message.caller_error:  # type: ignore[union-attr]
+            header["caller_error"] = True
+        return header
     return {names[0]: _READ[kind](message)} if names else {}
 
 
@@ -327,11 +397,15 @@ def encode_batches(
         return
     kind = type(items[0][0])
     command, read, pack = kind.COMMAND, _READ[kind], _packer.pack
+    optional = kind is JobResult
     chunk: list[tuple[Message, bytes]] = []
     rows: list[bytes] = []
     size = weight = 0
     for message, body in items:
-        row = pack(read(message))  # its fields in order: an array
+        if optional and message.caller_error:  # type: ignore[union-attr]
+            row = pack((*read(message), True))  # caller_error, only when true
+        else:
+            row = pack(read(message))  # its fields in order: an array
         if rows and (
             len(rows) == MAX_BATCH
             or size + len(row) > MAX_HEADER - 8
@@ -391,10 +465,11 @@ def decode_all(frames: list[bytes]) -> list[tuple[Message, list[bytes]]]:
             f"{kind.__name__}: a batch of {len(fields)}: from 1 to {MAX_BATCH}"
         )
     items = _batch_bodies(kind, len(fields), bodies)
-    count, make = len(_FIELDS[kind]), _BATCHED[kind]
+    least, most, make = len(_SENT[kind]), len(_FIELDS[kind]), _BATCHED[kind]
     decoded: list[tuple[Message, list[bytes]]] = []
     for item, body in zip(fields, items, strict=True):
-        if type(item) is not list or len(item) != count:
+        if type(item) is not list or not least <= len(item) <= most:
+            count = f"{least}" if least == most else f"{least} to {most}"
             raise ProtocolError(
                 f"{kind.__name__}: a batch item is not an array of its {count} fields"
             )
@@ -461,8 +536,12 @@ def _message(
     kind: type[Message], fields: dict[Any, Any], bodies: list[bytes]
 ) -> Message:
     if not fields.keys() <= _NAMES[kind]:
-        unknown = sorted(map(str, fields.keys() - _NAMES[kind]))
-        raise ProtocolError(f"{kind.__name__}: unknown fields {', '.join(unknown)}")
+        # Named, but briefly: the refusal goes into a log line and a DISCONNECT.
+        unknown = sorted(str(name)[:32] for name in fields.keys() - _NAMES[kind])
+        more = f" and {len(unknown) - 4} more" if len(unknown) > 4 else ""
+        raise ProtocolError(
+            f"{kind.__name__}: unknown fields {', '.join(unknown[:4])}{more}"
+        )
     try:
         return kind(**fields)
     except TypeError as exc:  # a required field missing

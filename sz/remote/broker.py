@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from actors import Actor, ActorRef, lowlevel
+from actors import Actor, ActorRef, ExpectedCrash, lowlevel
 from transport import (
+    MAX_REASON,
     WORKER_NAME,
     WORKER_NAME_RULE,
     Disconnect,
@@ -55,7 +56,6 @@ from ..handlers import Execute, Finished
 from ..validators import int_at_least, positive
 from .wire import (
     BEAT,
-    MAX_ERROR,
     MAX_MESSAGE_BYTES,
     UNENCODABLE,
     Outbox,
@@ -69,10 +69,13 @@ if TYPE_CHECKING:
     from ..dispatcher import DispatcherState
 
 __all__ = [
+    "BoundRouter",
     "BrokerActor",
     "BrokerSettings",
     "BrokerStats",
+    "CannotBind",
     "WorkersQuery",
+    "bind_router",
 ]
 
 # Named as before the move to sz.remote: operators filter on it.
@@ -98,7 +101,8 @@ class BrokerSettings:
 
     Attributes:
         endpoint: Where it binds, ``tcp://127.0.0.1:5555`` by default (this
-            machine only); port ``*`` picks a free one.
+            machine only); port ``*`` picks a free one (``await sz.broker()``
+            says which), kept when the broker restarts.
         heartbeat: Seconds between heartbeats to each worker, 1.0 by default.
         liveness: Heartbeats a worker may miss before it is dead, 3 by default
             (each worker is judged by the heartbeat interval it announced).
@@ -215,6 +219,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _cut(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis if longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 @attrs.frozen(kw_only=True)
 class WorkerLink:
     """A proxy's handle on its worker, made and owned by the broker.
@@ -251,6 +260,61 @@ class WorkerProxy(Actor):
             await super().receive(message)
 
 
+class CannotBind(SzError, ExpectedCrash):
+    """The broker's endpoint cannot be bound (its port taken, say).
+
+    At start it is the scheduler's refusal, raised before any actor starts; on a
+    restart it is an expected crash (one warning line), retried after the
+    broker's backoff: the port of the incarnation before may not be free yet.
+    """
+
+
+def bind_router(settings: BrokerSettings, endpoint: str | None = None) -> Router:
+    """The broker's ROUTER, bound as ``settings`` say (at ``endpoint`` if given).
+
+    Raises:
+        CannotBind: The endpoint cannot be bound; the message names it and why.
+    """
+    try:
+        return Router(
+            endpoint or settings.endpoint,
+            max_message_bytes=settings.max_message_bytes,
+            send_hwm=settings.send_hwm,
+            receive_hwm=settings.receive_hwm,
+            secret_key=settings.secret_key,
+            workers=settings.workers,
+        )
+    except TransportError as exc:
+        raise CannotBind(f"handlers.zmq.registration_server: {exc}") from None
+
+
+class BoundRouter:
+    """A ROUTER bound before the broker started, for its first incarnation only.
+
+    Binding before the actor starts lets a taken port be the scheduler's
+    one-line refusal, not an actor's crash. A restarted broker binds afresh, at
+    ``endpoint``: the port the first one bound, even if ``*`` chose it, so that
+    workers find the broker again.
+    """
+
+    # A plain class: made once per start of the scheduler.
+    def __init__(self, router: Router) -> None:
+        self._router: Router | None = router
+        #: Where the first incarnation listens, with the port ``*`` chose.
+        self.endpoint = router.endpoint
+
+    def take(self) -> Router | None:
+        """The ROUTER the first time; None after."""
+        router, self._router = self._router, None
+        return router
+
+    def close(self) -> None:
+        """Close the ROUTER if nobody took it (the broker did not start)."""
+        router = self.take()
+        if router is not None:
+            router.close()
+
+
 class BrokerActor(Actor):
     """Owns the ROUTER; registers workers, routes jobs and results, judges liveness.
 
@@ -258,34 +322,38 @@ class BrokerActor(Actor):
         settings: Where to bind and how to judge workers.
         dispatcher: The dispatcher each worker registers with.
         state: The dispatcher's state, to refuse a worker named as a local handler.
+        bound: A ROUTER bound already, for the first incarnation; None (the
+            default): each incarnation binds its own.
     """
 
     def __init__(
-        self, settings: BrokerSettings, dispatcher: ActorRef, state: DispatcherState
+        self,
+        settings: BrokerSettings,
+        dispatcher: ActorRef,
+        state: DispatcherState,
+        bound: BoundRouter | None = None,
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.state = state
-
-    async def on_start(self) -> None:
-        """Bind; answer CURVE handshakes; read, beat and flush in tasks."""
-        settings = self.settings
-        try:
-            self.router = Router(
-                settings.endpoint,
-                max_message_bytes=settings.max_message_bytes,
-                send_hwm=settings.send_hwm,
-                receive_hwm=settings.receive_hwm,
-                secret_key=settings.secret_key,
-                workers=settings.workers,
-            )
-        except TransportError as exc:
-            raise SzError(f"handlers.zmq.registration_server: {exc}") from None
+        self.bound = bound
         self.stats = BrokerStats()
         self.workers: dict[bytes, _Worker] = {}
         self.by_name: dict[str, _Worker] = {}
         #: Proxies of workers dropped, until they have ended (a name is reused).
         self.stopping: dict[str, ActorRef] = {}
+
+    async def on_start(self) -> None:
+        """Bind; answer CURVE handshakes; read, beat and flush in tasks.
+
+        Raises:
+            CannotBind: The endpoint cannot be bound (an expected crash).
+        """
+        settings, bound = self.settings, self.bound
+        router = bound.take() if bound is not None else None
+        if router is None:
+            router = bind_router(settings, bound.endpoint if bound else None)
+        self.router = router
         self.new_event = lowlevel.event_factory(self.system)
         self.clock = lowlevel.clock(self.system)
         self.congested = self.new_event()
@@ -322,7 +390,10 @@ class BrokerActor(Actor):
                 self.dispatcher.tell(Unregister(name=worker.name, reason="worker_lost"))
                 self._drop(worker, "worker_lost", tell=False, count=False)
         finally:
-            self.router.close()
+            # None bound if on_start could not bind: nothing to close.
+            router: Router | None = getattr(self, "router", None)
+            if router is not None:
+                router.close()
 
     async def receive(self, message: Any) -> Any:
         """Beat, or answer a query."""
@@ -525,6 +596,8 @@ class BrokerActor(Actor):
         return True
 
     def _malformed(self, peer: bytes, why: str) -> None:
+        # SZP1 bounds a DISCONNECT's reason: whatever ``why`` quotes must fit.
+        why = _cut(why, MAX_REASON - len("bad message: "))
         self.stats.malformed += 1
         worker = self.workers.get(peer)
         logger.warning(
@@ -551,7 +624,7 @@ class BrokerActor(Actor):
         del worker.in_flight[message.job_id]
         outcome, value, error = message.outcome, None, None
         if message.error is not None:
-            error = RemoteError(message.error[:MAX_ERROR])
+            error = RemoteError(message.error)  # SZP1 bounds its length
         if outcome == "success":
             try:
                 value = decode_value(bodies)
@@ -570,6 +643,9 @@ class BrokerActor(Actor):
                 duration,
                 value,
                 error,
+                None,
+                # The worker's verdict: the arguments did not fit the function.
+                message.caller_error,
             )
         )
 
@@ -593,6 +669,7 @@ class BrokerActor(Actor):
     # ---------------------------------------------------------- registration
 
     def _refuse(self, peer: bytes, name: str, why: str) -> None:
+        why = _cut(why, MAX_REASON - len("refused: "))
         self.stats.refused += 1
         logger.warning("refused worker %r: %s", name, why)
         self._tell(peer, Disconnect(reason=f"refused: {why}"))

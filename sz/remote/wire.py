@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transport import (
+    MAX_ERROR as PROTOCOL_MAX_ERROR,
     JobRequest,
     JobResult,
     ProtocolError,
@@ -46,8 +47,9 @@ __all__ = [
 #: the event loop's turn.
 SHIP_AT = 32
 
-#: Longest error text a RESULT carries (the worker cuts it, the broker too).
-MAX_ERROR = 4096
+#: Longest error text a RESULT carries: the worker cuts it to this, since SZP1
+#: refuses a longer one.
+MAX_ERROR = PROTOCOL_MAX_ERROR
 
 #: The largest message the broker takes by default, 16 MiB: a worker must know
 #: it, since libzmq drops the connection of a peer that sends more.

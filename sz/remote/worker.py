@@ -40,6 +40,8 @@ from actors import (
 from transport import (
     MAX_CAPACITY,
     MAX_HEARTBEAT,
+    MAX_NAME,
+    MAX_TASKS,
     MIN_HEARTBEAT,
     WORKER_NAME,
     WORKER_NAME_RULE,
@@ -59,6 +61,7 @@ from transport import (
     load_secret_key,
 )
 
+from ..binding import binding_error, signature_of
 from ..errors import ConnectionLost, SzError
 from ..jobs import describe_error, must_propagate
 from ..pool import JobTasks
@@ -90,6 +93,9 @@ class _Task:
     func: Callable[..., Any]
     timeout: float | None
     is_async: bool
+    #: Read once, to tell a caller's arguments that do not fit from the
+    #: function's own TypeError.
+    signature: inspect.Signature | None = attrs.field(eq=False, repr=False)
 
 
 class ZMQHandler:
@@ -220,7 +226,9 @@ class ZMQHandler:
         aware datetimes. Returns the function unchanged.
 
         Raises:
-            SzError: The name is empty or registered already, or the timeout is
+            SzError: The name is empty, longer than ``transport.MAX_NAME`` (256)
+                characters or registered already, the worker serves
+                ``transport.MAX_TASKS`` (2,048) tasks already, or the timeout is
                 not > 0.
         """
 
@@ -228,10 +236,25 @@ class ZMQHandler:
             task = name or function.__name__
             if not task or task in self._tasks:
                 raise SzError(f"task {task!r} is registered already")
+            # The broker takes no READY past these bounds (SZP1's): say so
+            # now, not in a refusal at every reconnection.
+            if len(task) > MAX_NAME:
+                raise SzError(
+                    f"task {task[:32]!r}...: a name of {len(task)} characters, "
+                    f"at most {MAX_NAME}"
+                )
+            if len(self._tasks) >= MAX_TASKS:
+                raise SzError(
+                    f"task {task!r}: a worker serves at most {MAX_TASKS} tasks"
+                )
             if timeout is not None and not timeout > 0:
                 raise SzError(f"task {task!r}: timeout must be > 0")
             self._tasks[task] = _Task(
-                task, function, timeout, inspect.iscoroutinefunction(function)
+                task,
+                function,
+                timeout,
+                inspect.iscoroutinefunction(function),
+                signature_of(function),
             )
             return function
 
@@ -657,8 +680,11 @@ class Connection(Actor):
         start = time.perf_counter()
         outcome, value_body = "success", b""
         error: BaseException | None = None
+        caller_error = False
         # The wire calls it the JOB's method: it carries the task's name.
         task = self.spec.tasks.get(request.method)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
         try:
             if task is None:
                 raise SzError(f"worker {self.spec.name} has no task {request.method!r}")
@@ -671,6 +697,15 @@ class Connection(Actor):
                     value = await self._call(task, args, kwargs)
         except TimeoutError as exc:
             outcome, error = "timeout", exc
+        except TypeError as exc:
+            outcome, error = "failure", exc
+            # As in a local handler, and only on a TypeError: did the call fail
+            # before the function's body ran, because the arguments do not fit?
+            # Then it is the caller's error, not to be held against this worker.
+            caller_error = (
+                task is not None
+                and binding_error(task.signature, args, kwargs) is not None
+            )
         except Exception as exc:
             outcome, error = "failure", exc
         except BaseException as exc:
@@ -715,6 +750,7 @@ class Connection(Actor):
             outcome,
             describe_error(error)[:MAX_ERROR] if error is not None else None,
             duration,
+            caller_error,
         )
         outbox = self.outbox
         if (

@@ -17,7 +17,7 @@ import pytest
 
 from actors import ActorCrashed
 from sz import SzError
-from sz.config import MAX_CONFIG_BYTES
+from sz.config import MAX_CONFIG_BYTES, MAX_CONFIG_NODES
 from sz.errors import refusal_in
 
 if TYPE_CHECKING:
@@ -49,6 +49,13 @@ def backend(anyio_backend: tuple[str, dict[str, object]]) -> str:
 def schedule(when: str) -> str:
     return f"{HANDLERS}schedules:\n  - {{id: s, task: echo, {when}}}\n"
 
+
+#: Schedule arguments: nine anchors, each repeating the one before ten times
+#: (``x8``: 10**9 values).
+ALIAS_BOMB = "".join(
+    f"      x{n}: &l{n} [{', '.join([f'*l{n - 1}' if n else 'lol'] * 10)}]\n"
+    for n in range(9)
+)
 
 #: Configs ``sz serve`` refuses at start, and the line that says why.
 REFUSED = {
@@ -83,6 +90,14 @@ REFUSED = {
     ),
     "too-deep": ("x: " + "[" * 50_000 + "]" * 50_000, "nested deeper than 32"),
     "too-big": ("#" * (MAX_CONFIG_BYTES + 1), "larger than 1048576 bytes"),
+    # "Billion laughs": 10**9 values once its aliases are expanded.
+    "alias-bomb": (
+        (
+            f"{HANDLERS}schedules:\n  - id: s\n    task: echo\n"
+            f"    interval: {{seconds: 5}}\n    args:\n{ALIAS_BOMB}"
+        ),
+        f"invalid YAML: more than {MAX_CONFIG_NODES} values with its aliases",
+    ),
     "module-syntax-error": (
         HANDLERS.replace("myjobs", "broken"),
         "handlers.builtin: cannot import broken: '(' was never closed (",
@@ -210,7 +225,7 @@ async def test_sz_serve_logs_a_summary_not_a_line_per_schedule_when_there_are_ma
     assert "schedule s1:" not in seen
 
 
-async def test_sz_serve_refusing_inside_the_actor_system_still_says_one_line(
+async def test_sz_serve_whose_broker_port_is_taken_says_one_line_and_no_traceback(
     backend: str,
 ) -> None:
     with socket.socket() as taken:
@@ -234,8 +249,13 @@ async def test_sz_serve_refusing_inside_the_actor_system_still_says_one_line(
             check=False,
         )
     assert result.returncode == 2
-    last = result.stderr.decode().strip().splitlines()[-1]
-    assert last.startswith("sz serve: the broker cannot start: "), last
+    stderr = result.stderr.decode()
+    # Once the broker's and its supervisor's crashes came first, at ERROR, each
+    # with its traceback.
+    assert "Traceback" not in stderr, stderr
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("sz serve: the broker cannot start: "), line
+    assert f"cannot bind tcp://127.0.0.1:{port}: " in line
 
 
 @pytest.mark.parametrize(

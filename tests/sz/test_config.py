@@ -9,6 +9,7 @@ import pytest
 from sz.config import (
     MAX_CONFIG_BYTES,
     MAX_CONFIG_DEPTH,
+    MAX_CONFIG_NODES,
     MAX_RETENTION_DAYS,
     BuiltinHandlerModule,
     Config,
@@ -481,6 +482,75 @@ def test_a_file_nested_past_the_cap_is_one_line(
         f"config.yaml: line 1, column {12 + MAX_CONFIG_DEPTH - 1}: invalid YAML: "
         f"nested deeper than {MAX_CONFIG_DEPTH} levels"
     )
+
+
+def alias_bomb(levels: int, width: int = 10, indent: str = "") -> str:
+    """Anchors each repeating the one before ``width`` times ("billion laughs")."""
+    lines = [f"{indent}l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [
+        f"{indent}l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * width)}]"
+        for n in range(1, levels)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        pytest.param("top", alias_bomb(9), id="top-level"),
+        pytest.param(
+            "args",
+            "schedules:\n  - id: s\n    task: t\n    interval: {seconds: 5}\n"
+            "    args:\n" + alias_bomb(9, indent="      "),
+            id="schedule-arguments",
+        ),
+    ],
+)
+def test_an_alias_bomb_is_refused_in_one_line_before_it_expands(
+    where: str, text: str, write_config: Callable[[str], str]
+) -> None:
+    # 10**9 values once expanded; refused as soon as a node passes the cap.
+    message = error_for(text, write_config)
+    assert message.startswith("config.yaml: line "), message
+    assert message.endswith(
+        f"invalid YAML: more than {MAX_CONFIG_NODES} values with its aliases expanded"
+    )
+    assert "\n" not in message
+
+
+def test_aliases_nesting_past_the_depth_cap_are_refused(
+    write_config: Callable[[str], str],
+) -> None:
+    # Each anchor nests the one before one level deeper: 40 levels, none in text.
+    lines = ["d0: &d0 [x]"] + [f"d{n}: &d{n} [*d{n - 1}]" for n in range(1, 40)]
+    message = error_for("\n".join(lines) + "\n", write_config)
+    assert message.endswith(
+        f"nested deeper than {MAX_CONFIG_DEPTH} levels with its aliases expanded"
+    ), message
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(
+    write_config: Callable[[str], str],
+) -> None:
+    text = "schedules:\n  - &s {id: s, task: t, interval: {seconds: 5}, args: *s}\n"
+    assert error_for(text, write_config) == (
+        "config.yaml: line 2, column 55: invalid YAML: an alias inside its own "
+        "anchor: endless"
+    )
+
+
+def test_aliases_that_expand_within_the_caps_load_as_written(
+    write_config: Callable[[str], str],
+) -> None:
+    # 10**4 values expanded: an anchor used many times is fine in itself.
+    text = (
+        "schedules:\n  - id: s\n    task: t\n    interval: {seconds: 5}\n"
+        "    args:\n" + alias_bomb(4, indent="      ")
+    )
+    config = load_config(write_config(text))
+    (entry,) = config.schedules
+    assert entry.args is not None
+    assert entry.args["l3"][9][9][9][9] == "lol"
 
 
 def test_a_file_larger_than_the_cap_is_refused_unparsed(

@@ -17,9 +17,15 @@ from transport.protocol import (
     MAX_BATCH,
     MAX_BODIES,
     MAX_CAPACITY,
+    MAX_ERROR,
     MAX_HEADER,
     MAX_HEARTBEAT,
+    MAX_INCARNATION,
+    MAX_JOB_ID,
+    MAX_NAME,
+    MAX_REASON,
     MAX_SECONDS,
+    MAX_TASKS,
     MIN_HEARTBEAT,
     PROTOCOL,
     Disconnect,
@@ -48,6 +54,13 @@ MESSAGES: list[Message] = [
     JobRequest(job_id="j2", attempt=1, method="send_email"),
     JobResult(job_id="j1", attempt=2, outcome="success", duration=0.25),
     JobResult(job_id="j1", attempt=3, outcome="failure", error="RuntimeError('x')"),
+    JobResult(
+        job_id="j1",
+        attempt=4,
+        outcome="failure",
+        error="TypeError()",
+        caller_error=True,
+    ),
     Heartbeat(),
     Disconnect(reason="unknown worker"),
 ]
@@ -205,12 +218,12 @@ def test_a_large_body_travels_in_a_message_of_its_own() -> None:
     [
         pytest.param(
             [{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2,
-            "a batch item is not an array of its 5 fields",
+            "a batch item is not an array of its 5 to 6 fields",
             id="maps",
         ),
         pytest.param(
             [["a", 1, "success", None]] * 2,
-            "a batch item is not an array of its 5 fields",
+            "a batch item is not an array of its 5 to 6 fields",
             id="short",
         ),
         pytest.param(
@@ -228,6 +241,35 @@ def test_a_batch_of_items_that_are_not_their_fields_is_refused(
     with pytest.raises(ProtocolError) as refused:
         decode_all(frames)
     assert says in str(refused.value)
+
+
+def test_caller_error_travels_only_when_true_so_older_peers_read_the_rest() -> None:
+    plain = JobResult("j", 1, "failure", "TypeError('x')", 0.5)
+    blamed = JobResult("k", 1, "failure", "TypeError('y')", 0.5, caller_error=True)
+    # Alone: a map without the key (what a peer before it expects), or with it.
+    assert msgpack.unpackb(encode(plain)[2]) == {
+        "job_id": "j",
+        "attempt": 1,
+        "outcome": "failure",
+        "error": "TypeError('x')",
+        "duration": 0.5,
+    }
+    assert msgpack.unpackb(encode(blamed)[2])["caller_error"] is True
+    # Batched: five fields, or six with caller_error last.
+    (frames,) = encode_batches([(plain, b""), (blamed, b"")])
+    assert msgpack.unpackb(frames[2]) == [
+        ["j", 1, "failure", "TypeError('x')", 0.5],
+        ["k", 1, "failure", "TypeError('y')", 0.5, True],
+    ]
+    assert decode_all(frames) == [(plain, []), (blamed, [])]
+    assert decode(encode(blamed)) == (blamed, [])
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", None, [True]], ids=repr)
+def test_a_caller_error_that_is_not_a_bool_is_refused(value: object) -> None:
+    fields = {"job_id": "j", "attempt": 1, "outcome": "failure", "caller_error": value}
+    with pytest.raises(ProtocolError, match="caller_error: expected true or false"):
+        decode([PROTOCOL, JobResult.COMMAND, header(**fields)])
 
 
 @pytest.mark.parametrize(
@@ -319,7 +361,10 @@ VALUES: st.SearchStrategy[bytes] = st.one_of(TREES, TREES, TREES, DEEP)
 #: Values each field might plausibly hold, right or wrong: enough of them right
 #: that whole messages get through, and their numbers reach every edge.
 NUMBERS = st.floats() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-NAMES = st.text(min_size=1, max_size=6)
+#: Mostly short, now and then about the length bounds (128 to 1,024 characters).
+NAMES = st.text(min_size=1, max_size=6) | st.text(
+    alphabet="x", min_size=120, max_size=1100
+)
 PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
     "name": NAMES,
     "incarnation": NAMES,
@@ -333,6 +378,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
     "outcome": st.sampled_from(["success", "failure", "timeout", "maybe"]),
     "error": st.none() | NAMES,
     "duration": NUMBERS,
+    "caller_error": st.booleans(),
     "reason": NAMES,
     "draining": st.booleans(),
 }
@@ -381,10 +427,20 @@ def check_bounds(message: Message) -> None:
     if isinstance(message, Ready):
         assert MIN_HEARTBEAT <= message.heartbeat <= MAX_HEARTBEAT
         assert 1 <= message.capacity <= MAX_CAPACITY
+        assert 1 <= len(message.name) <= MAX_NAME
+        assert 1 <= len(message.incarnation) <= MAX_INCARNATION
+        assert len(message.methods) <= MAX_TASKS
+        assert all(1 <= len(method) <= MAX_NAME for method in message.methods)
     elif isinstance(message, JobRequest):
         assert message.timeout is None or 0 < message.timeout <= MAX_SECONDS
+        assert 1 <= len(message.job_id) <= MAX_JOB_ID
+        assert 1 <= len(message.method) <= MAX_NAME
     elif isinstance(message, JobResult):
         assert 0 <= message.duration <= MAX_SECONDS
+        assert 1 <= len(message.job_id) <= MAX_JOB_ID
+        assert message.error is None or len(message.error) <= MAX_ERROR
+    elif isinstance(message, Disconnect):
+        assert 1 <= len(message.reason) <= MAX_REASON
 
 
 @given(VALUES)
@@ -446,6 +502,123 @@ def test_a_ready_at_its_bounds_is_taken(heartbeat: float, capacity: int) -> None
     message, _ = decode(ready(heartbeat=heartbeat, capacity=capacity))
     assert isinstance(message, Ready)
     assert (message.heartbeat, message.capacity) == (heartbeat, capacity)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        pytest.param(
+            {"methods": [f"m{n}" for n in range(MAX_TASKS + 1)]},
+            f"methods: {MAX_TASKS + 1} method names: at most {MAX_TASKS}",
+            id="too-many-methods",
+        ),
+        pytest.param(
+            {"methods": ["m", "x" * (MAX_NAME + 1)]},
+            f"each of 1 to {MAX_NAME} characters",
+            id="method-name-too-long",
+        ),
+        pytest.param(
+            {"methods": ["m", ""]},
+            f"each of 1 to {MAX_NAME} characters",
+            id="method-name-empty",
+        ),
+        pytest.param(
+            {"name": "x" * (MAX_NAME + 1)},
+            f"name: expected a string of 1 to {MAX_NAME} characters",
+            id="name-too-long",
+        ),
+        pytest.param(
+            {"incarnation": "x" * (MAX_INCARNATION + 1)},
+            f"incarnation: expected a string of 1 to {MAX_INCARNATION} characters",
+            id="incarnation-too-long",
+        ),
+    ],
+)
+def test_a_ready_past_its_size_bounds_is_refused(
+    fields: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        decode(ready(**fields))
+    assert says in str(refused.value)
+
+
+def test_a_ready_at_its_size_bounds_is_taken() -> None:
+    methods = [f"{n:0{MAX_NAME}d}" for n in range(MAX_TASKS)]
+    frames = ready(
+        name="n" * MAX_NAME, incarnation="i" * MAX_INCARNATION, methods=methods
+    )
+    message, _ = decode(frames)
+    assert isinstance(message, Ready)
+    assert len(message.methods) == MAX_TASKS
+    assert len(frames[2]) < MAX_HEADER  # the bounds fit in a header
+
+
+def test_strings_past_their_bounds_are_refused_in_jobs_results_and_disconnects() -> (
+    None
+):
+    too_long_id = "j" * (MAX_JOB_ID + 1)
+    refusals: list[tuple[bytes, dict[str, object], str]] = [
+        (
+            JobRequest.COMMAND,
+            {"job_id": too_long_id, "attempt": 1, "method": "m"},
+            f"job_id: expected a string of 1 to {MAX_JOB_ID} characters",
+        ),
+        (
+            JobRequest.COMMAND,
+            {"job_id": "j", "attempt": 1, "method": "m" * (MAX_NAME + 1)},
+            f"method: expected a string of 1 to {MAX_NAME} characters",
+        ),
+        (
+            JobResult.COMMAND,
+            {"job_id": too_long_id, "attempt": 1, "outcome": "success"},
+            f"job_id: expected a string of 1 to {MAX_JOB_ID} characters",
+        ),
+        (
+            JobResult.COMMAND,
+            {"job_id": "j", "attempt": 1, "outcome": "failure", "error": "e" * 5000},
+            f"error: expected a string of at most {MAX_ERROR} characters",
+        ),
+        (
+            Disconnect.COMMAND,
+            {"reason": "r" * (MAX_REASON + 1)},
+            f"reason: expected a string of 1 to {MAX_REASON} characters",
+        ),
+    ]
+    for command, fields, says in refusals:
+        with pytest.raises(ProtocolError) as refused:
+            decode([PROTOCOL, command, header(**fields)])
+        assert says in str(refused.value)
+    # The same in a batch: one item past a bound refuses the batch.
+    batch = [
+        ["j", 1, "failure", "e" * MAX_ERROR, 0.5],
+        ["k", 1, "failure", "e" * 5000, 0.5],
+    ]
+    frames = [
+        PROTOCOL,
+        JobResult.COMMAND,
+        msgpack.packb(batch),
+        msgpack.packb([b""] * 2),
+    ]
+    with pytest.raises(ProtocolError, match="JobResult: error: expected a string"):
+        decode_all(frames)
+
+
+def test_strings_at_their_bounds_are_taken() -> None:
+    for message in (
+        JobRequest("j" * MAX_JOB_ID, 1, "m" * MAX_NAME),
+        JobResult("j" * MAX_JOB_ID, 1, "failure", "e" * MAX_ERROR),
+        Disconnect(reason="r" * MAX_REASON),
+    ):
+        assert decode(encode(message)) == (message, [])
+
+
+def test_a_refusal_naming_unknown_fields_stays_short() -> None:
+    fields = {f"{'k' * 90}{n}": n for n in range(10_000)}
+    with pytest.raises(ProtocolError) as refused:
+        decode([PROTOCOL, Heartbeat.COMMAND, header(**fields)])
+    assert "unknown fields" in str(refused.value)
+    assert "and 9996 more" in str(refused.value)
+    assert len(str(refused.value)) < MAX_REASON
 
 
 @pytest.mark.parametrize(

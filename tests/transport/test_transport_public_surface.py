@@ -34,6 +34,12 @@ PUBLIC = {
     "MIN_HEARTBEAT",
     "MAX_HEARTBEAT",
     "MAX_CAPACITY",
+    "MAX_TASKS",
+    "MAX_NAME",
+    "MAX_INCARNATION",
+    "MAX_JOB_ID",
+    "MAX_ERROR",
+    "MAX_REASON",
     # CURVE and its keys
     "ZAP_DOMAIN",
     "WorkerKeys",

@@ -23,8 +23,19 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 
 
+#: Where a test's broker binds: a port the system picks free as it binds (no
+#: window for another process to take it); ``await sz.broker()`` says which,
+#: and the broker keeps it when it restarts.
+ANY_PORT = "tcp://127.0.0.1:*"
+
+
 def free_endpoint() -> str:
-    """A loopback TCP endpoint nobody listens on (yet)."""
+    """A loopback TCP endpoint nobody listens on (yet), for what binds later.
+
+    A race: another process may take the port before it is bound. Only for a
+    worker that must know its broker's endpoint before any broker exists;
+    everything else binds ``ANY_PORT`` and reads the endpoint back.
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

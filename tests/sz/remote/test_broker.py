@@ -34,6 +34,10 @@ from sz import (
     ZMQHandler,
 )
 from transport import (
+    MAX_INCARNATION,
+    MAX_NAME,
+    MAX_REASON,
+    MAX_TASKS,
     PROTOCOL,
     Disconnect,
     Heartbeat,
@@ -46,7 +50,7 @@ from transport import (
     encode,
 )
 
-from .conftest import eventually, free_endpoint
+from .conftest import eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -251,6 +255,22 @@ def test_the_roadmaps_handler_method_and_methods_still_register_tasks() -> None:
     assert handler.tasks == handler.methods == ("add", "plus")
     with pytest.raises(SzError, match="task 'add' is registered already"):
         handler.task(add)
+
+
+def test_a_worker_refuses_tasks_past_szp1_bounds_when_they_are_registered() -> None:
+    handler = ZMQHandler("tcp://127.0.0.1:5555", name="w1")
+
+    def task() -> None:
+        pass
+
+    handler.task(name="t" * MAX_NAME)(task)
+    with pytest.raises(SzError, match=f"at most {MAX_NAME}"):
+        handler.task(name="t" * (MAX_NAME + 1))(task)
+    for n in range(MAX_TASKS - 1):
+        handler.task(name=f"t{n}")(task)
+    assert len(handler.tasks) == MAX_TASKS
+    with pytest.raises(SzError, match=f"a worker serves at most {MAX_TASKS} tasks"):
+        handler.task(name="one_more")(task)
 
 
 async def test_sync_and_async_tasks_return_their_results_across_the_wire() -> None:
@@ -684,6 +704,68 @@ async def test_a_registered_worker_that_breaks_the_protocol_is_dropped(
         assert (counts.malformed, counts.workers_lost) == (1, 1)
 
 
+def ready_frames(**fields: Any) -> list[bytes]:
+    """A READY built by hand, so that it may break SZP1's bounds."""
+    header = {
+        "name": "raw",
+        "incarnation": uuid.uuid4().hex,
+        "methods": ["echo"],
+        "capacity": 1,
+        "heartbeat": 1.0,
+        **fields,
+    }
+    return [PROTOCOL, Ready.COMMAND, packed(header)]
+
+
+OVERSIZED = [
+    pytest.param(
+        ready_frames(methods=[f"t{n}" for n in range(MAX_TASKS + 1)]),
+        f"methods: {MAX_TASKS + 1} method names: at most {MAX_TASKS}",
+        id="ready-too-many-tasks",
+    ),
+    pytest.param(
+        ready_frames(methods=["echo", "t" * (MAX_NAME + 1)]),
+        f"each of 1 to {MAX_NAME} characters",
+        id="ready-task-name-too-long",
+    ),
+    pytest.param(
+        ready_frames(incarnation="i" * 100_000),
+        f"incarnation: expected a string of 1 to {MAX_INCARNATION} characters",
+        id="ready-incarnation-too-long",
+    ),
+    pytest.param(
+        [PROTOCOL, Disconnect.COMMAND, packed({"reason": "r" * 100_000})],
+        f"reason: expected a string of 1 to {MAX_REASON} characters",
+        id="disconnect-reason-too-long",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "fault"), OVERSIZED)
+async def test_a_registered_worker_sending_fields_past_szp1_bounds_is_dropped(
+    raw: Callable[[str], RawPeer], bad: list[bytes], fault: str
+) -> None:
+    async with scheduler() as (sz, endpoint), serving(worker(endpoint)):
+        await registered(sz, "w1")
+        peer = raw(endpoint)
+        await peer.ready("raw", methods=("add",))
+        await registered(sz, "raw")
+        await peer.send(bad)
+        goodbye, _ = await peer.next(Disconnect)
+        assert goodbye.reason.startswith("bad message: ")
+        assert fault in goodbye.reason
+        await gone(sz, "raw")
+        counts = await stats(sz)
+        assert (counts.malformed, counts.workers_lost, counts.registered) == (1, 1, 2)
+        # The worker beside it serves on: every job goes to it, none is lost.
+        results = [await sz.run_now("add", args=[n, 1], timeout=HANG) for n in range(5)]
+        assert results == [1, 2, 3, 4, 5]
+        assert [s.name for s in await sz.handlers()] == ["w1"]
+        broker_actor = sz.system.snapshot().find("/user/remote/broker")
+        assert broker_actor is not None
+        assert (broker_actor.failures, broker_actor.restarts) == (0, 0)
+
+
 @pytest.mark.parametrize("duration", [math.inf, 1e300, 2**64 - 1], ids=repr)
 async def test_a_result_whose_duration_is_not_finite_seconds_drops_only_its_sender(
     raw: Callable[[str], RawPeer], duration: float
@@ -1010,11 +1092,13 @@ async def test_a_draining_worker_is_sent_no_new_job() -> None:
 async def test_a_worker_registers_again_by_itself_after_the_scheduler_restarts() -> (
     None
 ):
-    endpoint = free_endpoint()
-    handler = worker(endpoint)
-    async with serving(handler):
-        first = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    async with anyio.create_task_group() as tg:
+        first = ScheduleZero(store="memory", broker=broker())
         async with first:
+            # The second scheduler binds the port the first one chose.
+            endpoint, _ = await first.broker()
+            handler = worker(endpoint)
+            tg.start_soon(handler.serve)
             await registered(first, "w1")
             assert await first.run_now("add", args=[1, 2], timeout=HANG) == 3
         second = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
@@ -1022,6 +1106,7 @@ async def test_a_worker_registers_again_by_itself_after_the_scheduler_restarts()
             with anyio.fail_after(2):
                 await registered(second, "w1")
             assert await second.run_now("add", args=[2, 3], timeout=HANG) == 5
+        tg.cancel_scope.cancel()
     assert handler.registrations == 2
 
 

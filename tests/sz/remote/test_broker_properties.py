@@ -23,7 +23,7 @@ import attrs
 import msgpack
 import pytest
 import zmq
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from sz import BrokerSettings, ScheduleZero
 from transport import (
@@ -39,7 +39,7 @@ from transport import (
     encode,
 )
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 from .test_broker import RawPeer
 
 if TYPE_CHECKING:
@@ -109,18 +109,42 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "duration": st.floats(min_value=0, max_value=1e9),
     "reason": st.text(min_size=1, max_size=8),
     "draining": st.booleans(),
+    "caller_error": st.booleans(),
 }
-#: ...and at or past its edges (any number, empty text, anything at all).
+#: Numbers past any field's bounds, or at them.
+EDGE_NUMBERS = st.sampled_from([math.inf, -math.inf, math.nan, 1e300, 2**64 - 1, -1, 0])
+#: Text past SZP1's length bounds (names 256, reasons 1,024, errors 4,096).
+LONG_TEXT = st.integers(min_value=100, max_value=5000).map(lambda n: "x" * n)
+#: ...and at or past its edges (any number, empty or long text, anything at all).
 EDGES: dict[str, st.SearchStrategy[Any]] = {
     **dict.fromkeys(
-        ["capacity", "heartbeat", "attempt", "duration", "draining"],
-        st.sampled_from([math.inf, math.nan, 1e300, 2**64 - 1, -1, 0]) | NUMBERS,
+        ["capacity", "heartbeat", "attempt", "duration", "draining", "caller_error"],
+        EDGE_NUMBERS | NUMBERS,
     ),
     **dict.fromkeys(
         ["name", "incarnation", "job_id", "outcome", "error", "reason"],
-        TEXT | NUMBERS,
+        TEXT | NUMBERS | LONG_TEXT,
     ),
-    "methods": st.lists(TEXT | NUMBERS, max_size=3) | TEXT,
+    "methods": st.lists(TEXT | NUMBERS | LONG_TEXT, max_size=3)
+    | TEXT
+    | st.integers(min_value=2040, max_value=2060).map(
+        lambda n: [f"m{i}" for i in range(n)]
+    ),
+}
+#: One value past (or at) each field's bounds, for a message otherwise right:
+#: no number drawn at random, which is mostly within bounds.
+PAST: dict[str, st.SearchStrategy[Any]] = {
+    **dict.fromkeys(
+        ["capacity", "heartbeat", "attempt", "duration", "draining", "caller_error"],
+        EDGE_NUMBERS,
+    ),
+    **dict.fromkeys(
+        ["name", "incarnation", "job_id", "outcome", "error", "reason"],
+        st.sampled_from(["", "x" * 5000, -1, 1.5]),
+    ),
+    "methods": st.sampled_from(
+        [[], [""], ["x" * 300], "m", [f"m{i}" for i in range(2049)]]
+    ),
 }
 
 
@@ -180,22 +204,64 @@ def field(draw: st.DrawFn, name: str) -> bytes:
     return pack(draw(EDGES[name] if rarely(draw, 6) else VALID[name]))
 
 
+#: Fields an aimed RESULT takes from the job in flight, whatever was drawn.
+AIMED_FIELDS = frozenset({"job_id", "attempt"})
+
+
+def one_fault(draw: st.DrawFn, names: list[str], faulty: str | None) -> list[bytes]:
+    """Every field valid but ``faulty`` (None: none), at its edge or wild.
+
+    A value past one bound in a message otherwise right is what gets past
+    every other check to the code that bound guards: the broker's date
+    arithmetic on a RESULT's ``duration``, say. Messages wrong in several
+    fields at once are refused for the first and test nothing further.
+    """
+    values = []
+    for name in names:
+        if name != faulty:
+            values.append(pack(draw(VALID[name])))
+        elif rarely(draw, 8):
+            values.append(draw(WILD))
+        else:
+            values.append(pack(draw(PAST[name])))
+    return values
+
+
 @st.composite
 def shots(draw: st.DrawFn, *, aimed: bool = False) -> Shot:
-    """A message; ``aimed``: a RESULT for the job in flight."""
+    """A message; ``aimed``: a RESULT for the job in flight.
+
+    An aimed RESULT is mostly right but for one field (``one_fault``): only
+    such a RESULT reaches what the broker does with a job's outcome. Other
+    messages have each field valid, at an edge, or wild, independently.
+    """
     kind = JobResult if aimed else draw(st.sampled_from(KINDS))
     names = [f.name for f in attrs.fields(kind)]
     aimed = aimed or (kind is JobResult and draw(st.booleans()))
+    careful = aimed and not rarely(draw, 8)
+
+    def fields() -> list[bytes]:
+        if not careful:
+            return [field(draw, name) for name in names]
+        faults = [name for name in names if name not in AIMED_FIELDS]
+        return one_fault(draw, names, draw(st.sampled_from([*faults, None])))
+
     if kind is JobResult and rarely(draw, 4):
         count = draw(st.integers(min_value=1, max_value=3))
-        items = tuple(tuple(field(draw, name) for name in names) for _ in range(count))
+        items = tuple(tuple(fields()) for _ in range(count))
         bodies = draw(st.lists(st.binary(max_size=6), min_size=count, max_size=count))
         body = draw(WILD) if rarely(draw, 4) else pack(bodies)
         return Shot(kind.COMMAND, items, (body,), batch=True, aimed=aimed)
-    pairs = [(pack(name), field(draw, name)) for name in names if not rarely(draw, 20)]
-    if rarely(draw, 20):
+    values = fields()
+    pairs = [
+        (pack(name), value)
+        for name, value in zip(names, values, strict=True)
+        if careful or not rarely(draw, 20)
+    ]
+    if not careful and rarely(draw, 20):
         pairs.append((draw(WILD), draw(WILD)))
-    bodies = draw(st.lists(WILD, max_size=2))
+    # A careful RESULT's one body is any msgpack value: only its job sees it.
+    bodies = draw(st.lists(WILD, max_size=1 if careful else 2))
     return Shot(kind.COMMAND, tuple(pairs), tuple(bodies), batch=False, aimed=aimed)
 
 
@@ -210,11 +276,51 @@ class Example:
 
 @st.composite
 def examples(draw: st.DrawFn) -> Example:
-    register = draw(st.booleans())
-    job = register and draw(st.booleans())
+    # Mostly a registered peer with a job in flight: only it can send a RESULT
+    # that the broker acts on.
+    register = not rarely(draw, 4)
+    job = register and not rarely(draw, 8)
     first = draw(shots(aimed=True) if job else shots())
     rest = draw(st.lists(shots(), max_size=3))
     return Example(register, job, (first, *rest))
+
+
+def aimed_result(*, batch: bool = False, body: bytes = b"", **fields: Any) -> Shot:
+    """A RESULT for the job in flight, right but for ``fields`` (or its body)."""
+    values = {
+        "job_id": "j",
+        "attempt": 1,
+        "outcome": "success",
+        "error": None,
+        "duration": 0.5,
+        "caller_error": False,
+        **fields,
+    }
+    if batch:
+        # Past the bound, then a right one (five fields, as peers before
+        # caller_error send): the broker acts on the first before the second.
+        wrong = tuple(pack(value) for value in values.values())
+        right = tuple(pack(value) for value in ("j", 1, "success", None, 0.5))
+        return Shot(JobResult.COMMAND, (wrong, right), (pack([b"", b""]),), True, True)
+    pairs = tuple((pack(name), pack(value)) for name, value in values.items())
+    bodies = (body,) if body else ()
+    return Shot(JobResult.COMMAND, pairs, bodies, batch=False, aimed=True)
+
+
+#: Examples run every time, whatever Hypothesis draws: what only a RESULT
+#: aimed at a job in flight reaches (the broker's date arithmetic on
+#: ``duration`` once ended its reader; a value no dict can hold, its body).
+PINNED = [
+    Example(register=True, job=True, shots=(aimed_result(**fields),))
+    for fields in (
+        {"duration": math.inf},
+        {"duration": math.nan},
+        {"duration": 1e300, "batch": True},
+        {"duration": 2**64 - 1, "outcome": "failure", "error": "E"},
+        # A map keyed by an array: msgpack, but no Python dict holds it.
+        {"body": b"\x81" + pack([1, 2]) + pack(3)},
+    )
+]
 
 
 # ----------------------------------------------------------------- the test
@@ -226,6 +332,13 @@ def sentinel() -> list[bytes]:
         name="not a name!", incarnation="x", methods=("x",), capacity=1, heartbeat=1.0
     )
     return encode(ready)
+
+
+def pinned(test: Callable[[Example], None]) -> Callable[[Example], None]:
+    """``test`` with every ``PINNED`` example as a Hypothesis ``@example``."""
+    for one in reversed(PINNED):
+        test = example(one)(test)
+    return test
 
 
 async def answer_to_sentinel(peer: RawPeer) -> None:
@@ -252,12 +365,12 @@ async def test_no_message_from_a_peer_ends_the_broker_or_starves_a_good_worker(
     spawn_worker: Callable[..., Awaitable[WorkerProcess]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     numbers = itertools.count()
     caplog.set_level(logging.WARNING, logger="sz.broker")
     async with sz, anyio.create_task_group() as jobs:
+        endpoint, _ = await sz.broker()
         await spawn_worker(endpoint, name="good", tasks=[GOOD_TASK])
 
         async def good_listed() -> bool:
@@ -270,12 +383,13 @@ async def test_no_message_from_a_peer_ends_the_broker_or_starves_a_good_worker(
             await one_example(sz, ctx, jobs, next(numbers), example)
 
         @settings(
-            max_examples=40,
+            max_examples=200,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow],
         )
         @given(examples())
+        @pinned
         def property_holds(example: Example) -> None:
             anyio.from_thread.run(run, example)
 

@@ -22,7 +22,7 @@ from actors import Backoff
 from sz import BrokerSettings, ScheduleZero, ZMQHandler
 from transport import Router
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,11 +45,18 @@ HEARTBEAT = 0.2
 PATIENCE = 15.0
 
 
-def broker_at(endpoint: str, **settings: Any) -> ScheduleZero:
+def broker_at(endpoint: str = ANY_PORT, **settings: Any) -> ScheduleZero:
+    """A scheduler whose broker binds ``endpoint``, a free port by default."""
     settings.setdefault("heartbeat", HEARTBEAT)
     return ScheduleZero(
         store="memory", broker=BrokerSettings(endpoint=endpoint, **settings)
     )
+
+
+async def endpoint_of(sz: ScheduleZero) -> str:
+    """Where ``sz``'s broker listens, the port it bound included."""
+    endpoint, _ = await sz.broker()
+    return endpoint
 
 
 async def registered(sz: ScheduleZero) -> set[str]:
@@ -140,8 +147,9 @@ async def a_job_on_one_of_two(
 async def test_a_job_on_a_killed_worker_completes_on_another_as_attempt_two(
     spawn_worker: Spawn, anyio_backend: Backend, tmp_path: Path
 ) -> None:
-    endpoint, trace = free_endpoint(), tmp_path / "trace"
-    async with broker_at(endpoint) as sz:
+    trace = tmp_path / "trace"
+    async with broker_at() as sz:
+        endpoint = await endpoint_of(sz)
         backend = backend_of(anyio_backend)
         async with a_job_on_one_of_two(
             sz, spawn_worker, endpoint, backend, trace, 3.0
@@ -182,8 +190,9 @@ async def test_a_job_on_a_killed_worker_completes_on_another_as_attempt_two(
 async def test_workers_register_with_a_restarted_broker_within_two_seconds(
     spawn_worker: Spawn, anyio_backend: Backend, outage: float
 ) -> None:
-    endpoint = free_endpoint()
-    async with broker_at(endpoint) as sz:
+    async with broker_at() as sz:
+        # The restarted broker below binds the port this one chose.
+        endpoint = await endpoint_of(sz)
         workers = [
             await spawn_worker(
                 endpoint,
@@ -225,8 +234,9 @@ async def test_workers_register_with_a_restarted_broker_within_two_seconds(
 async def test_a_stopped_worker_is_declared_dead_and_rejoins_when_continued(
     spawn_worker: Spawn, anyio_backend: Backend, tmp_path: Path
 ) -> None:
-    endpoint, trace = free_endpoint(), tmp_path / "trace"
-    async with broker_at(endpoint) as sz:
+    trace = tmp_path / "trace"
+    async with broker_at() as sz:
+        endpoint = await endpoint_of(sz)
         backend = backend_of(anyio_backend)
         async with a_job_on_one_of_two(
             sz, spawn_worker, endpoint, backend, trace, 2.0
@@ -284,11 +294,12 @@ async def test_a_stopped_worker_is_declared_dead_and_rejoins_when_continued(
 async def test_every_job_runs_exactly_once_through_high_water_marks_of_one(
     spawn_worker: Spawn, anyio_backend: Backend, tmp_path: Path
 ) -> None:
-    endpoint, trace = free_endpoint(), tmp_path / "trace"
+    trace = tmp_path / "trace"
     count = 500
     # Heartbeats of 0.5 s: 500 jobs through queues of one keep both ends of a
     # two-core machine busy; a worker is dead after 1.5 s of silence.
-    async with broker_at(endpoint, heartbeat=0.5, send_hwm=1, receive_hwm=1) as sz:
+    async with broker_at(heartbeat=0.5, send_hwm=1, receive_hwm=1) as sz:
+        endpoint = await endpoint_of(sz)
         worker = await spawn_worker(
             endpoint,
             name="w",
@@ -336,7 +347,7 @@ async def test_every_job_runs_exactly_once_through_high_water_marks_of_one(
 async def test_a_worker_given_sigterm_finishes_short_jobs_and_hands_back_long_ones(
     spawn_worker: Spawn, anyio_backend: Backend, tmp_path: Path
 ) -> None:
-    endpoint, trace = free_endpoint(), tmp_path / "trace"
+    trace = tmp_path / "trace"
     backend = backend_of(anyio_backend)
     # Eight jobs at once: capacity 8, so that the long ones are in flight on
     # this worker (not waiting in the scheduler) when it is told to stop. Long
@@ -344,7 +355,8 @@ async def test_a_worker_given_sigterm_finishes_short_jobs_and_hands_back_long_on
     durations = {f"short{i}": 0.5 for i in range(4)} | {
         f"long{i}": 3.0 for i in range(4)
     }
-    async with broker_at(endpoint) as sz:
+    async with broker_at() as sz:
+        endpoint = await endpoint_of(sz)
         busy = await spawn_worker(
             endpoint, name="busy", capacity=8, heartbeat=0.5, backend=backend
         )
@@ -396,9 +408,10 @@ async def test_a_worker_given_sigterm_finishes_short_jobs_and_hands_back_long_on
 async def test_a_draining_worker_with_quick_heartbeats_is_not_declared_dead(
     spawn_worker: Spawn, anyio_backend: Backend, tmp_path: Path
 ) -> None:
-    endpoint, trace = free_endpoint(), tmp_path / "trace"
+    trace = tmp_path / "trace"
     backend = backend_of(anyio_backend)
-    async with broker_at(endpoint) as sz:
+    async with broker_at() as sz:
+        endpoint = await endpoint_of(sz)
         busy = await spawn_worker(endpoint, name="busy", backend=backend)
         await wait_registered(sz, "busy")
         async with anyio.create_task_group() as tg:
@@ -437,8 +450,9 @@ async def usage() -> tuple[int, int, int]:
 
 
 async def test_restarting_the_connection_leaks_no_descriptors_nor_memory() -> None:
-    endpoint, warmup, cycles = free_endpoint(), 20, 200
-    async with broker_at(endpoint) as sz:
+    warmup, cycles = 20, 200
+    async with broker_at() as sz:
+        endpoint = await endpoint_of(sz)
         handler = ZMQHandler(
             endpoint,
             name="restarts",
@@ -495,13 +509,12 @@ async def test_restarting_the_connection_leaks_no_descriptors_nor_memory() -> No
 
 
 async def test_a_worker_keeps_reconnecting_to_a_broker_that_falls_silent() -> None:
-    endpoint = free_endpoint()
     # A broker that accepts connections and never answers: each connection
     # registers, hears nothing for 3 heartbeats and fails.
-    silent = Router(endpoint)
+    silent = Router(ANY_PORT)
     try:
         handler = ZMQHandler(
-            endpoint,
+            silent.endpoint,
             name="patient",
             heartbeat=0.1,
             backoff=Backoff(min=0.05, max=0.1, jitter=0),

@@ -23,7 +23,7 @@ from transport import (
     encode,
 )
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -38,9 +38,9 @@ PAYLOAD = b"x" * 256 * 1024
 async def test_jobs_for_a_stalled_worker_wait_and_each_arrives_once(
     context: Context,
 ) -> None:
-    endpoint = free_endpoint()
-    settings = BrokerSettings(endpoint=endpoint, send_hwm=1, receive_hwm=1)
+    settings = BrokerSettings(endpoint=ANY_PORT, send_hwm=1, receive_hwm=1)
     async with ScheduleZero(store="memory", broker=settings) as sz:
+        endpoint, _ = await sz.broker()
         raw = context.socket(zmq.DEALER)
         raw.setsockopt(zmq.RCVHWM, 1)
         raw.setsockopt(zmq.RCVBUF, 64 * 1024)

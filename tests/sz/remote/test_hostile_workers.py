@@ -16,7 +16,7 @@ import pytest
 
 from sz import BrokerSettings, JobFailed, RemoteError, ScheduleZero, SzError
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -55,11 +55,11 @@ HOSTILE = [
 async def test_hostile_functions_fail_their_jobs_once_and_the_worker_serves_on(
     spawn_worker: Spawn, anyio_backend: Backend
 ) -> None:
-    endpoint = free_endpoint()
     sz = ScheduleZero(
-        store="memory", broker=BrokerSettings(endpoint=endpoint, heartbeat=0.2)
+        store="memory", broker=BrokerSettings(endpoint=ANY_PORT, heartbeat=0.2)
     )
     async with sz:
+        endpoint, _ = await sz.broker()
         worker = await spawn_worker(endpoint, name="hostile", backend=anyio_backend[0])
 
         async def registered() -> bool:

@@ -26,7 +26,7 @@ from sz.cli import main
 from sz.config import load_config
 from transport import generate_keys, load_public_key, load_secret_key
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -222,17 +222,16 @@ def curve_config(
 async def test_a_distributed_config_with_curve_builds_a_broker_that_checks_keys(
     tmp_path: Path, keys: Keys, curve_settings: BrokerSettings
 ) -> None:
-    endpoint = free_endpoint()
     path = await anyio.to_thread.run_sync(
         lambda: curve_config(
-            tmp_path, endpoint, keys.secret("server"), w1=keys.public("w1")
+            tmp_path, ANY_PORT, keys.secret("server"), w1=keys.public("w1")
         )
     )
     config = await anyio.to_thread.run_sync(load_config, path)
     broker = await anyio.to_thread.run_sync(
         BrokerSettings.from_config, config.handlers.zmq
     )
-    assert broker.endpoint == endpoint
+    assert broker.endpoint == ANY_PORT
     assert broker.secret_key == curve_settings.secret_key
     (w1_public,) = [key for key, name in curve_settings.workers.items() if name == "w1"]
     assert dict(broker.workers) == {w1_public: "w1"}
@@ -240,6 +239,7 @@ async def test_a_distributed_config_with_curve_builds_a_broker_that_checks_keys(
         lambda: ScheduleZero(config=config, store="memory")
     )
     async with sz:
+        endpoint, _ = await sz.broker()
         good = await worker(endpoint, keys, name="w1", key="w1")
         async with anyio.create_task_group() as tg:
             tg.start_soon(good.serve)
@@ -255,7 +255,7 @@ def test_a_missing_curve_key_file_is_an_error_naming_the_file(
     missing = tmp_path / "nowhere" / f"{which}.key"
     path = curve_config(
         tmp_path,
-        free_endpoint(),
+        ANY_PORT,
         missing if which == "server" else keys.secret("server"),
         w1=missing if which == "worker" else keys.public("w1"),
     )
@@ -273,7 +273,7 @@ def test_a_public_key_file_given_as_the_servers_secret_key_is_an_error(
     tmp_path: Path, keys: Keys
 ) -> None:
     config_path = curve_config(
-        tmp_path, free_endpoint(), keys.secret("server"), w1=keys.public("w1")
+        tmp_path, ANY_PORT, keys.secret("server"), w1=keys.public("w1")
     )
     config = load_config(config_path)
     curve = config.handlers.zmq.curve

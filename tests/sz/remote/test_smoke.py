@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from sz import BrokerSettings, ScheduleZero, SzError, ZMQHandler
+from sz import BrokerSettings, JobFailed, ScheduleZero, SzError, ZMQHandler
+from sz.health import HealthPolicy
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually, free_endpoint
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -25,9 +26,9 @@ pytestmark = pytest.mark.anyio
 async def test_a_worker_process_runs_a_job(
     spawn_worker: Callable[..., Awaitable[WorkerProcess]],
 ) -> None:
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     async with sz:
+        endpoint, _ = await sz.broker()
         worker = await spawn_worker(endpoint, name="w1", capacity=2)
 
         async def registered() -> bool:
@@ -38,12 +39,42 @@ async def test_a_worker_process_runs_a_job(
         assert await sz.run_now("where") == worker.pid
 
 
+async def test_arguments_that_do_not_fit_a_workers_task_never_open_its_circuit(
+    spawn_worker: Callable[..., Awaitable[WorkerProcess]],
+) -> None:
+    # More wrong calls than the breaker's window (100), all failing: held
+    # against the worker, they would open its circuit after 50.
+    calls = 2 * HealthPolicy().window + 10
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
+    async with sz:
+        endpoint, _ = await sz.broker()
+        await spawn_worker(endpoint, name="w1", capacity=4)
+
+        async def registered() -> bool:
+            return any(s.name == "w1" for s in await sz.handlers())
+
+        await eventually(registered, what="w1 registers")
+        for _ in range(calls):
+            # add(a, b) without b: the worker's call raises TypeError.
+            with pytest.raises(JobFailed):
+                await sz.run_now("add", args=[1], timeout=10)
+            (status,) = await sz.handlers()
+            assert status.health.state == "healthy", status.health
+        assert status.health.failures == 0
+        rows = await sz.history(task="add", limit=1000)
+        assert len(rows) == calls
+        assert {(row.outcome, row.handler) for row in rows} == {("failure", "w1")}
+        assert "missing 1 required positional argument: 'b'" in (rows[0].error or "")
+        assert await sz.run_now("add", args=[2, 3], timeout=10) == 5
+        (status,) = await sz.handlers()
+        assert (status.health.state, status.health.successes) == ("healthy", 1)
+
+
 async def test_a_broker_that_cannot_bind_fails_the_start_naming_the_endpoint() -> None:
-    endpoint = free_endpoint()
     with socket.socket() as taken:
-        host, port = endpoint.removeprefix("tcp://").split(":")
-        taken.bind((host, int(port)))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
         sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
         with pytest.raises(SzError, match=rf"cannot bind {endpoint}"):
             await sz.start()
@@ -57,9 +88,10 @@ def test_broker_settings_refuse_an_endpoint_no_socket_could_bind() -> None:
 async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_workers() -> (
     None
 ):
-    endpoint = free_endpoint()
-    settings = BrokerSettings(endpoint=endpoint, heartbeat=0.25)
+    settings = BrokerSettings(endpoint=ANY_PORT, heartbeat=0.25)
     async with ScheduleZero(store="memory", broker=settings) as sz:
+        # Each new broker binds the port the first one chose.
+        endpoint, _ = await sz.broker()
         worker = ZMQHandler(endpoint, name="w", heartbeat=0.25)
 
         @worker.task
@@ -79,12 +111,15 @@ async def test_the_broker_killed_again_and_again_comes_back_and_so_do_its_worker
 
                 await eventually(serves, what="w registers with the new broker")
                 assert await sz.run_now("where", timeout=10) == "here"
+                assert (await sz.broker())[0] == endpoint
             worker.stop()
 
 
 async def test_a_worker_started_before_its_broker_says_so_and_registers_when_it_comes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # The worker must know where its broker will be before any broker binds:
+    # the one case left to free_endpoint's race.
     endpoint = free_endpoint()
     worker = ZMQHandler(endpoint, name="early", heartbeat=0.05, liveness=2)
 

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from .conftest import free_endpoint
-
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -67,34 +65,53 @@ async def test_the_readme_example_runs_a_job_on_a_curve_worker(
         assert b"secret key: keys/" in made.stdout
     secret = await anyio.Path(tmp_path / "keys" / "mailer.key_secret").stat()
     assert secret.st_mode & 0o077 == 0  # readable by its owner only
-    endpoint = free_endpoint()
+    # Port *: the server picks a free port as it binds, and says which.
     await anyio.Path(tmp_path / "distributed.yaml").write_text(
-        CONFIG.format(endpoint=endpoint)
+        CONFIG.format(endpoint="tcp://127.0.0.1:*")
     )
     await anyio.Path(tmp_path / "tasks.py").write_text(
         'async def greet(name): return f"hello, {name}"\n'
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     serve_log: list[str] = []
+    async with await anyio.open_process(
+        sz("serve", "-c", "distributed.yaml", "--backend", backend),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    ) as server:
+        try:
+            with anyio.fail_after(30):
+                await read_until(server, "broker listening on tcp://", seen=serve_log)
+        except BaseException:
+            server.kill()
+            raise
+        (listening,) = [line for line in serve_log if "broker listening on" in line]
+        endpoint = listening.split("broker listening on ")[1].split(",")[0]
+        await run_worker(tmp_path, env, backend, endpoint, server, serve_log)
+    assert not [line for line in serve_log if "Traceback" in line], serve_log
+
+
+async def run_worker(
+    tmp_path: Path,
+    env: dict[str, str],
+    backend: str,
+    endpoint: str,
+    server: Process,
+    serve_log: list[str],
+) -> None:
+    """Start the worker at ``endpoint``; see a job done; stop both processes."""
     worker_log: list[str] = []
-    async with (
-        await anyio.open_process(
-            sz("serve", "-c", "distributed.yaml", "--backend", backend),
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        ) as server,
-        await anyio.open_process(
-            sz(
-                "worker", endpoint, "tasks", "--name", "mailer", "--capacity", "4",
-                "--key", "keys/mailer.key_secret", "--server-key", "keys/server.key",
-                "--backend", backend,
-            ),
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        ) as worker,
-    ):  # fmt: skip
+    async with await anyio.open_process(
+        sz(
+            "worker", endpoint, "tasks", "--name", "mailer", "--capacity", "4",
+            "--key", "keys/mailer.key_secret", "--server-key", "keys/server.key",
+            "--backend", backend,
+        ),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    ) as worker:  # fmt: skip
         try:
             with anyio.fail_after(30):
                 await read_until(
@@ -115,4 +132,3 @@ async def test_the_readme_example_runs_a_job_on_a_curve_worker(
             for process in (server, worker):
                 if process.returncode is None:
                     process.kill()
-    assert not [line for line in serve_log if "Traceback" in line], serve_log

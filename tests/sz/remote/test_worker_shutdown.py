@@ -17,7 +17,7 @@ from sz import ScheduleZero
 from sz.cli import THREAD_GRACE
 from sz.remote import BrokerSettings
 
-from .conftest import eventually, free_endpoint
+from .conftest import ANY_PORT, eventually
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -42,9 +42,9 @@ async def test_sz_worker_exits_on_sigterm_while_a_sync_task_never_returns(
 ) -> None:
     assert BOUND > THREAD_GRACE * 3
     marker = tmp_path / "started"
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
     async with sz, anyio.create_task_group() as tg:
+        endpoint, _ = await sz.broker()
         worker = await spawn_worker(endpoint, name="w1", backend=backend)
 
         async def registered() -> bool:
@@ -100,42 +100,42 @@ async def test_a_program_embedding_a_worker_exits_on_sigterm_while_its_task_hang
     tmp_path: Path, backend: str
 ) -> None:
     marker = tmp_path / "started"
-    endpoint = free_endpoint()
-    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=endpoint))
-    async with (
-        sz,
-        await anyio.open_process(
-            [sys.executable, "-c", EMBEDDED_WORKER, endpoint, backend],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        ) as process,
-        anyio.create_task_group() as tg,
-    ):
-        try:
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
+    async with sz:
+        endpoint, _ = await sz.broker()
+        async with (
+            await anyio.open_process(
+                [sys.executable, "-c", EMBEDDED_WORKER, endpoint, backend],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            ) as process,
+            anyio.create_task_group() as tg,
+        ):
+            try:
 
-            async def registered() -> bool:
-                return any(s.name == "embedded" for s in await sz.handlers())
+                async def registered() -> bool:
+                    return any(s.name == "embedded" for s in await sz.handlers())
 
-            await eventually(registered, what="the worker registers")
+                await eventually(registered, what="the worker registers")
 
-            async def run() -> None:
-                await sz.run_now("hang", args=[str(marker)])
+                async def run() -> None:
+                    await sz.run_now("hang", args=[str(marker)])
 
-            tg.start_soon(run)
+                tg.start_soon(run)
 
-            async def started() -> bool:
-                return await anyio.Path(marker).exists()
+                async def started() -> bool:
+                    return await anyio.Path(marker).exists()
 
-            await eventually(started, what="the hang task starts")
-            process.send_signal(signal.SIGTERM)
-            assert process.stdout is not None
-            with anyio.fail_after(BOUND):
-                output = b"".join([chunk async for chunk in process.stdout])
-                code = await process.wait()
-        except BaseException:
-            process.kill()
-            raise
-        tg.cancel_scope.cancel()
+                await eventually(started, what="the hang task starts")
+                process.send_signal(signal.SIGTERM)
+                assert process.stdout is not None
+                with anyio.fail_after(BOUND):
+                    output = b"".join([chunk async for chunk in process.stdout])
+                    code = await process.wait()
+            except BaseException:
+                process.kill()
+                raise
+            tg.cancel_scope.cancel()
     log = output.decode(errors="replace")
     assert code == 0, log[-4000:]
     assert "start returned" in log
