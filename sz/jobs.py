@@ -224,7 +224,9 @@ def describe_traceback(error: BaseException) -> str | None:
     except BaseException:  # a broken exception: its row says what repr can
         return None
     if len(text) > MAX_TRACEBACK:
-        cut = len(text) - MAX_TRACEBACK
+        # The note and what is kept fit the bound together (the wire's too).
+        room = MAX_TRACEBACK - 64
+        cut = len(text) - room
         text = f"[{cut:,} characters of outer frames cut]\n{text[cut:]}"
     return text
 

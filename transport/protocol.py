@@ -38,6 +38,7 @@ __all__ = [
     "MAX_REASON",
     "MAX_SECONDS",
     "MAX_TASKS",
+    "MAX_TRACEBACK",
     "MIN_HEARTBEAT",
     "PROTOCOL",
     "WORKER_NAME",
@@ -103,6 +104,10 @@ MAX_JOB_ID = 128
 
 #: Characters in a RESULT's ``error``: the worker cuts its error text to this.
 MAX_ERROR = 4096
+
+#: The longest RESULT ``traceback``, in characters: 16 KiB, the innermost
+#: frames of a failure (the worker cuts the outer ones).
+MAX_TRACEBACK = 16 * 1024
 
 #: Characters in a DISCONNECT's ``reason``: a line for a log, not a document.
 MAX_REASON = 1024
@@ -257,8 +262,9 @@ class JobResult:
     ``outcome`` is ``success``, ``failure`` or ``timeout``; with success, its
     one body is the value, encoded by the worker. ``caller_error``: the job
     failed because its arguments do not fit the function's signature, the
-    caller's error rather than the worker's. It travels only when true, so
-    that a peer that predates it still reads every other RESULT.
+    caller's error rather than the worker's. ``traceback``: a failure's
+    formatted traceback. Both travel only when set, so that a peer that
+    predates them still reads every other RESULT.
     """
 
     COMMAND: ClassVar[bytes] = b"\x03"
@@ -270,6 +276,7 @@ class JobResult:
     error: str | None = None
     duration: float = 0.0
     caller_error: bool = False
+    traceback: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not _is_text(self.job_id, MAX_JOB_ID):
@@ -294,6 +301,13 @@ class JobResult:
             )
         if type(self.caller_error) is not bool:
             raise ProtocolError("caller_error: expected true or false")
+        if self.traceback is not None and (
+            type(self.traceback) is not str or len(self.traceback) > MAX_TRACEBACK
+        ):
+            raise ProtocolError(
+                f"traceback: expected a string of at most {MAX_TRACEBACK} "
+                "characters, or nothing"
+            )
 
 
 @attrs.frozen
@@ -344,7 +358,9 @@ _NAMES: dict[type[Message], frozenset[str]] = {
 }
 #: Fields added after SZP1's first peers, last in their command's order, and
 #: sent only when true: a peer that predates them reads any message without.
-_OPTIONAL: dict[type[Message], tuple[str, ...]] = {JobResult: ("caller_error",)}
+_OPTIONAL: dict[type[Message], tuple[str, ...]] = {
+    JobResult: ("caller_error", "traceback")
+}
 #: The fields every message of a command carries, in order (a batch item's).
 _SENT: dict[type[Message], tuple[str, ...]] = {
     kind: names[: len(names) - len(_OPTIONAL.get(kind, ()))]
@@ -365,8 +381,12 @@ def _header(message: Message) -> dict[str, Any]:
     names = _SENT[kind]
     if len(names) > 1:
         header = dict(zip(names, _READ[kind](message), strict=True))
-        if kind is JobResult and message.caller_error:  # type: ignore[union-attr]
-            header["caller_error"] = True
+        if kind is JobResult:
+            result: JobResult = message  # type: ignore[assignment]
+            if result.caller_error:
+                header["caller_error"] = True
+            if result.traceback is not None:
+                header["traceback"] = result.traceback
         return header
     return {names[0]: _READ[kind](message)} if names else {}
 
@@ -402,7 +422,10 @@ def encode_batches(
     rows: list[bytes] = []
     size = weight = 0
     for message, body in items:
-        if optional and message.caller_error:  # type: ignore[union-attr]
+        if optional and message.traceback is not None:  # type: ignore[union-attr]
+            # Both optional fields, in order: an array item's are positional.
+            row = pack((*read(message), message.caller_error, message.traceback))  # type: ignore[union-attr]
+        elif optional and message.caller_error:  # type: ignore[union-attr]
             row = pack((*read(message), True))  # caller_error, only when true
         else:
             row = pack(read(message))  # its fields in order: an array

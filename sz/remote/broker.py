@@ -646,6 +646,7 @@ class BrokerActor(Actor):
                 None,
                 # The worker's verdict: the arguments did not fit the function.
                 message.caller_error,
+                message.traceback,
             )
         )
 

@@ -63,7 +63,7 @@ from transport import (
 
 from ..binding import binding_error, signature_of
 from ..errors import ConnectionLost, SzError
-from ..jobs import describe_error, must_propagate
+from ..jobs import describe_error, describe_traceback, must_propagate
 from ..pool import JobTasks
 from ..threads import DaemonThreads
 from ..validators import int_at_least, positive
@@ -751,6 +751,8 @@ class Connection(Actor):
             describe_error(error)[:MAX_ERROR] if error is not None else None,
             duration,
             caller_error,
+            # Within MAX_TRACEBACK: the same 16 KiB, innermost frames kept.
+            describe_traceback(error) if error is not None else None,
         )
         outbox = self.outbox
         if (

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import transport
 from sz import JobFailed, ScheduleZero
 from sz.jobs import MAX_TRACEBACK, describe_traceback
 
@@ -79,7 +80,7 @@ def test_a_long_traceback_keeps_its_innermost_frames() -> None:
     except ValueError as error:
         text = describe_traceback(error)
     assert text is not None
-    assert len(text) <= MAX_TRACEBACK + 60
+    assert len(text) <= MAX_TRACEBACK
     assert text.startswith("[")
     assert "characters of outer frames cut]" in text.splitlines()[0]
     assert text.rstrip().endswith("ValueError: bottom of the well")
@@ -87,3 +88,8 @@ def test_a_long_traceback_keeps_its_innermost_frames() -> None:
 
 def test_an_exception_never_raised_has_no_traceback() -> None:
     assert describe_traceback(ValueError("never raised")) is None
+
+
+def test_tracebacks_are_cut_to_what_the_wire_takes() -> None:
+    # A worker sends the text describe_traceback gives: it must always fit.
+    assert MAX_TRACEBACK <= transport.MAX_TRACEBACK

@@ -26,6 +26,7 @@ from transport.protocol import (
     MAX_REASON,
     MAX_SECONDS,
     MAX_TASKS,
+    MAX_TRACEBACK,
     MIN_HEARTBEAT,
     PROTOCOL,
     Disconnect,
@@ -218,12 +219,12 @@ def test_a_large_body_travels_in_a_message_of_its_own() -> None:
     [
         pytest.param(
             [{"job_id": "a", "attempt": 1, "outcome": "success"}] * 2,
-            "a batch item is not an array of its 5 to 6 fields",
+            "a batch item is not an array of its 5 to 7 fields",
             id="maps",
         ),
         pytest.param(
             [["a", 1, "success", None]] * 2,
-            "a batch item is not an array of its 5 to 6 fields",
+            "a batch item is not an array of its 5 to 7 fields",
             id="short",
         ),
         pytest.param(
@@ -263,6 +264,33 @@ def test_caller_error_travels_only_when_true_so_older_peers_read_the_rest() -> N
     ]
     assert decode_all(frames) == [(plain, []), (blamed, [])]
     assert decode(encode(blamed)) == (blamed, [])
+
+
+def test_a_traceback_travels_only_when_there_is_one() -> None:
+    trace = 'Traceback (most recent call last):\n  File "t.py"\nValueError: v\n'
+    plain = JobResult("j", 1, "success", None, 0.5)
+    traced = JobResult("k", 2, "failure", "ValueError('v')", 0.5, traceback=trace)
+    both = JobResult("m", 1, "failure", "TypeError()", 0.1, True, trace)
+    assert "traceback" not in msgpack.unpackb(encode(plain)[2])
+    assert msgpack.unpackb(encode(traced)[2])["traceback"] == trace
+    assert decode(encode(traced)) == (traced, [])
+    # Batched: both optional fields, in order, once a traceback comes.
+    (frames,) = encode_batches([(plain, b""), (traced, b""), (both, b"")])
+    assert msgpack.unpackb(frames[2]) == [
+        ["j", 1, "success", None, 0.5],
+        ["k", 2, "failure", "ValueError('v')", 0.5, False, trace],
+        ["m", 1, "failure", "TypeError()", 0.1, True, trace],
+    ]
+    assert decode_all(frames) == [(plain, []), (traced, []), (both, [])]
+
+
+@pytest.mark.parametrize(
+    "value", [7, b"bytes", ["a"], "x" * (MAX_TRACEBACK + 1)], ids=lambda v: repr(v)[:20]
+)
+def test_a_traceback_that_is_not_bounded_text_is_refused(value: object) -> None:
+    fields = {"job_id": "j", "attempt": 1, "outcome": "failure", "traceback": value}
+    with pytest.raises(ProtocolError, match="traceback: expected a string of at most"):
+        decode([PROTOCOL, JobResult.COMMAND, header(**fields)])
 
 
 @pytest.mark.parametrize("value", [1, 0, "true", None, [True]], ids=repr)
@@ -379,6 +407,8 @@ PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
     "error": st.none() | NAMES,
     "duration": NUMBERS,
     "caller_error": st.booleans(),
+    # At its bound, and one past it.
+    "traceback": st.none() | NAMES | st.sampled_from(["t" * 16_384, "t" * 16_385]),
     "reason": NAMES,
     "draining": st.booleans(),
 }
@@ -439,6 +469,7 @@ def check_bounds(message: Message) -> None:
         assert 0 <= message.duration <= MAX_SECONDS
         assert 1 <= len(message.job_id) <= MAX_JOB_ID
         assert message.error is None or len(message.error) <= MAX_ERROR
+        assert message.traceback is None or len(message.traceback) <= MAX_TRACEBACK
     elif isinstance(message, Disconnect):
         assert 1 <= len(message.reason) <= MAX_REASON
 

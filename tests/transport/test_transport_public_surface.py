@@ -35,6 +35,7 @@ PUBLIC = {
     "MAX_HEARTBEAT",
     "MAX_CAPACITY",
     "MAX_TASKS",
+    "MAX_TRACEBACK",
     "MAX_NAME",
     "MAX_INCARNATION",
     "MAX_JOB_ID",

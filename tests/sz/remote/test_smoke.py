@@ -39,6 +39,29 @@ async def test_a_worker_process_runs_a_job(
         assert await sz.run_now("where") == worker.pid
 
 
+async def test_a_remote_failure_row_carries_the_workers_traceback(
+    spawn_worker: Callable[..., Awaitable[WorkerProcess]],
+) -> None:
+    sz = ScheduleZero(store="memory", broker=BrokerSettings(endpoint=ANY_PORT))
+    async with sz:
+        endpoint, _ = await sz.broker()
+        await spawn_worker(endpoint, name="w1")
+
+        async def registered() -> bool:
+            return any(s.name == "w1" for s in await sz.handlers())
+
+        await eventually(registered, what="w1 registers")
+        with pytest.raises(JobFailed):
+            await sz.run_now("fail", args={"message": "from afar"}, timeout=10)
+        (row,) = await sz.history(task="fail")
+    assert row.handler == "w1"
+    assert row.traceback is not None
+    # The worker's own frames, as the worker formatted them.
+    assert "workload.py" in row.traceback
+    assert "in fail" in row.traceback
+    assert row.traceback.rstrip().endswith("RuntimeError: from afar")
+
+
 async def test_arguments_that_do_not_fit_a_workers_task_never_open_its_circuit(
     spawn_worker: Callable[..., Awaitable[WorkerProcess]],
 ) -> None:
