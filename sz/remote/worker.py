@@ -488,6 +488,16 @@ class _Drain:
 _DRAIN = _Drain()
 
 
+class _Summary:
+    """Time for the minute's summary line."""
+
+
+_SUMMARY = _Summary()
+
+#: Seconds between a worker's summary lines (jobs done, failed, in flight).
+SUMMARY_EVERY = 60.0
+
+
 class Connection(Actor):
     """One connection to the broker: its socket, registration, liveness and jobs.
 
@@ -530,9 +540,12 @@ class Connection(Actor):
         #: Results encoded, in order, that found no room yet.
         self.unsent: deque[list[bytes]] = deque()
         self.outgoing = self.new_event()
+        #: Jobs ended since the last summary, and how many of them failed.
+        self.done = self.failed = 0
         self.start_task(self._read, name="reader")
         self.start_task(self._ship, name="shipper")
         self.every(spec.heartbeat / 2, BEAT)
+        self.every(SUMMARY_EVERY, _SUMMARY)
 
     async def on_stop(self) -> None:
         """Close the socket (if ``on_start`` got as far as opening it).
@@ -550,11 +563,25 @@ class Connection(Actor):
         """Beat, or drain."""
         if message is BEAT:
             self._beat()
+        elif message is _SUMMARY:
+            self._summarize()
         elif message is _DRAIN:
             self._drain()
         else:
             await super().receive(message)
         return None
+
+    def _summarize(self) -> None:
+        """One line a minute: what this worker did since the last one."""
+        logger.info(
+            "worker %s: %d jobs done (%d failed) in the last %g s, %d in flight",
+            self.spec.name,
+            self.done,
+            self.failed,
+            SUMMARY_EVERY,
+            self.jobs.running + len(self.jobs.orders),
+        )
+        self.done = self.failed = 0
 
     # ------------------------------------------------------------- protocol
 
@@ -677,6 +704,15 @@ class Connection(Actor):
 
     async def _run(self, order: tuple[JobRequest, list[bytes]]) -> None:
         request, bodies = order
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
+            logger.debug(
+                "worker %s: job %s %s attempt %d started",
+                self.spec.name,
+                request.job_id,
+                request.method,
+                request.attempt,
+            )
         start = time.perf_counter()
         outcome, value_body = "success", b""
         error: BaseException | None = None
@@ -744,6 +780,19 @@ class Connection(Actor):
                     f"takes ({limit:,}: handlers.zmq.max_message_bytes)"
                 )
         duration = time.perf_counter() - start
+        self.done += 1
+        if outcome != "success":
+            self.failed += 1
+        if debug:
+            logger.debug(
+                "worker %s: job %s %s attempt %d ended: %s in %.1f ms",
+                self.spec.name,
+                request.job_id,
+                request.method,
+                request.attempt,
+                outcome,
+                duration * 1000,
+            )
         result = JobResult(
             request.job_id,
             request.attempt,

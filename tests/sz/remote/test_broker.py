@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import math
+import re
 import uuid
 from collections import deque
 from contextlib import asynccontextmanager
@@ -23,6 +25,7 @@ import zmq
 
 from actors import Backoff
 from actors.cell import Cell
+from actors.testing import wait_until
 from sz import (
     BrokerSettings,
     BrokerStats,
@@ -1200,3 +1203,48 @@ async def test_a_job_lost_with_a_replaced_connection_is_recorded_as_worker_lost(
         rows = await sz.history(task="hang_once", final=False)
         assert len(rows) == rounds
         assert [row.reason for row in rows] == ["retry_after_worker_lost"] * rounds
+
+
+SUMMARY = re.compile(r"worker w9: (?P<done>\d+) jobs done \((?P<failed>\d+) failed\)")
+
+
+async def test_a_worker_logs_each_job_at_debug_and_sums_up_at_info(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sz.remote.worker as remote_worker
+
+    monkeypatch.setattr(remote_worker, "SUMMARY_EVERY", 0.2)
+    caplog.set_level(logging.DEBUG, logger="sz.worker")
+    async with scheduler() as (sz, endpoint):
+        handler = worker(endpoint, name="w9")
+        async with serving(handler):
+
+            async def registered() -> bool:
+                return any(s.name == "w9" for s in await sz.handlers())
+
+            await wait_until(registered)
+            assert await sz.run_now("add", args=[1, 2], timeout=10) == 3
+            with pytest.raises(JobFailed):
+                await sz.run_now("add", args=[1], timeout=10)
+
+            def totals() -> tuple[int, int]:
+                # A summary may fall between the two jobs: add them all up.
+                done = failed = 0
+                for message in caplog.messages:
+                    found = SUMMARY.search(message)
+                    if found:
+                        done += int(found["done"])
+                        failed += int(found["failed"])
+                return done, failed
+
+            await wait_until(lambda: totals() == (2, 1))
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    started = [m for m in debug if m.startswith("worker w9: job ") and "started" in m]
+    ended = [m for m in debug if " ended: " in m]
+    assert len(started) == 2
+    assert sorted(m.split(": ")[-1].split(" ")[0] for m in ended) == [
+        "failure",
+        "success",
+    ]
+    last = [m for m in caplog.messages if SUMMARY.search(m)][-1]
+    assert last.endswith(", 0 in flight")
