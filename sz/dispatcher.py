@@ -704,7 +704,9 @@ class DispatcherActor(Actor):
                 )
             )
             self._resolve_failed(found.future, "cancelled", None)
-            if handler is not None:
+            if handler is not None and handler.kind == "local":
+                # A remote worker is not told (SZP1 has no cancel): its job
+                # runs on there, and its RESULT only frees the slot.
                 handler.ref.tell(CancelJob(job_id))
             return True
         if isinstance(found, _Pending):

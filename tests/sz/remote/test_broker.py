@@ -1248,3 +1248,38 @@ async def test_a_worker_logs_each_job_at_debug_and_sums_up_at_info(
     ]
     last = [m for m in caplog.messages if SUMMARY.search(m)][-1]
     assert last.endswith(", 0 in flight")
+
+
+async def test_a_running_remote_job_cancelled_runs_on_and_only_frees_its_slot() -> None:
+    release = anyio.Event()
+    started = anyio.Event()
+    async with scheduler() as (sz, endpoint):
+        handler = ZMQHandler(endpoint, name="w8", capacity=1)
+
+        @handler.task
+        async def slow() -> str:
+            started.set()
+            await release.wait()
+            return "late"
+
+        @handler.task
+        async def quick() -> str:
+            return "quick"
+
+        async with serving(handler):
+
+            async def registered() -> bool:
+                return any(s.name == "w8" for s in await sz.handlers())
+
+            await wait_until(registered)
+            job = await sz.submit("slow")
+            await started.wait()
+            assert await job.cancel()
+            with pytest.raises(JobFailed, match="cancelled"):
+                await job.result(timeout=10)
+            release.set()  # the worker's result comes, and is dropped
+            assert await sz.run_now("quick", timeout=10) == "quick"
+            rows = await sz.history(job_id=job.id)
+    assert [(r.outcome, r.reason, r.handler, r.final) for r in rows] == [
+        ("cancelled", "cancel_requested", "w8", True)
+    ]
