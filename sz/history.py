@@ -62,7 +62,7 @@ def log_attempt(row: Attempt) -> None:
         "reason": row.reason,
         "error": row.error,
         "arguments": row.arguments,
-        "duration_ms": None if row.duration is None else row.duration * 1000,
+        "duration_ms": None if row.duration is None else round(row.duration * 1e3, 3),
     }
     if not row.traceback:
         logger.log(level, _LINE, *args, extra=extra)

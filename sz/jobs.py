@@ -205,6 +205,9 @@ def describe_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str 
     return text
 
 
+#: Where ScheduleZero's own modules are: their frames lead up to a handler's call.
+_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
 #: The longest traceback text kept with a row, in characters: the innermost
 #: frames (the end of the text) are kept, the outermost elided.
 MAX_TRACEBACK = 16 * 1024
@@ -213,14 +216,24 @@ MAX_TRACEBACK = 16 * 1024
 def describe_traceback(error: BaseException) -> str | None:
     """The formatted traceback of ``error`` for its history row, or None.
 
-    As ``traceback.format_exception`` prints it, chained causes included; past
-    ``MAX_TRACEBACK`` characters the start is cut, keeping the innermost
-    frames and the exception itself. None if it has no traceback. Never raises.
+    As ``traceback.format_exception`` prints it, chained causes included, less
+    ScheduleZero's own frames that called the function (they say nothing of
+    the failure); past ``MAX_TRACEBACK`` characters the start is cut, keeping
+    the innermost frames and the exception itself. None if it has no
+    traceback. Never raises.
     """
-    if error.__traceback__ is None:
+    frames = error.__traceback__
+    if frames is None:
         return None
+    outermost = frames
+    while frames is not None and frames.tb_frame.f_code.co_filename.startswith(_OURS):
+        frames = frames.tb_next
     try:
-        text = "".join(traceback.format_exception(error))
+        text = "".join(
+            traceback.format_exception(
+                type(error), error, frames if frames is not None else outermost
+            )
+        )
     except BaseException:  # a broken exception: its row says what repr can
         return None
     if len(text) > MAX_TRACEBACK:

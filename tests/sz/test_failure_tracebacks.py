@@ -45,6 +45,9 @@ async def test_a_failure_row_has_the_traceback_and_the_log_prints_it_once(
     assert row.traceback.startswith("Traceback (most recent call last):")
     assert row.traceback.rstrip().endswith("ValueError: bottom of the well")
     assert row.traceback.count("in deep") == 4  # the user's own frames
+    # Not ScheduleZero's frames that led to the call: they say nothing of it.
+    assert "sz/handlers.py" not in row.traceback
+    assert "sz/threads.py" not in row.traceback
     records = [r for r in caplog.records if r.name == "sz.history"]
     (failure,) = [r for r in records if r.levelno == logging.WARNING]
     assert failure.exc_text is not None
