@@ -205,8 +205,17 @@ def describe_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str 
     return text
 
 
-#: Where ScheduleZero's own modules are: their frames lead up to a handler's call.
-_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: The modules whose frames lead up to a handler's call (and say nothing of
+#: its failure): the handler actor, its tasks and threads, a worker.
+_CALLERS = frozenset(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), *parts)
+    for parts in (
+        ("handlers.py",),
+        ("pool.py",),
+        ("threads.py",),
+        ("remote", "worker.py"),
+    )
+)
 
 #: The longest traceback text kept with a row, in characters: the innermost
 #: frames (the end of the text) are kept, the outermost elided.
@@ -226,7 +235,7 @@ def describe_traceback(error: BaseException) -> str | None:
     if frames is None:
         return None
     outermost = frames
-    while frames is not None and frames.tb_frame.f_code.co_filename.startswith(_OURS):
+    while frames is not None and frames.tb_frame.f_code.co_filename in _CALLERS:
         frames = frames.tb_next
     try:
         text = "".join(
