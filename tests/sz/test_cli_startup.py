@@ -253,7 +253,9 @@ async def test_sz_serve_whose_broker_port_is_taken_says_one_line_and_no_tracebac
     # Once the broker's and its supervisor's crashes came first, at ERROR, each
     # with its traceback.
     assert "Traceback" not in stderr, stderr
-    (line,) = stderr.strip().splitlines()
+    *before, line = stderr.strip().splitlines()
+    # Only the start-up's INFO lines (the store in use) come before it.
+    assert [x for x in before if " INFO " not in x] == [], stderr
     assert line.startswith("sz serve: the broker cannot start: "), line
     assert f"cannot bind tcp://127.0.0.1:{port}: " in line
 
