@@ -18,6 +18,7 @@ import anyio
 
 from transport import KeyFileError, generate_keys
 
+from .commands import REMOTE_COMMANDS, add_remote_commands, run_remote
 from .config import MAX_DRAIN_SECONDS, ConfigError
 from .errors import SzError, refusal_in
 from .logs import LOG_FORMATS, LOG_LEVELS, configure_logging
@@ -203,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
         default=".",
         help="the directory to write to (default: the working directory)",
     )
+    add_remote_commands(commands)
     return parser
 
 
@@ -401,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = _parser().parse_args(argv)
     if options.command == "check-config":
         sys.exit(_check_config(options.file))
+    if options.command in REMOTE_COMMANDS:
+        sys.exit(run_remote(options))
     if options.command in {"serve", "worker"}:
         configure_logging(options.log_level, options.log_format)
     run = {"worker": _worker, "keys": _keys, "serve": _run_serve}[options.command]
