@@ -77,6 +77,7 @@ from .jobs import (
     Reason,
     new_job_id,
 )
+from .metrics import JobMetrics, Metrics
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .remote.broker import BoundRouter, CannotBind, bind_router
 from .retry import next_attempt
@@ -195,6 +196,9 @@ class ScheduleZero:
         self._draining = False
         #: Answers for job ids: handles, keyed submits, cancels in transit.
         self._desk = JobDesk()
+        #: What the scheduler did, for ``metrics()``: kept across restarts of
+        #: the scheduler in one process, as counters are.
+        self._metrics = JobMetrics()
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -377,16 +381,23 @@ class ScheduleZero:
                 file.on_lost = self._on_store_lost
                 await file.open()
                 stack.push_async_callback(file.close)
-                self._backend = FileHistory(file, self.config.store.max_result_bytes)
+                self._backend = FileHistory(
+                    file, self.config.store.max_result_bytes, self._metrics.record
+                )
                 logger.info("store: sqlite:///%s", self.store_path.absolute())
             else:
-                self._backend = MemoryHistory(HISTORY_ROWS)
+                self._backend = MemoryHistory(HISTORY_ROWS, self._metrics.record)
                 logger.info("store: memory (nothing outlives the process)")
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
             self._bridge.attach(system, self._backend)
             self._new_event = lowlevel.event_factory(system)
             stack.callback(self._desk.close)
+            # The system's task group waits for its tasks: this one is cancelled
+            # on the way out, before the system exits.
+            measuring = anyio.CancelScope()
+            stack.callback(measuring.cancel)
+            lowlevel.task_group(system).start_soon(self._metrics.lag.run, measuring)
             self._history = await system.spawn(
                 HistoryActor,
                 self._backend,
@@ -548,6 +559,15 @@ class ScheduleZero:
         await lost.wait()
         assert self._lost_error is not None
         return self._lost_error
+
+    def metrics(self) -> Metrics:
+        """Counters and histograms of what this scheduler did (``Metrics``).
+
+        Jobs and attempts by task and outcome, attempt durations, fire
+        lateness, governor waits, and the event loop's lag. Counters grow for
+        the life of the process; the gateway serves them at ``/metrics``.
+        """
+        return self._metrics.snapshot()
 
     async def drain(
         self,

@@ -110,8 +110,12 @@ class HistoryBackend(Protocol):
 class MemoryHistory:
     """The latest rows in memory (older ones fall off); nothing survives the process."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self, capacity: int, on_row: Callable[[Attempt], None] | None = None
+    ) -> None:
         self.rows: deque[Attempt] = deque(maxlen=capacity)
+        #: Told of every row kept (the scheduler's metrics).
+        self.on_row = on_row
         #: ``history_order`` of the last row (rows are added at every job's end).
         self._last: tuple[datetime, str, int] | None = None
 
@@ -132,6 +136,8 @@ class MemoryHistory:
 
         Results are not kept: they live in the jobs' futures.
         """
+        if self.on_row is not None:
+            self.on_row(row)
         rows = self.rows
         key = (row.finished_at, row.job_id, row.attempt)  # history_order(row)
         if self._last is None or not rows or self._last <= key:
@@ -149,7 +155,7 @@ class MemoryHistory:
 
     def skip(self, row: Attempt, fire_time: datetime) -> None:
         """Keep the row (a memory store has no restart to guard)."""
-        self.add(row)
+        self.add(row)  # told to on_row there
 
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Scan from the newest row."""
@@ -275,13 +281,18 @@ class FileHistory:
         max_result_bytes: The largest result kept with a final success row,
             pickled; a larger one (or one that cannot be pickled) is dropped
             with a note in the row. 0 keeps none.
+        on_row: Told of every row kept (the scheduler's metrics).
     """
 
     def __init__(
-        self, file: SqliteFile, max_result_bytes: int = MAX_RESULT_BYTES
+        self,
+        file: SqliteFile,
+        max_result_bytes: int = MAX_RESULT_BYTES,
+        on_row: Callable[[Attempt], None] | None = None,
     ) -> None:
         self.file = file
         self.max_result_bytes = max_result_bytes
+        self.on_row = on_row
 
     def accept(
         self,
@@ -329,6 +340,8 @@ class FileHistory:
             if note is not None:
                 row = attrs.evolve(row, note=note)
             values = _row_values(row, kept)
+        if self.on_row is not None:
+            self.on_row(row)
         if row.final:
             self.file.write(((_INSERT_ROW, values), (_END_JOB, (row.job_id,))))
         else:
@@ -339,6 +352,8 @@ class FileHistory:
         if row.schedule_id is None:  # a job of no schedule: no fire to mark
             self.add(row)
             return
+        if self.on_row is not None:
+            self.on_row(row)
         self.file.write(
             (
                 (_INSERT_ROW, _row_values(row)),
