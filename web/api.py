@@ -36,6 +36,7 @@ from sz import (
     ScheduleZero,
     SzError,
 )
+from sz.jobs import describe_error
 
 from .access import ACCESS
 from .errors import error_for, json_error
@@ -444,7 +445,9 @@ def _schedule_request(body: Mapping[str, Any], id: str | None) -> dict[str, Any]
             "body.trigger",
             "must be cron, interval, date, calendarinterval or a crontab string",
         )
-    fields = body.get("fields") or {}
+    fields = body.get("fields")
+    if fields is None:
+        fields = {}
     if not isinstance(fields, dict):
         raise _invalid("body.fields", "must be an object of the trigger's fields")
     for name, value in fields.items():
@@ -745,7 +748,9 @@ async def _result(
     except JobTimeout:
         raise
     except JobFailed as exc:
-        answer.update(outcome=exc.outcome, error=str(exc))
+        cause = exc.__cause__
+        said = f"{exc}: {describe_error(cause)}" if cause is not None else str(exc)
+        answer.update(outcome=exc.outcome, error=said)
     except Overloaded as exc:
         answer.update(outcome="rejected", error=str(exc))
     except SzError as exc:
