@@ -33,6 +33,7 @@ from sz import (
     JobTimeout,
     Outcome,
     Overloaded,
+    ScheduleNotFound,
     ScheduleZero,
     SzError,
 )
@@ -487,7 +488,11 @@ async def _put_schedule(
     """Add or replace a schedule; it as stored, and whether it is new."""
     existed = False
     if replace:
-        existed = any(s.id == request["id"] for s in await sz.schedules())
+        try:
+            await sz.get_schedule(request["id"])
+            existed = True
+        except ScheduleNotFound:
+            pass
     fields = request.pop("fields")
     task_id, trigger = request.pop("task_id"), request.pop("trigger")
     schedule_id = await sz.schedule(task_id, trigger, **request, **fields)
