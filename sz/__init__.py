@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import shadowing as shadowing
 from .bridge import Schedule as Schedule, ScheduleNotFound as ScheduleNotFound
 from .config import Config as Config, load_config as load_config
+from .deadletters import RecentDeadLetter as RecentDeadLetter
 from .dispatcher import HandlerStatus as HandlerStatus, RunningJob as RunningJob
 from .errors import (
     ConfigError as ConfigError,
@@ -63,6 +64,7 @@ __all__ = [
     "Outcome",
     "Overloaded",
     "Reason",
+    "RecentDeadLetter",
     "RemoteError",
     "RunningJob",
     "Schedule",

@@ -75,6 +75,7 @@ __all__ = [
     "check_zone",
     "make_trigger",
     "split_arguments",
+    "upcoming_fires",
 ]
 
 # The facade's logger, as before the bridge had a module of its own: logging
@@ -894,6 +895,18 @@ class Bridge:
             raise ScheduleNotFound(f"no schedule with id {id!r}") from None
         return self._show(found)
 
+    async def upcoming(self, id: str, n: int) -> list[datetime]:
+        """A schedule's next ``n`` fire times (as ``ScheduleZero.upcoming``).
+
+        Raises:
+            ScheduleNotFound: No schedule has that id.
+        """
+        try:
+            found = await self._running_scheduler().get_schedule(id)
+        except ScheduleLookupError:
+            raise ScheduleNotFound(f"no schedule with id {id!r}") from None
+        return upcoming_fires(found, n)
+
     def _show(self, schedule: Any) -> Schedule:
         return Schedule(
             id=schedule.id,
@@ -1004,6 +1017,26 @@ class Bridge:
             tally = self._tallies.pop(schedule_id, None)
             if tally is not None:
                 tally.log(schedule_id)
+
+
+def upcoming_fires(schedule: apscheduler.Schedule, n: int) -> list[datetime]:
+    """A stored schedule's next ``n`` fire times; none while it is paused.
+
+    Stepped on a copy of its trigger (a trigger is an iterator: the stored one
+    must not move), from its next fire time: the trigger's next step is the
+    fire after that one. Fewer than ``n`` if the trigger ends first.
+    """
+    fire = schedule.next_fire_time
+    if schedule.paused or fire is None:
+        return []
+    fires = [fire]
+    trigger = copy.deepcopy(schedule.trigger)
+    while len(fires) < n:
+        following = trigger.next()
+        if following is None:
+            break
+        fires.append(following)
+    return fires
 
 
 def _coalesce_of(schedule: apscheduler.Schedule) -> Coalesce:

@@ -41,6 +41,7 @@ from actors import (
 
 from .bridge import Bridge, make_trigger, split_arguments
 from .config import MAX_DRAIN_SECONDS, Config, ScheduleEntry, load_config
+from .deadletters import DEAD_LETTERS, DeadLetterLog, RecentDeadLetter
 from .dispatcher import (
     STOPPING,
     DispatcherActor,
@@ -111,6 +112,9 @@ BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
+
+#: The most fire times one ``upcoming()`` call computes.
+MAX_UPCOMING = 1000
 
 #: The most rows one ``history()`` call returns: all the memory store keeps.
 #: Page with ``before=`` for more.
@@ -199,6 +203,8 @@ class ScheduleZero:
         #: What the scheduler did, for ``metrics()``: kept across restarts of
         #: the scheduler in one process, as counters are.
         self._metrics = JobMetrics()
+        #: The latest dead letters of every run.
+        self._dead_letters = DeadLetterLog()
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -390,6 +396,9 @@ class ScheduleZero:
                 logger.info("store: memory (nothing outlives the process)")
             system = await stack.enter_async_context(ActorSystem(self.name))
             self._system = system
+            # Subscribed before any actor of ours starts: none of their dead
+            # letters is missed. The task ends as the system exits.
+            await lowlevel.task_group(system).start(self._dead_letters.collect, system)
             self._bridge.attach(system, self._backend)
             self._new_event = lowlevel.event_factory(system)
             stack.callback(self._desk.close)
@@ -787,6 +796,27 @@ class ScheduleZero:
             ScheduleNotFound: No schedule has that id.
         """
         return await self._bridge.get_schedule(id)
+
+    async def upcoming(self, id: str, n: int = 5) -> list[datetime]:
+        """A schedule's next ``n`` fire times (5 by default, at most 1,000).
+
+        Computed on a copy of its trigger: the schedule itself does not move.
+        Fewer if its trigger ends first; none while it is paused (whatever the
+        reason: it fires from the time it is resumed).
+
+        Raises:
+            ScheduleNotFound: No schedule has that id.
+            SzError: ``n`` is not an integer from 1 to 1,000, or the scheduler
+                is not running.
+        """
+        given: object = n  # checked as given: a caller may pass anything
+        if (
+            isinstance(given, bool)
+            or not isinstance(given, int)
+            or not 1 <= given <= MAX_UPCOMING
+        ):
+            raise SzError(f"n must be an integer from 1 to {MAX_UPCOMING:,}, got {n!r}")
+        return await self._bridge.upcoming(id, n)
 
     # ---------------------------------------------------------------------- jobs
 
@@ -1286,6 +1316,31 @@ class ScheduleZero:
             raise SzError("no broker: the scheduler accepts no remote workers")
         endpoint, stats = await self._broker.ask(WorkersQuery())
         return endpoint, stats
+
+    def dead_letters(self, limit: int = 100) -> list[RecentDeadLetter]:
+        """The latest messages no actor processed, newest first.
+
+        The scheduler keeps the last ``DEAD_LETTERS`` (1,000) of its runs, each
+        with its message described as text (``RecentDeadLetter``); the actor
+        system's ``statistics().dead_letters`` counts them all.
+
+        Args:
+            limit: At most this many, 100 by default (from 1 to 1,000).
+
+        Raises:
+            SzError: ``limit`` is not an integer from 1 to 1,000.
+        """
+        given: object = limit  # checked as given: a caller may pass anything
+        if (
+            isinstance(given, bool)
+            or not isinstance(given, int)
+            or not 1 <= given <= DEAD_LETTERS
+        ):
+            raise SzError(
+                f"dead letters limit must be an integer from 1 to {DEAD_LETTERS:,}, "
+                f"got {limit!r}"
+            )
+        return self._dead_letters.latest(limit)
 
     async def handlers(self) -> list[HandlerStatus]:
         """Every handler's status: health state, counts, durations, load."""

@@ -602,3 +602,63 @@ async def test_a_fire_past_its_misfire_grace_is_recorded_as_missed_not_lost() ->
         assert row.handler is None
         assert row.scheduled_at == long_ago
     assert calls.calls == []  # the handler never ran it
+
+
+# ------------------------------------------------------- upcoming fire times
+
+
+async def test_upcoming_lists_the_next_fire_times_and_leaves_the_schedule_as_it_is(
+    tmp_path: Path,
+) -> None:
+    sz, _ = ticking(f"sqlite:///{tmp_path / 'sz.db'}")
+    async with sz:
+        await sz.schedule("tick", "cron", hour=9, minute=30, timezone=UTC, id="morning")
+        before = await sz.get_schedule("morning")
+        fires = await sz.upcoming("morning", 3)
+        again = await sz.upcoming("morning", 3)
+        after = await sz.get_schedule("morning")
+    assert before.next_fire_time is not None
+    first = before.next_fire_time.astimezone(UTC)
+    assert [fire.astimezone(UTC) for fire in fires] == [
+        first,
+        first + timedelta(days=1),
+        first + timedelta(days=2),
+    ]
+    assert again == fires
+    assert after.next_fire_time == before.next_fire_time
+
+
+async def test_upcoming_of_an_interval_steps_by_its_interval() -> None:
+    sz, _ = ticking()
+    async with sz:
+        await sz.schedule("tick", "interval", hours=2, id="often")
+        fires = await sz.upcoming("often", 4)
+    assert [b - a for a, b in itertools.pairwise(fires)] == [timedelta(hours=2)] * 3
+
+
+async def test_upcoming_is_shorter_when_the_trigger_ends_and_empty_when_paused() -> (
+    None
+):
+    sz, _ = ticking()
+    run_time = datetime.now(UTC) + timedelta(hours=1)
+    async with sz:
+        await sz.schedule("tick", "date", run_time=run_time, id="once")
+        await sz.schedule("tick", "cron", minute=0, id="hourly", paused=True)
+        once = await sz.upcoming("once", 5)
+        paused = await sz.upcoming("hourly", 5)
+        await sz.resume("hourly")
+        resumed = await sz.upcoming("hourly", 2)
+    assert once == [run_time]
+    assert paused == []
+    assert len(resumed) == 2
+
+
+async def test_upcoming_refuses_an_unknown_id_and_a_bad_count() -> None:
+    sz, _ = ticking()
+    async with sz:
+        await sz.schedule("tick", "cron", minute=0, id="hourly")
+        with pytest.raises(ScheduleNotFound, match="nope"):
+            await sz.upcoming("nope", 1)
+        for bad in (0, 1001, True, 2.5):
+            with pytest.raises(SzError, match="n must be an integer from 1 to 1,000"):
+                await sz.upcoming("hourly", bad)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ PUBLIC = {
     "JobHandle",
     "JobStatus",
     "JobState",
+    "RecentDeadLetter",
     "HandlerHealth",
     "HealthPolicy",
     "GovernorStatus",
@@ -77,11 +78,13 @@ FACADE = {
     "broker",
     "history",
     "wait_store_lost",
+    "upcoming",
+    "dead_letters",
 }
 SETTINGS = {"config", "name", "store_path", "broker_settings"}
 
 #: The calls that wait (checkpoints), as STYLE rule 3 asks.
-ASYNC = FACADE - {"from_config", "handler", "system", "job"}
+ASYNC = FACADE - {"from_config", "handler", "system", "job", "dead_letters"}
 
 #: The job's hand-offs between actors: cheap internal messages, never public.
 INTERNAL = {"Submit", "Execute", "Finished", "Register", "Unregister", "Bridge"}
@@ -147,6 +150,7 @@ def test_the_documented_defaults_hold() -> None:
         sz.GovernorStatus,
         sz.RunningJob,
         sz.JobStatus,
+        sz.RecentDeadLetter,
     ],
 )
 def test_public_types_are_frozen(kind: type) -> None:

@@ -1,0 +1,889 @@
+"""The JSON API under ``/api``: actors, schedules, handlers, governors, jobs, history.
+
+``add_api_routes(app)`` registers every route but ``/api/summary`` and
+``/api/openapi.json`` (the application serves those). Each handler checks what
+it was given (a bad query parameter or body is a 422 naming the field), reaches
+the scheduler only through the application's ``SchedulerAccess`` (the scheduler
+may live on another event loop, in another thread), and answers JSON built by
+``web.json``. Several calls that belong together run as one small coroutine in
+the scheduler's loop, so a request crosses over once.
+
+``web.openapi.OPENAPI`` describes every route here; a test holds them together.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections import OrderedDict
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any, get_args
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from actors import lowlevel
+from sz import (
+    Attempt,
+    JobFailed,
+    JobHandle,
+    JobTimeout,
+    Outcome,
+    Overloaded,
+    ScheduleNotFound,
+    ScheduleZero,
+    SzError,
+)
+from sz.jobs import describe_error
+
+from .access import ACCESS
+from .errors import error_for, json_error
+from .json import (
+    actor_data,
+    attempt_data,
+    broker_data,
+    dead_letter_data,
+    governor_data,
+    handler_data,
+    job_status_data,
+    schedule_data,
+    value_data,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from actors import ActorSnapshot
+    from sz import BrokerStats, HandlerStatus, JobStatus, Schedule
+
+__all__ = [
+    "MAX_HISTORY_PAGE",
+    "MAX_RESULT_WAIT",
+    "MAX_UPCOMING",
+    "MUTATIONS",
+    "SUBMITTED_KEPT",
+    "add_api_routes",
+]
+
+#: Whether the API may kill and restart actors and delete schedules: True
+#: when the application does not set it. The application sets it from its
+#: settings (``web.mutations``).
+MUTATIONS: web.AppKey[bool] = web.AppKey("mutations", bool)
+
+#: The most rows one history page holds (``limit``).
+MAX_HISTORY_PAGE = 1000
+
+#: The most fire times ``/upcoming`` computes (``n``).
+MAX_UPCOMING = 100
+
+#: The longest wait a ``/result`` request may ask for, in seconds; 10 by default.
+MAX_RESULT_WAIT = 300.0
+DEFAULT_RESULT_WAIT = 10.0
+
+#: The longest a submitted job may wait for a healthy handler (``wait``).
+MAX_JOB_WAIT = 86_400.0
+
+#: Handles of the latest jobs submitted through the API, kept so that their
+#: results can be fetched on a store that keeps no results (memory).
+SUBMITTED_KEPT = 1000
+
+#: The longest schedule or job id in a path, in characters.
+MAX_ID = 200
+
+_OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+_STATES = ("held", "waiting", "running")
+_COALESCE = ("latest", "earliest", "all")
+
+#: Keywords of ``ScheduleZero.schedule`` itself: never trigger fields.
+_SCHEDULE_KEYWORDS = frozenset(
+    {
+        "task_id",
+        "trigger",
+        "args",
+        "kwargs",
+        "id",
+        "paused",
+        "misfire_grace_time",
+        "affinity",
+        "coalesce",
+    }
+)
+
+
+class _Submitted:
+    """The handles of the latest jobs submitted through the API, by job id."""
+
+    def __init__(self, size: int = SUBMITTED_KEPT) -> None:
+        self._size = size
+        self._handles: OrderedDict[str, JobHandle] = OrderedDict()
+
+    def add(self, handle: JobHandle) -> None:
+        self._handles[handle.id] = handle
+        self._handles.move_to_end(handle.id)
+        while len(self._handles) > self._size:
+            self._handles.popitem(last=False)
+
+    def get(self, job_id: str) -> JobHandle | None:
+        return self._handles.get(job_id)
+
+
+_SUBMITTED: web.AppKey[_Submitted] = web.AppKey("submitted_jobs", _Submitted)
+
+
+def add_api_routes(app: web.Application) -> None:
+    """Register every ``/api`` route but ``/api/summary`` and ``/api/openapi.json``.
+
+    ``app[ACCESS]`` must be set before the first request; ``app[MUTATIONS]``
+    may be (True if not).
+    """
+    app[_SUBMITTED] = _Submitted()
+    router = app.router
+    router.add_get("/api/actors", get_actors)
+    router.add_post("/api/actors/{path:.+}/kill", partial(kill_actor, action="kill"))
+    router.add_post(
+        "/api/actors/{path:.+}/restart", partial(kill_actor, action="restart")
+    )
+    router.add_get("/api/actors/{path:.+}", get_actor)
+    router.add_get("/api/schedules", list_schedules)
+    router.add_post("/api/schedules", create_schedule)
+    router.add_get("/api/schedules/{id}", get_schedule)
+    router.add_put("/api/schedules/{id}", replace_schedule)
+    router.add_delete("/api/schedules/{id}", delete_schedule)
+    router.add_post("/api/schedules/{id}/pause", partial(pause_or_resume, pause=True))
+    router.add_post("/api/schedules/{id}/resume", partial(pause_or_resume, pause=False))
+    router.add_post("/api/schedules/{id}/run", run_schedule)
+    router.add_get("/api/schedules/{id}/upcoming", upcoming)
+    router.add_get("/api/handlers", list_handlers)
+    router.add_get("/api/governors", list_governors)
+    router.add_get("/api/broker", get_broker)
+    router.add_get("/api/jobs", list_jobs)
+    router.add_post("/api/jobs", submit_job)
+    router.add_get("/api/jobs/{id}", get_job)
+    router.add_post("/api/jobs/{id}/cancel", cancel_job)
+    router.add_get("/api/jobs/{id}/result", job_result)
+    router.add_get("/api/history", history)
+    router.add_get("/api/dead-letters", dead_letters)
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+async def _call(request: web.Request, func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` in the scheduler's loop; its errors answered as JSON.
+
+    An error ``error_for`` knows becomes its JSON answer; any other goes on to
+    the application's middleware (a 500).
+    """
+    try:
+        return await request.app[ACCESS].call(func, *args)
+    except Exception as exc:
+        answer = error_for(exc)
+        if answer is None:
+            raise
+        raise answer from exc
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def _invalid(field: str, problem: str) -> web.HTTPException:
+    return json_error(422, f"{field}: {problem}")
+
+
+def _mutations(request: web.Request) -> None:
+    if not request.app.get(MUTATIONS, True):
+        raise json_error(
+            403, "mutations (kill, restart, delete) are turned off on this server"
+        )
+
+
+def _path_id(request: web.Request, name: str = "id") -> str:
+    value = request.match_info[name]
+    if not 0 < len(value) <= MAX_ID:
+        raise _invalid(name, f"must be 1 to {MAX_ID} characters long")
+    return value
+
+
+def _query_int(request: web.Request, name: str, default: int, top: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= top or not raw.strip().isdigit():
+        raise _invalid(
+            f"query parameter {name!r}", f"must be an integer from 1 to {top:,}"
+        )
+    return value
+
+
+def _query_seconds(
+    request: web.Request, name: str, default: float, top: float
+) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= top):
+        raise _invalid(
+            f"query parameter {name!r}",
+            f"must be a number of seconds from 0 to {top:g}",
+        )
+    return value
+
+
+def _query_bool(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw in ("true", "1"):
+        return True
+    if raw in ("false", "0"):
+        return False
+    raise _invalid(f"query parameter {name!r}", "must be true or false")
+
+
+def _query_text(request: web.Request, name: str) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and not 0 < len(raw) <= MAX_ID:
+        raise _invalid(
+            f"query parameter {name!r}", f"must be 1 to {MAX_ID} characters long"
+        )
+    return raw
+
+
+def _parse_time(raw: str) -> datetime | None:
+    text = raw[:-1] + "+00:00" if raw.upper().endswith("Z") else raw
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _query_time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    moment = _parse_time(raw)
+    if moment is None:
+        raise _invalid(
+            f"query parameter {name!r}",
+            "must be an ISO 8601 date and time (UTC if no offset is given)",
+        )
+    return moment
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object.
+
+    Raises:
+        HTTPException: 422 if it is not a JSON object.
+    """
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        raise _invalid("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _invalid("body", "must be a JSON object")
+    return body
+
+
+def _check_keys(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _invalid(f"body.{unknown[0]}", "is not a field of this request")
+
+
+def _optional_text(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
+        raise _invalid(
+            f"body.{name}", f"must be a string of 1 to {MAX_ID} characters or null"
+        )
+    return value
+
+
+def _required_text(body: Mapping[str, Any], name: str) -> str:
+    value = _optional_text(body, name)
+    if value is None:
+        raise _invalid(f"body.{name}", "is required")
+    return value
+
+
+def _arguments(
+    body: Mapping[str, Any],
+) -> tuple[list[Any] | dict[str, Any] | None, dict[str, Any] | None]:
+    args = body.get("args")
+    if args is not None and not isinstance(args, list | dict):
+        raise _invalid("body.args", "must be an array (positional) or an object")
+    kwargs = body.get("kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise _invalid("body.kwargs", "must be an object")
+    return args, kwargs
+
+
+def _number(
+    body: Mapping[str, Any], name: str, top: float, *, above_zero: bool = False
+) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value > 0 if above_zero else value >= 0)
+        or value > top
+    ):
+        low = "above 0" if above_zero else "from 0"
+        raise _invalid(f"body.{name}", f"must be a number {low} to {top:,.0f} or null")
+    return float(value)
+
+
+# -------------------------------------------------------------------- actors
+
+
+def _snapshot(sz: ScheduleZero) -> ActorSnapshot:
+    return sz.system.snapshot()
+
+
+def _actor_path(request: web.Request) -> str:
+    path = unquote(request.match_info["path"]).strip("/")
+    if not path or len(path) > 1000:
+        raise _invalid("path", "must name an actor, such as user/handlers/echo")
+    return "/" + path
+
+
+async def get_actors(request: web.Request) -> web.Response:
+    """``GET /api/actors``: the whole supervision tree, from ``/user`` down."""
+    snapshot: ActorSnapshot = await _call(
+        request, _snapshot, request.app[ACCESS].scheduler
+    )
+    return _json(actor_data(snapshot))
+
+
+async def get_actor(request: web.Request) -> web.Response:
+    """``GET /api/actors/{path}``: one actor and its children."""
+    path = _actor_path(request)
+    snapshot: ActorSnapshot = await _call(
+        request, _snapshot, request.app[ACCESS].scheduler
+    )
+    found = snapshot.find(path)
+    if found is None:
+        raise json_error(404, f"no actor at {path}")
+    return _json(actor_data(found))
+
+
+async def _kill(sz: ScheduleZero, path: str, reason: str) -> bool:
+    ref = sz.system.lookup(path)
+    if ref is None:
+        return False
+    await ref.kill(reason)
+    return True
+
+
+async def kill_actor(request: web.Request, *, action: str) -> web.Response:
+    """``POST /api/actors/{path}/kill`` or ``/restart``: 202 with its path.
+
+    Both kill it: a kill is a crash, and its supervisor restarts it.
+    """
+    _mutations(request)
+    path = _actor_path(request)
+    if path == "/user":
+        raise _invalid(
+            "path", "the root guardian /user cannot be killed: nothing supervises it"
+        )
+    found = await _call(
+        request,
+        _kill,
+        request.app[ACCESS].scheduler,
+        path,
+        f"{'killed' if action == 'kill' else 'restarted'} from the gateway",
+    )
+    if not found:
+        raise json_error(404, f"no actor at {path}")
+    return _json({"path": path, "action": action}, status=202)
+
+
+# ----------------------------------------------------------------- schedules
+
+_SCHEDULE_FIELDS = frozenset(
+    {
+        "task",
+        "trigger",
+        "fields",
+        "args",
+        "kwargs",
+        "id",
+        "paused",
+        "misfire_grace_time",
+        "coalesce",
+        "affinity",
+    }
+)
+
+
+def _schedule_request(body: Mapping[str, Any], id: str | None) -> dict[str, Any]:
+    """``ScheduleZero.schedule``'s keywords from a request body, checked."""
+    _check_keys(body, _SCHEDULE_FIELDS)
+    task = _required_text(body, "task")
+    trigger = body.get("trigger", "cron")
+    if not isinstance(trigger, str) or not 0 < len(trigger) <= MAX_ID:
+        raise _invalid(
+            "body.trigger",
+            "must be cron, interval, date, calendarinterval or a crontab string",
+        )
+    fields = body.get("fields")
+    if fields is None:
+        fields = {}
+    if not isinstance(fields, dict):
+        raise _invalid("body.fields", "must be an object of the trigger's fields")
+    for name, value in fields.items():
+        if name in _SCHEDULE_KEYWORDS or not name.isidentifier():
+            raise _invalid(f"body.fields.{name}", "is not a trigger field")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _invalid(f"body.fields.{name}", "must be a string or a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _invalid(f"body.fields.{name}", "must be a finite number")
+    args, kwargs = _arguments(body)
+    given_id = _optional_text(body, "id")
+    if id is not None and given_id is not None and given_id != id:
+        raise _invalid("body.id", f"must be the id of the path ({id!r}) or absent")
+    paused = body.get("paused", False)
+    if not isinstance(paused, bool):
+        raise _invalid("body.paused", "must be true or false")
+    coalesce = body.get("coalesce", "latest")
+    if coalesce not in _COALESCE:
+        raise _invalid("body.coalesce", f"must be one of {', '.join(_COALESCE)}")
+    return {
+        "task_id": task,
+        "trigger": trigger,
+        "fields": dict(fields),
+        "args": args,
+        "kwargs": kwargs,
+        "id": id if id is not None else given_id,
+        "paused": paused,
+        "misfire_grace_time": _number(body, "misfire_grace_time", 366 * 86_400.0),
+        "coalesce": coalesce,
+        "affinity": _optional_text(body, "affinity"),
+    }
+
+
+async def _put_schedule(
+    sz: ScheduleZero, request: dict[str, Any], replace: bool
+) -> tuple[Schedule, bool]:
+    """Add or replace a schedule; it as stored, and whether it is new."""
+    existed = False
+    if replace:
+        try:
+            await sz.get_schedule(request["id"])
+            existed = True
+        except ScheduleNotFound:
+            pass
+    fields = request.pop("fields")
+    task_id, trigger = request.pop("task_id"), request.pop("trigger")
+    schedule_id = await sz.schedule(task_id, trigger, **request, **fields)
+    return await sz.get_schedule(schedule_id), not existed
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    """``GET /api/schedules``: every schedule."""
+    found: list[Schedule] = await _call(
+        request, ScheduleZero.schedules, request.app[ACCESS].scheduler
+    )
+    return _json([schedule_data(schedule) for schedule in found])
+
+
+async def create_schedule(request: web.Request) -> web.Response:
+    """``POST /api/schedules``: add a schedule (replace one of the same id). 201."""
+    wanted = _schedule_request(await _body(request), None)
+    schedule, _ = await _call(
+        request, _put_schedule, request.app[ACCESS].scheduler, wanted, False
+    )
+    return _json(schedule_data(schedule), status=201)
+
+
+async def replace_schedule(request: web.Request) -> web.Response:
+    """``PUT /api/schedules/{id}``: replace it (200), or add it (201)."""
+    schedule_id = _path_id(request)
+    wanted = _schedule_request(await _body(request), schedule_id)
+    schedule, new = await _call(
+        request, _put_schedule, request.app[ACCESS].scheduler, wanted, True
+    )
+    return _json(schedule_data(schedule), status=201 if new else 200)
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    """``GET /api/schedules/{id}``: one schedule; 404 if none."""
+    schedule: Schedule = await _call(
+        request,
+        ScheduleZero.get_schedule,
+        request.app[ACCESS].scheduler,
+        _path_id(request),
+    )
+    return _json(schedule_data(schedule))
+
+
+async def _delete(sz: ScheduleZero, schedule_id: str) -> None:
+    await sz.get_schedule(schedule_id)  # ScheduleNotFound: a 404
+    await sz.unschedule(schedule_id)
+
+
+async def delete_schedule(request: web.Request) -> web.Response:
+    """``DELETE /api/schedules/{id}``: remove it. 204; 404 if none."""
+    _mutations(request)
+    await _call(request, _delete, request.app[ACCESS].scheduler, _path_id(request))
+    return web.Response(status=204)
+
+
+async def _pause_or_resume(sz: ScheduleZero, schedule_id: str, pause: bool) -> Schedule:
+    if pause:
+        await sz.pause(schedule_id)
+    else:
+        await sz.resume(schedule_id)
+    return await sz.get_schedule(schedule_id)
+
+
+async def pause_or_resume(request: web.Request, *, pause: bool) -> web.Response:
+    """``POST /api/schedules/{id}/pause`` or ``/resume``: 200 with the schedule."""
+    schedule: Schedule = await _call(
+        request,
+        _pause_or_resume,
+        request.app[ACCESS].scheduler,
+        _path_id(request),
+        pause,
+    )
+    return _json(schedule_data(schedule))
+
+
+async def _run_schedule(sz: ScheduleZero, schedule_id: str) -> JobHandle:
+    schedule = await sz.get_schedule(schedule_id)
+    return await sz.submit(
+        schedule.task,
+        args=schedule.args,
+        kwargs=schedule.kwargs,
+        affinity=schedule.affinity,
+    )
+
+
+async def run_schedule(request: web.Request) -> web.Response:
+    """``POST /api/schedules/{id}/run``: a job of its task and arguments now. 202."""
+    handle: JobHandle = await _call(
+        request, _run_schedule, request.app[ACCESS].scheduler, _path_id(request)
+    )
+    request.app[_SUBMITTED].add(handle)
+    return _json({"job_id": handle.id}, status=202)
+
+
+async def upcoming(request: web.Request) -> web.Response:
+    """``GET /api/schedules/{id}/upcoming?n=5``: its next ``n`` fire times."""
+    schedule_id = _path_id(request)
+    n = _query_int(request, "n", 5, MAX_UPCOMING)
+    fires: list[datetime] = await _call(
+        request, ScheduleZero.upcoming, request.app[ACCESS].scheduler, schedule_id, n
+    )
+    return _json(
+        {
+            "id": schedule_id,
+            "fire_times": [fire.astimezone(UTC).isoformat() for fire in fires],
+        }
+    )
+
+
+# ------------------------------------------- handlers, governors, the broker
+
+
+async def _handlers(sz: ScheduleZero) -> tuple[list[HandlerStatus], float]:
+    statuses = await sz.handlers()
+    # The clock the statuses' last_seen is on: for their heartbeat's age.
+    return statuses, lowlevel.clock(sz.system).now()
+
+
+async def list_handlers(request: web.Request) -> web.Response:
+    """``GET /api/handlers``: every handler, local and remote, with its health."""
+    statuses, now = await _call(request, _handlers, request.app[ACCESS].scheduler)
+    return _json([handler_data(status, now) for status in statuses])
+
+
+async def list_governors(request: web.Request) -> web.Response:
+    """``GET /api/governors``: every limit, with its tokens and counts."""
+    found = await _call(request, ScheduleZero.governors, request.app[ACCESS].scheduler)
+    return _json([governor_data(status) for status in found])
+
+
+async def _broker(sz: ScheduleZero) -> tuple[str, BrokerStats] | None:
+    if sz.broker_settings is None:
+        return None
+    return await sz.broker()
+
+
+async def get_broker(request: web.Request) -> web.Response:
+    """``GET /api/broker``: its endpoint and counters; 404 without a broker."""
+    found = await _call(request, _broker, request.app[ACCESS].scheduler)
+    if found is None:
+        raise json_error(404, "no broker: this scheduler accepts no remote workers")
+    return _json(broker_data(*found))
+
+
+# ---------------------------------------------------------------------- jobs
+
+_JOB_FIELDS = frozenset({"task", "args", "kwargs", "job_id", "affinity", "wait"})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """``GET /api/jobs?state=``: the live jobs (held, waiting and why, running)."""
+    state = request.query.get("state")
+    if state is not None and state not in _STATES:
+        raise _invalid(
+            "query parameter 'state'", f"must be one of {', '.join(_STATES)}"
+        )
+    found: list[JobStatus] = await _call(
+        request, ScheduleZero.jobs, request.app[ACCESS].scheduler, state
+    )
+    return _json([job_status_data(status) for status in found])
+
+
+async def _submit(sz: ScheduleZero, wanted: dict[str, Any]) -> JobHandle:
+    task = wanted.pop("task")
+    return await sz.submit(task, **wanted)
+
+
+async def submit_job(request: web.Request) -> web.Response:
+    """``POST /api/jobs``: accept a job now. 202 with its id."""
+    body = await _body(request)
+    _check_keys(body, _JOB_FIELDS)
+    task = _required_text(body, "task")
+    args, kwargs = _arguments(body)
+    wanted = {
+        "task": task,
+        "args": args,
+        "kwargs": kwargs,
+        "job_id": _optional_text(body, "job_id"),
+        "affinity": _optional_text(body, "affinity"),
+        "wait": _number(body, "wait", MAX_JOB_WAIT),
+    }
+    handle: JobHandle = await _call(
+        request, _submit, request.app[ACCESS].scheduler, wanted
+    )
+    request.app[_SUBMITTED].add(handle)
+    return _json({"job_id": handle.id}, status=202)
+
+
+def _kept(request: web.Request, job_id: str) -> JobHandle | None:
+    """The handle of a job submitted through the API, if still kept."""
+    return request.app[_SUBMITTED].get(job_id)
+
+
+def _handle(sz: ScheduleZero, job_id: str, kept: JobHandle | None) -> JobHandle:
+    """A handle for the job: the one kept from its submit, else a new one."""
+    return kept if kept is not None else sz.job(job_id)
+
+
+async def _status(sz: ScheduleZero, job_id: str, kept: JobHandle | None) -> JobStatus:
+    return await _handle(sz, job_id, kept).status()
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """``GET /api/jobs/{id}``: where the job stands; 404 if unknown."""
+    job_id = _path_id(request)
+    status: JobStatus = await _call(
+        request, _status, request.app[ACCESS].scheduler, job_id, _kept(request, job_id)
+    )
+    if status.state == "unknown":
+        raise json_error(404, f"no job {job_id!r} here")
+    return _json(job_status_data(status))
+
+
+async def _cancel(sz: ScheduleZero, job_id: str, kept: JobHandle | None) -> bool | None:
+    handle = _handle(sz, job_id, kept)
+    if await handle.cancel():
+        return True
+    status = await handle.status()
+    return None if status.state == "unknown" else False
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """``POST /api/jobs/{id}/cancel``: cancel it if live; 404 if unknown."""
+    job_id = _path_id(request)
+    cancelled: bool | None = await _call(
+        request, _cancel, request.app[ACCESS].scheduler, job_id, _kept(request, job_id)
+    )
+    if cancelled is None:
+        raise json_error(404, f"no job {job_id!r} here")
+    return _json({"job_id": job_id, "cancelled": cancelled})
+
+
+async def _result(
+    sz: ScheduleZero,
+    job_id: str,
+    kept: JobHandle | None,
+    timeout: float,  # noqa: ASYNC109 - JobHandle.result's, sent on
+) -> dict[str, Any] | None:
+    """The job's end as the API shows it; None if the job is unknown.
+
+    Raises:
+        JobTimeout: It did not end within ``timeout``.
+    """
+    handle = _handle(sz, job_id, kept)
+    status = await handle.status()
+    if status.state == "unknown":
+        return None
+    answer: dict[str, Any] = {
+        "job_id": handle.id,
+        "outcome": "success",
+        "result": None,
+        "error": None,
+        "note": None,
+    }
+    try:
+        answer["result"] = await handle.result(timeout)
+    except JobTimeout:
+        raise
+    except JobFailed as exc:
+        cause = exc.__cause__
+        said = f"{exc}: {describe_error(cause)}" if cause is not None else str(exc)
+        answer.update(outcome=exc.outcome, error=said)
+    except Overloaded as exc:
+        answer.update(outcome="rejected", error=str(exc))
+    except SzError as exc:
+        ended = await handle.status()
+        if ended.outcome != "success":
+            raise
+        # Ended with success, its result not kept (memory store, or too big).
+        answer["note"] = str(exc)
+    return answer
+
+
+async def job_result(request: web.Request) -> web.Response:
+    """``GET /api/jobs/{id}/result?timeout=10``: the outcome and the result.
+
+    Waits for the job's end at most ``timeout`` seconds (504 then).
+    """
+    job_id = _path_id(request)
+    timeout = _query_seconds(request, "timeout", DEFAULT_RESULT_WAIT, MAX_RESULT_WAIT)
+    answer: dict[str, Any] | None = await _call(
+        request,
+        _result,
+        request.app[ACCESS].scheduler,
+        job_id,
+        _kept(request, job_id),
+        timeout,
+    )
+    if answer is None:
+        raise json_error(404, f"no job {job_id!r} here")
+    answer["result"] = value_data(answer["result"])
+    return _json(answer)
+
+
+# ------------------------------------------------------------------- history
+
+
+def _cursor(row: Attempt) -> str:
+    """An opaque cursor: where ``row`` stands in the history's order."""
+    where = [row.finished_at.astimezone(UTC).isoformat(), row.job_id, row.attempt]
+    return base64.urlsafe_b64encode(json.dumps(where).encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> Attempt:
+    """The stand-in row a cursor names: ``history(before=)`` reads its order only."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        finished, job_id, attempt = json.loads(raw)
+        moment = datetime.fromisoformat(finished)
+        if (
+            not isinstance(job_id, str)
+            or isinstance(attempt, bool)
+            or not isinstance(attempt, int)
+            or moment.tzinfo is None
+        ):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error, RecursionError):
+        raise _invalid(
+            "query parameter 'cursor'", "is not a cursor this API gave"
+        ) from None
+    return Attempt(
+        job_id=job_id,
+        schedule_id=None,
+        task="",
+        handler=None,
+        scheduled_at=moment,
+        started_at=None,
+        finished_at=moment,
+        duration=None,
+        outcome="success",
+        error=None,
+        attempt=attempt,
+        final=True,
+    )
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET /api/history``: rows newest first, a page of ``limit``.
+
+    ``next`` is the cursor of the page after (null on the last).
+    """
+    outcome = request.query.get("outcome")
+    if outcome is not None and outcome not in _OUTCOMES:
+        raise _invalid(
+            "query parameter 'outcome'",
+            f"must be one of {', '.join(sorted(_OUTCOMES))}",
+        )
+    limit = _query_int(request, "limit", 100, MAX_HISTORY_PAGE)
+    cursor = request.query.get("cursor")
+    query: dict[str, Any] = {
+        "task": _query_text(request, "task"),
+        "handler": _query_text(request, "handler"),
+        "outcome": outcome,
+        "schedule_id": _query_text(request, "schedule_id"),
+        "job_id": _query_text(request, "job_id"),
+        "since": _query_time(request, "since"),
+        "final": _query_bool(request, "final"),
+        "before": _after(cursor) if cursor is not None else None,
+        # One more than the page: whether a next page exists.
+        "limit": limit + 1,
+    }
+    rows: list[Attempt] = await _call(
+        request, partial(request.app[ACCESS].scheduler.history, **query)
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return _json(
+        {
+            "rows": [attempt_data(row) for row in page],
+            "next": _cursor(page[-1]) if more and page else None,
+        }
+    )
+
+
+# -------------------------------------------------------------- dead letters
+
+
+def _dead_letters(sz: ScheduleZero, limit: int) -> tuple[int, list[Any]]:
+    return sz.system.statistics().dead_letters, sz.dead_letters(limit)
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    """``GET /api/dead-letters?limit=100``: the latest, newest first, and a count.
+
+    ``total`` counts every dead letter of the run, kept or not.
+    """
+    limit = _query_int(request, "limit", 100, 1000)
+    total, letters = await _call(
+        request, _dead_letters, request.app[ACCESS].scheduler, limit
+    )
+    return _json(
+        {"total": total, "letters": [dead_letter_data(letter) for letter in letters]}
+    )

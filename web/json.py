@@ -1,0 +1,312 @@
+"""What the API answers: the scheduler's and the runtime's objects as JSON data.
+
+One function per kind of object, each returning plain dicts, lists, strings,
+numbers, booleans and None that ``json.dumps`` encodes as they are. Times are
+ISO 8601 strings in UTC; a float that JSON cannot hold (``inf``, ``nan``) is
+None. Values that come from users' code (arguments, results, messages) are
+shown as they are when JSON can hold them, else as their bounded ``repr``:
+nothing here raises on an odd value.
+
+The schemas of ``web.openapi`` describe exactly these shapes; a test holds the
+two together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import reprlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from actors import ActorSnapshot
+    from sz import (
+        Attempt,
+        BrokerStats,
+        GovernorStatus,
+        HandlerStatus,
+        JobStatus,
+        RecentDeadLetter,
+        Schedule,
+    )
+
+__all__ = [
+    "MAX_VALUE_TEXT",
+    "actor_data",
+    "attempt_data",
+    "broker_data",
+    "dead_letter_data",
+    "governor_data",
+    "handler_data",
+    "iso",
+    "job_status_data",
+    "number",
+    "schedule_data",
+    "value_data",
+]
+
+#: The longest JSON text of one value from users' code (an argument, a
+#: result), in characters; a longer one is shown as its bounded ``repr``.
+MAX_VALUE_TEXT = 64 * 1024
+
+#: The longest ``repr`` shown in place of a value JSON cannot hold.
+MAX_REPR = 1000
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxtuple = _REPR.maxlist = _REPR.maxdict = 20
+_REPR.maxset = _REPR.maxfrozenset = 20
+_REPR.maxstring = _REPR.maxother = 200
+_REPR.maxlong = 100
+
+
+def iso(moment: datetime | None) -> str | None:
+    """``moment`` as ISO 8601 in UTC (``2030-01-02T09:30:00+00:00``); None stays.
+
+    A naive datetime is taken as UTC already.
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def _unix(seconds: float | None) -> str | None:
+    """Unix seconds as ISO 8601 in UTC; None if not a usable time."""
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def number(value: float | None) -> float | None:
+    """A float JSON can hold: None for None, ``inf`` and ``nan``."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+def _repr(value: Any) -> str:
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = f"<{type(value).__qualname__} whose repr raised>"
+    if len(text) > MAX_REPR:
+        text = text[: MAX_REPR - 3] + "..."
+    return text
+
+
+def value_data(value: Any) -> Any:
+    """A value from users' code as JSON data: itself if JSON holds it, else its repr.
+
+    Held as it is: None, booleans, integers, finite floats, strings, and lists,
+    tuples and string-keyed dicts of those, within ``MAX_VALUE_TEXT`` characters
+    of JSON. Anything else (a set, an object, ``nan``, a huge list) is its
+    ``repr``, bounded to ``MAX_REPR`` characters. Never raises.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= MAX_VALUE_TEXT else _repr(value)
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else _repr(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _repr(value)
+    try:
+        text = json.dumps(value, allow_nan=False, default=_refuse)
+    except (TypeError, ValueError, RecursionError, OverflowError):
+        return _repr(value)
+    # Acyclic and small now (dumps refuses cycles): safe to walk.
+    if len(text) > MAX_VALUE_TEXT or not _string_keyed(value):
+        return _repr(value)
+    return json.loads(text)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"not JSON: {type(value).__qualname__}")
+
+
+def _string_keyed(value: Any, depth: int = 0) -> bool:
+    """Whether every dict within ``value`` has string keys (json turns 1 into "1")."""
+    if depth > 100:
+        return False
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and _string_keyed(item, depth + 1)
+            for key, item in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_string_keyed(item, depth + 1) for item in value)
+    return True
+
+
+def _arguments(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    return [value_data(arg) for arg in args], {
+        str(key): value_data(item) for key, item in kwargs.items()
+    }
+
+
+def schedule_data(schedule: Schedule) -> dict[str, Any]:
+    """A ``Schedule``: its id, task, trigger, arguments, state and next fire."""
+    args, kwargs = _arguments(schedule.args, schedule.kwargs)
+    return {
+        "id": schedule.id,
+        "task": schedule.task,
+        "trigger": schedule.trigger,
+        "args": args,
+        "kwargs": kwargs,
+        "paused": schedule.paused,
+        "paused_reason": schedule.paused_reason,
+        "next_fire_time": iso(schedule.next_fire_time),
+        "affinity": schedule.affinity,
+        "coalesce": schedule.coalesce,
+    }
+
+
+def handler_data(status: HandlerStatus, now: float | None = None) -> dict[str, Any]:
+    """A ``HandlerStatus``, with its health.
+
+    Args:
+        status: The handler's status.
+        now: The actor system's clock when the status was read, for the age of
+            its last sign of life (``heartbeat_age``, seconds); None leaves it
+            None. ``last_seen`` itself is on that monotonic clock: meaningless
+            outside the process, so it is not shown.
+    """
+    health = status.health
+    age = None if now is None else number(max(0.0, now - health.last_seen))
+    return {
+        "name": status.name,
+        "task": status.task,
+        "tasks": list(status.tasks),
+        "kind": status.kind,
+        "concurrency": status.concurrency,
+        "busy": health.active,
+        "rate": number(status.rate),
+        "draining": status.draining,
+        "health": {
+            "state": health.state,
+            "heartbeat_age": age,
+            "uptime": number(health.uptime),
+            "successes": health.successes,
+            "failures": health.failures,
+            "failure_ratio": number(health.failure_ratio),
+            "avg_duration": number(health.avg_duration),
+            "active": health.active,
+            "trial": health.trial,
+        },
+    }
+
+
+def governor_data(status: GovernorStatus) -> dict[str, Any]:
+    """A ``GovernorStatus``: one limit, its rates, tokens and counts."""
+    return {
+        "name": status.name,
+        "rate": number(status.rate),
+        "effective_rate": number(status.effective_rate),
+        "burst": number(status.burst),
+        "tokens": number(status.tokens),
+        "max_running": status.max_running,
+        "running": status.running,
+        "waiting": status.waiting,
+        "limited": status.limited,
+        "rejected": status.rejected,
+    }
+
+
+def job_status_data(status: JobStatus) -> dict[str, Any]:
+    """A ``JobStatus``: where one job stands, and why."""
+    return {
+        "id": status.id,
+        "task": status.task,
+        "state": status.state,
+        "attempt": status.attempt,
+        "schedule_id": status.schedule_id,
+        "scheduled_at": iso(status.scheduled_at),
+        "handler": status.handler,
+        "since": iso(status.since),
+        "why": status.why,
+        "outcome": status.outcome,
+    }
+
+
+def attempt_data(row: Attempt) -> dict[str, Any]:
+    """A history row (``Attempt``), with its arguments, note and traceback."""
+    return {
+        "job_id": row.job_id,
+        "schedule_id": row.schedule_id,
+        "task": row.task,
+        "handler": row.handler,
+        "scheduled_at": iso(row.scheduled_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "duration": number(row.duration),
+        "outcome": row.outcome,
+        "error": row.error,
+        "attempt": row.attempt,
+        "final": row.final,
+        "reason": row.reason,
+        "waited": number(row.waited),
+        "arguments": row.arguments,
+        "note": row.note,
+        "traceback": row.traceback,
+    }
+
+
+def actor_data(snapshot: ActorSnapshot) -> dict[str, Any]:
+    """An ``ActorSnapshot`` and, nested, its children's."""
+    return {
+        "path": snapshot.path,
+        "name": snapshot.path.rsplit("/", 1)[-1],
+        "actor_class": snapshot.actor_class,
+        "state": snapshot.state,
+        "mailbox_depth": snapshot.mailbox_depth,
+        "mailbox_capacity": snapshot.mailbox_capacity,
+        "processed": snapshot.processed,
+        "failures": snapshot.failures,
+        "restarts": snapshot.restarts,
+        "last_error": snapshot.last_error,
+        "started_at": _unix(snapshot.started_at),
+        "children": [actor_data(child) for child in snapshot.children],
+    }
+
+
+def broker_data(endpoint: str, stats: BrokerStats) -> dict[str, Any]:
+    """The broker's endpoint and what it has seen (``BrokerStats``)."""
+    return {
+        "endpoint": endpoint,
+        "stats": {
+            "registered": stats.registered,
+            "refused": stats.refused,
+            "malformed": stats.malformed,
+            "unknown_peer": stats.unknown_peer,
+            "workers_lost": stats.workers_lost,
+            "workers_left": stats.workers_left,
+            "jobs_sent": stats.jobs_sent,
+            "results": stats.results,
+            "stale_results": stats.stale_results,
+            "congested": stats.congested,
+            "connections": stats.connections,
+            "disconnections": stats.disconnections,
+            "handshakes_refused": stats.handshakes_refused,
+        },
+    }
+
+
+def dead_letter_data(letter: RecentDeadLetter) -> dict[str, Any]:
+    """A ``RecentDeadLetter``: when, to whom, why, and the message as text."""
+    return {
+        "at": iso(letter.at),
+        "path": letter.path,
+        "reason": letter.reason,
+        "message_type": letter.message_type,
+        "message": letter.message,
+    }

@@ -1,0 +1,725 @@
+"""``OPENAPI``: the OpenAPI 3.1 document of every ``/api`` route.
+
+The application serves it at ``/api/openapi.json``. Its schemas describe what
+``web.json`` builds and ``web.api`` checks, exactly: the tests validate every
+answer of the API against them, and hold the document's paths and the routes
+``add_api_routes`` registers together.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from sz import Outcome
+
+from .api import MAX_HISTORY_PAGE, MAX_ID, MAX_JOB_WAIT, MAX_RESULT_WAIT, MAX_UPCOMING
+
+__all__ = ["OPENAPI"]
+
+_OUTCOMES = sorted(get_args(Outcome))
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        nullable = {**schema, "type": [kind, "null"]}
+        if "enum" in schema:
+            nullable["enum"] = [*schema["enum"], None]
+        return nullable
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(
+    properties: dict[str, Any], *, required: list[str] | None = None
+) -> dict[str, Any]:
+    """An object of exactly these properties (all required unless told)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+_TIME = {"type": "string", "format": "date-time"}
+_TEXT = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}
+_NUMBER = {"type": "number"}
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _object(
+        {
+            "error": _object(
+                {
+                    "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                    "message": _TEXT,
+                }
+            )
+        }
+    ),
+    "Actor": _object(
+        {
+            "path": {**_TEXT, "description": "Such as /user/handlers/echo."},
+            "name": _TEXT,
+            "actor_class": _TEXT,
+            "state": {
+                "enum": [
+                    "starting",
+                    "running",
+                    "restarting",
+                    "stopping",
+                    "stopped",
+                    "failed",
+                ]
+            },
+            "mailbox_depth": _COUNT,
+            "mailbox_capacity": _COUNT,
+            "processed": _COUNT,
+            "failures": _COUNT,
+            "restarts": _COUNT,
+            "last_error": _nullable(_TEXT),
+            "started_at": _nullable(_TIME),
+            "children": {"type": "array", "items": _ref("Actor")},
+        }
+    ),
+    "ActorAction": _object({"path": _TEXT, "action": {"enum": ["kill", "restart"]}}),
+    "Schedule": _object(
+        {
+            "id": _TEXT,
+            "task": _TEXT,
+            "trigger": {**_TEXT, "description": "A description of the trigger."},
+            "args": {"type": "array"},
+            "kwargs": {"type": "object"},
+            "paused": {"type": "boolean"},
+            "paused_reason": _nullable(
+                {"type": "string", "enum": ["requested", "no_healthy_handler"]}
+            ),
+            "next_fire_time": _nullable(_TIME),
+            "affinity": _nullable(_TEXT),
+            "coalesce": {"enum": ["latest", "earliest", "all"]},
+        }
+    ),
+    "ScheduleRequest": _object(
+        {
+            "task": _ID,
+            "trigger": {
+                **_ID,
+                "default": "cron",
+                "description": "cron, interval, date, calendarinterval, or a "
+                "crontab string such as '*/5 * * * *'.",
+            },
+            "fields": {
+                "type": "object",
+                "description": "The trigger's fields: hour, minutes, run_time, ...",
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "additionalProperties": {"type": ["string", "number"]},
+            },
+            "args": {
+                "type": ["array", "object", "null"],
+                "description": "Positional arguments (an array) or keyword "
+                "arguments (an object).",
+            },
+            "kwargs": {"type": ["object", "null"]},
+            "id": _nullable(_ID),
+            "paused": {"type": "boolean", "default": False},
+            "misfire_grace_time": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": 366 * 86_400,
+            },
+            "coalesce": {"enum": ["latest", "earliest", "all"], "default": "latest"},
+            "affinity": _nullable(_ID),
+        },
+        required=["task"],
+    ),
+    "Upcoming": _object({"id": _TEXT, "fire_times": {"type": "array", "items": _TIME}}),
+    "HandlerHealth": _object(
+        {
+            "state": {"enum": ["healthy", "degraded", "unhealthy", "dead"]},
+            "heartbeat_age": _nullable(
+                {**_NUMBER, "description": "Seconds since its last sign of life."}
+            ),
+            "uptime": _nullable(_NUMBER),
+            "successes": _COUNT,
+            "failures": _COUNT,
+            "failure_ratio": _nullable(_NUMBER),
+            "avg_duration": _nullable(_NUMBER),
+            "active": _COUNT,
+            "trial": {"type": "boolean"},
+        }
+    ),
+    "HandlerStatus": _object(
+        {
+            "name": _TEXT,
+            "task": _TEXT,
+            "tasks": {"type": "array", "items": _TEXT},
+            "kind": {"enum": ["local", "remote"]},
+            "concurrency": _COUNT,
+            "busy": _COUNT,
+            "rate": _nullable(
+                {**_NUMBER, "description": "Jobs per second it may start now."}
+            ),
+            "draining": {"type": "boolean"},
+            "health": _ref("HandlerHealth"),
+        }
+    ),
+    "GovernorStatus": _object(
+        {
+            "name": _TEXT,
+            "rate": _nullable(_NUMBER),
+            "effective_rate": _nullable(_NUMBER),
+            "burst": _nullable(_NUMBER),
+            "tokens": _nullable(_NUMBER),
+            "max_running": _nullable({"type": "integer"}),
+            "running": _COUNT,
+            "waiting": _COUNT,
+            "limited": _COUNT,
+            "rejected": _COUNT,
+        }
+    ),
+    "Broker": _object(
+        {
+            "endpoint": _TEXT,
+            "stats": _object(
+                dict.fromkeys(
+                    (
+                        "registered",
+                        "refused",
+                        "malformed",
+                        "unknown_peer",
+                        "workers_lost",
+                        "workers_left",
+                        "jobs_sent",
+                        "results",
+                        "stale_results",
+                        "congested",
+                        "connections",
+                        "disconnections",
+                        "handshakes_refused",
+                    ),
+                    _COUNT,
+                )
+            ),
+        }
+    ),
+    "JobStatus": _object(
+        {
+            "id": _TEXT,
+            "task": _TEXT,
+            "state": {"enum": ["held", "waiting", "running", "ended", "unknown"]},
+            "attempt": _nullable({"type": "integer", "minimum": 1}),
+            "schedule_id": _nullable(_TEXT),
+            "scheduled_at": _nullable(_TIME),
+            "handler": _nullable(_TEXT),
+            "since": _nullable(_TIME),
+            "why": _nullable(_TEXT),
+            "outcome": _nullable({"type": "string", "enum": _OUTCOMES}),
+        }
+    ),
+    "JobRequest": _object(
+        {
+            "task": _ID,
+            "args": {"type": ["array", "object", "null"]},
+            "kwargs": {"type": ["object", "null"]},
+            "job_id": _nullable(
+                {
+                    **_ID,
+                    "description": "An idempotency key: the same id again "
+                    "finds the first job.",
+                }
+            ),
+            "affinity": _nullable(_ID),
+            "wait": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": MAX_JOB_WAIT,
+                "description": "Seconds it may wait for a healthy handler.",
+            },
+        },
+        required=["task"],
+    ),
+    "JobAccepted": _object({"job_id": _TEXT}),
+    "JobCancelled": _object({"job_id": _TEXT, "cancelled": {"type": "boolean"}}),
+    "JobResult": _object(
+        {
+            "job_id": _TEXT,
+            "outcome": {"type": "string", "enum": _OUTCOMES},
+            "result": {
+                "description": "The handler's return value if JSON holds it, "
+                "else its repr (a string); null unless the outcome is success."
+            },
+            "error": _nullable(_TEXT),
+            "note": _nullable(
+                {**_TEXT, "description": "Why a success's result is not shown."}
+            ),
+        }
+    ),
+    "HistoryRow": _object(
+        {
+            "job_id": _TEXT,
+            "schedule_id": _nullable(_TEXT),
+            "task": _TEXT,
+            "handler": _nullable(_TEXT),
+            "scheduled_at": _TIME,
+            "started_at": _nullable(_TIME),
+            "finished_at": _TIME,
+            "duration": _nullable(_NUMBER),
+            "outcome": {"type": "string", "enum": _OUTCOMES},
+            "error": _nullable(_TEXT),
+            "attempt": {"type": "integer", "minimum": 1},
+            "final": {"type": "boolean"},
+            "reason": _nullable(_TEXT),
+            "waited": _nullable(_NUMBER),
+            "arguments": _nullable(_TEXT),
+            "note": _nullable(_TEXT),
+            "traceback": _nullable(_TEXT),
+        }
+    ),
+    "HistoryPage": _object(
+        {
+            "rows": {"type": "array", "items": _ref("HistoryRow")},
+            "next": _nullable({**_TEXT, "description": "The cursor of the next page."}),
+        }
+    ),
+    "DeadLetter": _object(
+        {
+            "at": _TIME,
+            "path": _TEXT,
+            "reason": _TEXT,
+            "message_type": _TEXT,
+            "message": _TEXT,
+        }
+    ),
+    "DeadLetters": _object(
+        {
+            "total": _COUNT,
+            "letters": {"type": "array", "items": _ref("DeadLetter")},
+        }
+    ),
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+_ERRORS = {
+    "403": "Refused: mutations are off, or the request's origin is not allowed.",
+    "404": "No such resource.",
+    "422": "A bad parameter or body; the message names the field.",
+    "429": "Overloaded: try again after Retry-After seconds.",
+    "503": "The scheduler is not running, or too busy to answer.",
+    "504": "The job did not end in time; it goes on.",
+}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    ok: tuple[str, dict[str, Any] | None, str],
+    *,
+    errors: tuple[str, ...] = ("503",),
+    parameters: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+    tag: str,
+) -> dict[str, Any]:
+    status, schema, description = ok
+    responses: dict[str, Any] = {
+        status: (
+            _json(schema, description)
+            if schema is not None
+            else {"description": description}
+        )
+    }
+    for code in errors:
+        responses[code] = _json(_ref("Error"), _ERRORS[code])
+    responses["default"] = _json(_ref("Error"), "Any other error.")
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": responses,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+def _in_path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1},
+    }
+
+
+def _in_query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_ACTOR_PATH = _in_path(
+    "path", "The actor's path without its leading slash: user/handlers/echo."
+)
+_SCHEDULE_ID = {**_in_path("id", "The schedule's id."), "schema": _ID}
+_JOB_ID = {**_in_path("id", "The job's id."), "schema": _ID}
+
+
+def _kill(action: str) -> dict[str, Any]:
+    return {
+        "post": _operation(
+            f"{action}Actor",
+            f"{action.capitalize()} an actor: it crashes, and its supervisor "
+            "restarts it.",
+            ("202", _ref("ActorAction"), "Killed."),
+            errors=("403", "404", "422", "503"),
+            parameters=[_ACTOR_PATH],
+            tag="actors",
+        )
+    }
+
+
+def _replace(schedule: dict[str, Any]) -> dict[str, Any]:
+    operation = _operation(
+        "replaceSchedule",
+        "Replace the schedule (200), or add it (201).",
+        ("200", schedule, "Replaced."),
+        errors=("422", "429", "503"),
+        parameters=[_SCHEDULE_ID],
+        body="ScheduleRequest",
+        tag="schedules",
+    )
+    operation["responses"]["201"] = _json(schedule, "Added.")
+    return operation
+
+
+def _paths() -> dict[str, Any]:
+    schedule = _ref("Schedule")
+    return {
+        "/api/summary": {
+            "get": _operation(
+                "getSummary",
+                "The summary bar: counts of jobs, schedules, actors, handlers.",
+                ("200", {"type": "object"}, "The summary."),
+                tag="summary",
+            )
+        },
+        "/api/openapi.json": {
+            "get": _operation(
+                "getOpenApi",
+                "This document.",
+                ("200", {"type": "object"}, "The OpenAPI document."),
+                errors=(),
+                tag="summary",
+            )
+        },
+        "/api/actors": {
+            "get": _operation(
+                "getActors",
+                "The supervision tree, from /user down.",
+                ("200", _ref("Actor"), "The tree."),
+                tag="actors",
+            )
+        },
+        "/api/actors/{path}": {
+            "get": _operation(
+                "getActor",
+                "One actor and its children.",
+                ("200", _ref("Actor"), "The actor."),
+                errors=("404", "422", "503"),
+                parameters=[_ACTOR_PATH],
+                tag="actors",
+            )
+        },
+        "/api/actors/{path}/kill": _kill("kill"),
+        "/api/actors/{path}/restart": _kill("restart"),
+        "/api/schedules": {
+            "get": _operation(
+                "listSchedules",
+                "Every schedule.",
+                ("200", {"type": "array", "items": schedule}, "The schedules."),
+                tag="schedules",
+            ),
+            "post": _operation(
+                "createSchedule",
+                "Add a schedule (one of the same id is replaced).",
+                ("201", schedule, "Added."),
+                errors=("422", "429", "503"),
+                body="ScheduleRequest",
+                tag="schedules",
+            ),
+        },
+        "/api/schedules/{id}": {
+            "get": _operation(
+                "getSchedule",
+                "One schedule.",
+                ("200", schedule, "The schedule."),
+                errors=("404", "422", "503"),
+                parameters=[_SCHEDULE_ID],
+                tag="schedules",
+            ),
+            "put": _replace(schedule),
+            "delete": _operation(
+                "deleteSchedule",
+                "Remove the schedule.",
+                ("204", None, "Removed."),
+                errors=("403", "404", "422", "503"),
+                parameters=[_SCHEDULE_ID],
+                tag="schedules",
+            ),
+        },
+        "/api/schedules/{id}/pause": {
+            "post": _operation(
+                "pauseSchedule",
+                "Pause the schedule.",
+                ("200", schedule, "Paused."),
+                errors=("404", "422", "503"),
+                parameters=[_SCHEDULE_ID],
+                tag="schedules",
+            )
+        },
+        "/api/schedules/{id}/resume": {
+            "post": _operation(
+                "resumeSchedule",
+                "Resume the schedule from now on.",
+                ("200", schedule, "Resumed."),
+                errors=("404", "422", "503"),
+                parameters=[_SCHEDULE_ID],
+                tag="schedules",
+            )
+        },
+        "/api/schedules/{id}/run": {
+            "post": _operation(
+                "runSchedule",
+                "Submit a job of the schedule's task and arguments now.",
+                ("202", _ref("JobAccepted"), "Accepted."),
+                errors=("404", "422", "429", "503"),
+                parameters=[_SCHEDULE_ID],
+                tag="schedules",
+            )
+        },
+        "/api/schedules/{id}/upcoming": {
+            "get": _operation(
+                "upcomingFires",
+                "The schedule's next fire times (none while paused).",
+                ("200", _ref("Upcoming"), "The fire times."),
+                errors=("404", "422", "503"),
+                parameters=[
+                    _SCHEDULE_ID,
+                    _in_query(
+                        "n",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_UPCOMING,
+                            "default": 5,
+                        },
+                        "How many.",
+                    ),
+                ],
+                tag="schedules",
+            )
+        },
+        "/api/handlers": {
+            "get": _operation(
+                "listHandlers",
+                "Every handler, local and remote, with its health.",
+                (
+                    "200",
+                    {"type": "array", "items": _ref("HandlerStatus")},
+                    "The handlers.",
+                ),
+                tag="handlers",
+            )
+        },
+        "/api/governors": {
+            "get": _operation(
+                "listGovernors",
+                "Every limit: rates, tokens, running and waiting jobs.",
+                (
+                    "200",
+                    {"type": "array", "items": _ref("GovernorStatus")},
+                    "The limits.",
+                ),
+                tag="handlers",
+            )
+        },
+        "/api/broker": {
+            "get": _operation(
+                "getBroker",
+                "The endpoint remote workers connect to, and the broker's counters.",
+                ("200", _ref("Broker"), "The broker."),
+                errors=("404", "503"),
+                tag="handlers",
+            )
+        },
+        "/api/jobs": {
+            "get": _operation(
+                "listJobs",
+                "The live jobs: held, waiting (and why), running.",
+                ("200", {"type": "array", "items": _ref("JobStatus")}, "The jobs."),
+                errors=("422", "503"),
+                parameters=[
+                    _in_query(
+                        "state",
+                        {"type": "string", "enum": ["held", "waiting", "running"]},
+                        "Only jobs in this state.",
+                    )
+                ],
+                tag="jobs",
+            ),
+            "post": _operation(
+                "submitJob",
+                "Accept a job now.",
+                ("202", _ref("JobAccepted"), "Accepted."),
+                errors=("422", "429", "503"),
+                body="JobRequest",
+                tag="jobs",
+            ),
+        },
+        "/api/jobs/{id}": {
+            "get": _operation(
+                "getJob",
+                "Where the job stands.",
+                ("200", _ref("JobStatus"), "The job."),
+                errors=("404", "422", "503"),
+                parameters=[_JOB_ID],
+                tag="jobs",
+            )
+        },
+        "/api/jobs/{id}/cancel": {
+            "post": _operation(
+                "cancelJob",
+                "Cancel the job if it is live.",
+                ("200", _ref("JobCancelled"), "Whether it was cancelled."),
+                errors=("404", "422", "503"),
+                parameters=[_JOB_ID],
+                tag="jobs",
+            )
+        },
+        "/api/jobs/{id}/result": {
+            "get": _operation(
+                "getJobResult",
+                "Wait for the job's end; its outcome and result.",
+                ("200", _ref("JobResult"), "The job ended."),
+                errors=("404", "422", "503", "504"),
+                parameters=[
+                    _JOB_ID,
+                    _in_query(
+                        "timeout",
+                        {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": MAX_RESULT_WAIT,
+                            "default": 10,
+                        },
+                        "Seconds to wait at most.",
+                    ),
+                ],
+                tag="jobs",
+            )
+        },
+        "/api/history": {
+            "get": _operation(
+                "getHistory",
+                "History rows, newest first, a page at a time.",
+                ("200", _ref("HistoryPage"), "A page."),
+                errors=("422", "503"),
+                parameters=[
+                    _in_query("task", _ID, "Only this task's rows."),
+                    _in_query("handler", _ID, "Only this handler's rows."),
+                    _in_query(
+                        "outcome",
+                        {"type": "string", "enum": _OUTCOMES},
+                        "Only rows with this outcome.",
+                    ),
+                    _in_query("schedule_id", _ID, "Only this schedule's rows."),
+                    _in_query("job_id", _ID, "Only this job's rows."),
+                    _in_query("since", _TIME, "Only rows that finished since."),
+                    _in_query(
+                        "final",
+                        {"type": "boolean"},
+                        "Only final rows (true) or only the others (false).",
+                    ),
+                    _in_query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_HISTORY_PAGE,
+                            "default": 100,
+                        },
+                        "Rows in a page.",
+                    ),
+                    _in_query(
+                        "cursor",
+                        {"type": "string"},
+                        "The page after this cursor (a page's next), with the "
+                        "same filters.",
+                    ),
+                ],
+                tag="history",
+            )
+        },
+        "/api/dead-letters": {
+            "get": _operation(
+                "getDeadLetters",
+                "The latest messages no actor processed, newest first.",
+                ("200", _ref("DeadLetters"), "The dead letters."),
+                errors=("422", "503"),
+                parameters=[
+                    _in_query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                        "How many.",
+                    )
+                ],
+                tag="history",
+            )
+        },
+    }
+
+
+#: The OpenAPI 3.1 document of the gateway's JSON API.
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "ScheduleZero gateway",
+        "version": "1",
+        "description": "The JSON API of a running ScheduleZero: its actors, "
+        "schedules, handlers, governors, jobs, history and dead letters. Every "
+        'error is a JSON body {"error": {"status", "message"}}.',
+    },
+    # A token, when the server has one: ``Authorization: Bearer <token>``.
+    "security": [{}, {"bearer": []}],
+    "paths": _paths(),
+    "components": {
+        "schemas": _SCHEMAS,
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+}
