@@ -26,6 +26,7 @@ from .errors import (
 from .governors import GovernorStatus as GovernorStatus
 from .handles import JobHandle as JobHandle
 from .health import HandlerHealth as HandlerHealth, HealthPolicy as HealthPolicy
+from .history import SchedulerStatistics as SchedulerStatistics
 from .jobs import (
     Attempt as Attempt,
     Job as Job,
@@ -68,6 +69,7 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "ScheduleZero",
+    "SchedulerStatistics",
     "StoreError",
     "SzError",
     "UnknownTask",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from .jobs import Attempt, HistoryQuery
 if TYPE_CHECKING:
     from .store.history import HistoryBackend
 
-__all__ = ["HistoryActor", "WithResult", "log_attempt"]
+__all__ = ["HistoryActor", "SchedulerStatistics", "WithResult", "log_attempt"]
 
 logger = logging.getLogger("sz.history")
 
@@ -76,6 +78,20 @@ def log_attempt(row: Attempt) -> None:
     logger.handle(record)
 
 
+@attrs.frozen(kw_only=True)
+class SchedulerStatistics:
+    """What ``ScheduleZero.statistics()`` returns.
+
+    Attributes:
+        ended: Jobs ended since the scheduler last started, by final outcome
+            (``success``, ``failure``, ...; outcomes none ended with are absent).
+            A job counts once its final row reached the history, a moment after
+            it ended.
+    """
+
+    ended: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+
+
 # Once per job on a durable store's hot path: slotted and positional (STYLE
 # rule 4's exception); internal to sz.
 @attrs.define
@@ -102,14 +118,20 @@ class HistoryActor(Actor):
     Rows arrive by ``tell`` (the hot path never waits) and go straight to the
     backend, which writes them in batches; ``ask(HistoryQuery(...))`` returns
     matching rows newest first. Rows older than ``retention`` days are pruned at
-    start and every hour.
+    start and every hour. Final rows are counted by outcome in ``ended``.
     """
 
-    def __init__(self, backend: HistoryBackend, retention: float | None = None) -> None:
-        # The backend is owned by the scheduler, so a restart of this actor keeps
-        # every row already handed to it.
+    def __init__(
+        self,
+        backend: HistoryBackend,
+        retention: float | None = None,
+        ended: Counter[str] | None = None,
+    ) -> None:
+        # The backend and the counts are owned by the scheduler, so a restart of
+        # this actor keeps every row already handed to it, and every count.
         self.backend = backend
         self.retention = retention
+        self.ended: Counter[str] = ended if ended is not None else Counter()
 
     async def on_start(self) -> None:
         """Prune now, then every hour."""
@@ -125,10 +147,13 @@ class HistoryActor(Actor):
         """Keep an ``Attempt``; answer a ``HistoryQuery``."""
         if isinstance(message, Attempt):
             self.backend.add(message)
+            if message.final:
+                self.ended[message.outcome] += 1
             log_attempt(message)
             return None
         if isinstance(message, WithResult):
             self.backend.add(message.row, message.value)
+            self.ended[message.row.outcome] += 1  # always a final success
             log_attempt(message.row)
             return None
         if isinstance(message, HistoryQuery):

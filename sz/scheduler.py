@@ -65,7 +65,7 @@ from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, L
 from .handlers import HandlerActor, HandlerSpec
 from .handles import JobDesk, JobHandle, check_job_id, settle
 from .health import HealthPolicy
-from .history import HistoryActor
+from .history import HistoryActor, SchedulerStatistics
 from .jobs import (
     Attempt,
     HistoryQuery,
@@ -186,6 +186,9 @@ class ScheduleZero:
         self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
+        #: Jobs ended since the last start, by final outcome (the history
+        #: actor counts them; kept here across its restarts).
+        self._ended: Counter[str] = Counter()
         #: Set (in ``start``) when the store's file is found deleted or replaced.
         self._store_lost: anyio.Event | None = None
         self._lost_error: StoreError | None = None
@@ -387,10 +390,12 @@ class ScheduleZero:
             self._bridge.attach(system, self._backend)
             self._new_event = lowlevel.event_factory(system)
             stack.callback(self._desk.close)
+            self._ended = Counter()
             self._history = await system.spawn(
                 HistoryActor,
                 self._backend,
                 float(self.config.reporting.metrics.retention_days),
+                self._ended,
                 name="history",
                 restart="permanent",
                 capacity=100_000,
@@ -1273,6 +1278,13 @@ class ScheduleZero:
             raise SzError("the scheduler is not running")
         result: list[HandlerStatus] = await self._dispatcher.ask(HandlersQuery())
         return result
+
+    def statistics(self) -> SchedulerStatistics:
+        """Counts kept as jobs end: cheap enough to read on every dashboard update.
+
+        After a stop, the counts of the run that stopped. Not a checkpoint.
+        """
+        return SchedulerStatistics(ended=dict(self._ended))
 
     async def history(
         self,

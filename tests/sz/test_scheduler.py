@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from actors import ActorRef, ActorSystem
+from actors.testing import wait_until
 from sz.errors import JobFailed, SzError, UnknownTask
 from sz.scheduler import ScheduleZero
 
@@ -392,6 +393,34 @@ async def test_a_retried_job_has_one_row_per_attempt_and_only_the_last_is_final(
         assert (second.attempt, second.outcome, second.final) == (2, "success", True)
         assert await sz.history(task="shaky", final=True) == [second]
         assert await sz.history(task="shaky", final=False) == [first]
+
+
+async def test_statistics_count_each_ended_job_once_by_final_outcome() -> None:
+    sz = ScheduleZero()
+    tries: list[int] = []
+
+    @sz.handler(retries=1)
+    async def shaky() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("first try fails")
+
+    @sz.handler
+    async def bad() -> None:
+        raise RuntimeError("failed on purpose")
+
+    assert sz.statistics().ended == {}
+    async with sz:
+        await sz.run_now("shaky")
+        await sz.run_now("shaky")
+        with pytest.raises(JobFailed):
+            await sz.run_now("bad")
+        # The row reaches the history a moment after the caller has its answer.
+        await wait_until(lambda: sum(sz.statistics().ended.values()) == 3)
+        assert sz.statistics().ended == {"success": 2, "failure": 1}
+    assert sz.statistics().ended == {"success": 2, "failure": 1}
+    async with sz:  # a new run counts afresh
+        assert sz.statistics().ended == {}
 
 
 # ---------------------------------------------------------------- config

@@ -34,6 +34,7 @@ PUBLIC = {
     "GovernorStatus",
     "BrokerSettings",
     "BrokerStats",
+    "SchedulerStatistics",
     # remote workers
     "ZMQHandler",
     # configuration
@@ -76,12 +77,13 @@ FACADE = {
     "handlers",
     "broker",
     "history",
+    "statistics",
     "wait_store_lost",
 }
 SETTINGS = {"config", "name", "store_path", "broker_settings"}
 
 #: The calls that wait (checkpoints), as STYLE rule 3 asks.
-ASYNC = FACADE - {"from_config", "handler", "system", "job"}
+ASYNC = FACADE - {"from_config", "handler", "system", "job", "statistics"}
 
 #: The job's hand-offs between actors: cheap internal messages, never public.
 INTERNAL = {"Submit", "Execute", "Finished", "Register", "Unregister", "Bridge"}
@@ -147,6 +149,7 @@ def test_the_documented_defaults_hold() -> None:
         sz.GovernorStatus,
         sz.RunningJob,
         sz.JobStatus,
+        sz.SchedulerStatistics,
     ],
 )
 def test_public_types_are_frozen(kind: type) -> None:
