@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
@@ -75,7 +76,7 @@ async def _listen(
         await runner.cleanup()
         raise SzError(
             f"web gateway: cannot listen on {_url(settings.host, settings.port)}: "
-            f"{error.strerror or error}"
+            f"{os.strerror(error.errno).lower() if error.errno else error}"
         ) from None
     port = runner.addresses[0][1]
     return runner, _url(settings.host, port)
@@ -160,7 +161,7 @@ async def serve(
 ) -> AsyncIterator[str]:
     """Serve the gateway for ``scheduler`` while the block runs; yield its URL.
 
-    Use it inside ``async with scheduler:``, on asyncio (the gateway shares the
+    Use it beside ``async with scheduler:``, on asyncio (the gateway shares the
     loop) or trio (it runs in a thread of its own)::
 
         async with ScheduleZero() as sz, web.serve(sz) as url:
@@ -171,7 +172,9 @@ async def serve(
     even when cancelled.
 
     Args:
-        scheduler: The scheduler to show; started before requests come.
+        scheduler: The scheduler to show. Requests that need it running get
+            503 while it is not (it may start after the gateway, and stop
+            before).
         settings: Where to listen and the guards, ``GatewaySettings()`` by
             default (127.0.0.1:8080, no token).
         extra_routes: Functions that add routes of your own to the application
