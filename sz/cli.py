@@ -390,6 +390,7 @@ async def _serve(
     interval: float,
     drain_timeout: float | None,
     gateway: Serving | None,
+    unserved: bool,
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
         if gateway is not None:
@@ -398,11 +399,15 @@ async def _serve(
             # once it has stopped, the gateway answers 503.
             url = await stack.enter_async_context(gateway(sz))
             logger.info("dashboard: %s/", url)
-        await _run_scheduler(sz, demo, interval, drain_timeout)
+        await _run_scheduler(sz, demo, interval, drain_timeout, unserved)
 
 
 async def _run_scheduler(
-    sz: ScheduleZero, demo: bool, interval: float, drain_timeout: float | None
+    sz: ScheduleZero,
+    demo: bool,
+    interval: float,
+    drain_timeout: float | None,
+    unserved: bool,
 ) -> None:
     stop = anyio.Event()
     async with sz, anyio.create_task_group() as tg:
@@ -436,6 +441,12 @@ async def _run_scheduler(
 
         await tg.start(wait_for_signal)
         tg.start_soon(watch_store)
+        if unserved:
+            # Once started: a refusal at start stays the one line it is.
+            logger.info(
+                "web gateway: not served by python -m sz (the scheduler's own "
+                "command line); the sz command serves it"
+            )
         await serve(sz, stop, demo=demo, interval=interval)
         if not lost:
             with draining:
@@ -509,29 +520,14 @@ def _exit_despite_threads(code: int) -> NoReturn:
     os._exit(code)  # the interpreter's exit would wait for them forever
 
 
-def _gateway_of(
-    options: argparse.Namespace, web: WebConfig, gateway: Gateway | None
-) -> Serving | None:
-    """How this ``sz serve`` serves the gateway, checked before anything starts.
-
-    Raises:
-        SzError: The gateway's settings refuse (a host beyond this machine
-            without a token).
-    """
+def _web_wanted(options: argparse.Namespace, web: WebConfig) -> WebConfig | None:
+    """The gateway this ``sz serve`` is asked to serve (options over the config)."""
     if options.no_web:
         return None
     if options.web is not None:
         host, port = options.web
-        web = attrs.evolve(web, enabled=True, host=host, port=port)
-    if not web.enabled:
-        return None
-    if gateway is None:
-        logger.warning(
-            "web gateway: not served by python -m sz (the scheduler's own command "
-            "line); the sz command serves it"
-        )
-        return None
-    return gateway(web)
+        return attrs.evolve(web, enabled=True, host=host, port=port)
+    return web if web.enabled else None
 
 
 def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
@@ -541,12 +537,17 @@ def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
     else:
         sz = demo_scheduler(options.store or DEFAULT_STORE)
     demo = options.config is None
+    web = _web_wanted(options, sz.config.web)
+    # The gateway's settings refuse (a host beyond this machine without a
+    # token) before anything starts.
+    serving = gateway(web) if web is not None and gateway is not None else None
     anyio.run(
         _serve,
         sz,
         demo,
         options.interval,
         options.drain_timeout,
-        _gateway_of(options, sz.config.web, gateway),
+        serving,
+        web is not None and gateway is None,
         backend=options.backend,
     )
