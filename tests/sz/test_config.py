@@ -476,8 +476,10 @@ def test_config_error_is_an_sz_error_and_a_value_error_with_its_problems() -> No
         ("governors.rate_limit.rate", "expected a number > 0, got 0"),
         (
             "web.hots",
-            "unknown key (expected one of: allow_origins, allowed_hosts, enabled, "
-            "host, max_body_bytes, mutations, port, token)",
+            (
+                "unknown key (expected one of: allow_origins, allowed_hosts, enabled, "
+                "host, max_body_bytes, mutations, port, token)"
+            ),
         ),
     )
     assert "\n" not in str(error)
