@@ -172,7 +172,7 @@ async def test_sz_serve_on_a_taken_port_exits_two_in_one_line(
     assert not await anyio.Path(tmp_path / "schedulezero.db").exists()
 
 
-async def test_the_config_turns_the_gateway_off_and_its_token_is_required(
+async def test_a_short_token_in_the_config_exits_two_without_showing_it(
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "config.yaml"
