@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import logging
 import math
@@ -15,6 +16,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
+import attrs
 
 from transport import KeyFileError, generate_keys
 
@@ -29,9 +31,17 @@ from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
 from .startup import import_from_working_directory, import_handler_module
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
 
+    from .config import WebConfig
     from .store import StoreError
+
+    #: Serves the gateway beside a running scheduler while its block runs,
+    #: yielding its base URL.
+    Serving = Callable[[ScheduleZero], AbstractAsyncContextManager[str]]
+    #: Checks a ``web`` config section and returns how to serve it.
+    Gateway = Callable[[WebConfig], Serving]
 
 __all__ = ["main"]
 
@@ -94,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
             "are abandoned; a second signal stops at once (default: the config's "
             "scheduler.drain_timeout, 5)"
         ),
+    )
+    web = serve.add_mutually_exclusive_group()
+    web.add_argument(
+        "--web",
+        type=_web_address,
+        metavar="HOST:PORT",
+        help="serve the web gateway there (default: the config's web.host and "
+        "web.port, 127.0.0.1:8080; port 0 takes a free one)",
+    )
+    web.add_argument(
+        "--no-web",
+        action="store_true",
+        help="do not serve the web gateway (default: the config's web.enabled, true)",
     )
     _add_log_options(serve)
     serve.add_argument(
@@ -345,6 +368,16 @@ def _drain_seconds(text: str) -> float:
     return value
 
 
+def _web_address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not (colon and host and port.isdigit() and int(port) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT such as 127.0.0.1:8080, got {text!r}"
+        )
+    return host, int(port)
+
+
 def _store_url(text: str) -> str:
     try:
         store_path(text)
@@ -354,7 +387,29 @@ def _store_url(text: str) -> str:
 
 
 async def _serve(
-    sz: ScheduleZero, demo: bool, interval: float, drain_timeout: float | None
+    sz: ScheduleZero,
+    demo: bool,
+    interval: float,
+    drain_timeout: float | None,
+    gateway: Serving | None,
+    unserved: bool,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if gateway is not None:
+            # Listening before the scheduler starts: a port taken refuses at
+            # once, before the store is touched. Until the scheduler runs, and
+            # once it has stopped, the gateway answers 503.
+            url = await stack.enter_async_context(gateway(sz))
+            logger.info("dashboard: %s/", url)
+        await _run_scheduler(sz, demo, interval, drain_timeout, unserved)
+
+
+async def _run_scheduler(
+    sz: ScheduleZero,
+    demo: bool,
+    interval: float,
+    drain_timeout: float | None,
+    unserved: bool,
 ) -> None:
     stop = anyio.Event()
     async with sz, anyio.create_task_group() as tg:
@@ -388,6 +443,12 @@ async def _serve(
 
         await tg.start(wait_for_signal)
         tg.start_soon(watch_store)
+        if unserved:
+            # Once started: a refusal at start stays the one line it is.
+            logger.info(
+                "web gateway: not served by python -m sz (the scheduler's own "
+                "command line); the sz command serves it"
+            )
         await serve(sz, stop, demo=demo, interval=interval)
         if not lost:
             with draining:
@@ -398,8 +459,15 @@ async def _serve(
     logger.info("stopped cleanly")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the ``sz`` command line; exits 2 on bad arguments."""
+def main(argv: Sequence[str] | None = None, *, gateway: Gateway | None = None) -> None:
+    """Run the ``sz`` command line; exits 2 on bad arguments.
+
+    Args:
+        argv: The arguments, ``sys.argv[1:]`` if None.
+        gateway: How ``sz serve`` serves the web gateway. The ``sz`` command
+            (``web.cli``) gives it; None (``python -m sz``, the scheduler's own
+            command line, which may not import ``web``) serves none.
+    """
     options = _parser().parse_args(argv)
     if options.command == "check-config":
         sys.exit(_check_config(options.file))
@@ -407,7 +475,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run_remote(options))
     if options.command in {"serve", "worker"}:
         configure_logging(options.log_level, options.log_format)
-    run = {"worker": _worker, "keys": _keys, "serve": _run_serve}[options.command]
+    run: Callable[[argparse.Namespace], None] = {
+        "worker": _worker,
+        "keys": _keys,
+        "serve": lambda options: _run_serve(options, gateway),
+    }[options.command]
     try:
         run(options)
     except (SzError, BaseExceptionGroup) as error:
@@ -452,18 +524,34 @@ def _exit_despite_threads(code: int) -> NoReturn:
     os._exit(code)  # the interpreter's exit would wait for them forever
 
 
-def _run_serve(options: argparse.Namespace) -> None:
+def _web_wanted(options: argparse.Namespace, web: WebConfig) -> WebConfig | None:
+    """The gateway this ``sz serve`` is asked to serve (options over the config)."""
+    if options.no_web:
+        return None
+    if options.web is not None:
+        host, port = options.web
+        return attrs.evolve(web, enabled=True, host=host, port=port)
+    return web if web.enabled else None
+
+
+def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
     import_from_working_directory()  # handlers.builtin, as ``sz worker`` finds MODULE
     if options.config:
         sz = ScheduleZero.from_config(options.config, store=options.store)
     else:
         sz = demo_scheduler(options.store or DEFAULT_STORE)
     demo = options.config is None
+    web = _web_wanted(options, sz.config.web)
+    # The gateway's settings refuse (a host beyond this machine without a
+    # token) before anything starts.
+    serving = gateway(web) if web is not None and gateway is not None else None
     anyio.run(
         _serve,
         sz,
         demo,
         options.interval,
         options.drain_timeout,
+        serving,
+        web is not None and gateway is None,
         backend=options.backend,
     )

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_CONFIG_NODES",
     "MAX_DRAIN_SECONDS",
     "MAX_RETENTION_DAYS",
+    "MIN_TOKEN_CHARS",
     "AdaptiveConfig",
     "BackpressureConfig",
     "BuiltinHandlerModule",
@@ -576,22 +577,116 @@ class StoreConfig:
     max_result_bytes: int = attrs.field(default=64 * 1024, validator=_result_bytes)
 
 
+_web_port = _rule(
+    "a port from 0 to 65535 (0: any free port)",
+    lambda v: _is_int(v) and 0 <= v <= 65535,
+)
+#: The shortest ``web.token``: guessing one of 16 random characters is out of
+#: reach; "secret" is not.
+MIN_TOKEN_CHARS = 16
+
+
+class _Hidden:
+    """Stands for a secret in a message: its length, never its text."""
+
+    def __init__(self, secret: str) -> None:
+        self.length = len(secret)
+
+    def __repr__(self) -> str:
+        return f"{self.length} characters (not shown)"
+
+
+def _token(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not (
+        isinstance(value, str)
+        and len(value) >= MIN_TOKEN_CHARS
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    ):
+        raise _Invalid(
+            f"a token of at least {MIN_TOKEN_CHARS} characters without spaces",
+            _Hidden(value) if isinstance(value, str) else value,
+            at=f".{attribute.name}",
+        )
+
+
+_body_bytes = _rule(
+    "a number of bytes from 1 to 16777216",
+    lambda v: _is_int(v) and 1 <= v <= 16 * 2**20,
+)
+
+
+def _host_names(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    for index, name in enumerate(value):
+        if not (
+            isinstance(name, str)
+            and name != ""
+            and not any(c.isspace() or c in "/@" for c in name)
+        ):
+            raise _Invalid(
+                "a host name or address, or '*'", name, at=f".{attribute.name}[{index}]"
+            )
+
+
+def _origins(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for index, origin in enumerate(value):
+        scheme, _, rest = (
+            origin.partition("://") if isinstance(origin, str) else ("",) * 3
+        )
+        if not (
+            scheme in ("http", "https")
+            and rest != ""
+            and not any(c.isspace() or c in "/?#@" for c in rest)
+        ):
+            raise _Invalid(
+                "an origin such as 'https://ops.example.com:8443'",
+                origin,
+                at=f".{attribute.name}[{index}]",
+            )
+
+
 @attrs.frozen(kw_only=True)
 class WebConfig:
-    """``web``: the dashboard and HTTP API.
+    """``web``: the HTTP gateway (JSON API under ``/api/``) that ``sz serve`` runs.
 
     Attributes:
-        enabled: Whether the web gateway runs, false by default. This version
-            has no gateway yet: the setting is accepted, and ``sz serve`` warns
-            that it does nothing.
-        host: The address it binds, ``"127.0.0.1"`` by default (this machine only);
-            ``"0.0.0.0"`` exposes it to the network.
-        port: The TCP port it binds, 8765 by default.
+        enabled: Whether ``sz serve`` runs the gateway, true by default
+            (``sz serve --no-web`` turns it off for one run).
+        host: The address it binds, ``"127.0.0.1"`` by default (this machine only).
+            Any other address needs a ``token``: the gateway refuses to start
+            without one.
+        port: The TCP port it binds, 8080 by default; 0 takes any free port
+            (the one taken is logged at start).
+        token: The secret every ``/api`` request must bear as
+            ``Authorization: Bearer <token>``, at least 16 characters; None (the
+            default) asks for none, allowed on a loopback address only.
+        allowed_hosts: The host names a request's ``Host`` header may name
+            (against DNS rebinding), ``"*"`` for any; None (the default) for
+            ``localhost``, ``127.0.0.1``, ``::1`` and ``host``.
+        allow_origins: Origins besides the gateway's own (such as
+            ``"https://ops.example.com"``) whose pages may send requests that
+            change state, none by default. No CORS headers are sent either way.
+        mutations: Whether requests may kill or restart actors and change or
+            delete schedules, true by default; false leaves the gateway
+            read-only for them.
+        max_body_bytes: The largest request body taken, 65,536 bytes by
+            default (413 past it); from 1 to 16 MiB.
     """
 
-    enabled: bool = attrs.field(default=False, validator=_flag)
+    enabled: bool = attrs.field(default=True, validator=_flag)
     host: str = attrs.field(default="127.0.0.1", validator=_host)
-    port: int = attrs.field(default=8765, validator=_port)
+    port: int = attrs.field(default=8080, validator=_web_port)
+    token: str | None = attrs.field(default=None, validator=_token, repr=False)
+    allowed_hosts: tuple[str, ...] | None = attrs.field(
+        default=None, validator=_host_names
+    )
+    allow_origins: tuple[str, ...] = attrs.field(default=(), validator=_origins)
+    mutations: bool = attrs.field(default=True, validator=_flag)
+    max_body_bytes: int = attrs.field(default=64 * 1024, validator=_body_bytes)
 
 
 _INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
@@ -670,7 +765,7 @@ class Config:
         governors: How fast and how much runs.
         reporting: What the scheduler observes and keeps.
         store: Where schedules and job history live, memory by default.
-        web: The dashboard and HTTP API, off by default.
+        web: The HTTP gateway, on by default (for ``sz serve``).
         schedules: Schedules added (or replaced, by id) at every start, none by
             default.
     """

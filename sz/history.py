@@ -106,8 +106,8 @@ class HistoryActor(Actor):
     """
 
     def __init__(self, backend: HistoryBackend, retention: float | None = None) -> None:
-        # The backend is owned by the scheduler, so a restart of this actor keeps
-        # every row already handed to it.
+        # The backend is owned by the scheduler, so a restart of this actor
+        # keeps every row already handed to it.
         self.backend = backend
         self.retention = retention
 

@@ -11,7 +11,7 @@ turns it into Prometheus' text format.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import TYPE_CHECKING
 
 import anyio
@@ -85,8 +85,10 @@ class Metrics:
         durations: How long attempts ran, by task.
         lateness: How late fires' first attempts started (start minus due).
         waited: How long governors held attempts back, by reason.
-        loop_lag: The event loop's lag at the last look, in seconds.
-        loop_lag_max: The largest lag seen since the previous snapshot.
+        loop_lag: The event loop's lag at the last look, in seconds (None
+            before the first).
+        loop_lag_worst: The largest lag of the last minute (None before the
+            first look).
     """
 
     jobs: dict[tuple[str, str], int]
@@ -94,8 +96,8 @@ class Metrics:
     durations: dict[str, Histogram]
     lateness: Histogram
     waited: dict[str, Histogram]
-    loop_lag: float
-    loop_lag_max: float
+    loop_lag: float | None
+    loop_lag_worst: float | None
 
 
 class JobMetrics:
@@ -124,36 +126,46 @@ class JobMetrics:
             self.waited[row.reason or "limited"].observe(row.waited)
 
     def snapshot(self) -> Metrics:
-        """The counts now; the largest loop lag starts over."""
-        lag_max, self.lag.max = self.lag.max, self.lag.last
+        """The counts now."""
         return Metrics(
             jobs=dict(self.jobs),
             attempts=dict(self.attempts),
             durations={task: h.frozen() for task, h in self.durations.items()},
             lateness=self.lateness.frozen(),
             waited={reason: h.frozen() for reason, h in self.waited.items()},
-            loop_lag=self.lag.last,
-            loop_lag_max=lag_max,
+            loop_lag=self.lag.latest,
+            loop_lag_worst=self.lag.worst,
         )
 
 
 class LoopLag:
-    """How late the event loop wakes a task that asked to sleep ``every`` seconds.
+    """How late the event loop wakes a task that sleeps ``every`` seconds.
 
-    A loop kept busy (a long synchronous call, a flood of messages) wakes it
-    late by as much: the lag every job's start suffers too.
+    What ran on the loop meanwhile (a long synchronous call, a garbage
+    collection, a flood of ready tasks) made it late by as much: the lag every
+    timer and every job's start suffers at that moment. The samples of the last
+    ``window`` seconds are kept.
     """
 
-    def __init__(self, every: float = 0.5) -> None:
+    def __init__(self, every: float = 0.5, window: float = 60.0) -> None:
         self.every = every
-        self.last = 0.0
-        self.max = 0.0
+        self._samples: deque[float] = deque(maxlen=max(1, round(window / every)))
+
+    @property
+    def latest(self) -> float | None:
+        """The last sample, in seconds; None before the first."""
+        return self._samples[-1] if self._samples else None
+
+    @property
+    def worst(self) -> float | None:
+        """The largest sample of the window, in seconds; None before the first."""
+        return max(self._samples) if self._samples else None
 
     async def run(self, scope: anyio.CancelScope) -> None:
-        """Measure until ``scope`` is cancelled."""
+        """Sample until ``scope`` is cancelled; run it in the loop to measure."""
         with scope:
             while True:
                 before = anyio.current_time()
                 await anyio.sleep(self.every)
-                self.last = max(0.0, anyio.current_time() - before - self.every)
-                self.max = max(self.max, self.last)
+                late = anyio.current_time() - before - self.every
+                self._samples.append(max(0.0, late))

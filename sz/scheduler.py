@@ -191,6 +191,8 @@ class ScheduleZero:
         self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._dispatcher: ActorRef | None = None
         self._history: ActorRef | None = None
+        #: Jobs ended since the last start, by final outcome (the history
+        #: actor counts them; kept here across its restarts).
         #: Set (in ``start``) when the store's file is found deleted or replaced.
         self._store_lost: anyio.Event | None = None
         self._lost_error: StoreError | None = None

@@ -111,10 +111,6 @@ async def serve(
     """
     if demo:
         await _add_demo_schedules(sz, interval)
-    if sz.config.web.enabled:
-        logger.warning(
-            "web.enabled: this version has no web gateway yet; the setting does nothing"
-        )
     _log_schedules(await sz.schedules())
     logger.info(
         "actor tree: %s", ", ".join(s.path for s in sz.system.snapshot().walk())

@@ -133,9 +133,51 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert config.store.url is None
 
 
-def test_the_web_gateway_is_off_and_binds_127_0_0_1_port_8765_by_default() -> None:
-    assert parse_config({}).web == WebConfig(enabled=False, host="127.0.0.1", port=8765)
-    assert parse_config({"web": {"enabled": True}}).web.host == "127.0.0.1"
+def test_the_web_gateway_is_on_and_binds_127_0_0_1_port_8080_by_default() -> None:
+    assert parse_config({}).web == WebConfig(
+        enabled=True,
+        host="127.0.0.1",
+        port=8080,
+        token=None,
+        allowed_hosts=None,
+        allow_origins=(),
+        mutations=True,
+        max_body_bytes=65536,
+    )
+    assert parse_config({"web": {"enabled": False}}).web.host == "127.0.0.1"
+
+
+def test_the_web_gateways_security_settings_load_from_the_file() -> None:
+    web = parse_config(
+        {
+            "web": {
+                "host": "0.0.0.0",
+                "port": 0,
+                "token": "t" * 16,
+                "allowed_hosts": ["sz.example.com", "*"],
+                "allow_origins": ["https://ops.example.com:8443"],
+                "mutations": False,
+                "max_body_bytes": 1024,
+            }
+        }
+    ).web
+    assert web.port == 0
+    assert web.token == "t" * 16
+    assert web.allowed_hosts == ("sz.example.com", "*")
+    assert web.allow_origins == ("https://ops.example.com:8443",)
+    assert not web.mutations
+    assert web.max_body_bytes == 1024
+
+
+def test_a_web_token_is_never_shown_in_a_message_nor_a_repr() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"web": {"token": "hunter2"}})
+    assert "hunter2" not in str(caught.value)
+    assert str(caught.value) == (
+        "<config>: web.token: expected a token of at least 16 characters without "
+        "spaces, got 7 characters (not shown)"
+    )
+    assert "t" * 16 not in repr(WebConfig(token="t" * 16))
 
 
 def test_unset_keys_keep_their_defaults_beside_set_ones() -> None:
@@ -215,8 +257,8 @@ def test_configs_are_frozen_and_hashable() -> None:
 def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
     with pytest.raises(ValueError, match=r"^rate: expected a number > 0, got 'fast'$"):
         RateLimitConfig(rate="fast")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"^port: expected a port from 1 to 65535"):
-        WebConfig(port=0)
+    with pytest.raises(ValueError, match=r"^port: expected a port from 0 to 65535"):
+        WebConfig(port=65536)
 
 
 # Error messages: one line, "<file>: <key.path>: <problem>"
@@ -252,7 +294,7 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
         ),
         pytest.param(
             "web:\n  port: 70000\n",
-            "web.port: expected a port from 1 to 65535, got 70000",
+            "web.port: expected a port from 0 to 65535 (0: any free port), got 70000",
             id="bad-port",
         ),
         pytest.param(
@@ -348,9 +390,9 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
             id="not-a-mapping",
         ),
         pytest.param(
-            "web:\n  port: 0\nscheduler:\n  mode: local\n",
+            "web:\n  port: -1\nscheduler:\n  mode: local\n",
             "scheduler.mode: expected one of 'embedded', 'distributed', got 'local'; "
-            "web.port: expected a port from 1 to 65535, got 0",
+            "web.port: expected a port from 0 to 65535 (0: any free port), got -1",
             id="several-problems",
         ),
     ],
@@ -403,7 +445,8 @@ def test_parse_config_names_its_source() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"web": {"port": "http"}}, source="inline")
     assert str(caught.value) == (
-        "inline: web.port: expected a port from 1 to 65535, got 'http'"
+        "inline: web.port: expected a port from 0 to 65535 (0: any free port), "
+        "got 'http'"
     )
     with pytest.raises(ConfigError, match=r"^<config>: web\.port: "):
         parse_config({"web": {"port": "http"}})
@@ -431,7 +474,13 @@ def test_config_error_is_an_sz_error_and_a_value_error_with_its_problems() -> No
     assert error.source == "config.yaml"
     assert error.problems == (
         ("governors.rate_limit.rate", "expected a number > 0, got 0"),
-        ("web.hots", "unknown key (expected one of: enabled, host, port)"),
+        (
+            "web.hots",
+            (
+                "unknown key (expected one of: allow_origins, allowed_hosts, enabled, "
+                "host, max_body_bytes, mutations, port, token)"
+            ),
+        ),
     )
     assert "\n" not in str(error)
     assert str(pickle.loads(pickle.dumps(error))) == str(error)

@@ -77,6 +77,7 @@ FACADE = {
     "handlers",
     "broker",
     "history",
+    "metrics",
     "wait_store_lost",
     "upcoming",
     "dead_letters",
@@ -84,7 +85,14 @@ FACADE = {
 SETTINGS = {"config", "name", "store_path", "broker_settings"}
 
 #: The calls that wait (checkpoints), as STYLE rule 3 asks.
-ASYNC = FACADE - {"from_config", "handler", "system", "job", "dead_letters"}
+ASYNC = FACADE - {
+    "from_config",
+    "handler",
+    "system",
+    "job",
+    "dead_letters",
+    "metrics",
+}
 
 #: The job's hand-offs between actors: cheap internal messages, never public.
 INTERNAL = {"Submit", "Execute", "Finished", "Register", "Unregister", "Bridge"}

@@ -1,0 +1,7 @@
+"""``python -m web``: the ``sz`` command, gateway included."""
+
+from __future__ import annotations
+
+from .cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""``GET /api/summary``: the counts a dashboard's summary bar shows, in one call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sz import SzError
+
+from .access import ACCESS
+
+if TYPE_CHECKING:
+    from sz import ScheduleZero
+
+
+__all__ = ["FAILED", "add_summary_routes", "summarize"]
+
+#: The final outcomes that count as failed: the job did not do its work.
+FAILED = frozenset(
+    {"failure", "timeout", "abandoned", "no_healthy_handler", "rejected"}
+)
+
+#: The handler health states in which a handler takes jobs.
+UP = frozenset({"healthy", "degraded"})
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+async def summarize(sz: ScheduleZero) -> dict[str, Any]:
+    """The summary of a running scheduler, as JSON-ready data.
+
+    Run it in the scheduler's own loop (``SchedulerAccess.call``). Jobs ended
+    are counted since the scheduler was made (``sz.metrics()``).
+
+    Raises:
+        SzError: The scheduler is not running.
+    """
+    now = datetime.now(UTC)
+    jobs = await sz.jobs()
+    handlers = await sz.handlers()
+    schedules = await sz.schedules()
+    actors = sz.system.snapshot().walk()
+    metrics = sz.metrics()
+    ended: dict[str, int] = {}
+    for (_task, outcome), count in metrics.jobs.items():
+        ended[outcome] = ended.get(outcome, 0) + count
+    soon = now + timedelta(hours=1)
+    states = [job.state for job in jobs]
+    return {
+        "time": now.isoformat(),
+        "jobs": {
+            "held": states.count("held"),
+            "waiting": states.count("waiting"),
+            "running": states.count("running"),
+        },
+        "ended": {
+            "total": sum(ended.values()),
+            "failed": sum(n for outcome, n in ended.items() if outcome in FAILED),
+            "by_outcome": dict(sorted(ended.items())),
+        },
+        "handlers": {
+            "up": sum(h.health.state in UP for h in handlers),
+            "total": len(handlers),
+        },
+        "actors": {
+            "up": sum(a.state == "running" for a in actors),
+            "total": len(actors),
+            "restarts": sum(a.restarts for a in actors),
+        },
+        "schedules": {
+            "total": len(schedules),
+            "paused": sum(s.paused for s in schedules),
+            "due_within_hour": sum(
+                not s.paused
+                and s.next_fire_time is not None
+                and s.next_fire_time <= soon
+                for s in schedules
+            ),
+        },
+        "loop_lag": {
+            "latest": _seconds(metrics.loop_lag),
+            "worst_last_minute": _seconds(metrics.loop_lag_worst),
+        },
+    }
+
+
+async def _summary(request: web.Request) -> web.Response:
+    access = request.app[ACCESS]
+    try:
+        body: dict[str, Any] = await access.call(summarize, access.scheduler)
+    except SzError as error:  # not running: starting, or stopped
+        raise web.HTTPServiceUnavailable(text=str(error)) from None
+    return web.json_response(body)
+
+
+def add_summary_routes(app: web.Application) -> None:
+    """Mount ``GET /api/summary``."""
+    app.router.add_get("/api/summary", _summary)
