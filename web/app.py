@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 
 from .access import ACCESS
 from .api import MUTATIONS, add_api_routes
+from .metrics import add_metrics_route
 from .openapi import OPENAPI
 from .security import security_middlewares
 from .settings import GatewaySettings
@@ -100,6 +101,7 @@ ROUTES: tuple[RouteAdder, ...] = (
     add_summary_routes,
     add_openapi_route,
     add_api_routes,
+    add_metrics_route,
 )
 
 
