@@ -282,7 +282,7 @@ def _handlers_table(answer: Any) -> str:
                 ",".join(h.get("tasks") or []),
                 health.get("state"),
                 h.get("concurrency"),
-                health.get("in_flight"),
+                h.get("busy"),
                 h.get("rate"),
             )
         )
