@@ -4,10 +4,9 @@ The stream polls: every ``events_interval`` (0.5 s by default) it reads the
 scheduler's state through the application's ``SchedulerAccess`` and sends each
 kind of event only if its part changed since the last one sent to this client.
 So the stream is coalesced by construction: ten thousand jobs a second reach a
-client as at most one ``job`` and one ``summary`` event per interval, and a
-quiet scheduler sends nothing but a ``: ping`` comment line now and then
-(``events_heartbeat``, 15 s by default), which keeps proxies from closing the
-stream as idle.
+client as at most one ``job`` and one ``summary`` event per interval. A
+``: ping`` comment line goes out every ``events_heartbeat`` (15 s by default),
+whatever else was sent, so that proxies do not close a quiet stream as idle.
 
 The events, each with ``data:`` one line of JSON:
 
@@ -232,16 +231,16 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     try:
         # A snapshot at once, on a first connection and on a resume alike.
         await _write(response, f"retry: {RETRY_MS}\n\n", settings.events_write_timeout)
-        quiet_since = loop.time()
+        pinged = loop.time()
         while True:
             text = "".join(
                 _event(kind, next(ids), data) for kind, data in client.events(state)
             )
-            if not text and loop.time() - quiet_since >= settings.events_heartbeat:
-                text = ": ping\n\n"
+            if loop.time() - pinged >= settings.events_heartbeat:
+                text += ": ping\n\n"
+                pinged = loop.time()
             if text:
                 await _write(response, text, settings.events_write_timeout)
-                quiet_since = loop.time()
             try:
                 async with asyncio.timeout(settings.events_interval):
                     await stopping.wait()

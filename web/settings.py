@@ -98,9 +98,9 @@ class GatewaySettings:
             the scheduler's state and sends what changed, every 0.5 seconds by
             default: however many jobs run, a client gets at most one event of
             each kind per interval.
-        events_heartbeat: Seconds of silence after which the event stream sends
-            a comment line (``: ping``), 15 by default, so that proxies do not
-            close it as idle.
+        events_heartbeat: Seconds between the comment lines (``: ping``) the
+            event stream sends whatever else it sends, 15 by default, so that
+            proxies do not close a quiet stream as idle.
         events_write_timeout: Seconds one write to an event stream may wait for
             its client to read, 5 by default; a client slower than that is
             dropped rather than buffered for.
