@@ -2,8 +2,8 @@
 
 The application serves it at ``/api/openapi.json``. Its schemas describe what
 ``web.json`` builds and ``web.api`` checks, exactly: the tests validate every
-answer of the API against them, and hold the document's paths and the routes
-``add_api_routes`` registers together.
+answer of the API against them, and hold the document's paths and the ``/api``
+routes of ``web.app.ROUTES`` together.
 """
 
 from __future__ import annotations

@@ -183,10 +183,13 @@ async def test_a_burst_of_2000_jobs_reaches_a_client_as_few_events() -> None:
             before = len(reader.events)
             started = time.monotonic()
 
+            async def one(value: int) -> None:
+                await sz.run_now("echo", args=[value])
+
             async def burst() -> None:
                 async with anyio.create_task_group() as group:
                     for value in range(2000):
-                        group.start_soon(lambda v=value: sz.run_now("echo", args=[v]))
+                        group.start_soon(one, value)
 
             async with anyio.create_task_group() as group:
                 group.start_soon(burst)
