@@ -16,10 +16,11 @@ from aiohttp import hdrs, web
 
 from .access import ACCESS
 from .api import MUTATIONS, add_api_routes
+from .events import add_event_routes
 from .metrics import add_metrics_route
 from .openapi import OPENAPI
 from .security import security_middlewares
-from .settings import GatewaySettings
+from .settings import SETTINGS, GatewaySettings
 from .summary import add_summary_routes
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["ROUTES", "SETTINGS", "make_app"]
 
 logger = logging.getLogger("web")
-
-#: The gateway's settings, for handlers that need them (``mutations``).
-SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("settings", GatewaySettings)
 
 
 def _json_error(
@@ -102,6 +100,7 @@ ROUTES: tuple[RouteAdder, ...] = (
     add_openapi_route,
     add_api_routes,
     add_metrics_route,
+    add_event_routes,
 )
 
 

@@ -2,8 +2,8 @@
 
 The application serves it at ``/api/openapi.json``. Its schemas describe what
 ``web.json`` builds and ``web.api`` checks, exactly: the tests validate every
-answer of the API against them, and hold the document's paths and the routes
-``add_api_routes`` registers together.
+answer of the API against them, and hold the document's paths and the ``/api``
+routes of ``web.app.ROUTES`` together.
 """
 
 from __future__ import annotations
@@ -413,6 +413,35 @@ def _replace(schedule: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
+def _events() -> dict[str, Any]:
+    operation = _operation(
+        "getEvents",
+        "The live state as Server-Sent Events: summary, job, schedule, handler "
+        "and actor events, each sent only when it changed (polled every "
+        "events_interval, 0.5 s by default). A connection, and a reconnection "
+        "with Last-Event-ID alike, begins with the current state of each kind "
+        "in full; missed intermediate events are not replayed.",
+        ("200", None, ""),
+        errors=("403", "503"),
+        parameters=[
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "The id of the last event a reconnecting client "
+                "got; the stream begins with the current state whatever it is.",
+                "schema": _TEXT,
+            }
+        ],
+        tag="summary",
+    )
+    operation["responses"]["200"] = {
+        "description": "A stream of events; each one's data is one line of JSON.",
+        "content": {"text/event-stream": {"schema": _TEXT}},
+    }
+    return operation
+
+
 def _paths() -> dict[str, Any]:
     schedule = _ref("Schedule")
     return {
@@ -681,6 +710,7 @@ def _paths() -> dict[str, Any]:
                 tag="history",
             )
         },
+        "/api/events": {"get": _events()},
         "/api/dead-letters": {
             "get": _operation(
                 "getDeadLetters",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from aiohttp import web
 
 from sz.config import MIN_TOKEN_CHARS
 
 if TYPE_CHECKING:
     from sz.config import WebConfig
 
-__all__ = ["GatewaySettings"]
+__all__ = ["SETTINGS", "GatewaySettings"]
 
 #: The names a browser on this machine reaches a loopback gateway by.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -45,6 +46,17 @@ def _token(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not (isinstance(value, int) and not isinstance(value, bool)) or value < 1:
         raise ValueError(f"{attribute.name}: expected an integer > 0, got {value!r}")
+
+
+def _seconds(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value < float("inf")
+    ):
+        raise ValueError(
+            f"{attribute.name}: expected a number of seconds > 0, got {value!r}"
+        )
 
 
 def _names(value: Any) -> tuple[str, ...] | None:
@@ -82,6 +94,16 @@ class GatewaySettings:
             delete schedules, true by default.
         max_body_bytes: The largest request body taken, 65,536 bytes by default;
             a larger one is refused with 413.
+        events_interval: How often the event stream (``/api/events``) reads
+            the scheduler's state and sends what changed, every 0.5 seconds by
+            default: however many jobs run, a client gets at most one event of
+            each kind per interval.
+        events_heartbeat: Seconds between the comment lines (``: ping``) the
+            event stream sends whatever else it sends, 15 by default, so that
+            proxies do not close a quiet stream as idle.
+        events_write_timeout: Seconds one write to an event stream may wait for
+            its client to read, 5 by default; a client slower than that is
+            dropped rather than buffered for.
     """
 
     host: str = attrs.field(default="127.0.0.1", validator=attrs.validators.min_len(1))
@@ -93,6 +115,9 @@ class GatewaySettings:
         default=True, validator=attrs.validators.instance_of(bool)
     )
     max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
+    events_interval: float = attrs.field(default=0.5, validator=_seconds)
+    events_heartbeat: float = attrs.field(default=15.0, validator=_seconds)
+    events_write_timeout: float = attrs.field(default=5.0, validator=_seconds)
 
     @classmethod
     def from_config(cls, config: WebConfig) -> GatewaySettings:
@@ -115,6 +140,11 @@ class GatewaySettings:
         if "*" in names:
             return None
         return frozenset(_bare(name) for name in names)
+
+
+#: The gateway's settings in its application, for handlers that need them
+#: (``mutations``, the event stream's pace).
+SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("settings", GatewaySettings)
 
 
 def _bare(host: str) -> str:
