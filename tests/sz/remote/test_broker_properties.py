@@ -110,6 +110,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "reason": st.text(min_size=1, max_size=8),
     "draining": st.booleans(),
     "caller_error": st.booleans(),
+    "traceback": st.none() | TEXT,
 }
 #: Numbers past any field's bounds, or at them.
 EDGE_NUMBERS = st.sampled_from([math.inf, -math.inf, math.nan, 1e300, 2**64 - 1, -1, 0])
@@ -125,6 +126,7 @@ EDGES: dict[str, st.SearchStrategy[Any]] = {
         ["name", "incarnation", "job_id", "outcome", "error", "reason"],
         TEXT | NUMBERS | LONG_TEXT,
     ),
+    "traceback": TEXT | NUMBERS | st.just("t" * 16_385),
     "methods": st.lists(TEXT | NUMBERS | LONG_TEXT, max_size=3)
     | TEXT
     | st.integers(min_value=2040, max_value=2060).map(
@@ -142,6 +144,7 @@ PAST: dict[str, st.SearchStrategy[Any]] = {
         ["name", "incarnation", "job_id", "outcome", "error", "reason"],
         st.sampled_from(["", "x" * 5000, -1, 1.5]),
     ),
+    "traceback": st.sampled_from(["t" * 16_385, -1, b"bytes"]),
     "methods": st.sampled_from(
         [[], [""], ["x" * 300], "m", [f"m{i}" for i in range(2049)]]
     ),
