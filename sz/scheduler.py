@@ -1033,8 +1033,10 @@ class ScheduleZero:
         """
         desk = self._desk
         if job_id is None:
+            # A cancel point, not a yield to the loop: a caller that submits
+            # a thousand jobs in a row pays no scheduling round for each.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             job, future = self._accept(task_id, args, kwargs, affinity, wait)
-            await anyio.lowlevel.checkpoint()
             return JobHandle(desk, job.id, future)
         check_job_id(job_id)
         # One decision per id at a time: a second submit of it waits for the
