@@ -52,17 +52,19 @@ CHECKS = [
 EXAMPLES = 25
 
 #: The tasks the live scheduler has, and the schedule made at the start: the
-#: generated requests name them half of the time, so that the routes' success
+#: generated valid requests often name them (drawn at random), so that the routes' success
 #: paths are exercised too, not only their 404s and 422s.
 TASKS = ("noop", "boom", "blocking")
 SCHEDULE_ID = "every-hour"
 ACTOR_PATHS = ("user/handlers/noop", "user/handlers/boom", "user/dispatcher")
 
 #: Generated kills and restarts are never aimed at live actors (they miss: 404
-#: or 422). Kills in quick succession exceed a supervisor's restart intensity
-#: and stop the whole scheduler (the failure escalates to /user), and killing
-#: /user/dispatcher a few times in a row hangs it: either leaves the rest of the
-#: run meaningless. One kill and one restart of a handler actor are checked by
+#: or 422). A few kills of /user/dispatcher in a row exceed /user's restart
+#: intensity and stop the whole scheduler (ActorKilled is the system's fatal
+#: error; the gateway then refuses connections), and tens of kills of a
+#: handler bring its supervisor /user/handlers near the same: either would
+#: leave the rest of the run meaningless. One kill and one restart of a
+#: handler actor are checked by
 #: ``test_a_kill_and_a_restart_of_a_live_actor_answer_as_documented``.
 KILLS = ("/api/actors/{path}/kill", "/api/actors/{path}/restart")
 
