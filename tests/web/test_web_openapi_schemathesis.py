@@ -52,8 +52,8 @@ CHECKS = [
 EXAMPLES = 25
 
 #: The tasks the live scheduler has, and the schedule made at the start: the
-#: generated valid requests often name them (drawn at random), so that the routes' success
-#: paths are exercised too, not only their 404s and 422s.
+#: generated valid requests often name them (drawn at random), so that the
+#: routes' success paths are exercised too, not only their 404s and 422s.
 TASKS = ("noop", "boom", "blocking")
 SCHEDULE_ID = "every-hour"
 ACTOR_PATHS = ("user/handlers/noop", "user/handlers/boom", "user/dispatcher")
