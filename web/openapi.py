@@ -437,9 +437,27 @@ def _events() -> dict[str, Any]:
     )
     operation["responses"]["200"] = {
         "description": "A stream of events; each one's data is one line of JSON.",
-        "content": {"text/event-stream": {"schema": _TEXT}},
+        # Each event, as clients (and schemathesis) read one: its fields.
+        "content": {"text/event-stream": {"schema": _EVENT}},
     }
     return operation
+
+
+#: One Server-Sent Event of ``/api/events``: a named kind, an id, and one line
+#: of JSON as its data.
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["summary", "job", "schedule", "handler", "actor"],
+        },
+        "id": {"type": "string"},
+        "data": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["event", "id", "data"],
+}
 
 
 def _paths() -> dict[str, Any]:
