@@ -49,6 +49,7 @@ from .takeup import SchedulePolicy
 
 if TYPE_CHECKING:
     from contextlib import AsyncExitStack
+    from types import TracebackType
 
     import apscheduler
     from apscheduler.abc import Trigger
@@ -503,9 +504,9 @@ class Bridge:
         )
         # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
         # job layer, so its job loop would only poll an empty queue.
-        scheduler = await stack.enter_async_context(
-            AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
-        )
+        scheduler = AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
+        await scheduler.__aenter__()
+        stack.push_async_exit(partial(_leave_apscheduler, scheduler))
         self._scheduler = scheduler
         self._store = store
         self._known_tasks = set()
@@ -1072,6 +1073,39 @@ def _skipped_row(schedule: Any, fire: datetime, now: datetime) -> Attempt:
         final=True,
         reason="no_healthy_handler",
     )
+
+
+async def _leave_apscheduler(
+    scheduler: AsyncScheduler,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """Leave APScheduler's ``async with``, untangling what it raises.
+
+    Cancelled while it stops (the actor system failing past ``/user``), its exit
+    raised a cancellation whose ``__context__`` was itself: ``contextlib``'s exit
+    stack walks that chain to its end, and looped for ever (asyncio). A chain
+    that comes back on itself is cut where it does.
+    """
+    try:
+        await scheduler.__aexit__(exc_type, exc, tb)
+    except BaseException as error:
+        untangle_context(error)
+        raise
+
+
+def untangle_context(error: BaseException) -> None:
+    """Cut ``error``'s ``__context__`` chain where it comes back on itself."""
+    seen = [error]
+    current = error
+    while current.__context__ is not None:
+        following = current.__context__
+        if any(following is earlier for earlier in seen):
+            current.__context__ = None
+            return
+        seen.append(following)
+        current = following
 
 
 def _fire_lost(job: Job, error: BaseException) -> None:
