@@ -10,7 +10,6 @@ arguments, a future).
 
 from __future__ import annotations
 
-import reprlib
 from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,8 @@ import anyio
 import attrs
 
 from actors import DeadLetter
+
+from .jobs import bounded_repr
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
@@ -32,11 +33,6 @@ DEAD_LETTERS = 1000
 
 #: The longest description of a dead letter's message, in characters.
 MAX_MESSAGE_TEXT = 500
-
-_MESSAGE_REPR = reprlib.Repr()
-_MESSAGE_REPR.maxlevel = 3
-_MESSAGE_REPR.maxtuple = _MESSAGE_REPR.maxlist = _MESSAGE_REPR.maxdict = 10
-_MESSAGE_REPR.maxstring = _MESSAGE_REPR.maxother = 200
 
 
 @attrs.frozen(kw_only=True)
@@ -62,13 +58,7 @@ class RecentDeadLetter:
 
 def describe_message(message: Any) -> str:
     """A message's bounded ``repr``; a placeholder if its ``repr`` raises."""
-    try:
-        text = _MESSAGE_REPR.repr(message)
-    except Exception:
-        text = f"<{type(message).__qualname__} whose repr raised>"
-    if len(text) > MAX_MESSAGE_TEXT:
-        text = text[: MAX_MESSAGE_TEXT - 3] + "..."
-    return text
+    return bounded_repr(message, MAX_MESSAGE_TEXT)
 
 
 class DeadLetterLog:

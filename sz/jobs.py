@@ -22,6 +22,7 @@ __all__ = [
     "JobStatus",
     "Outcome",
     "Reason",
+    "bounded_repr",
     "describe_arguments",
     "describe_error",
     "describe_traceback",
@@ -183,6 +184,22 @@ def _plain(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
     return True
 
 
+def bounded_repr(value: Any, limit: int = MAX_ARGUMENTS_TEXT) -> str:
+    """``value``'s ``repr``, bounded at every level and to ``limit`` characters.
+
+    Long strings and lists are elided with ``...``, so that a huge value costs
+    little to describe. A value whose ``repr`` raises is a placeholder naming
+    its type. Never raises: for users' values in rows, logs and the gateway.
+    """
+    try:
+        text = _ARGUMENTS_REPR.repr(value)
+    except Exception:
+        text = f"<{type(value).__qualname__} whose repr raised>"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
 def describe_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
     """The text of a job's arguments in its history rows; None if it has none.
 
@@ -196,10 +213,7 @@ def describe_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str 
         # The common case, a few short scalars: their own repr is bounded.
         text = f"{args!r}, {dict(kwargs)!r}"
     else:
-        try:
-            text = f"{_ARGUMENTS_REPR.repr(args)}, {_ARGUMENTS_REPR.repr(dict(kwargs))}"
-        except Exception:
-            text = "<arguments whose repr raised>"
+        text = f"{bounded_repr(args)}, {bounded_repr(dict(kwargs))}"
     if len(text) > MAX_ARGUMENTS_TEXT:
         text = text[: MAX_ARGUMENTS_TEXT - 3] + "..."
     return text

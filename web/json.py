@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import math
-import reprlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from sz.jobs import bounded_repr
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,13 +56,6 @@ MAX_VALUE_TEXT = 64 * 1024
 #: The longest ``repr`` shown in place of a value JSON cannot hold.
 MAX_REPR = 1000
 
-_REPR = reprlib.Repr()
-_REPR.maxlevel = 4
-_REPR.maxtuple = _REPR.maxlist = _REPR.maxdict = 20
-_REPR.maxset = _REPR.maxfrozenset = 20
-_REPR.maxstring = _REPR.maxother = 200
-_REPR.maxlong = 100
-
 
 def iso(moment: datetime | None) -> str | None:
     """``moment`` as ISO 8601 in UTC (``2030-01-02T09:30:00+00:00``); None stays.
@@ -93,13 +87,7 @@ def number(value: float | None) -> float | None:
 
 
 def _repr(value: Any) -> str:
-    try:
-        text = _REPR.repr(value)
-    except Exception:
-        text = f"<{type(value).__qualname__} whose repr raised>"
-    if len(text) > MAX_REPR:
-        text = text[: MAX_REPR - 3] + "..."
-    return text
+    return bounded_repr(value, MAX_REPR)
 
 
 def value_data(value: Any) -> Any:
