@@ -469,6 +469,7 @@ class Cell:
                 system._publish(Started(path=self.path))
         else:
             self.restarts += 1
+            system._restart_times.append(system._clock.now())
             if system._listening:
                 system._publish(
                     Restarted(
@@ -954,5 +955,11 @@ class Cell:
             restarts=self.restarts,
             last_error=repr(error) if error is not None else None,
             started_at=self.started_at,
+            supervision=self.supervision,
+            window_restarts=self._window.count(
+                self.system._clock.now(), self.supervision
+            )
+            if self._window is not None
+            else 0,
             children=tuple(child.snapshot() for child in list(self.children.values())),
         )

@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from .clock import Clock
     from .system import ActorSystem
 
-__all__ = ["clock", "event_factory", "loop_caller", "shutting_down", "task_group"]
+__all__ = [
+    "clock",
+    "event_factory",
+    "loop_caller",
+    "recent_restarts",
+    "shutting_down",
+    "task_group",
+]
 
 
 def event_factory(system: ActorSystem) -> Callable[[], anyio.Event]:
@@ -44,6 +51,20 @@ def event_factory(system: ActorSystem) -> Callable[[], anyio.Event]:
 def clock(system: ActorSystem) -> Clock:
     """Return the clock the system's timers, backoff and restart limits read."""
     return system._clock
+
+
+def recent_restarts(system: ActorSystem, within: float) -> int:
+    """Return how many restarts in place the system made in the last ``within`` s.
+
+    Read on the system's clock, for a dashboard's "restarts in 5 minutes"; the
+    system keeps the latest ``RESTARTS_KEPT`` (10,000) restart times, so a
+    storm of more within the window counts as that many.
+    """
+    since = system._clock.now() - within
+    times = system._restart_times
+    while times and times[0] < since:
+        times.popleft()
+    return len(times)
 
 
 def shutting_down(system: ActorSystem) -> bool:

@@ -6,6 +6,8 @@ from typing import Literal
 
 import attrs
 
+from .supervision import Supervision
+
 __all__ = ["ActorSnapshot", "ActorState"]
 
 ActorState = Literal[
@@ -32,6 +34,10 @@ class ActorSnapshot:
         restarts: Times the actor was restarted in place.
         last_error: ``repr`` of the latest crash, or None.
         started_at: Wall-clock time (Unix seconds) the current incarnation started.
+        supervision: How the actor treats its children (its class's
+            ``supervision``; the default ``Supervision()`` before it first starts).
+        window_restarts: Restarts of its children still counted against its
+            ``supervision.max_restarts`` (within ``supervision.within`` seconds).
         children: The children's snapshots, in start order.
     """
 
@@ -45,6 +51,8 @@ class ActorSnapshot:
     restarts: int
     last_error: str | None
     started_at: float | None
+    supervision: Supervision = attrs.field(factory=Supervision)
+    window_restarts: int = 0
     children: tuple[ActorSnapshot, ...] = ()
 
     def walk(self) -> list[ActorSnapshot]:

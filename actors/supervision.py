@@ -195,6 +195,10 @@ class RestartWindow:
         times.append(now)
         return True
 
+    def count(self, now: float, supervision: Supervision) -> int:
+        """Return the restarts at ``now`` still within ``supervision.within``."""
+        return sum(now - at <= supervision.within for at in self._times)
+
     def clear(self) -> None:
         """Forget every recorded restart (the parent itself was restarted)."""
         self._times.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import deque
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from .supervision import Backoff, Overflow, RestartType
 
 __all__ = ["ActorSystem", "SystemStatistics"]
+
+#: How many restart times a system keeps for ``lowlevel.recent_restarts``: a
+#: storm of more within the window asked about counts as this many.
+RESTARTS_KEPT = 10_000
 
 
 class _Guardian(Actor):
@@ -92,6 +97,8 @@ class ActorSystem:
         self._shutting_down = False
         self._bus = EventBus()
         self._dead_letters = 0
+        #: When restarts happened (on ``clock``), the latest ``RESTARTS_KEPT``.
+        self._restart_times: deque[float] = deque(maxlen=RESTARTS_KEPT)
         self._state = "new"
         self._guardian: Cell | None = None
         self._group: TaskGroup | None = None

@@ -250,7 +250,13 @@ def attempt_data(row: Attempt) -> dict[str, Any]:
 
 
 def actor_data(snapshot: ActorSnapshot) -> dict[str, Any]:
-    """An ``ActorSnapshot`` and, nested, its children's."""
+    """An ``ActorSnapshot`` and, nested, its children's.
+
+    ``supervision`` is how it treats its children: its strategy, its intensity
+    (``max_restarts`` within ``within`` seconds) and the restarts of its
+    children counted against that intensity now (``window_restarts``).
+    """
+    supervision = snapshot.supervision
     return {
         "path": snapshot.path,
         "name": snapshot.path.rsplit("/", 1)[-1],
@@ -263,6 +269,12 @@ def actor_data(snapshot: ActorSnapshot) -> dict[str, Any]:
         "restarts": snapshot.restarts,
         "last_error": snapshot.last_error,
         "started_at": _unix(snapshot.started_at),
+        "supervision": {
+            "strategy": supervision.strategy,
+            "max_restarts": supervision.max_restarts,
+            "within": supervision.within,
+            "window_restarts": snapshot.window_restarts,
+        },
         "children": [actor_data(child) for child in snapshot.children],
     }
 

@@ -84,7 +84,88 @@ _SCHEMAS: dict[str, Any] = {
             "restarts": _COUNT,
             "last_error": _nullable(_TEXT),
             "started_at": _nullable(_TIME),
+            "supervision": _object(
+                {
+                    "strategy": {
+                        "enum": ["one_for_one", "one_for_all", "rest_for_one"]
+                    },
+                    "max_restarts": _COUNT,
+                    "within": {**_NUMBER, "exclusiveMinimum": 0},
+                    "window_restarts": {
+                        **_COUNT,
+                        "description": "Restarts of its children counted against "
+                        "max_restarts now (within the last `within` seconds).",
+                    },
+                }
+            ),
             "children": {"type": "array", "items": _ref("Actor")},
+        }
+    ),
+    "Summary": _object(
+        {
+            "time": _TIME,
+            "jobs": _object(
+                {
+                    "held": _COUNT,
+                    "waiting": _COUNT,
+                    "running": _COUNT,
+                    "retrying": {
+                        **_COUNT,
+                        "description": "Live jobs on a second attempt or later.",
+                    },
+                }
+            ),
+            "ended": _object(
+                {
+                    "total": _COUNT,
+                    "failed": _COUNT,
+                    "by_outcome": {
+                        "type": "object",
+                        "propertyNames": {"enum": _OUTCOMES},
+                        "additionalProperties": _COUNT,
+                    },
+                }
+            ),
+            "handlers": _object({"up": _COUNT, "total": _COUNT}),
+            "actors": _object(
+                {
+                    "up": _COUNT,
+                    "total": _COUNT,
+                    "restarts": _COUNT,
+                    "restarts_5m": {
+                        **_COUNT,
+                        "description": "Restarts in the last five minutes.",
+                    },
+                }
+            ),
+            "dead_letters": {
+                **_COUNT,
+                "description": "Messages no actor processed, since the start.",
+            },
+            "schedules": _object(
+                {"total": _COUNT, "paused": _COUNT, "due_within_hour": _COUNT}
+            ),
+            "lateness": _object(
+                {
+                    "fires": {
+                        **_COUNT,
+                        "description": "Fires whose first attempt started, "
+                        "since the start.",
+                    },
+                    "sum": {
+                        **_NUMBER,
+                        "minimum": 0,
+                        "description": "Their lateness summed, in seconds: two "
+                        "summaries give an interval's mean.",
+                    },
+                }
+            ),
+            "loop_lag": _object(
+                {
+                    "latest": _nullable({**_NUMBER, "minimum": 0}),
+                    "worst_last_minute": _nullable({**_NUMBER, "minimum": 0}),
+                }
+            ),
         }
     ),
     "ActorAction": _object({"path": _TEXT, "action": {"enum": ["kill", "restart"]}}),
@@ -467,7 +548,7 @@ def _paths() -> dict[str, Any]:
             "get": _operation(
                 "getSummary",
                 "The summary bar: counts of jobs, schedules, actors, handlers.",
-                ("200", {"type": "object"}, "The summary."),
+                ("200", _ref("Summary"), "The summary."),
                 tag="summary",
             )
         },

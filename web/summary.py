@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from actors import lowlevel
 from sz import SzError
 
 from .access import ACCESS
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from sz import ScheduleZero
 
 
-__all__ = ["FAILED", "add_summary_routes", "summarize"]
+__all__ = ["FAILED", "RESTARTS_WINDOW", "add_summary_routes", "summarize"]
 
 #: The final outcomes that count as failed: the job did not do its work.
 FAILED = frozenset(
@@ -24,6 +25,9 @@ FAILED = frozenset(
 
 #: The handler health states in which a handler takes jobs.
 UP = frozenset({"healthy", "degraded"})
+
+#: The window of ``actors.restarts_recent``, in seconds: five minutes.
+RESTARTS_WINDOW = 300.0
 
 
 def _seconds(value: float | None) -> float | None:
@@ -34,7 +38,11 @@ async def summarize(sz: ScheduleZero) -> dict[str, Any]:
     """The summary of a running scheduler, as JSON-ready data.
 
     Run it in the scheduler's own loop (``SchedulerAccess.call``). Jobs ended
-    are counted since the scheduler was made (``sz.metrics()``).
+    are counted since the scheduler was made (``sz.metrics()``), and so is
+    ``lateness`` (fires' first attempts: how many, and their lateness summed, so
+    that a client reads the mean lateness of any interval from two summaries).
+    ``actors.restarts_5m`` counts the restarts of the last five minutes, as the
+    actor system recorded them.
 
     Raises:
         SzError: The scheduler is not running.
@@ -50,12 +58,14 @@ async def summarize(sz: ScheduleZero) -> dict[str, Any]:
         ended[outcome] = ended.get(outcome, 0) + count
     soon = now + timedelta(hours=1)
     states = [job.state for job in jobs]
+    system = sz.system
     return {
         "time": now.isoformat(),
         "jobs": {
             "held": states.count("held"),
             "waiting": states.count("waiting"),
             "running": states.count("running"),
+            "retrying": sum((job.attempt or 1) > 1 for job in jobs),
         },
         "ended": {
             "total": sum(ended.values()),
@@ -70,7 +80,9 @@ async def summarize(sz: ScheduleZero) -> dict[str, Any]:
             "up": sum(a.state == "running" for a in actors),
             "total": len(actors),
             "restarts": sum(a.restarts for a in actors),
+            "restarts_5m": lowlevel.recent_restarts(system, RESTARTS_WINDOW),
         },
+        "dead_letters": system.statistics().dead_letters,
         "schedules": {
             "total": len(schedules),
             "paused": sum(s.paused for s in schedules),
@@ -80,6 +92,10 @@ async def summarize(sz: ScheduleZero) -> dict[str, Any]:
                 and s.next_fire_time <= soon
                 for s in schedules
             ),
+        },
+        "lateness": {
+            "fires": metrics.lateness.total,
+            "sum": round(metrics.lateness.sum, 6),
         },
         "loop_lag": {
             "latest": _seconds(metrics.loop_lag),

@@ -182,6 +182,7 @@ def test_lowlevel_is_the_submodule_and_lists_its_accessors() -> None:
         "clock",
         "event_factory",
         "loop_caller",
+        "recent_restarts",
         "shutting_down",
         "task_group",
     }

@@ -11,7 +11,15 @@ import attrs
 import cattrs
 import pytest
 
-from actors import Actor, ActorSnapshot, ActorSystem, Backoff, Restarted
+from actors import (
+    Actor,
+    ActorSnapshot,
+    ActorSystem,
+    Backoff,
+    Restarted,
+    Supervision,
+    lowlevel,
+)
 from actors.testing import ManualClock, record_events, wait_until
 
 
@@ -166,6 +174,8 @@ async def test_snapshot_survives_json_through_cattrs() -> None:
             "restarts",
             "last_error",
             "started_at",
+            "supervision",
+            "window_restarts",
             "children",
         }
         assert data["children"][1]["last_error"] == repr(ValueError("boom"))
@@ -216,3 +226,52 @@ async def test_snapshot_shows_starting_running_stopping_then_stopped() -> None:
     root = system.snapshot()
     assert root.state == "stopped"
     assert root.children == ()
+
+
+class Strict(Actor):
+    """Supervises one ``Worker`` with an intensity of 2 restarts in 10 s."""
+
+    supervision = Supervision(strategy="rest_for_one", max_restarts=2, within=10.0)
+
+    async def on_start(self) -> None:
+        await self.spawn(Worker, name="kid")
+
+
+async def test_snapshot_shows_supervision_and_the_restarts_in_its_window() -> None:
+    clock = ManualClock()
+    async with ActorSystem(clock=clock) as system, record_events(system) as log:
+        await system.spawn(Strict, name="strict")
+        kid = system.lookup("/user/strict/kid")
+        assert kid is not None
+        kid.tell("boom")
+        await log.wait_for(Restarted, "/user/strict/kid")
+
+        strict = system.snapshot().find("/user/strict")
+        assert strict is not None
+        assert strict.supervision == Strict.supervision
+        assert strict.window_restarts == 1
+        leaf = strict.find("/user/strict/kid")
+        assert leaf is not None
+        assert leaf.supervision == Supervision()
+        assert leaf.window_restarts == 0
+
+        clock.advance(10.5)
+        later = system.snapshot().find("/user/strict")
+        assert later is not None
+        assert later.window_restarts == 0
+
+
+async def test_recent_restarts_counts_the_restarts_within_the_window_asked() -> None:
+    clock = ManualClock()
+    async with ActorSystem(clock=clock) as system, record_events(system) as log:
+        worker = await system.spawn(Worker, name="worker")
+        assert lowlevel.recent_restarts(system, 300.0) == 0
+        worker.tell("boom")
+        await log.wait_for(Restarted, "/user/worker")
+        clock.advance(200.0)
+        worker.tell("boom")
+        await log.wait_for(Restarted, "/user/worker", count=2)
+        assert lowlevel.recent_restarts(system, 300.0) == 2
+        assert lowlevel.recent_restarts(system, 100.0) == 1
+        clock.advance(150.0)
+        assert lowlevel.recent_restarts(system, 300.0) == 1

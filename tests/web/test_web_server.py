@@ -86,7 +86,7 @@ async def test_the_summary_counts_jobs_schedules_handlers_and_actors() -> None:
     assert summary["actors"]["total"] >= 5
     assert summary["actors"]["up"] == summary["actors"]["total"]
     assert summary["actors"]["restarts"] == 0
-    assert set(summary["jobs"]) == {"held", "waiting", "running"}
+    assert set(summary["jobs"]) == {"held", "waiting", "running", "retrying"}
     assert summary["time"].endswith("+00:00")
 
 
