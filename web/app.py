@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 
 from .access import ACCESS
 from .api import MUTATIONS, add_api_routes
+from .dashboard import add_dashboard_routes
 from .events import add_event_routes
 from .metrics import add_metrics_route
 from .openapi import OPENAPI
@@ -101,6 +102,7 @@ ROUTES: tuple[RouteAdder, ...] = (
     add_api_routes,
     add_metrics_route,
     add_event_routes,
+    add_dashboard_routes,
 )
 
 

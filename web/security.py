@@ -7,7 +7,8 @@ body every error has. In the order they run:
 - ``Host`` must name an allowed host (DNS rebinding: a page of another site
   reaching this one through a name of its own that resolves here);
 - with a token, every request bears it (``Authorization: Bearer``), compared in
-  constant time;
+  constant time, or the cookie of a dashboard session (``web.sessions``); the
+  dashboard's page, login form and static files excepted (``is_open``);
 - a request that changes state (POST, PUT, PATCH, DELETE) sent by a browser
   comes from the gateway's own origin or an allowed one (cross-site request
   forgery);
@@ -27,14 +28,20 @@ from aiohttp import hdrs, web
 
 from sz import SzError
 
+from .sessions import COOKIE, SESSIONS
+
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler, Middleware
 
     from .settings import GatewaySettings
 
 __all__ = [
+    "OPEN_PATHS",
+    "OPEN_PREFIXES",
     "STATE_CHANGING",
+    "bearer_matches",
     "check_bind",
+    "is_open",
     "is_loopback",
     "origin_allowed",
     "security_middlewares",
@@ -43,10 +50,19 @@ __all__ = [
 #: The methods whose requests change state: their ``Origin`` is checked.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-#: Paths served without the token when one is set: none yet. The dashboard's
-#: page and its login form join here when it comes; everything else stays
-#: behind the token.
-OPEN_PATHS: frozenset[str] = frozenset()
+#: Paths served without the token when one is set: the dashboard's page (it
+#: sends a browser without a session to the login form), the form itself and
+#: logout. Everything else stays behind the token.
+OPEN_PATHS: frozenset[str] = frozenset({"/", "/login", "/logout"})
+
+#: Path prefixes served without the token: the dashboard's static files
+#: (code and style, no data).
+OPEN_PREFIXES: tuple[str, ...] = ("/static/",)
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is served without the token when one is set."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def is_loopback(host: str) -> bool:
@@ -91,13 +107,24 @@ def _bearer(request: web.Request) -> bytes | None:
     return credentials.strip().encode()
 
 
-def _has_session(request: web.Request) -> bool:
-    """Whether the request bears a valid dashboard session cookie.
+def bearer_matches(request: web.Request, token: bytes) -> bool:
+    """Whether the request bears ``token`` (``Authorization: Bearer``).
 
-    None exists yet: the dashboard's login form sets one (HttpOnly,
-    SameSite=Strict) when it comes, and this checks it.
+    Compared in constant time: ``compare_digest`` takes as long whatever
+    matches, so no timing tells how much of a guess was right.
     """
-    return False
+    given = _bearer(request)
+    return given is not None and hmac.compare_digest(given, token)
+
+
+def _has_session(request: web.Request) -> bool:
+    """Whether the request bears a live dashboard session's cookie.
+
+    The dashboard's login form sets it (``web.dashboard``); an application
+    without the dashboard's routes has no sessions.
+    """
+    sessions = request.app.get(SESSIONS)
+    return sessions is not None and sessions.valid(request.cookies.get(COOKIE))
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -142,13 +169,8 @@ def security_middlewares(settings: GatewaySettings) -> list[Middleware]:
 
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None and request.path not in OPEN_PATHS:
-            given = _bearer(request)
-            # compare_digest takes as long whatever matches: no timing oracle.
-            if not (
-                (given is not None and hmac.compare_digest(given, token))
-                or _has_session(request)
-            ):
+        if token is not None and not is_open(request.path):
+            if not (bearer_matches(request, token) or _has_session(request)):
                 raise web.HTTPUnauthorized(
                     text="missing or wrong token: send Authorization: Bearer <token>",
                     headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="sz"'},
