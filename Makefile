@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts pytest bench clean
+.PHONY: run test lint typecheck contracts pytest browser browser-deps bench clean
+# Debian's Chromium drives the dashboard's browser tests (Playwright cannot
+# download its own browsers here).
+CHROMIUM ?= /usr/bin/chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +26,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 run: $(RUN_STAMP)
 	$(BIN)/sz serve
 
-test: lint typecheck contracts pytest
+test: lint typecheck contracts pytest browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,6 +40,18 @@ contracts: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# In a process of their own: Playwright's event loop must not meet AnyIO's tests.
+browser: $(STAMP) browser-deps
+	SZ_CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/browser
+
+browser-deps:
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "the browser tests need Chromium at $(CHROMIUM): as root, apt-get install chromium (or make CHROMIUM=/path/to/chromium)" >&2; exit 1; \
+		fi; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.actors

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,6 +16,19 @@ if TYPE_CHECKING:
 # Speed is measured in benchmarks/, never asserted here.
 settings.register_profile("sz", deadline=None)
 settings.load_profile("sz")
+
+#: The browser tests' folder: they run in a pytest process of their own
+#: (``make browser``), so that Playwright's event loop never meets AnyIO's tests.
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave ``tests/browser`` out unless the run names it (or a file in it)."""
+    if collection_path != BROWSER_TESTS:
+        return None
+    here = config.invocation_params.dir
+    named = ((here / argument.split("::")[0]).resolve() for argument in config.args)
+    return not any(path.is_relative_to(BROWSER_TESTS) for path in named)
 
 
 @pytest.fixture(
