@@ -91,9 +91,7 @@ def _token(request: web.Request) -> bytes | None:
 
 def _signed_in(request: web.Request, token: bytes) -> bool:
     sessions = request.app[SESSIONS]
-    return sessions.valid(request.cookies.get(COOKIE)) or bearer_matches(
-        request, token
-    )
+    return sessions.valid(request.cookies.get(COOKIE)) or bearer_matches(request, token)
 
 
 async def page(request: web.Request) -> web.StreamResponse:

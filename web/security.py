@@ -41,8 +41,8 @@ __all__ = [
     "STATE_CHANGING",
     "bearer_matches",
     "check_bind",
-    "is_open",
     "is_loopback",
+    "is_open",
     "origin_allowed",
     "security_middlewares",
 ]
@@ -169,12 +169,15 @@ def security_middlewares(settings: GatewaySettings) -> list[Middleware]:
 
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None and not is_open(request.path):
-            if not (bearer_matches(request, token) or _has_session(request)):
-                raise web.HTTPUnauthorized(
-                    text="missing or wrong token: send Authorization: Bearer <token>",
-                    headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="sz"'},
-                )
+        if (
+            token is not None
+            and not is_open(request.path)
+            and not (bearer_matches(request, token) or _has_session(request))
+        ):
+            raise web.HTTPUnauthorized(
+                text="missing or wrong token: send Authorization: Bearer <token>",
+                headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="sz"'},
+            )
         return await handler(request)
 
     @web.middleware

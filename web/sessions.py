@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 from aiohttp import web
 
-__all__ = ["COOKIE", "MAX_SESSIONS", "SESSION_LIFETIME", "SESSIONS", "Sessions"]
+__all__ = ["COOKIE", "MAX_SESSIONS", "SESSIONS", "SESSION_LIFETIME", "Sessions"]
 
 #: The cookie that carries a session id.
 COOKIE = "sz_session"
