@@ -56,7 +56,7 @@ _HEADERS: Final = {
     hdrs.CACHE_CONTROL: "no-cache",
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 

@@ -62,7 +62,7 @@ export default {
             key: (sc) => sc.id,
             empty: "No schedule is due.",
           })),
-        h("div", { class: "wide" }, panel("Recent jobs", h("a", { href: "#/history" }, "History"),
+        h("div", { class: "wide recent" }, panel("Recent jobs", h("a", { href: "#/history" }, "History"),
           table({
             columns: [
               { key: "finished_at", label: "Finished", cell: (r) => when(r.finished_at) },
