@@ -127,8 +127,9 @@ export function when(iso, { rel = false } = {}) {
   return h("time", { datetime: iso, title: iso }, rel ? relative(iso) : time(iso));
 }
 
+/** A long id shortened to its end: ids made by one process share a prefix. */
 export function shortId(id) {
-  return id && id.length > 12 ? `${id.slice(0, 8)}…` : id ?? "–";
+  return id && id.length > 12 ? `…${id.slice(-10)}` : id ?? "–";
 }
 
 /** A coloured state label. */

@@ -10,15 +10,20 @@ export default {
     const runSort = { key: "since", dir: "asc" };
     const waiting = h("div");
     const running = h("div");
+    const waitCount = h("span", { class: "muted" });
+    const runCount = h("span", { class: "muted" });
     root.append(
       h("div", { class: "view-head" }, h("h1", {}, "Jobs"),
         h("p", { class: "muted" }, "Live jobs: accepted and not yet ended. Ended jobs are in the history.")),
-      panel("Waiting", null, waiting),
-      panel("Running", null, running),
+      panel("Waiting", waitCount, waiting),
+      panel("Running", runCount, running),
     );
     const job = (j) => h("a", { class: "mono", href: `#/history?job=${encodeURIComponent(j.id)}`, title: j.id }, shortId(j.id));
     const draw = () => {
       const jobs = [...ctx.model.job.values()];
+      const runs = jobs.filter((j) => j.state === "running").length;
+      waitCount.textContent = `${jobs.length - runs} job${jobs.length - runs === 1 ? "" : "s"}`;
+      runCount.textContent = `${runs} job${runs === 1 ? "" : "s"}`;
       render(waiting, table({
         columns: [
           { key: "id", label: "Job", cell: job },

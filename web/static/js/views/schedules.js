@@ -146,7 +146,7 @@ export default {
       try {
         if (action === "run") {
           const { job_id } = await api("POST", `/api/schedules/${encodeURIComponent(id)}/run`);
-          toast(`${id}: job ${job_id.slice(0, 8)}… started.`);
+          toast(`${id}: job …${job_id.slice(-10)} started.`);
         } else {
           const schedule = await api("POST", `/api/schedules/${encodeURIComponent(id)}/${action}`);
           ctx.model.schedule.set(id, schedule);
