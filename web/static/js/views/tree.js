@@ -9,6 +9,9 @@ import { actorRate } from "../live.js";
 /** How long a restart stays highlighted, in ms. */
 const FLASH_MS = 4000;
 
+/** A supervisor that never gives up has an intensity too large to mean a count. */
+const unlimited = (sup) => sup.max_restarts >= 1e9;
+
 const parentOf = (path) => path.slice(0, path.lastIndexOf("/")) || null;
 
 export default {
@@ -68,8 +71,8 @@ export default {
           h("span", { class: "actor-name", title: actor.path }, actor.name),
           h("span", { class: "actor-class muted" }, actor.actor_class),
           badge(actor.state, actor.last_error ?? undefined),
-          kids.length ? h("span", { class: "chip", title: `restarts ${sup.max_restarts} within ${sup.within} s, then gives up` },
-            `${sup.strategy.replaceAll("_", " ")} · ${sup.window_restarts}/${sup.max_restarts} in ${num(sup.within)}s`) : null,
+          kids.length ? h("span", { class: "chip", title: unlimited(sup) ? "restarts its children without limit" : `restarts ${sup.max_restarts} within ${sup.within} s, then gives up` },
+            `${sup.strategy.replaceAll("_", " ")} · ${sup.window_restarts}/${unlimited(sup) ? "∞" : sup.max_restarts} in ${num(sup.within)}s`) : null,
           h("span", { class: "spacer" }),
           h("span", { class: "metric", "data-metric": "restarts", title: intensity ? `its supervisor allows ${intensity.max_restarts} restarts within ${intensity.within} s` : "restarts" },
             h("span", { class: "metric-label" }, "restarts"), h("span", { class: "metric-value" }, num(actor.restarts))),
