@@ -14,7 +14,8 @@ import re
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .. import builtin
-from ..errors import ExpressionError, ScenarioError
+from ..config import Config, parse_config
+from ..errors import ConfigError, ExpressionError, ScenarioError
 from .actions import ACTIONS, ArgumentProblem, check_arguments
 from .catalog import CHECKS, METRICS
 from .evaluation import check_expression, display_unit_problem
@@ -99,6 +100,10 @@ _SCENARIO_KEYS = (
     "assertions",
     "steady_state",
 )
+#: The sections of ``config.yaml`` a setup may give: the others are the
+#: setup's own (handlers, store) or have no part in a run (web, schedules).
+_CONFIG_SECTIONS = ("scheduler", "governors", "reporting")
+_KEY_PATH = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[('.*?'|\".*?\")\]")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _T = TypeVar("_T")
 
@@ -326,13 +331,13 @@ class _Reader:
         for name, given in overrides.items():
             if name not in values:
                 hint = expected_one_of(name, values) if values else "(it has none)"
-                line = node.line if node is not None else test.line
+                line = test.key_line("parameters") if node is not None else test.line
                 self.fail(f"unknown parameter {name!r} given {hint}", line)
             converted = _override(values[name], given)
             if converted is None:
                 self.fail(
-                    f"parameter {name} given {show(given)}: expected "
-                    f"{_kind(values[name])}, as its default {show(values[name])} is",
+                    f"parameter {name}: expected {_kind(values[name])} like its "
+                    f"default {show(values[name])}, got {show(given)}",
                     lines[name],
                 )
             values[name] = converted
@@ -349,7 +354,9 @@ class _Reader:
     def read_setup(self, node: Node) -> Setup:
         if node.value is None:
             return Setup(handlers=self.builtins(self.at(node)))
-        fields = self.fields(node, "setup", (), ("handlers", "workers", "store"))
+        fields = self.fields(
+            node, "setup", (), ("handlers", "workers", "store", "config")
+        )
         handlers = self.builtins(self.at(node))
         if "handlers" in fields:
             handlers = tuple(
@@ -365,7 +372,24 @@ class _Reader:
         store = "memory"
         if "store" in fields:
             store = self.choice(fields["store"], "store", STORES)
-        return Setup(handlers=handlers, workers=workers, store=store)  # type: ignore[arg-type]
+        config = Config()
+        if "config" in fields and fields["config"].value is not None:
+            config = self.config(fields["config"])
+        return Setup(
+            handlers=handlers,
+            workers=workers,
+            store=store,  # type: ignore[arg-type]
+            config=config,
+        )
+
+    def config(self, node: Node) -> Config:
+        self.fields(node, "setup.config", (), _CONFIG_SECTIONS)
+        try:
+            return parse_config(plain(node), source=self.source)
+        except ConfigError as error:
+            path, problem = error.problems[0]
+            where = f"{path}: " if path else ""
+            self.fail(f"setup.config: {where}{problem}", _line_of(node, path))
 
     def handler(self, node: Node) -> HandlerSpec:
         what = "setup.handlers"
@@ -652,6 +676,25 @@ class _Reader:
                 node.line,
             )
         return Condition(text=text, expression=expression, location=self.at(node))
+
+
+def _line_of(node: Node, path: str) -> int:
+    """The line of the deepest node a config key path (``a.b[0].c``) reaches."""
+    line = node.line
+    for match in _KEY_PATH.finditer(path):
+        name, index, quoted = match.groups()
+        if index is not None and isinstance(node.value, list):
+            if int(index) >= len(node.value):
+                break
+            node = node.value[int(index)]
+            line = node.line
+            continue
+        key = name if name is not None else quoted[1:-1] if quoted else None
+        if key is None or not isinstance(node.value, dict) or key not in node.value:
+            break
+        line = node.key_line(key)
+        node = node.value[key]
+    return line
 
 
 def plain(node: Node) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from ..config import Config
 from .expressions import Predicate, render
 
 __all__ = [
@@ -148,11 +149,15 @@ class Setup:
         workers: Worker processes, none by default.
         store: ``"memory"`` (the default) or ``"sqlite"``, a file of the run's
             own.
+        config: The run's scheduler settings: the file's ``setup.config``, which
+            may hold ``config.yaml``'s ``scheduler``, ``governors`` and
+            ``reporting`` sections; every default by default.
     """
 
     handlers: tuple[HandlerSpec, ...] = ()
     workers: tuple[WorkerSpec, ...] = ()
     store: Store = "memory"
+    config: Config = attrs.field(factory=Config)
 
     @property
     def tasks(self) -> frozenset[str]:

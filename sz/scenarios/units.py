@@ -75,6 +75,9 @@ PER_SECOND = Dimension(base="count", per_second=True)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_]*")
 
 
+_COUNTED: tuple[Base, float] = ("count", 1.0)
+
+
 def _base_unit(text: str) -> tuple[Base, float] | None:
     if text in TIME_UNITS:
         return "seconds", TIME_UNITS[text]
@@ -101,11 +104,11 @@ def unit_of(text: str, *, words: bool = False) -> tuple[Dimension, float] | None
     head, slash, tail = text.partition("/")
     if not (head or slash):
         return None
-    found = _base_unit(head) if head else ("count", 1.0)
+    found = _base_unit(head) if head else _COUNTED
     if found is None:
         if not (words and _WORD.fullmatch(head)):
             return None
-        found = ("count", 1.0)
+        found = _COUNTED
     base, scale = found
     if not slash:
         return Dimension(base=base), scale
