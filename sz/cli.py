@@ -26,6 +26,12 @@ from .errors import SzError, refusal_in
 from .logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from .remote import ZMQHandler
 from .remote.wire import MAX_MESSAGE_BYTES
+from .scenarios import (
+    ScenarioError,
+    library_scenarios,
+    load_scenario,
+    resolve as resolve_scenario,
+)
 from .scheduler import ScheduleZero, check_startup, store_path
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
 from .startup import import_from_working_directory, import_handler_module
@@ -227,8 +233,95 @@ def _parser() -> argparse.ArgumentParser:
         default=".",
         help="the directory to write to (default: the working directory)",
     )
+    _add_scenario_commands(commands)
     add_remote_commands(commands)
     return parser
+
+
+def _add_scenario_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    scenario = commands.add_parser(
+        "scenario",
+        help="check and list scenarios: YAML runs that load, break and check "
+        "ScheduleZero",
+        description="Scenarios are YAML files of steps, faults, metrics and "
+        "assertions (docs/guide/scenarios.md).",
+    )
+    scenario_commands = scenario.add_subparsers(
+        dest="scenario_command", required=True, metavar="COMMAND"
+    )
+    check = scenario_commands.add_parser(
+        "check",
+        help="check a scenario without running it (exit 2 if it is invalid)",
+        description="Load FILE as a scenario and check everything that can be "
+        "checked without running it; print one line naming the file, the line "
+        "and what was expected at the first problem, and exit 2; exit 0 if it "
+        "is valid.",
+    )
+    check.add_argument(
+        "file", metavar="FILE", help="the scenario file, or a shipped scenario's name"
+    )
+    check.add_argument(
+        "--param",
+        action="append",
+        type=_parameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter, read as its default's type (repeatable)",
+    )
+    scenario_commands.add_parser(
+        "list",
+        help="list the shipped scenarios",
+        description="List the scenarios shipped with ScheduleZero, each with its "
+        "description; 'sz scenario check NAME' checks one.",
+    )
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not (equals and name.strip()):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def _scenario(options: argparse.Namespace) -> int:
+    if options.scenario_command == "list":
+        return _list_scenarios()
+    try:
+        scenario = load_scenario(
+            resolve_scenario(options.file), parameters=dict(options.param)
+        )
+    except ScenarioError as error:  # names the file already
+        print(error, file=sys.stderr)
+        return 2
+    counts = ", ".join(
+        _counted(len(items), word)
+        for items, word in (
+            (scenario.steps, "step"),
+            (scenario.checks, "check"),
+            (scenario.metrics, "metric"),
+            (scenario.assertions, "assertion"),
+        )
+    )
+    print(f"{options.file}: ok ({scenario.name}: {counts})")
+    return 0
+
+
+def _counted(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _list_scenarios() -> int:
+    shipped = library_scenarios()
+    width = max(map(len, shipped), default=0)
+    for name, path in shipped.items():
+        try:
+            about = load_scenario(path).description
+        except ScenarioError as error:
+            about = f"(invalid: {error})"
+        print(f"{name:<{width}}  {about}")
+    return 0
 
 
 def _add_log_options(command: argparse.ArgumentParser) -> None:
@@ -471,6 +564,8 @@ def main(argv: Sequence[str] | None = None, *, gateway: Gateway | None = None) -
     options = _parser().parse_args(argv)
     if options.command == "check-config":
         sys.exit(_check_config(options.file))
+    if options.command == "scenario":
+        sys.exit(_scenario(options))
     if options.command in REMOTE_COMMANDS:
         sys.exit(run_remote(options))
     if options.command in {"serve", "worker"}:

@@ -11,11 +11,13 @@ from actors import ExpectedCrash
 __all__ = [
     "ConfigError",
     "ConnectionLost",
+    "ExpressionError",
     "JobFailed",
     "JobTimeout",
     "NoHealthyHandler",
     "Overloaded",
     "RemoteError",
+    "ScenarioError",
     "StoreError",
     "SzError",
     "UnknownTask",
@@ -122,6 +124,76 @@ class ConfigError(SzError, ValueError):
             f"{path}: {problem}" if path else problem for path, problem in self.problems
         )
         return f"{self.source}: {'; '.join(described)}"
+
+
+class ScenarioError(SzError, ValueError):
+    """A scenario file that cannot be run: unreadable, not YAML, or invalid.
+
+    Nothing of it runs. Its message is one line naming the file, the line (and,
+    in a bad expression, the column) and what was expected, as compilers do::
+
+        storm.yaml:12: unknown step type 'lop' (expected one of: action, ...)
+        storm.yaml:30:19: unknown metric 'job_latncy' (expected one of: ...)
+
+    Attributes:
+        source: The file, as given to ``load_scenario``, or ``parse_scenario``'s
+            ``source``.
+        line: The line (from 1) the problem is on; None for the file as a whole.
+        column: The column (from 1), when one is known; None otherwise.
+        problem: What is wrong and what was expected, without the place.
+    """
+
+    source: str
+    line: int | None
+    column: int | None
+    problem: str
+
+    def __init__(
+        self,
+        source: str,
+        problem: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(source, problem, line, column)
+        self.source = source
+        self.line = line
+        self.column = column if line is not None else None
+        self.problem = problem
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.problem}"
+
+
+class ExpressionError(SzError, ValueError):
+    """A condition of the scenario language that cannot be parsed or evaluated.
+
+    Raised by ``parse_expression`` (bad syntax), ``check_expression`` (an
+    unknown metric or function, units that disagree) and ``evaluate`` (a metric
+    without a value). A scenario file's loader turns it into a
+    :class:`ScenarioError` naming the file, the line and the column.
+
+    Attributes:
+        problem: What is wrong and what was expected.
+        column: Where in the expression (from 1) the problem is.
+    """
+
+    problem: str
+    column: int
+
+    def __init__(self, problem: str, *, column: int) -> None:
+        super().__init__(problem, column)
+        self.problem = problem
+        self.column = column
+
+    def __str__(self) -> str:
+        return f"column {self.column}: {self.problem}"
 
 
 class StoreError(SzError):

@@ -12,6 +12,7 @@ import pytest
 import sz
 import sz.governors
 import sz.remote
+import sz.scenarios
 import sz.store
 
 #: What ``from sz import ...`` offers: the facade, the types its calls take and
@@ -53,6 +54,8 @@ PUBLIC = {
     "StoreError",
     "RemoteError",
     "ConnectionLost",
+    "ScenarioError",
+    "ExpressionError",
 }
 
 #: What a ``ScheduleZero`` shows: its calls, and the settings it was made with.
@@ -108,7 +111,7 @@ def test_every_public_name_is_importable_from_the_package(name: str) -> None:
     assert getattr(importlib.import_module("sz"), name) is not None
 
 
-@pytest.mark.parametrize("package", [sz.governors, sz.remote, sz.store])
+@pytest.mark.parametrize("package", [sz.governors, sz.remote, sz.scenarios, sz.store])
 def test_every_subpackage_exports_what_its_all_lists(package: object) -> None:
     names = package.__all__  # type: ignore[attr-defined]
     assert len(names) == len(set(names))
