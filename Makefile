@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.governors
 	$(BIN)/python -m benchmarks.store
 	$(BIN)/python -m benchmarks.transport
+	$(BIN)/python -m benchmarks.web
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,10 +1,13 @@
 """``GET /api/events``: the scheduler's state, live, as Server-Sent Events.
 
-The stream polls: every ``events_interval`` (0.5 s by default) it reads the
-scheduler's state through the application's ``SchedulerAccess`` and sends each
-kind of event only if its part changed since the last one sent to this client.
-So the stream is coalesced by construction: ten thousand jobs a second reach a
-client as at most one ``job`` and one ``summary`` event per interval. A
+The stream polls: every ``events_interval`` (0.5 s by default) the
+application's ``EventFeed`` reads the scheduler's state through its
+``SchedulerAccess``, once for all the streams connected (and not at all while
+none is), and each stream sends each kind of event only if its part changed
+since the last one sent to its client. So the stream is coalesced by
+construction: ten thousand jobs a second reach a client as at most one ``job``
+and one ``summary`` event per interval, and five dashboards cost the scheduler
+one read per interval, as one does. A
 ``: ping`` comment line goes out every ``events_heartbeat`` (15 s by default),
 whatever else was sent, so that proxies do not close a quiet stream as idle.
 
@@ -36,11 +39,13 @@ holds meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from aiohttp import hdrs, web
 
 from actors import lowlevel
@@ -58,7 +63,13 @@ if TYPE_CHECKING:
     from actors import ActorSnapshot
     from sz import HandlerStatus, JobStatus, Schedule, ScheduleZero
 
-__all__ = ["KINDS", "add_event_routes"]
+__all__ = [
+    "EVENTS",
+    "KINDS",
+    "EventFeed",
+    "EventFeedStatistics",
+    "add_event_routes",
+]
 
 logger = logging.getLogger("web")
 
@@ -73,7 +84,6 @@ _SUMMARY_CLOCKS = frozenset({"time", "loop_lag"})
 _HANDLER_CLOCKS = ("heartbeat_age", "uptime")
 
 _NEXT_ID: web.AppKey[Iterator[int]] = web.AppKey("event_ids")
-_STOPPING: web.AppKey[asyncio.Event] = web.AppKey("events_stopping", asyncio.Event)
 
 _State = tuple[
     dict[str, Any],
@@ -132,47 +142,188 @@ def _news_of(kind: str, item: dict[str, Any]) -> Any:
     return {**item, "health": health}
 
 
-class _Client:
-    """What one client was last sent, to send it only what changed since."""
+class _Snapshot:
+    """One reading of the state as JSON, and the events it makes for a client.
 
-    def __init__(self) -> None:
-        self.summary: dict[str, Any] | None = None
-        self.keyed: dict[str, dict[str, Any]] | None = None
+    A client is sent the events that lead to a snapshot from the one it was
+    sent before (none: a full snapshot). Those are the same for every client
+    that comes from the same snapshot, as all that keep up with the shared
+    reads do: they are made once, and their JSON written once.
+    """
 
-    def events(self, state: _State) -> list[tuple[str, Any]]:
-        """The events ``state`` makes for this client: (kind, data) pairs."""
-        found: list[tuple[str, Any]] = []
-        summary = state[0]
-        news = _news_of_summary(summary)
-        if news != self.summary:
-            self.summary = news
-            found.append(("summary", summary))
-        keyed = _keyed(state)
-        now = {
+    _serials = itertools.count(1)
+
+    def __init__(self, state: _State) -> None:
+        self.serial = next(self._serials)
+        self.summary = state[0]
+        self.summary_news = _news_of_summary(self.summary)
+        self.keyed = _keyed(state)
+        self.news = {
             kind: {key: _news_of(kind, item) for key, item in items.items()}
-            for kind, items in keyed.items()
+            for kind, items in self.keyed.items()
         }
-        before = self.keyed
-        for kind, items in keyed.items():
+        #: The events from each snapshot a client came from (its serial; 0:
+        #: none), as (kind, data as one line of JSON).
+        self._events: dict[int, list[tuple[str, str]]] = {}
+
+    def events_since(self, before: _Snapshot | None) -> list[tuple[str, str]]:
+        """The events a client sent ``before`` (None: nothing yet) is sent now."""
+        key = 0 if before is None else before.serial
+        found = self._events.get(key)
+        if found is None:
+            found = self._events[key] = [
+                # json.dumps writes no newline: the data is one line, as SSE needs.
+                (kind, json.dumps(data))
+                for kind, data in self._changes(before)
+            ]
+        return found
+
+    def _changes(self, before: _Snapshot | None) -> Iterator[tuple[str, Any]]:
+        if before is None or before.summary_news != self.summary_news:
+            yield "summary", self.summary
+        for kind, items in self.keyed.items():
             if before is None:
-                found.append(
-                    (kind, {"full": True, "items": list(items.values()), "removed": []})
-                )
+                yield kind, {"full": True, "items": list(items.values()), "removed": []}
                 continue
-            was, is_ = before[kind], now[kind]
+            was, is_ = before.news[kind], self.news[kind]
             changed = [items[key] for key, news in is_.items() if was.get(key) != news]
             removed = [key for key in was if key not in is_]
             if changed or removed:
-                found.append(
-                    (kind, {"full": False, "items": changed, "removed": removed})
-                )
-        self.keyed = now
-        return found
+                yield kind, {"full": False, "items": changed, "removed": removed}
 
 
-def _event(kind: str, event_id: int, data: Any) -> str:
-    # json.dumps writes no newline: the data is one line, as SSE needs.
-    return f"event: {kind}\nid: {event_id}\ndata: {json.dumps(data)}\n\n"
+@attrs.frozen(kw_only=True)
+class EventFeedStatistics:
+    """What an application's event feed has done (``EventFeed.statistics``).
+
+    Attributes:
+        clients: Streams connected now.
+        reads: Reads of the scheduler's state since the application was made:
+            one per interval while any stream is connected, whatever their
+            number, and one per connection (its snapshot).
+        reading: Whether the shared reader runs (only while a stream is
+            connected, and until the end of the interval after the last left).
+    """
+
+    clients: int
+    reads: int
+    reading: bool
+
+
+class EventFeed:
+    """One reader of the scheduler's state for every stream of an application.
+
+    While any stream is connected, it reads the state every ``events_interval``
+    in one crossing to the scheduler's loop, turns it into JSON once, and wakes
+    every stream with it: five dashboards cost the scheduler what one does.
+    Each stream still sends its own client only what changed since that
+    client's last events; a stream that fell behind (a slow client) takes the
+    latest reading when it is ready, and the readings in between are gone.
+    With no stream connected, nothing reads.
+
+    Args:
+        app: The application, whose ``ACCESS`` and ``SETTINGS`` it reads.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._clients = 0
+        self._reads = 0
+        self._task: asyncio.Task[None] | None = None
+        #: The latest shared reading, or the error that ended the reader.
+        self._latest: _Snapshot | Exception | None = None
+        #: Set (and replaced) at each shared reading, and when the feed closes.
+        self._published = asyncio.Event()
+        self._published_count = 0
+        self._closed = False
+
+    def statistics(self) -> EventFeedStatistics:
+        """How many streams are connected and how many reads were made."""
+        task = self._task
+        return EventFeedStatistics(
+            clients=self._clients,
+            reads=self._reads,
+            reading=task is not None and not task.done(),
+        )
+
+    async def read(self) -> _Snapshot:
+        """Read the state now (a stream's first snapshot).
+
+        Raises:
+            SzError: The scheduler is not running.
+        """
+        access = self._app[ACCESS]
+        self._reads += 1
+        state: _State = await access.call(_read, access.scheduler)
+        return _Snapshot(state)
+
+    @contextlib.contextmanager
+    def subscribed(self) -> Iterator[None]:
+        """Count a stream in while the block runs; start the reader if it is not."""
+        self._clients += 1
+        task = self._task
+        if task is None or task.done():
+            self._task = asyncio.create_task(self._run(), name="sz-gateway-events")
+        try:
+            yield
+        finally:
+            self._clients -= 1
+
+    async def next_reading(self, seen: int) -> tuple[_Snapshot | None, int]:
+        """The first shared reading after the ``seen``-th one: (it, its number).
+
+        None when the feed closed (the gateway stops) or the scheduler stopped.
+
+        Raises:
+            Exception: What ended the reader, if not the scheduler's stop.
+        """
+        if self._published_count == seen and not self._closed:
+            await self._published.wait()
+        latest = self._latest
+        if self._closed or latest is None or isinstance(latest, SzError):
+            return None, self._published_count
+        if isinstance(latest, Exception):
+            raise latest
+        return latest, self._published_count
+
+    @property
+    def readings(self) -> int:
+        """How many shared readings were published: ``next_reading``'s ``seen``."""
+        return self._published_count
+
+    def _publish(self, latest: _Snapshot | Exception) -> None:
+        self._latest = latest
+        self._published_count += 1
+        published, self._published = self._published, asyncio.Event()
+        published.set()
+
+    async def _run(self) -> None:
+        interval = (self._app.get(SETTINGS) or GatewaySettings()).events_interval
+        while True:
+            await asyncio.sleep(interval)
+            if not self._clients:
+                return
+            try:
+                snapshot = await self.read()
+            except Exception as error:
+                # The scheduler stopped (SzError), or a bug: every stream ends.
+                self._publish(error)
+                return
+            self._publish(snapshot)
+
+    async def close(self) -> None:
+        """End every stream and the reader (the gateway stops)."""
+        self._closed = True
+        self._published.set()
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _event(kind: str, event_id: int, data: str) -> str:
+    return f"event: {kind}\nid: {event_id}\ndata: {data}\n\n"
 
 
 class _Dropped(Exception):
@@ -209,9 +360,11 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(
             text=f"pages of {origin} may not read the event stream (web.allow_origins)"
         )
-    access = app[ACCESS]
+    feed = app[EVENTS]
+    # Its own reading: the state as it is now, not as the last shared reading
+    # (up to an interval old) saw it.
     try:
-        state: _State = await access.call(_read, access.scheduler)
+        snapshot = await feed.read()
     except SzError as error:  # not running: starting, or stopped
         raise web.HTTPServiceUnavailable(text=str(error)) from None
 
@@ -224,36 +377,37 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    ids, stopping = app[_NEXT_ID], app[_STOPPING]
-    client = _Client()
+    ids = app[_NEXT_ID]
+    sent: _Snapshot | None = None
     loop = asyncio.get_running_loop()
     peer = request.remote
     try:
-        # A snapshot at once, on a first connection and on a resume alike.
-        await _write(response, f"retry: {RETRY_MS}\n\n", settings.events_write_timeout)
-        pinged = loop.time()
-        while True:
-            text = "".join(
-                _event(kind, next(ids), data) for kind, data in client.events(state)
+        with feed.subscribed():
+            # Shared readings from now on: those before this one are older.
+            seen = feed.readings
+            # A snapshot at once, on a first connection and on a resume alike.
+            await _write(
+                response, f"retry: {RETRY_MS}\n\n", settings.events_write_timeout
             )
-            if loop.time() - pinged >= settings.events_heartbeat:
-                text += ": ping\n\n"
-                pinged = loop.time()
-            if text:
-                await _write(response, text, settings.events_write_timeout)
-            try:
-                async with asyncio.timeout(settings.events_interval):
-                    await stopping.wait()
-                break  # the gateway stops
-            except TimeoutError:
-                pass
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break  # the client went away
-            try:
-                state = await access.call(_read, access.scheduler)
-            except SzError:
-                break  # the scheduler stopped
+            pinged = loop.time()
+            while True:
+                text = "".join(
+                    _event(kind, next(ids), data)
+                    for kind, data in snapshot.events_since(sent)
+                )
+                sent = snapshot
+                if loop.time() - pinged >= settings.events_heartbeat:
+                    text += ": ping\n\n"
+                    pinged = loop.time()
+                if text:
+                    await _write(response, text, settings.events_write_timeout)
+                reading, seen = await feed.next_reading(seen)
+                if reading is None:
+                    break  # the gateway or the scheduler stops
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the client went away
+                snapshot = reading
     except _Dropped as why:
         logger.warning("event stream to %s dropped: %s", peer, why)
         if request.transport is not None:
@@ -268,13 +422,17 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _stop_streams(app: web.Application) -> None:
-    app[_STOPPING].set()
+async def _close_feed(app: web.Application) -> None:
+    await app[EVENTS].close()
+
+
+#: The application's ``EventFeed``: ``app[EVENTS].statistics()``.
+EVENTS: web.AppKey[EventFeed] = web.AppKey("events", EventFeed)
 
 
 def add_event_routes(app: web.Application) -> None:
     """Mount ``GET /api/events``; its streams end when the application shuts down."""
     app[_NEXT_ID] = itertools.count(1)
-    app[_STOPPING] = asyncio.Event()
-    app.on_shutdown.append(_stop_streams)
+    app[EVENTS] = EventFeed(app)
+    app.on_shutdown.append(_close_feed)
     app.router.add_get("/api/events", stream_events)

@@ -21,13 +21,14 @@ from web_http import http
 import web
 from actors.testing import wait_until
 from sz import ScheduleZero
-from web.events import KINDS
+from web.events import EVENTS, KINDS, EventFeed, EventFeedStatistics
 from web.server import SHUTDOWN_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pytest
+    from aiohttp import web as aioweb
 
 TOKEN = "s3cret-token-of-24-chars"
 DEADLINE = 30.0
@@ -130,6 +131,21 @@ async def read_until(reader: EventReader, done: Callable[[list[Event]], bool]) -
 
 def settings(**more: Any) -> web.GatewaySettings:
     return web.GatewaySettings(port=0, **more)
+
+
+class Apps:
+    """Catches the gateway's application (an ``extra_routes`` hook), for its feed."""
+
+    def __init__(self) -> None:
+        self.apps: list[aioweb.Application] = []
+
+    def __call__(self, app: aioweb.Application) -> None:
+        self.apps.append(app)
+
+    @property
+    def feed(self) -> EventFeed:
+        [app] = self.apps
+        return app[EVENTS]
 
 
 def echoing() -> ScheduleZero:
@@ -365,3 +381,90 @@ async def test_the_gateway_stops_promptly_with_a_stream_open() -> None:
             reader.close()
     # Well within the runner's shutdown timeout (2 s): the stream was told.
     assert stopped < SHUTDOWN_SECONDS
+
+
+async def test_five_clients_cost_the_scheduler_one_read_per_interval() -> None:
+    sz = echoing()
+    interval = 0.05
+    apps = Apps()
+    gateway = settings(events_interval=interval, events_heartbeat=interval)
+    async with sz, web.serve(sz, gateway, extra_routes=[apps]) as url:
+        feed = apps.feed
+        readers = [await opened(url) for _ in range(5)]
+        try:
+            for reader in readers:
+                await read_until(reader, every_kind)
+            await wait_until(lambda: feed.statistics().clients == 5, timeout=DEADLINE)
+            before = feed.statistics().reads
+            started = time.monotonic()
+            # Pings go out only as readings come: ten of them to every client
+            # take ten intervals at least, each client's as many as the others'.
+            async with anyio.create_task_group() as group:
+                for reader in readers:
+                    group.start_soon(
+                        anyio.to_thread.run_sync,
+                        reader.read_until,
+                        lambda _, reader=reader: reader.pings >= 10,
+                    )
+            elapsed = time.monotonic() - started
+            reads = feed.statistics().reads - before
+        finally:
+            for reader in readers:
+                reader.close()
+    # One reader sleeps an interval between reads: a reader per client would
+    # have read five times as often.
+    assert 10 <= reads <= elapsed / interval + 2, (reads, elapsed)
+
+
+async def test_nothing_reads_the_scheduler_while_no_client_is_connected() -> None:
+    sz = echoing()
+    apps = Apps()
+    async with (
+        sz,
+        web.serve(sz, settings(events_interval=0.05), extra_routes=[apps]) as url,
+    ):
+        feed = apps.feed
+        idle = feed.statistics()
+        reader = await opened(url)
+        try:
+            await read_until(reader, every_kind)
+            connected = feed.statistics()
+        finally:
+            reader.close()
+        await wait_until(
+            lambda: feed.statistics().clients == 0 and not feed.statistics().reading,
+            timeout=DEADLINE,
+        )
+        left = feed.statistics()
+        # A new client starts the reader again.
+        again = await opened(url)
+        try:
+            await read_until(again, every_kind)
+            await sz.run_now("echo")
+            await read_until(again, ended(1))
+            back = feed.statistics()
+        finally:
+            again.close()
+    assert idle == EventFeedStatistics(clients=0, reads=0, reading=False)
+    assert connected.clients == 1
+    assert connected.reading
+    assert left.reads >= connected.reads
+    assert back.reading
+    assert back.reads > left.reads
+
+
+async def test_every_stream_ends_when_the_scheduler_stops() -> None:
+    sz = echoing()
+    async with web.serve(sz, settings(events_interval=0.05)) as url:
+        async with sz:
+            readers = [await opened(url) for _ in range(3)]
+            for reader in readers:
+                await read_until(reader, every_kind)
+        try:
+            for reader in readers:
+                assert await anyio.to_thread.run_sync(reader.response_ended)
+        finally:
+            for reader in readers:
+                reader.close()
+        refused = await http("GET", f"{url}/api/events")
+    assert refused.status == 503
