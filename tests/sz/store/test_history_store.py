@@ -11,6 +11,7 @@ condition polled under a deadline.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections import Counter
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -693,3 +694,22 @@ async def test_rows_told_to_the_history_actor_are_in_the_file_after_a_flush(
         # The file is still open: read it as another process would.
         stored = await anyio.to_thread.run_sync(_read_file, path)
     assert [_from_file(values) for values in stored] == told
+
+
+def test_rows_kept_in_memory_add_nothing_to_the_garbage_collectors_walk() -> None:
+    # A full collection walks every tracked object: rows it had to walk stalled
+    # the event loop for tens of milliseconds at run_now's pace.
+    history = MemoryHistory(100_000)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    gc.collect()
+    tracked = len(gc.get_objects())
+    for n in range(20_000):
+        history.add(row(start + timedelta(microseconds=n), job_id=f"job-{n}"))
+    gc.collect()
+    assert len(gc.get_objects()) - tracked < 1_000
+    # And the rows read back as they were added.
+    newest = anyio.run(history.query, HistoryQuery(limit=2))
+    assert newest == [
+        row(start + timedelta(microseconds=n), job_id=f"job-{n}")
+        for n in (19_999, 19_998)
+    ]
