@@ -4,15 +4,15 @@ aiohttp runs on asyncio. Embedded in a program on asyncio, the gateway shares
 the scheduler's event loop, and a handler awaits the scheduler's calls directly.
 Under trio, aiohttp runs on an asyncio loop in a thread of its own, and every
 call crosses over to the scheduler's loop through an AnyIO ``BlockingPortal``
-opened there; the blocking ``portal.call`` runs in a worker thread of aiohttp's
-loop, so that the gateway's loop never waits on the scheduler's.
+opened there: ``portal.start_task_soon`` hands the call over without blocking,
+and the gateway's loop awaits the future it returns, so that it never waits on
+the scheduler's (and no worker thread stands between the two loops).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -54,10 +54,10 @@ class SchedulerAccess:
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                 return await result  # type: ignore[no-any-return]
             return result  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, functools.partial(portal.call, func, *args)
-        )
+        # The portal runs a plain function too (its result is not awaitable);
+        # its signature asks for an async one.
+        run = cast("Callable[..., Awaitable[T]]", func)
+        return await asyncio.wrap_future(portal.start_task_soon(run, *args))
 
 
 #: The ``SchedulerAccess`` of the application, for every handler:
