@@ -393,6 +393,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERRORS = {
+    "401": "A token is set and the request bears neither it nor a session.",
+    "413": "The body is larger than web.max_body_bytes.",
+    "421": "The Host header names a host the gateway does not answer to.",
     "403": "Refused: mutations are off, or the request's origin is not allowed.",
     "404": "No such resource.",
     "422": "A bad parameter or body; the message names the field.",
@@ -400,6 +403,12 @@ _ERRORS = {
     "503": "The scheduler is not running, or too busy to answer.",
     "504": "The job did not end in time; it goes on.",
 }
+
+
+#: What the guards of every request may answer (web.security).
+_GUARDS = ("401", "421")
+#: ... and of a request with a body.
+_BODY_GUARDS = ("413",)
 
 
 def _operation(
@@ -420,9 +429,8 @@ def _operation(
             else {"description": description}
         )
     }
-    for code in errors:
+    for code in (*errors, *_GUARDS, *(_BODY_GUARDS if body is not None else ())):
         responses[code] = _json(_ref("Error"), _ERRORS[code])
-    responses["default"] = _json(_ref("Error"), "Any other error.")
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": summary,
