@@ -10,6 +10,7 @@ records what it did; leaving it leaves no process behind.
 from __future__ import annotations
 
 import os
+import random
 import signal
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -258,6 +259,36 @@ async def test_a_partitioned_worker_is_lost_and_rejoins_when_the_link_heals(
         # Nothing happened to the process: only its link was cut.
         assert fleet.pids["worker-1"] == pid
         assert whats(fleet, "worker-1") == ["start"]
+
+
+# ------------------------------------------------------------ delay, drop
+
+
+async def test_jobs_still_run_over_delayed_links_only_later(
+    anyio_backend: Backend,
+) -> None:
+    delay = 0.15  # each way; far within the liveness of three heartbeats
+    async with scheduler_and_fleet(anyio_backend) as (sz, fleet):
+        before = await stats_of(sz)
+        for name in fleet.names:
+            fleet.proxy(name).delay(delay, duration=60)
+        began = anyio.current_time()
+        assert await sz.run_now("noop", timeout=PATIENCE) is None
+        # The JOB went down and its RESULT came up, each held back.
+        assert anyio.current_time() - began >= 2 * delay
+        assert sum(fleet.proxy(name).counters.delayed for name in fleet.names) >= 2
+        assert (await stats_of(sz)).workers_lost == before.workers_lost
+
+
+async def test_a_link_that_drops_everything_loses_its_worker(
+    anyio_backend: Backend,
+) -> None:
+    async with scheduler_and_fleet(anyio_backend) as (sz, fleet):
+        before = await stats_of(sz)
+        fleet.proxy("worker-2").drop(1.0, duration=2.0, rng=random.Random(18))
+        await wait_lost(sz, before)
+        assert fleet.proxy("worker-2").counters.dropped > 0
+        await wait_back(sz, "worker-2", before)
 
 
 # ------------------------------------------------------------------- leave
