@@ -117,6 +117,9 @@ async def test_multipart_messages_pass_both_ways_unchanged() -> None:
         assert await broker.receive() == (peer, frames)
         broker.send(peer, [*reversed(frames)])
         assert await worker.receive() == [*reversed(frames)]
+        # The proxy counts a message once its send returns, which may be
+        # after the receiver has it.
+        await counted(proxy, up=2, down=1)
         assert proxy.counters == ProxyCounters(
             to_broker=LinkCounters(relayed=2), to_worker=LinkCounters(relayed=1)
         )
@@ -212,6 +215,7 @@ async def test_a_delay_holds_each_message_at_least_its_delay_both_ways() -> None
         down = anyio.current_time() - sent
         assert up >= delay
         assert down >= delay
+        await counted(proxy, up=2, down=1)
         assert proxy.counters == ProxyCounters(
             to_broker=LinkCounters(relayed=2, delayed=1),
             to_worker=LinkCounters(relayed=1, delayed=1),
