@@ -19,6 +19,11 @@ from .errors import (
     ProtocolError as ProtocolError,
     TransportError as TransportError,
 )
+from .faultproxy import (
+    FaultProxy as FaultProxy,
+    LinkCounters as LinkCounters,
+    ProxyCounters as ProxyCounters,
+)
 from .keys import (
     generate_keys as generate_keys,
     load_public_key as load_public_key,
@@ -71,13 +76,16 @@ __all__ = [
     "ZAP_DOMAIN",
     "Dealer",
     "Disconnect",
+    "FaultProxy",
     "Heartbeat",
     "JobRequest",
     "JobResult",
     "KeyFileError",
+    "LinkCounters",
     "Message",
     "PeerGone",
     "ProtocolError",
+    "ProxyCounters",
     "Ready",
     "Router",
     "Socket",

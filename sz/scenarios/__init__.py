@@ -51,6 +51,11 @@ from .expressions import (
     parse_expression as parse_expression,
     render as render,
 )
+from .fleet import (
+    FleetEvent as FleetEvent,
+    UnknownWorker as UnknownWorker,
+    WorkerFleet as WorkerFleet,
+)
 from .globs import glob_matches as glob_matches
 from .loader import (
     BUILTIN_TASKS as BUILTIN_TASKS,
@@ -127,6 +132,7 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "Fault",
+    "FleetEvent",
     "FloodMailbox",
     "HandlerSpec",
     "KillActor",
@@ -154,8 +160,10 @@ __all__ = [
     "SleepStep",
     "Step",
     "StopActor",
+    "UnknownWorker",
     "Value",
     "WaitUntilStep",
+    "WorkerFleet",
     "WorkerSpec",
     "check_arguments",
     "check_expression",

@@ -53,6 +53,10 @@ PUBLIC = {
     "check_endpoint",
     "endpoint_problem",
     "is_local",
+    # a relay that breaks a worker's link, for scenario runs
+    "FaultProxy",
+    "ProxyCounters",
+    "LinkCounters",
     # errors
     "TransportError",
     "ProtocolError",
