@@ -141,8 +141,8 @@ def expected_fires(entry: ScheduleRecord, end: datetime) -> list[datetime] | Non
         except SzError:
             return None
         times = []
-        while (moment := trigger.next()) is not None and moment <= stop:
-            times.append(moment)
+        while (fire := trigger.next()) is not None and fire <= stop:
+            times.append(fire)
             if len(times) > 1_000_000:
                 break
     return [moment for moment in times if _inside(entry, moment, stop)]
@@ -157,7 +157,9 @@ def _inside(entry: ScheduleRecord, moment: datetime, stop: datetime) -> bool:
     return True
 
 
-def _match(rows: list[Attempt], moment: datetime, tolerance: timedelta) -> list[Attempt]:
+def _match(
+    rows: list[Attempt], moment: datetime, tolerance: timedelta
+) -> list[Attempt]:
     return [row for row in rows if abs(row.scheduled_at - moment) <= tolerance]
 
 
@@ -195,8 +197,9 @@ def _fires(
             unchecked.append(entry.id)
             continue
         tolerance = timedelta(seconds=0.05)
-        for moment in times:
-            due.append((entry.id, moment, _match(rows, moment, tolerance)))
+        due.extend(
+            (entry.id, moment, _match(rows, moment, tolerance)) for moment in times
+        )
     return {"unchecked_schedules": unchecked[:SHOWN]}, due
 
 

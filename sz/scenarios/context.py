@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from random import Random
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
+from ..scheduler import ScheduleZero
 from .measures import live_metrics
+from .operations import Operations
+from .record import RunRecord
+from .sampler import Sampler
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from random import Random
-
-    from ..scheduler import ScheduleZero
     from .evaluation import MetricValue
-    from .operations import Operations
-    from .record import RunRecord
-    from .sampler import Sampler
-    from .workers import Fleet
 
 __all__ = ["Progress", "RunContext"]
 

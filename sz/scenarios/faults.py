@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .model import Fault, Pick
     from .workers import Fleet
 
-__all__ = ["FLOOD_CHECKPOINT", "Flood", "RUNS_ROOT", "inject", "pick"]
+__all__ = ["FLOOD_CHECKPOINT", "RUNS_ROOT", "Flood", "inject", "pick"]
 
 #: Where runs live: never a fault's target unless the target names it.
 RUNS_ROOT = "/user/scenarios"
@@ -65,9 +65,7 @@ class Flood:
     n: int
 
 
-def pick(
-    candidates: list[str], count: int | None, how: Pick, rng: Random
-) -> list[str]:
+def pick(candidates: list[str], count: int | None, how: Pick, rng: Random) -> list[str]:
     """The targets a fault hits among ``candidates`` (sorted by name).
 
     ``all`` takes every one; ``first`` the first ``count`` in name order;

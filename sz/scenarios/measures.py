@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["OVER_TIME", "final_metrics", "live_metrics", "summarize"]
 
 #: The metrics the sampler records over time.
-OVER_TIME = frozenset({"memory_usage", "jobs_per_sec", "restarts", "fds", "jobs_pending"})
+OVER_TIME = frozenset(
+    {"memory_usage", "jobs_per_sec", "restarts", "fds", "jobs_pending"}
+)
 
 
 def live_metrics(record: RunRecord) -> dict[str, MetricValue]:
@@ -80,9 +82,12 @@ def summarize(name: str, value: MetricValue) -> float | dict[str, float]:
     ``count``; a metric sampled over time also ``rate``, its trend per second
     (the least-squares slope: a leak's signature).
     """
-    if not isinstance(value, list | tuple):
+    if isinstance(value, int | float):
         return float(value)
-    samples: Sequence[tuple[float, float]] = value  # type: ignore[assignment]
+    samples = [
+        sample if isinstance(sample, tuple) else (0.0, float(sample))
+        for sample in value
+    ]
     values = sorted(sample[1] for sample in samples)
     if not values:
         return {"count": 0}
@@ -116,6 +121,8 @@ def _slope(samples: Sequence[tuple[float, float]]) -> float:
     if spread == 0:
         return 0.0
     return (
-        math.fsum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True))
+        math.fsum(
+            (t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)
+        )
         / spread
     )

@@ -96,6 +96,7 @@ class Operations:
         paused: bool = False,
         misfire_grace_time: float | None = None,
     ) -> dict[str, Any]:
+        """Add a schedule (``ScheduleZero.schedule``), recorded for the checks."""
         if isinstance(trigger, str):
             name, fields = trigger, {}
         else:
@@ -142,7 +143,10 @@ class Operations:
                 return entry.id
         raise ActionFailed("no schedule of the run that this action can apply to")
 
-    async def delete_schedule(self, *, schedule_id: str | None = None) -> dict[str, Any]:
+    async def delete_schedule(
+        self, *, schedule_id: str | None = None
+    ) -> dict[str, Any]:
+        """Remove a schedule; by default the oldest the run created and kept."""
         schedule_id = self._pick(schedule_id, lambda entry: True)
         started = time.perf_counter()
         await self.sz.unschedule(schedule_id)
@@ -154,6 +158,7 @@ class Operations:
         return {"schedule_id": schedule_id}
 
     async def pause_schedule(self, *, schedule_id: str | None = None) -> dict[str, Any]:
+        """Pause a schedule; by default the oldest the run created that runs."""
         schedule_id = self._pick(schedule_id, lambda entry: not entry.is_paused)
         await self.sz.pause(schedule_id)
         entry = self.record.schedules.get(schedule_id)
@@ -161,7 +166,10 @@ class Operations:
             entry.paused.append((datetime.now(UTC), None))
         return {"schedule_id": schedule_id}
 
-    async def resume_schedule(self, *, schedule_id: str | None = None) -> dict[str, Any]:
+    async def resume_schedule(
+        self, *, schedule_id: str | None = None
+    ) -> dict[str, Any]:
+        """Resume a schedule; by default the oldest the run paused."""
         schedule_id = self._pick(schedule_id, lambda entry: entry.is_paused)
         await self.sz.resume(schedule_id)
         entry = self.record.schedules.get(schedule_id)
@@ -177,8 +185,9 @@ class Operations:
         task: str,
         args: Any = None,
         kwargs: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the action's argument
     ) -> dict[str, Any]:
+        """Run one job and wait for its end (``submit``, then ``result``)."""
         handle = await self.sz.submit(task, args=args, kwargs=kwargs)
         self.record.submitted_job(handle)
         try:
@@ -196,6 +205,7 @@ class Operations:
         args: Any = None,
         kwargs: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Submit ``count`` jobs at ``rate`` a second, paced by deadline."""
         pacer = Pacer(count, rate)
         accepted = refused = 0
         submit, record = self.sz.submit, self.record
@@ -218,6 +228,7 @@ class Operations:
     async def spawn_handler(
         self, *, task: str, concurrency: int | None = None
     ) -> dict[str, Any]:
+        """Start one more local handler of ``task`` (``task#2``, ...)."""
         serving = self.handlers.setdefault(task, [])
         taken = {handler.name for handler in serving}
         number = len(serving) + 1
@@ -230,6 +241,7 @@ class Operations:
         return {"handler": name, "path": ref.path}
 
     async def stop_handler(self, *, task: str) -> dict[str, Any]:
+        """Stop the newest local handler of ``task``; its jobs go to others."""
         serving = self.handlers.get(task)
         if not serving:
             raise ActionFailed(f"stop_handler: no local handler of {task!r} is left")

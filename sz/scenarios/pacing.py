@@ -1,4 +1,4 @@
-"""Holding a rate: the ``n``-th of a run of events is due ``n / rate`` s after its start.
+"""Holding a rate: the ``n``-th of a run of events is due ``n / rate`` s after it began.
 
 Sleeping ``1 / rate`` between events drifts: each sleep wakes late, and the
 lateness adds up (at 5,000 a second a 50 µs wake-up lag alone costs a fifth

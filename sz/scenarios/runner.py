@@ -14,7 +14,6 @@ under it (a supervisor that gave up past ``/user``).
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import tempfile
@@ -30,13 +29,13 @@ import attrs
 
 from actors import Actor, Escalated
 
+from ..dispatcher import Register
 from ..errors import ExpressionError, SzError
 from ..handlers import HandlerActor, HandlerSpec as LocalSpec
-from ..dispatcher import Register
 from ..remote import BrokerSettings
 from ..scheduler import HANDLER_MAILBOX, ScheduleZero
 from .catalog import METRICS
-from .checks import read_history, run_checks
+from .checks import read_history, restart_budget, run_checks
 from .context import Progress, RunContext
 from .counting import counted, resolve_functions
 from .evaluation import evaluate, metrics_named
@@ -51,6 +50,7 @@ from .steps import Aborted, StepFailed, run_child
 from .workers import open_fleet
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Mapping
 
     from actors import ActorRef
@@ -282,7 +282,9 @@ async def run_scenario(
     started_at = datetime.now(UTC)
     record = RunRecord(started_at)
     record.event("run_start", scenario.name, seed=seed)
-    folder = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "sz-scenario-"))
+    folder = Path(
+        await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "sz-scenario-")
+    )
     outcome: Outcome = "error"
     error: str | None = None
     checks: dict[str, dict[str, Any]] = {}
@@ -341,7 +343,9 @@ async def _run(
             )
             run_ref: list[ActorRef] = []
 
-            async def spawn_handler(task: str, name: str, concurrency: int | None) -> ActorRef:
+            async def spawn_handler(
+                task: str, name: str, concurrency: int | None
+            ) -> ActorRef:
                 func = built["functions"].get(task)
                 if func is None:
                     from .. import builtin
@@ -355,7 +359,9 @@ async def _run(
                 if dispatcher is None:
                     raise SzError("the dispatcher is not running")
                 dispatcher.tell(
-                    Register(name=name, task=task, ref=ref, concurrency=given, retries=0)
+                    Register(
+                        name=name, task=task, ref=ref, concurrency=given, retries=0
+                    )
                 )
                 return ref
 
@@ -389,7 +395,10 @@ async def _run(
         if not running:  # it never started: the setup's fault
             return "error", f"setup: {type(exc).__name__}: {exc}", checks, values
         # The scheduler ended under the run (a supervisor gave up past /user):
-        # its actor system re-raises why as the scheduler stops.
+        # its actor system re-raises why as the scheduler stops. The history
+        # went with it; the supervisors that gave up are known.
+        if any(entry.name == "restart_budget" for entry in scenario.checks):
+            checks = {"restart_budget": restart_budget(record)}
         return "aborted", f"the scheduler ended: {exc!r}", checks, values
     if not slot.done.is_set() or not slot.finished:
         outcome, error = "aborted", "the run's actor was killed or stopped"

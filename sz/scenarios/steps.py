@@ -1,5 +1,6 @@
-"""Steps as actors: each top-level step, and each branch of a ``parallel``, runs
-in an actor of its own under the run's (``/user/scenarios/<run>/<n>-<step>``),
+"""Steps as actors: each top-level step, and each parallel branch, in an actor.
+
+Each runs under the run's actor (``/user/scenarios/<run>/<n>-<step>``),
 spawned as it starts and stopped when it ends.
 
 A loop runs its iterations inside its own actor (an actor per iteration would
@@ -106,7 +107,7 @@ class StepActor(Actor):
 async def run_child(
     parent: Actor, step: Step, context: RunContext, number: int
 ) -> StepSlot:
-    """Run ``step`` in a child actor of ``parent``; return how it ended. A checkpoint."""
+    """Run ``step`` in a child actor of ``parent``; how it ended. A checkpoint."""
     slot = StepSlot()
     name = f"{number}-{step_label(step)}".replace("/", "_")
     await parent.spawn(StepActor, step, context, slot, name=name, restart="temporary")

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
     from .model import WorkerSpec
 
-__all__ = ["Fleet", "FleetEvent", "LinkFaults", "NoFleet", "fleet_available", "open_fleet"]
+__all__ = [
+    "Fleet",
+    "FleetEvent",
+    "LinkFaults",
+    "NoFleet",
+    "fleet_available",
+    "open_fleet",
+]
 
 
 class NoFleet(SzError, RuntimeError):
@@ -41,26 +48,40 @@ class FleetEvent(Protocol):
 class LinkFaults(Protocol):
     """A worker's link to the broker, as its fault proxy breaks it."""
 
-    def partition(self, duration: float) -> None: ...
-    def delay(self, delay: float, duration: float, jitter: float = 0.0) -> None: ...
-    def drop(self, probability: float, duration: float, rng: Random) -> None: ...
+    def partition(self, duration: float) -> None:
+        """Drop every message both ways for ``duration`` seconds."""
+
+    def delay(self, delay: float, duration: float, jitter: float = 0.0) -> None:
+        """Hold each message ``delay`` (± ``jitter``) s, for ``duration`` s."""
+
+    def drop(self, probability: float, duration: float, rng: Random) -> None:
+        """Drop each message with ``probability`` for ``duration`` seconds."""
 
 
 class Fleet(Protocol):
     """The run's worker processes (``WorkerFleet``, entered)."""
 
     @property
-    def names(self) -> tuple[str, ...]: ...
+    def names(self) -> tuple[str, ...]:
+        """The workers' names, ``worker-1`` first."""
+
     @property
-    def events(self) -> Sequence[FleetEvent]: ...
+    def events(self) -> Sequence[FleetEvent]:
+        """Every kill, restart, pause, resume and exit, in order."""
+
     async def kill(
         self,
         name: str,
         signal: Literal["SIGKILL", "SIGTERM"],
         restart_after: float | None,
-    ) -> None: ...
-    async def pause(self, name: str, duration: float) -> None: ...
-    def proxy(self, name: str) -> LinkFaults: ...
+    ) -> None:
+        """Signal a worker; start it again after ``restart_after`` s if given."""
+
+    async def pause(self, name: str, duration: float) -> None:
+        """SIGSTOP a worker, SIGCONT it after ``duration``; return then."""
+
+    def proxy(self, name: str) -> LinkFaults:
+        """The fault proxy on a worker's link."""
 
 
 _FLEET_MODULE = "sz.scenarios.fleet"
