@@ -92,6 +92,7 @@ from .model import (
     WaitUntilStep as WaitUntilStep,
     WorkerSpec as WorkerSpec,
 )
+from .pacing import Pacer as Pacer
 from .report import ProgressLine as ProgressLine, format_result as format_result
 from .result import (
     OUTCOMES as OUTCOMES,
@@ -156,6 +157,7 @@ __all__ = [
     "Not",
     "Number",
     "Or",
+    "Pacer",
     "ParallelStep",
     "Partition",
     "PauseWorker",
