@@ -1,5 +1,9 @@
 """The runner: each step type, each action, assertions, the steady state, aborts."""
 
+# Scenario YAML is written here in flow style, one step a line, as in the
+# shipped files: its lines are as long as a step is.
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 import anyio
@@ -84,9 +88,7 @@ async def test_wait_until_returns_once_the_condition_holds() -> None:
     assert result.checks["no_lost_jobs"]["submitted"] == 20
 
 
-async def test_schedule_actions_create_pause_resume_and_delete_the_oldest_by_default() -> (
-    None
-):
+async def test_schedule_actions_act_on_the_oldest_fitting_schedule_by_default() -> None:
     result = await run_text(
         """\
         test:
@@ -193,7 +195,7 @@ async def test_pacer_releases_every_event_due_and_never_more() -> None:
     assert counts == [64, 64, 64, 8]
 
 
-async def test_spawn_handler_serves_the_task_as_a_child_of_the_run_and_stop_handler_stops_the_newest() -> (
+async def test_spawn_handler_adds_a_child_of_the_run_and_stop_handler_stops_the_newest() -> (
     None
 ):
     result = await run_text(
