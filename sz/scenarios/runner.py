@@ -20,6 +20,7 @@ import tempfile
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,7 +275,10 @@ async def run_scenario(
         ValueError: ``params`` given with a loaded scenario.
     """
     if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario, parameters=params)
+        # Reading a file is a blocking call: not on the event loop.
+        scenario = await anyio.to_thread.run_sync(
+            partial(load_scenario, scenario, parameters=params)
+        )
     elif params:
         raise ValueError("params apply to a scenario file: load_scenario takes them")
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
