@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from functools import partial
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -27,10 +28,13 @@ from .logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from .remote import ZMQHandler
 from .remote.wire import MAX_MESSAGE_BYTES
 from .scenarios import (
+    ProgressLine,
     ScenarioError,
+    format_result,
     library_scenarios,
     load_scenario,
     resolve as resolve_scenario,
+    run_scenario,
 )
 from .scheduler import ScheduleZero, check_startup, store_path
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
@@ -243,8 +247,8 @@ def _add_scenario_commands(
 ) -> None:
     scenario = commands.add_parser(
         "scenario",
-        help="check and list scenarios: YAML runs that load, break and check "
-        "ScheduleZero",
+        help="run, check and list scenarios: YAML runs that load, break and "
+        "check ScheduleZero",
         description="Scenarios are YAML files of steps, faults, metrics and "
         "assertions (docs/guide/scenarios.md).",
     )
@@ -270,6 +274,54 @@ def _add_scenario_commands(
         metavar="NAME=VALUE",
         help="override a parameter, read as its default's type (repeatable)",
     )
+    run = scenario_commands.add_parser(
+        "run",
+        help="run a scenario in a fresh embedded scheduler (exit 0 if it passed, "
+        "1 if not, 2 if it is invalid)",
+        description="Run FILE (a path, or a shipped scenario's name) in a fresh "
+        "embedded scheduler: a progress line on stderr, then a table of its "
+        "metrics, checks and assertions on stdout. Exit 0 when every check, "
+        "assertion and steady-state condition held; 1 when one did not, or the "
+        "run was aborted; 2 for a file that does not load.",
+    )
+    run.add_argument(
+        "file", metavar="FILE", help="the scenario file, or a shipped scenario's name"
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        type=_parameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter, read as its default's type (repeatable)",
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="the seed of the run's random choices (default: a random one, "
+        "printed with the results)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default="asyncio",
+        help="the event loop to run on (default: %(default)s)",
+    )
+    run.add_argument(
+        "--export",
+        metavar="FILE",
+        help="also write the result to FILE: JSON (.json) or the metric "
+        "samples over time as CSV (.csv)",
+    )
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="ERROR",
+        help="the scheduler's log records shown on stderr (default: %(default)s: "
+        "a chaos run's warnings are its purpose)",
+    )
     scenario_commands.add_parser(
         "list",
         help="list the shipped scenarios",
@@ -288,6 +340,8 @@ def _parameter(text: str) -> tuple[str, str]:
 def _scenario(options: argparse.Namespace) -> int:
     if options.scenario_command == "list":
         return _list_scenarios()
+    if options.scenario_command == "run":
+        return _run_scenario(options)
     try:
         scenario = load_scenario(
             resolve_scenario(options.file), parameters=dict(options.param)
@@ -306,6 +360,39 @@ def _scenario(options: argparse.Namespace) -> int:
     )
     print(f"{options.file}: ok ({scenario.name}: {counts})")
     return 0
+
+
+def _run_scenario(options: argparse.Namespace) -> int:
+    export = options.export
+    if export is not None and not export.endswith((".json", ".csv")):
+        print(
+            f"sz scenario run: --export {export}: expected a .json or .csv file",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        scenario = load_scenario(
+            resolve_scenario(options.file), parameters=dict(options.param)
+        )
+    except ScenarioError as error:  # names the file already
+        print(error, file=sys.stderr)
+        return 2
+    configure_logging(options.log_level, "text")
+    progress = ProgressLine(sys.stderr)
+    try:
+        result = anyio.run(
+            partial(run_scenario, scenario, seed=options.seed, on_progress=progress),
+            backend=options.backend,
+        )
+    finally:
+        progress.close()
+    units = {entry.name: entry.unit for entry in scenario.metrics if entry.unit}
+    print(format_result(result, units), end="")
+    if export is not None:
+        text = result.dumps() if export.endswith(".json") else result.to_csv()
+        with open(export, "w", encoding="utf-8") as out:
+            out.write(text)
+    return 0 if result.passed else 1
 
 
 def _counted(count: int, word: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
@@ -23,7 +24,14 @@ from .validators import int_at_least, positive_or_none
 
 logger = logging.getLogger("sz.handlers")
 
-__all__ = ["Execute", "Finished", "HandlerActor", "HandlerSpec"]
+__all__ = ["CURRENT_JOB", "Execute", "Finished", "HandlerActor", "HandlerSpec"]
+
+#: The job whose attempt the handler function now running was called for
+#: (None outside one): a scenario run's handlers count executions per job by
+#: it. Seen by async functions and, through the copied context, sync ones.
+CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
+    "sz_current_job", default=None
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -277,7 +285,11 @@ class HandlerActor(Actor):
             )
 
     async def _call(self, job: Job) -> Any:
-        if self.is_async:
-            return await self.spec.func(*job.args, **job.kwargs)
-        call = functools.partial(self.spec.func, *job.args, **job.kwargs)
-        return await self.threads.run_sync(call)
+        token = CURRENT_JOB.set(job)
+        try:
+            if self.is_async:
+                return await self.spec.func(*job.args, **job.kwargs)
+            call = functools.partial(self.spec.func, *job.args, **job.kwargs)
+            return await self.threads.run_sync(call)
+        finally:
+            CURRENT_JOB.reset(token)

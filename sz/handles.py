@@ -88,6 +88,18 @@ class JobHandle:
             return settle(self.id, None, future)
         return await self._desk.result(self, timeout)
 
+    @property
+    def done(self) -> bool:
+        """Whether this process has seen the job end; not a checkpoint.
+
+        True once the job has its final outcome (or was never accepted), as
+        seen by the handle ``submit`` returned; False for a handle made by
+        ``sz.job(id)`` that this process holds no future for, whatever the
+        job's state: ``status()`` asks.
+        """
+        future = self._future
+        return future is not None and future.done
+
     async def status(self) -> JobStatus:
         """Where the job stands now.
 

@@ -3,8 +3,9 @@
 This package holds the format: the model a scenario file loads into
 (:class:`Scenario`, its steps and faults), the loader that checks a file and
 names the line of anything wrong, the condition language of assertions and
-``wait_until`` steps, and the catalogs of actions, metrics and checks. The
-runner builds on them. ``docs/guide/scenarios.md`` describes the format.
+``wait_until`` steps, and the catalogs of actions, metrics and checks; and the
+runner, :func:`run_scenario`, which runs one in a fresh embedded scheduler and
+returns a :class:`ScenarioResult`. ``docs/guide/scenarios.md`` describes the format.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .catalog import (
     CheckInfo as CheckInfo,
     MetricInfo as MetricInfo,
 )
+from .context import Progress as Progress
 from .evaluation import (
     MetricValue as MetricValue,
     Sample as Sample,
@@ -95,9 +97,20 @@ from .model import (
     WaitUntilStep as WaitUntilStep,
     WorkerSpec as WorkerSpec,
 )
+from .pacing import Pacer as Pacer
+from .report import ProgressLine as ProgressLine, format_result as format_result
+from .result import (
+    OUTCOMES as OUTCOMES,
+    AssertionResult as AssertionResult,
+    MetricSample as MetricSample,
+    ScenarioResult as ScenarioResult,
+    TimelineEvent as TimelineEvent,
+)
+from .runner import run_scenario as run_scenario
 from .shipped import library_scenarios as library_scenarios, resolve as resolve
 from .source import MAX_SCENARIO_BYTES as MAX_SCENARIO_BYTES
 from .units import Dimension as Dimension, parse_duration as parse_duration
+from .workers import NoFleet as NoFleet
 
 __all__ = [
     "ACTIONS",
@@ -109,6 +122,7 @@ __all__ = [
     "MAX_EXPRESSION_DEPTH",
     "MAX_SCENARIO_BYTES",
     "METRICS",
+    "OUTCOMES",
     "PICKS",
     "STEP_TYPES",
     "STORES",
@@ -119,6 +133,7 @@ __all__ = [
     "ArgKind",
     "ArgSpec",
     "ArgumentProblem",
+    "AssertionResult",
     "BlockLoop",
     "Call",
     "ChaosStep",
@@ -142,24 +157,31 @@ __all__ = [
     "Metric",
     "MetricEntry",
     "MetricInfo",
+    "MetricSample",
     "MetricValue",
+    "NoFleet",
     "Not",
     "Number",
     "Or",
+    "Pacer",
     "ParallelStep",
     "Partition",
     "PauseWorker",
     "Pick",
     "Predicate",
+    "Progress",
+    "ProgressLine",
     "Quantity",
     "Sample",
     "Scalar",
     "Scenario",
     "ScenarioError",
+    "ScenarioResult",
     "Setup",
     "SleepStep",
     "Step",
     "StopActor",
+    "TimelineEvent",
     "UnknownWorker",
     "Value",
     "WaitUntilStep",
@@ -169,6 +191,7 @@ __all__ = [
     "check_expression",
     "display_unit_problem",
     "evaluate",
+    "format_result",
     "glob_matches",
     "library_scenarios",
     "load_scenario",
@@ -178,4 +201,5 @@ __all__ = [
     "parse_scenario",
     "render",
     "resolve",
+    "run_scenario",
 ]

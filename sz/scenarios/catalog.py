@@ -88,7 +88,7 @@ METRICS: Mapping[str, MetricInfo] = _metrics(
         name="jobs_per_sec",
         dimension=PER_SECOND,
         sampled=True,
-        description="jobs finished a second (any final outcome)",
+        description="jobs finished a second (any final outcome), over the last second",
     ),
     MetricInfo(
         name="job_latency",

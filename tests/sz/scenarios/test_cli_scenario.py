@@ -128,7 +128,8 @@ def test_the_sz_command_checks_a_scenario_in_a_process_of_its_own(
     [
         (["scenario", "check", "x.yaml", "--param", "jobs"], "expected NAME=VALUE"),
         (["scenario"], "the following arguments are required: COMMAND"),
-        (["scenario", "run", "x.yaml"], "invalid choice: 'run'"),
+        (["scenario", "run", "x.yaml"], "no such file, nor a shipped scenario"),
+        (["scenario", "frob"], "invalid choice: 'frob'"),
     ],
 )
 def test_bad_scenario_arguments_exit_two(

@@ -1,0 +1,159 @@
+"""What a run records while it runs: its jobs, schedules, faults and samples.
+
+One ``RunRecord`` per run, written by its steps, its handlers and its sampler
+(all on the run's event loop) and read at the end by the checks. It never
+asks the scheduler anything: it keeps what the run itself did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from .result import MetricSample, TimelineEvent
+
+if TYPE_CHECKING:
+    from ..handles import JobHandle
+
+__all__ = ["FaultMark", "RunRecord", "ScheduleRecord"]
+
+
+@attrs.define
+class ScheduleRecord:
+    """A schedule the run created, and the windows in which it was due to fire.
+
+    Attributes:
+        id: The schedule's id.
+        task: Its task.
+        trigger: The trigger as ``ScheduleZero.schedule`` took it (a name or a
+            crontab line).
+        fields: The trigger's fields.
+        grace: Its ``misfire_grace_time``, or None.
+        created_at: When ``schedule`` returned.
+        deleted_at: When ``unschedule`` was called, or None.
+        paused: ``(from, until)`` windows in which it was paused; ``until`` is
+            None while it still is.
+    """
+
+    id: str
+    task: str
+    trigger: str
+    fields: dict[str, Any]
+    grace: float | None
+    created_at: datetime
+    deleted_at: datetime | None = None
+    paused: list[tuple[datetime, datetime | None]] = attrs.Factory(list)
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether it is paused now."""
+        return bool(self.paused) and self.paused[-1][1] is None
+
+
+@attrs.frozen(kw_only=True)
+class FaultMark:
+    """A fault the run injected, for ``recovery_time``.
+
+    Attributes:
+        offset: Seconds since the run began.
+        kind: The fault's kind.
+        name: The step's name.
+    """
+
+    offset: float
+    kind: str
+    name: str
+
+
+class RunRecord:
+    """Everything one run did, as it did it.
+
+    Args:
+        started_at: When the run began (UTC).
+    """
+
+    def __init__(self, started_at: datetime) -> None:
+        self.started_at = started_at
+        self._t0 = anyio.current_time()
+        self.timeline: list[TimelineEvent] = []
+        #: Every job the run's actions had accepted, by id, with when.
+        self.submitted: dict[str, datetime] = {}
+        #: Handles of submitted jobs not yet seen ended (for ``jobs_pending``).
+        self.open_handles: list[JobHandle] = []
+        #: Jobs refused before they were accepted (``Overloaded``).
+        self.refused = 0
+        #: Successful calls of the run's own handler functions, by job id.
+        self.executions: Counter[str] = Counter()
+        #: Calls that raised, by job id.
+        self.failed_calls: Counter[str] = Counter()
+        #: Job ids the checks must treat as submitted though no action
+        #: submitted them (tests feed bookkeeping here; see ``claim_submitted``).
+        self.schedules: dict[str, ScheduleRecord] = {}
+        self.created = 0
+        self.creating = 0.0
+        self.deleted = 0
+        self.deleting = 0.0
+        self.faults: list[FaultMark] = []
+        #: Supervisors that gave up (``Escalated`` events): (path, child, error).
+        self.escalations: list[tuple[str, str, str]] = []
+        self.samples: dict[str, list[tuple[float, float]]] = {}
+        #: Steady-state conditions that did not hold: (phase, condition).
+        self.steady_state_failures: list[tuple[str, str]] = []
+        self.current_step = ""
+
+    def offset(self) -> float:
+        """Seconds since the run began (on the event loop's clock)."""
+        return anyio.current_time() - self._t0
+
+    def wall(self, offset: float) -> datetime:
+        """The wall-clock time ``offset`` seconds into the run."""
+        return self.started_at + timedelta(seconds=offset)
+
+    def event(self, event: str, name: str = "", **detail: Any) -> TimelineEvent:
+        """Add a moment to the timeline, now; return it."""
+        offset = self.offset()
+        entry = TimelineEvent(
+            at=self.wall(offset),
+            offset=offset,
+            event=event,
+            name=name,
+            detail=detail,
+        )
+        self.timeline.append(entry)
+        return entry
+
+    def sample(self, metric: str, value: float, offset: float | None = None) -> None:
+        """Keep one sample of a metric, now unless ``offset`` says when."""
+        at = self.offset() if offset is None else offset
+        self.samples.setdefault(metric, []).append((at, float(value)))
+
+    def submitted_job(self, handle: JobHandle) -> None:
+        """A job the run's action had accepted."""
+        self.submitted[handle.id] = datetime.now(UTC)
+        self.open_handles.append(handle)
+
+    def claim_submitted(self, job_id: str) -> None:
+        """Count ``job_id`` as submitted by the run, though no action submitted it.
+
+        For tests of ``no_lost_jobs``: a job the scheduler never saw then has
+        no final row, as a job dropped without a trace would not.
+        """
+        self.submitted[job_id] = datetime.now(UTC)
+
+    def pending_submitted(self) -> int:
+        """Submitted jobs not yet seen ended; drops those that have."""
+        handles = [handle for handle in self.open_handles if not handle.done]
+        self.open_handles = handles
+        return len(handles)
+
+    def all_samples(self) -> tuple[MetricSample, ...]:
+        """Every sample, for the result."""
+        return tuple(
+            MetricSample(metric=metric, offset=offset, value=value)
+            for metric, series in self.samples.items()
+            for offset, value in series
+        )

@@ -1,0 +1,146 @@
+"""The run's sampler: every metric sampled over time, every ``SAMPLE_EVERY`` s.
+
+It reads what is cheap to read while jobs flow: the scheduler's counters
+(``sz.metrics()``: jobs ended), the actor system's restart count, the run's
+own record of its jobs, and the process's resident memory and descriptors
+(from ``/proc``, in a thread: reading a file is a blocking call). Per-job
+metrics (``job_latency``, ``scheduler_latency``) come from the history at the
+end, not from here. ``wait_until`` steps and the steady state are evaluated
+on each fresh sample.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+
+from actors import lowlevel
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..scheduler import ScheduleZero
+    from .record import RunRecord
+
+__all__ = ["RATE_WINDOW", "SAMPLE_EVERY", "Sampler", "process_usage"]
+
+#: Seconds between samples.
+SAMPLE_EVERY = 0.2
+
+#: Seconds of the trailing window ``jobs_per_sec`` is measured over: a rate
+#: limiter's burst, or a sample taken late, moves a whole second's figure
+#: little where it would double a single 0.2 s interval's.
+RATE_WINDOW = 1.0
+
+#: The memory page size, for ``/proc/self/statm``.
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def process_usage() -> tuple[float, float | None]:
+    """This process's resident memory (bytes) and open descriptors (None if unknown).
+
+    Blocking (reads ``/proc``): call it in a thread. Where there is no
+    ``/proc``, the peak resident memory stands for the current one.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            rss = float(int(statm.read().split()[1]) * _PAGE)
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Kilobytes on Linux, bytes on macOS.
+        rss = float(peak if sys.platform == "darwin" else peak * 1024)
+    try:
+        fds: float | None = float(len(os.listdir("/proc/self/fd")))
+    except OSError:
+        fds = None
+    return rss, fds
+
+
+def _window_start(
+    finished: Sequence[tuple[float, float]], now: float
+) -> tuple[float, float]:
+    """The latest ``finished`` sample at least ``RATE_WINDOW`` before ``now``.
+
+    The oldest one before the run's first second is over; never ``now``'s own.
+    """
+    for index in range(len(finished) - 2, -1, -1):  # a few steps back, at most
+        at, value = finished[index]
+        if now - at >= RATE_WINDOW:
+            return at, value
+    return finished[0]
+
+
+class Sampler:
+    """Samples a run's metrics over time into its record.
+
+    Args:
+        sz: The run's scheduler.
+        record: Where samples go.
+        live_fires: Returns how many jobs of the run's schedules are live (a
+            checkpoint: it may ask the dispatcher).
+    """
+
+    def __init__(self, sz: ScheduleZero, record: RunRecord) -> None:
+        self.sz = sz
+        self.record = record
+        self._fresh = anyio.Event()
+        self._restarts_at_start: int | None = None
+        self._finished_before: float | None = None
+        self._last: float | None = None
+        #: Jobs ended since the run began (the scheduler's counters).
+        self.finished = 0.0
+        self.stopped = False
+
+    def _jobs_ended(self) -> float:
+        return float(sum(self.sz.metrics().jobs.values()))
+
+    async def _live_fires(self) -> int:
+        if not self.record.schedules:
+            return 0
+        jobs = await self.sz.jobs()
+        return sum(1 for job in jobs if job.schedule_id is not None)
+
+    async def sample(self) -> None:
+        """Take one sample of every metric sampled over time. A checkpoint."""
+        record, now = self.record, self.record.offset()
+        system = self.sz.system
+        restarts = lowlevel.recent_restarts(system, max(now, 0.0) + 1.0)
+        record.sample("restarts", restarts, now)
+        ended = self._jobs_ended()
+        if self._finished_before is None:
+            self._finished_before = ended
+        self.finished = ended - self._finished_before
+        record.sample("finished", self.finished, now)
+        if self._last is not None:
+            previous_at, previous = _window_start(record.samples["finished"], now)
+            elapsed = now - previous_at
+            if elapsed > 0:
+                record.sample("jobs_per_sec", (self.finished - previous) / elapsed, now)
+        self._last = now
+        pending = record.pending_submitted() + await self._live_fires()
+        record.sample("jobs_pending", pending, now)
+        rss, fds = await anyio.to_thread.run_sync(process_usage)
+        record.sample("memory_usage", rss, now)
+        if fds is not None:
+            record.sample("fds", fds, now)
+        fresh, self._fresh = self._fresh, anyio.Event()
+        fresh.set()
+
+    async def wait_sample(self) -> None:
+        """Wait for the next sample. A checkpoint."""
+        await self._fresh.wait()
+
+    async def run(self) -> None:
+        """Sample every ``SAMPLE_EVERY`` seconds, on a fixed grid, until cancelled."""
+        deadline = anyio.current_time()
+        while True:
+            await self.sample()
+            deadline += SAMPLE_EVERY
+            now = anyio.current_time()
+            if deadline < now:  # fell behind (a blocked loop): skip, never burst
+                deadline = now
+            await anyio.sleep_until(deadline)
