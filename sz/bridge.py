@@ -75,6 +75,7 @@ __all__ = [
     "check_misfire_grace",
     "check_zone",
     "make_trigger",
+    "show_schedule",
     "split_arguments",
     "upcoming_fires",
 ]
@@ -909,24 +910,7 @@ class Bridge:
         return upcoming_fires(found, n)
 
     def _show(self, schedule: Any) -> Schedule:
-        return Schedule(
-            id=schedule.id,
-            task=schedule.task_id,
-            trigger=repr(schedule.trigger),
-            args=tuple(schedule.args),
-            kwargs=dict(schedule.kwargs),
-            paused=schedule.paused,
-            next_fire_time=schedule.next_fire_time,
-            affinity=schedule.metadata.get("affinity"),
-            coalesce=schedule.metadata.get("coalesce", "latest"),
-            paused_reason=(
-                None
-                if not schedule.paused
-                else "no_healthy_handler"
-                if schedule.metadata.get(HELD_BACK)
-                else "requested"
-            ),
-        )
+        return show_schedule(schedule)
 
     # --------------------------------------------------------------------- fires
 
@@ -1125,3 +1109,25 @@ def _handed_over() -> None:
     APScheduler's job layer, which would call this.
     """
     raise SzError("a ScheduleZero job reached APScheduler's job layer")
+
+
+def show_schedule(schedule: Any) -> Schedule:
+    """APScheduler's schedule as ScheduleZero shows it (also read from a store file)."""
+    return Schedule(
+        id=schedule.id,
+        task=schedule.task_id,
+        trigger=repr(schedule.trigger),
+        args=tuple(schedule.args),
+        kwargs=dict(schedule.kwargs),
+        paused=schedule.paused,
+        next_fire_time=schedule.next_fire_time,
+        affinity=schedule.metadata.get("affinity"),
+        coalesce=schedule.metadata.get("coalesce", "latest"),
+        paused_reason=(
+            None
+            if not schedule.paused
+            else "no_healthy_handler"
+            if schedule.metadata.get(HELD_BACK)
+            else "requested"
+        ),
+    )

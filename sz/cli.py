@@ -148,12 +148,18 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Connect to the scheduler's broker at ENDPOINT and run jobs with the "
             "public functions of MODULE (those it defines, not imports, whose "
-            "names do not start with _) as tasks, or only those --tasks lists. Runs "
-            "until SIGINT or SIGTERM, then finishes or hands back its jobs."
+            "names do not start with _) as tasks, or only those --tasks lists. "
+            "Several endpoints separated by commas (one broker per node) are all "
+            "served at once, sharing --capacity. Runs until SIGINT or SIGTERM, "
+            "then finishes or hands back its jobs."
         ),
     )
     worker.add_argument(
-        "endpoint", metavar="ENDPOINT", help="the broker, e.g. tcp://127.0.0.1:5555"
+        "endpoint",
+        type=_endpoints,
+        metavar="ENDPOINT[,ENDPOINT...]",
+        help="the broker, e.g. tcp://127.0.0.1:5555; or several, separated by "
+        "commas, each a node's",
     )
     worker.add_argument("module", metavar="MODULE", help="the dotted module to serve")
     worker.add_argument(
@@ -163,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         "--capacity",
         type=_positive_int,
         default=1,
-        help="jobs run at once (default: %(default)s)",
+        help="jobs run at once, whichever broker sent them (default: %(default)s)",
     )
     worker.add_argument(
         "--tasks",
@@ -214,7 +220,11 @@ def _parser() -> argparse.ArgumentParser:
         help="this worker's secret key file, for CURVE (with --server-key)",
     )
     worker.add_argument(
-        "--server-key", metavar="FILE", help="the broker's public key file"
+        "--server-key",
+        type=_files,
+        metavar="FILE[,FILE...]",
+        help="the broker's public key file: one for every broker, or one per "
+        "endpoint in their order, separated by commas",
     )
     keys = commands.add_parser(
         "keys",
@@ -440,6 +450,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _endpoints(text: str) -> list[str]:
+    # Checked by ZMQHandler, whose refusal names the bad endpoint in the list.
+    return [endpoint.strip() for endpoint in text.split(",")]
+
+
+def _files(text: str) -> list[str]:
+    files = [name.strip() for name in text.split(",")]
+    if not all(files):
+        raise argparse.ArgumentTypeError(
+            f"expected file names separated by commas, got {text!r}"
+        )
+    return files
+
+
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -492,7 +516,12 @@ def _worker(options: argparse.Namespace) -> None:
         max_message_bytes=options.max_message_bytes,
         drain_timeout=options.drain_timeout,
         key=options.key,
-        server_key=options.server_key,
+        # One file: the same key for every broker.
+        server_key=(
+            options.server_key[0]
+            if options.server_key is not None and len(options.server_key) == 1
+            else options.server_key
+        ),
     )
     for name, function in public_functions(module, options.tasks).items():
         handler.task(function, name=name)

@@ -3,6 +3,10 @@
 Each is one request to the server's gateway (``sz.client``), printed as a table
 for people or, with ``--json``, as the server's JSON for scripts. A server that
 is not there, or refuses, is one line on stderr and exit code 1.
+
+``sz history`` and ``sz schedules`` (list) also read a store file instead, with
+``--store URL`` (``sz.storeview``): opened for reading only, the same tables and
+JSON, whether or not a server runs on it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .client import DEFAULT_URL, GatewayClient, GatewayError
+from .errors import StoreError
+from .storeview import MAX_PAGE, read_history, read_schedules, row_after, store_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,8 +46,10 @@ def add_remote_commands(commands: Any) -> None:
     common.add_argument(
         "--url",
         type=_url,
-        default=os.environ.get("SZ_URL", DEFAULT_URL),
-        help="the server's gateway (default: $SZ_URL, else %(default)s)",
+        # Left out unless given, to tell it from --store (and so that a
+        # subcommand's default never overwrites the command's).
+        default=argparse.SUPPRESS,
+        help=f"the server's gateway (default: $SZ_URL, else {DEFAULT_URL})",
     )
     common.add_argument(
         "--token",
@@ -49,14 +59,26 @@ def add_remote_commands(commands: Any) -> None:
     common.add_argument(
         "--json", action="store_true", help="print the server's JSON, for scripts"
     )
+    # Read a store file instead of asking a server: history and schedules only.
+    readable = argparse.ArgumentParser(add_help=False)
+    readable.add_argument(
+        "--store",
+        type=_store,
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="read the store file sqlite:///path.db instead of asking a server: "
+        "for reading only, while a server runs on it or not (not with --url)",
+    )
     commands.add_parser("status", parents=[common], help="a running server's summary")
     schedules = commands.add_parser(
         "schedules",
-        parents=[common],
+        parents=[common, readable],
         help="list or change a running server's schedules",
     )
     action = schedules.add_subparsers(dest="action", metavar="ACTION")
-    action.add_parser("list", parents=[common], help="every schedule (the default)")
+    action.add_parser(
+        "list", parents=[common, readable], help="every schedule (the default)"
+    )
     add = action.add_parser(
         "add",
         parents=[common],
@@ -96,11 +118,22 @@ def add_remote_commands(commands: Any) -> None:
     )
     jobs.add_argument("--state", choices=["held", "waiting", "running"])
     history = commands.add_parser(
-        "history", parents=[common], help="a running server's history, newest first"
+        "history",
+        parents=[common, readable],
+        help="a running server's history (or a store's), newest first",
     )
     for name in ("task", "handler", "outcome", "schedule-id", "job-id"):
         history.add_argument(f"--{name}")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument(
+        "--limit",
+        type=_page_size,
+        default=20,
+        help=f"rows in the page, from 1 to {MAX_PAGE} (default: %(default)s)",
+    )
+    history.add_argument(
+        "--cursor",
+        help="the page after the one whose --json answer gave this 'next'",
+    )
     commands.add_parser(
         "handlers",
         parents=[common],
@@ -118,9 +151,21 @@ def add_remote_commands(commands: Any) -> None:
 
 
 def run_remote(options: argparse.Namespace, out: Any = None) -> int:
-    """Run one remote command; its exit code (0, or 1 when the server fails us)."""
+    """Run one remote command; its exit code (0, or 1 when the server fails us).
+
+    With ``--store``, read that store file instead (1 when it cannot be read;
+    2 for a command that would change it, or ``--url`` beside it).
+    """
     out = out if out is not None else sys.stdout
-    client = GatewayClient(options.url, options.token)
+    store = getattr(options, "store", None)
+    if store is not None:
+        return _run_on_store(options, store, out)
+    url = getattr(options, "url", None) or os.environ.get("SZ_URL", DEFAULT_URL)
+    try:
+        client = GatewayClient(url, options.token)
+    except GatewayError as error:  # $SZ_URL: --url's own is checked as parsed
+        print(f"sz {options.command}: {error}", file=sys.stderr)
+        return 2
     try:
         answer, show = _ask(client, options)
     except GatewayError as error:
@@ -131,6 +176,59 @@ def run_remote(options: argparse.Namespace, out: Any = None) -> int:
     else:
         print(show(answer), file=out)
     return 0
+
+
+def _run_on_store(options: argparse.Namespace, store: str, out: Any) -> int:
+    """``sz history --store`` and ``sz schedules --store``: read the file only."""
+    command = options.command
+    refusal = None
+    if getattr(options, "url", None) is not None:
+        refusal = (
+            "--store reads a store file, --url asks a running server: give one of them"
+        )
+    elif command == "schedules" and (options.action or "list") != "list":
+        refusal = f"--store only reads: 'sz schedules {options.action}' needs --url"
+    if refusal is not None:
+        print(f"sz {command}: {refusal}", file=sys.stderr)
+        return 2
+    try:
+        if command == "history":
+            cursor = options.cursor
+            answer: Any = anyio.run(
+                _read_history,
+                store,
+                options,
+                row_after(cursor) if cursor is not None else None,
+            )
+            show: Callable[[Any], str] = _history_table
+        else:
+            answer, show = anyio.run(read_schedules, store), _schedules_table
+    except ValueError as error:  # the cursor
+        print(f"sz {command}: --cursor: {error}", file=sys.stderr)
+        return 2
+    except StoreError as error:
+        print(f"sz {command}: {error}", file=sys.stderr)
+        return 1
+    if options.json:
+        print(json.dumps(answer, indent=2, sort_keys=True), file=out)
+    else:
+        print(show(answer), file=out)
+    return 0
+
+
+async def _read_history(
+    store: str, options: argparse.Namespace, before: Any
+) -> dict[str, Any]:
+    return await read_history(
+        store,
+        task=options.task,
+        handler=options.handler,
+        outcome=options.outcome,
+        schedule_id=options.schedule_id,
+        job_id=options.job_id,
+        before=before,
+        limit=options.limit,
+    )
 
 
 def _ask(
@@ -153,6 +251,7 @@ def _ask(
             schedule_id=options.schedule_id,
             job_id=options.job_id,
             limit=options.limit,
+            cursor=options.cursor,
         )
         return answer, _history_table
     if command == "handlers":
@@ -315,6 +414,28 @@ def _url(text: str) -> str:
     except GatewayError as error:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--url: ")) from None
     return text
+
+
+def _store(text: str) -> str:
+    try:
+        store_file(text)
+    except StoreError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _page_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
+    if not 1 <= value <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 1 to {MAX_PAGE}, got {text!r}"
+        )
+    return value
 
 
 def _field(text: str) -> tuple[str, Any]:

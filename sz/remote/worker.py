@@ -6,6 +6,14 @@ Its connection is an actor under a supervisor: when the broker falls silent
 for ``liveness`` heartbeats, the connection actor fails, closes its socket,
 and its supervisor's ``Backoff`` (1 s doubling to 32 s, with jitter) is the
 wait before it connects afresh.
+
+A worker given several brokers (one per node of a cluster) has one connection
+actor per broker, each registering, beating and reconnecting on its own, and
+one pool of ``capacity`` slots that the jobs of every broker take turns for.
+Each broker is told the whole capacity: SZP1 has no message that moves credit
+from one broker to another, and a share fixed per broker would leave slots idle
+when a node dies. A job sent while every slot is taken waits in the worker, in
+arrival order, and its timeout counts from when it starts.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, overload
@@ -102,17 +110,21 @@ class ZMQHandler:
     """A worker: register tasks, then ``start()`` (or ``await serve()``).
 
     Args:
-        endpoint: The broker's endpoint, ``tcp://127.0.0.1:5555`` by default.
+        endpoint: The broker's endpoint, ``tcp://127.0.0.1:5555`` by default; or
+            a sequence of endpoints, one broker per node, all served at once
+            (the module's docstring says how their jobs share ``capacity``).
         name: The worker's name, unique among the broker's workers (with CURVE,
             the name its key is listed under); ``<host>-<pid>`` by default.
-        capacity: Jobs it runs at once, 1 by default (>= 1). Async tasks run
-            on the event loop, sync ones in daemon threads.
+        capacity: Jobs it runs at once, 1 by default (>= 1), whichever broker
+            sent them. Async tasks run on the event loop, sync ones in daemon
+            threads.
         heartbeat: Seconds between heartbeats, 1.0 by default.
         liveness: Heartbeats the broker may miss before the worker reconnects,
             3 by default.
         key: This worker's secret key file (``sz keys generate``) for CURVE,
             with ``server_key``; None for none.
-        server_key: The broker's public key file.
+        server_key: The broker's public key file: one for every broker, or a
+            sequence of one per endpoint, in their order.
         drain_timeout: Seconds a stopping worker lets its jobs finish before it
             hands back the rest, 1.0 by default.
         max_message_bytes: The largest message the broker takes (its
@@ -123,20 +135,24 @@ class ZMQHandler:
             default.
 
     Raises:
-        SzError: An option (the endpoint, the name, a number) is bad, or a key
-            file cannot be read.
+        SzError: An option (an endpoint, the name, a number) is bad, an endpoint
+            is given twice, the server keys do not match the endpoints one for
+            one, or a key file cannot be read.
     """
 
     def __init__(
         self,
-        endpoint: str = "tcp://127.0.0.1:5555",
+        endpoint: str | Sequence[str] = "tcp://127.0.0.1:5555",
         *,
         name: str | None = None,
         capacity: int = 1,
         heartbeat: float = 1.0,
         liveness: int = 3,
         key: str | os.PathLike[str] | None = None,
-        server_key: str | os.PathLike[str] | None = None,
+        server_key: str
+        | os.PathLike[str]
+        | Sequence[str | os.PathLike[str]]
+        | None = None,
         drain_timeout: float = 1.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         backoff: Backoff = RECONNECT_BACKOFF,
@@ -165,15 +181,15 @@ class ZMQHandler:
             raise SzError(f"capacity must be at most {MAX_CAPACITY}, got {capacity!r}")
         if (key is None) != (server_key is None):
             raise SzError("CURVE needs both key (this worker's) and server_key")
-        try:
-            check_endpoint(endpoint, bind=False)
-        except TransportError as exc:
-            raise SzError(f"endpoint: {exc}") from None
+        endpoints = _endpoints(endpoint)
         # The broker refuses a READY under any other name: say so now, not in
         # a refusal at every reconnection.
         if name is not None and not WORKER_NAME.fullmatch(name):
             raise SzError(f"name: expected {WORKER_NAME_RULE}, got {name!r}")
-        self.endpoint = endpoint
+        #: The brokers it serves, in the order given.
+        self.endpoints = endpoints
+        #: The first of them (the only one, usually).
+        self.endpoint = endpoints[0]
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.capacity = capacity
         self.heartbeat = float(heartbeat)
@@ -181,11 +197,15 @@ class ZMQHandler:
         self.drain_timeout = float(drain_timeout)
         self.max_message_bytes = max_message_bytes
         self.backoff = backoff
-        self._keys: tuple[bytes, bytes, bytes] | None = None
+        #: With CURVE, each endpoint's keys (this worker's pair, its broker's).
+        self._keys: tuple[tuple[bytes, bytes, bytes], ...] | None = None
         if key is not None and server_key is not None:
+            servers = _server_keys(server_key, len(endpoints))
             try:
                 public, secret = load_secret_key(Path(key))
-                self._keys = (public, secret, load_public_key(Path(server_key)))
+                self._keys = tuple(
+                    (public, secret, load_public_key(Path(path))) for path in servers
+                )
             except KeyFileError as exc:
                 raise SzError(str(exc)) from None
         self._tasks: dict[str, _Task] = {}
@@ -339,7 +359,7 @@ class ZMQHandler:
             endpoint=self.endpoint,
             name=self.name,
             incarnation=self.incarnation,
-            keys=self._keys,
+            keys=None,
             capacity=self.capacity,
             heartbeat=self.heartbeat,
             liveness=self.liveness,
@@ -347,55 +367,104 @@ class ZMQHandler:
             max_message_bytes=self.max_message_bytes,
             tasks=MappingProxyType(self._tasks),
         )
-        link = HandlerLink(
-            connected=self._connected, registered=self._registered, drained=drained.set
-        )
+        undrained = len(self.endpoints)
+
+        def one_drained() -> None:
+            nonlocal undrained
+            undrained -= 1
+            if not undrained:
+                drained.set()
+
         try:
             async with ActorSystem(f"worker-{self.name}") as system:
                 self._system = system
-                # Its supervisor never gives up on the connection: the backoff,
-                # not a restart limit, is what paces it.
+                link = HandlerLink(
+                    connected=self._connected,
+                    registered=self._registered,
+                    drained=one_drained,
+                    # One broker: its credit bounds what runs, as it always did.
+                    slots=(
+                        anyio.CapacityLimiter(self.capacity)
+                        if len(self.endpoints) > 1
+                        else None
+                    ),
+                )
+                names = self._connection_names()
+                # Its supervisor never gives up on a connection: the backoff,
+                # not a restart limit, is what paces it. One_for_one: a broker
+                # lost ends only its own connection's jobs.
+                children = [
+                    Child(
+                        Connection,
+                        attrs.evolve(
+                            spec,
+                            endpoint=endpoint,
+                            keys=None if self._keys is None else self._keys[index],
+                        ),
+                        link,
+                        name=names[index],
+                        restart="permanent",
+                        backoff=self.backoff,
+                    )
+                    for index, endpoint in enumerate(self.endpoints)
+                ]
                 await system.spawn(
                     Supervisor,
-                    [
-                        Child(
-                            Connection,
-                            spec,
-                            link,
-                            name="connection",
-                            restart="permanent",
-                            backoff=self.backoff,
-                        )
-                    ],
+                    children,
                     Supervision(max_restarts=2**62, within=1.0),
                     name="worker",
                 )
                 await stop.wait()
                 # Finish (or hand back) what runs; a connection waiting to
                 # reconnect has nothing to finish.
-                self.connection.tell(_DRAIN)
+                for ref in self.connection_refs:
+                    ref.tell(_DRAIN)
                 with anyio.move_on_after(self.drain_timeout + 0.4):
                     await drained.wait()
         finally:
             self._stop = self._system = None
 
+    def _connection_names(self) -> list[str]:
+        if len(self.endpoints) == 1:
+            return ["connection"]
+        return [f"connection-{n}" for n in range(1, len(self.endpoints) + 1)]
+
     @property
     def connection(self) -> ActorRef:
-        """The connection actor while it serves (``/user/worker/connection``).
+        """The (first) connection actor while it serves.
+
+        ``/user/worker/connection`` with one broker; with several, the first
+        endpoint's, ``/user/worker/connection-1`` (``connection_refs`` has all).
 
         Raises:
             SzError: It is not serving.
         """
-        ref = self.system.lookup("/user/worker/connection")
-        if ref is None:
-            raise SzError("the worker is not serving")
-        return ref
+        return self.connection_refs[0]
+
+    @property
+    def connection_refs(self) -> tuple[ActorRef, ...]:
+        """Each endpoint's connection actor while it serves, in their order.
+
+        ``/user/worker/connection`` with one broker; ``/user/worker/connection-1``,
+        ``connection-2``, ... with several.
+
+        Raises:
+            SzError: It is not serving.
+        """
+        refs = []
+        for name in self._connection_names():
+            ref = self.system.lookup(f"/user/worker/{name}")
+            if ref is None:
+                raise SzError("the worker is not serving")
+            refs.append(ref)
+        return tuple(refs)
 
     @property
     def system(self) -> ActorSystem:
         """The worker's actor system while it serves.
 
-        Its connection actor is ``/user/worker/connection`` (``connection``).
+        Its connection actors are ``/user/worker/connection`` (one broker) or
+        ``/user/worker/connection-N`` (``connection_refs``).
 
         Raises:
             SzError: It is not serving.
@@ -473,12 +542,16 @@ class HandlerLink:
         connected: A socket was opened (counted in ``ZMQHandler.connections``).
         registered: A READY was sent (``ZMQHandler.registrations``).
         drained: The connection has finished, or handed back, its jobs and
-            said goodbye: ``serve`` may return.
+            said goodbye: ``serve`` may return once every connection has.
+        slots: The worker's ``capacity``, shared by its connections when it
+            serves several brokers (a job runs holding one); None (one broker,
+            the default) when the broker's credit alone bounds what runs.
     """
 
     connected: Callable[[], None]
     registered: Callable[[], None]
     drained: Callable[[], None]
+    slots: anyio.CapacityLimiter | None = None
 
 
 class _Drain:
@@ -527,7 +600,10 @@ class Connection(Actor):
         self.nag_at = self.opened + spec.heartbeat * spec.liveness
         self.last_ready = -float("inf")
         self.jobs: JobTasks[tuple[JobRequest, list[bytes]]] = JobTasks(
-            self, spec.capacity, self._run, "job"
+            self,
+            spec.capacity,
+            self._run if self.link.slots is None else self._run_in_slot,
+            "job",
         )
         self.threads = DaemonThreads(
             anyio.CapacityLimiter(spec.capacity), name=f"sz worker {spec.name}"
@@ -702,6 +778,19 @@ class Connection(Actor):
 
     # ----------------------------------------------------------------- jobs
 
+    async def _run_in_slot(self, order: tuple[JobRequest, list[bytes]]) -> None:
+        """Run ``order`` once a slot of the worker's shared capacity is free.
+
+        Waiting for a slot is this connection's task; cancelled (its broker was
+        lost), the job is forgotten here as the broker forgot it there.
+        """
+        slots = self.link.slots
+        assert slots is not None
+        async with slots:
+            if self.draining:
+                return  # not begun: the goodbye hands it back
+            await self._run(order)
+
     async def _run(self, order: tuple[JobRequest, list[bytes]]) -> None:
         request, bodies = order
         debug = logger.isEnabledFor(logging.DEBUG)
@@ -845,3 +934,43 @@ class Connection(Actor):
             return await task.func(*args, **kwargs)
         call = functools.partial(task.func, *args, **kwargs)
         return await self.threads.run_sync(call)
+
+
+def _endpoints(given: str | Sequence[str]) -> tuple[str, ...]:
+    """The brokers' endpoints, each checked; a bad or repeated one is named.
+
+    Raises:
+        SzError: None is given, one is not an endpoint a worker can connect
+            to, or one is given twice.
+    """
+    endpoints = (given,) if isinstance(given, str) else tuple(given)
+    if not endpoints:
+        raise SzError("endpoint: expected at least one broker's endpoint")
+    for endpoint in endpoints:
+        try:
+            check_endpoint(endpoint, bind=False)
+        except TransportError as exc:
+            raise SzError(f"endpoint: {exc}") from None
+        if endpoints.count(endpoint) > 1:
+            # Two connections to one broker would register the same name twice.
+            raise SzError(f"endpoint: {endpoint!r} is given twice")
+    return endpoints
+
+
+def _server_keys(
+    given: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], brokers: int
+) -> tuple[str | os.PathLike[str], ...]:
+    """Each broker's public key file: one for all, or one per endpoint.
+
+    Raises:
+        SzError: A sequence whose length is not the number of endpoints.
+    """
+    if isinstance(given, str | os.PathLike):
+        return (given,) * brokers
+    keys = tuple(given)
+    if len(keys) != brokers:
+        raise SzError(
+            f"server_key: expected one key file for every broker or one per "
+            f"endpoint ({brokers}), got {len(keys)}"
+        )
+    return keys

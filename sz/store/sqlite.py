@@ -252,6 +252,59 @@ def _sick_disk(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError)
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing store for reading only, changing nothing on disk.
+
+    A store in use (or left by a crash) has its ``-wal`` file beside it: read
+    through it, as one more WAL reader (``mode=ro``). Without one, everything is
+    in the database file and no scheduler runs on it; ``immutable`` then reads
+    the file alone, as SQLite would otherwise leave empty ``-wal`` and ``-shm``
+    files behind that a read-only connection cannot remove.
+
+    Raises:
+        StoreError: There is no such file, it is not a ScheduleZero store, or
+            it is of another layout than this code's (never migrated here).
+    """
+    if not path.is_file():
+        raise StoreError(
+            f"{path}: no store there (reading never creates one); check the path"
+        )
+    wal = path.with_name(path.name + "-wal")
+    mode = "ro" if wal.exists() else "ro&immutable=1"
+    uri = f"{path.absolute().as_uri()}?mode={mode}"
+    try:
+        connection = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the store to read: {exc}") from None
+    try:
+        connection.execute("PRAGMA query_only=1")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        app = connection.execute("PRAGMA application_id").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise StoreError(
+            f"{path}: not a ScheduleZero store or damaged ({exc})"
+        ) from None
+    if app != APPLICATION_ID:
+        connection.close()
+        raise StoreError(f"{path}: not a ScheduleZero store")
+    if version != SCHEMA_VERSION:
+        connection.close()
+        newer = version > SCHEMA_VERSION
+        raise StoreError(
+            f"{path}: a store of layout {version}, this ScheduleZero reads layout "
+            f"{SCHEMA_VERSION}; "
+            + (
+                "upgrade ScheduleZero to read it"
+                if newer
+                else "'sz serve' of this version migrates it (reading never does)"
+            )
+        )
+    return connection
+
+
 _STOP = object()
 
 #: What a queued item is: a read, a write, or a write whose waiter can wait.
@@ -265,13 +318,22 @@ class SqliteFile:
         path: The file. Created (with its directory) if missing.
         synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` survives a killed
             process (the usual crash); ``FULL`` also a power cut, at a cost per commit.
+        read_only: Open it for reading only, False by default. The file must
+            exist and be of this code's layout exactly; it is never created,
+            locked, migrated, checkpointed nor written (``write`` raises), so
+            that it can be read while a scheduler runs on it (a WAL reader).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
+        self.read_only = read_only
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._call_soon: Callable[[Callable[[], None]], object] | None = None
@@ -363,8 +425,13 @@ class SqliteFile:
         Any other failure is logged, and the store is marked broken so that the
         next awaited call raises.
 
-        Never blocks and never raises.
+        Never blocks, and raises only on a file opened ``read_only``.
+
+        Raises:
+            StoreError: The file is opened for reading only.
         """
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened for reading only")
         if then is None and failed is None:
             self._queue.put((work, None, _WRITE))
             return
@@ -440,7 +507,8 @@ class SqliteFile:
             name=f"sz-store-checkpoint {self.path.name}",
             daemon=True,
         )
-        checkpointer.start()
+        if not self.read_only:  # a checkpoint writes into the database file
+            checkpointer.start()
         watcher = threading.Thread(
             target=self._watch,
             args=(quit_checkpoints,),
@@ -465,7 +533,8 @@ class SqliteFile:
                 )
         finally:
             quit_checkpoints.set()
-            checkpointer.join()
+            if checkpointer.is_alive():
+                checkpointer.join()
             watcher.join()
         connection.close()
 
@@ -716,6 +785,8 @@ class SqliteFile:
 
     def _setup(self) -> sqlite3.Connection:
         """Open, lock and check the file (on the thread)."""
+        if self.read_only:
+            return _open_read_only(self.path)
         path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,35 @@ async def announce(path: str, token: str, seconds: float) -> int:
     return os.getpid()
 
 
+#: ``crowd`` jobs running in this process now (they run on its one event loop).
+_crowd = 0
+
+
+async def crowd(path: str, token: str, seconds: float) -> int:
+    """Run for ``seconds``, writing to ``path`` how many ``crowd`` jobs ran at
+    once as it started: ``token running``, one line a start."""
+    global _crowd
+    _crowd += 1
+    try:
+        with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230
+            trace.write(f"{token} {_crowd}\n")
+        await anyio.sleep(seconds)
+    finally:
+        _crowd -= 1
+    return os.getpid()
+
+
+async def hold(path: str) -> None:
+    """Write ``started`` to ``path``, then wait until cancelled; write ``ended``."""
+    with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230
+        trace.write("started\n")
+    try:
+        await anyio.sleep_forever()
+    finally:
+        with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230
+            trace.write("ended\n")
+
+
 # Hostile functions: each must fail its own job and leave the worker serving.
 
 
