@@ -732,6 +732,12 @@ class DispatcherActor(Actor):
     # ------------------------------------------------------------ bookkeeping
 
     def _register(self, message: Register) -> None:
+        old = self.state.handlers.get(message.name)
+        if old is not None and old.ref != message.ref and not old.ref.is_alive:
+            # A fresh actor of a handler that ended (its supervisor restarted):
+            # the old one's jobs are lost, whether or not its Terminated came.
+            self.unwatch(old.ref)
+            self._lose_jobs_of(message.name, "crash")
         self._forget(message.name)  # a re-registration replaces the old entry
         tasks = message.served
         handler = self.state.handlers[message.name] = _Handler(
