@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import tempfile
 import time
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from .common import arguments, each_backend, say, verdict
 
 if TYPE_CHECKING:
     from actors import ActorSnapshot
+    from sz.jobs import Attempt
 
 #: Kills a second, and callers submitting and waiting for jobs.
 RATE, CALLERS = 10.0, 20
@@ -39,7 +41,14 @@ def under_user(snapshot: ActorSnapshot) -> list[str]:
 
 
 async def storm(before: float, seconds: float, seed: int) -> None:
-    sz = ScheduleZero(store="memory")
+    # SQLite: it keeps every row, and counting needs them all (the memory
+    # store keeps the latest 100,000).
+    with tempfile.TemporaryDirectory() as folder:
+        await storm_on(f"sqlite:///{folder}/chaos.db", before, seconds, seed)
+
+
+async def storm_on(store: str, before: float, seconds: float, seed: int) -> None:
+    sz = ScheduleZero(store=store)
     completed: Counter[int] = Counter()
     ticks = [0]
 
@@ -95,7 +104,7 @@ async def storm(before: float, seconds: float, seed: int) -> None:
                 alive = await sz.run_now("work", args={"key": -1}) == -1
         except Exception:
             alive = False
-        rows = await sz.history(limit=100_000)
+        rows = await every_row(sz)
         restarts = sum(
             node.restarts for node in walk(sz.system.snapshot()) if node.path != "/user"
         )
@@ -115,6 +124,7 @@ async def storm(before: float, seconds: float, seed: int) -> None:
     during_rate = sum(1 for t in done_at if storm_start <= t < storm_end) / (
         storm_end - storm_start
     )
+    say(f"  store                {store.split(':')[0]:>8}")
     say(
         f"  kills done           {kills:>8,}   ({kills / stormy:.1f}/s over "
         f"{stormy:.1f} s; actor restarts {restarts:,})"
@@ -145,6 +155,17 @@ async def storm(before: float, seconds: float, seed: int) -> None:
         f"  scheduler alive      {'yes' if alive else 'NO':>8}   a new job after "
         f"the storm {'succeeded' if alive else 'failed'}  {verdict(alive)}"
     )
+
+
+async def every_row(sz: ScheduleZero) -> list[Attempt]:
+    rows: list[Attempt] = []
+    last: Attempt | None = None
+    while True:
+        page = await sz.history(limit=100_000, before=last)
+        rows += page
+        if len(page) < 100_000:
+            return rows
+        last = page[-1]
 
 
 async def no_live_jobs(sz: ScheduleZero) -> bool:
