@@ -727,16 +727,22 @@ class Cell:
         self.system._publish(Escalated(path=self.path, child=child.path, error=error))
         self.fail(error)
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> bool:
         """Crash this actor with ``error`` wherever it is (kill, escalation).
 
-        An actor between incarnations (restarting) has nothing to crash: no-op.
+        An actor between incarnations (restarting, or spawned and not yet
+        started) has nothing to crash: no-op. Returns whether it had.
         """
         if self._scope is None:
-            return
+            return False
         if self._interrupt is None:
             self._interrupt = error
         self._scope.cancel()
+        return True
+
+    def going_down(self) -> bool:
+        """True while an incarnation that ended is being wound up (``on_stop``)."""
+        return self._aftermath is not None
 
     def _start_group_restart(self, child: Cell, crash: BaseException | None) -> None:
         self.system._start_task(
