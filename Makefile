@@ -55,6 +55,7 @@ browser-deps:
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.actors
+	$(BIN)/python -m benchmarks.chaos
 	$(BIN)/python -m benchmarks.dispatch
 	$(BIN)/python -m benchmarks.governors
 	$(BIN)/python -m benchmarks.store

@@ -105,6 +105,12 @@ def _has_on_stop(instance: Actor | None) -> bool:
     return instance is not None and type(instance).on_stop is not Actor.on_stop
 
 
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "it stopped"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
 def _valid_name(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "/" not in name and name[0] != "$"
 
@@ -119,6 +125,7 @@ class Cell:
         "_abandoned",
         "_aftermath",
         "_backoff_scope",
+        "_bursting",
         "_consecutive",
         "_decision",
         "_finishing",
@@ -207,6 +214,8 @@ class Cell:
         # Restart bookkeeping.
         self._up_since = 0.0
         self._consecutive = 0
+        #: Consecutive restarts of this actor beyond its parent's intensity.
+        self._bursting = 0
         self._window: RestartWindow | None = None
         self._orchestrations: set[anyio.CancelScope] | None = None
         # Tasks started by the instance (start_task): scope -> ended latch.
@@ -459,8 +468,8 @@ class Cell:
     async def _started(self) -> None:
         self.state = "running"
         self.started_at = time.time()
-        if self.backoff is not None:  # only a backoff's reset_after reads it
-            self._up_since = self.system._clock.now()
+        # Read by the backoffs' reset_after (the child's and the parent's).
+        self._up_since = self.system._clock.now()
         self._settled.set()
         system = self.system
         if self._first:
@@ -639,10 +648,13 @@ class Cell:
         if parent.supervision.strategy != "one_for_one":
             parent._start_group_restart(self, crash)
             return await self._park_for_parent()
-        if not parent._allow_restart(now):
+        strained = parent._strained(self, now)
+        if strained is None:
             parent._give_up(self, crash)
             return "failed", crash
-        delay = self._next_delay()
+        delay = (
+            parent._strained_delay(self, now, crash) if strained else self._next_delay()
+        )
         if delay > 0:
             with anyio.CancelScope() as self._backoff_scope:
                 await self.system._clock.sleep_until(now + delay)
@@ -664,6 +676,50 @@ class Cell:
             self._window = RestartWindow()
         return self._window.allow(now, self.supervision)
 
+    def _strained(self, child: Cell, now: float) -> bool | None:
+        """Whether ``child``'s restart now is beyond the intensity (None: give up).
+
+        Beyond it, a parent with ``past_intensity`` backs off. A child it backed
+        off stays in its burst until it has stayed up ``reset_after``, even
+        once its slower restarts fit the window again: else a crash loop would
+        alternate a restart at once with one at the longest delay.
+        """
+        allowed = self._allow_restart(now)
+        past = self.supervision.past_intensity
+        if past is None:
+            return None if not allowed else False
+        if now - child._up_since >= past.reset_after:
+            child._bursting = 0
+        return not allowed or child._bursting > 0
+
+    def _strained_delay(
+        self, child: Cell, now: float, crash: BaseException | None
+    ) -> float:
+        """The wait before restarting ``child`` beyond this actor's intensity.
+
+        The larger of the child's own backoff and ``past_intensity``'s, which
+        grows with each consecutive restart beyond the intensity.
+        """
+        past = self.supervision.past_intensity
+        assert past is not None
+        delay = max(
+            child._next_delay(), past.delay(child._bursting, self.system._random)
+        )
+        child._bursting += 1
+        if child._bursting == 1:  # the first of its burst: once, not every time
+            supervision = self.supervision
+            logger.warning(
+                "%s: more than %d restarts within %g s, beyond its intensity: "
+                "restarting %s (%s) in %.3g s, and backing off while it lasts",
+                self.path,
+                supervision.max_restarts,
+                supervision.within,
+                child.path,
+                _describe(crash),
+                delay,
+            )
+        return delay
+
     def _give_up(self, child: Cell, crash: BaseException | None) -> None:
         """Stop restarting ``child`` and fail this actor with its error."""
         error = (
@@ -672,16 +728,22 @@ class Cell:
         self.system._publish(Escalated(path=self.path, child=child.path, error=error))
         self.fail(error)
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> bool:
         """Crash this actor with ``error`` wherever it is (kill, escalation).
 
-        An actor between incarnations (restarting) has nothing to crash: no-op.
+        An actor between incarnations (restarting, or spawned and not yet
+        started) has nothing to crash: no-op. Returns whether it had.
         """
         if self._scope is None:
-            return
+            return False
         if self._interrupt is None:
             self._interrupt = error
         self._scope.cancel()
+        return True
+
+    def going_down(self) -> bool:
+        """True while an incarnation that ended is being wound up (``on_stop``)."""
+        return self._aftermath is not None
 
     def _start_group_restart(self, child: Cell, crash: BaseException | None) -> None:
         self.system._start_task(
@@ -723,7 +785,8 @@ class Cell:
         ):
             return  # already restarted with an earlier group, or gone
         now = self.system._clock.now()
-        if not self._allow_restart(now):
+        strained = self._strained(failed, now)
+        if strained is None:
             failed._decide("failed", crash)
             self._give_up(failed, crash)
             return
@@ -738,7 +801,11 @@ class Cell:
                 await sibling.stop_for_good("stopped")
             else:
                 await sibling._interrupt_for_group()
-        delay = failed._next_delay()
+        delay = (
+            self._strained_delay(failed, now, crash)
+            if strained
+            else failed._next_delay()
+        )
         if delay > 0:
             await self.system._clock.sleep_until(now + delay)
         for member in group:

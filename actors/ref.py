@@ -168,13 +168,17 @@ class ActorRef:
 
         A checkpoint. Counts as a crash with ``ActorKilled(reason)``, so the
         supervisor restarts it as its restart type says. Returns once the current
-        incarnation is over. An actor waiting to restart is left alone.
+        incarnation is over. An actor waiting to restart, or spawned and not yet
+        started, is left alone, and this returns at once.
         """
         cell = self._cell
         cell.system._check_running()
         parked = cell._parked
-        cell.fail(ActorKilled(reason))
-        if current_cell.get() is not cell:
+        # Only an incarnation cut short (or already going down) ends soon: the
+        # latch of one not yet begun is set when that one ends, perhaps never.
+        if (cell.fail(ActorKilled(reason)) or cell.going_down()) and (
+            current_cell.get() is not cell
+        ):
             await parked.wait()
         await anyio.lowlevel.checkpoint()
 

@@ -65,29 +65,6 @@ def _not_negative(
 
 
 @attrs.frozen(kw_only=True)
-class Supervision:
-    """How an actor treats its children when one of them exits.
-
-    Attributes:
-        strategy: Which children restart when one fails, ``"one_for_one"`` by default:
-            ``"one_for_one"`` restarts the failed child only, ``"one_for_all"`` all
-            children, ``"rest_for_one"`` the failed child and those started after it.
-        max_restarts: Restarts tolerated within ``within`` seconds, 3 by default,
-            counted over all children of this parent together (as OTP does; a group
-            restart counts once). One more and the parent gives up: the child is
-            stopped for good, the parent fails with the child's error, and the failure
-            escalates to the parent's own parent.
-        within: The sliding window for ``max_restarts``, in seconds, 5.0 by default.
-    """
-
-    strategy: Strategy = attrs.field(
-        default="one_for_one", validator=_one_of(STRATEGIES)
-    )
-    max_restarts: int = attrs.field(default=3, validator=_not_negative)
-    within: float = attrs.field(default=5.0, validator=_positive)
-
-
-@attrs.frozen(kw_only=True)
 class Backoff:
     """The delay before a crashed child is restarted.
 
@@ -122,6 +99,42 @@ class Backoff:
         if self.jitter:
             base *= 1 + rng.uniform(-self.jitter, self.jitter)
         return max(0.0, min(self.max, base))
+
+
+@attrs.frozen(kw_only=True)
+class Supervision:
+    """How an actor treats its children when one of them exits.
+
+    Attributes:
+        strategy: Which children restart when one fails, ``"one_for_one"`` by default:
+            ``"one_for_one"`` restarts the failed child only, ``"one_for_all"`` all
+            children, ``"rest_for_one"`` the failed child and those started after it.
+        max_restarts: Restarts tolerated within ``within`` seconds, 3 by default,
+            counted over all children of this parent together (as OTP does; a group
+            restart counts once). One more and (unless ``past_intensity`` says
+            otherwise) the parent gives up: the child is
+            stopped for good, the parent fails with the child's error, and the failure
+            escalates to the parent's own parent.
+        within: The sliding window for ``max_restarts``, in seconds, 5.0 by default.
+        past_intensity: What a restart beyond the intensity does, None by default:
+            None gives up and escalates (OTP's rule). A ``Backoff`` never gives up:
+            each restart beyond the intensity waits the ``Backoff``'s delay (or the
+            child's own, if longer), growing with every such restart of that child
+            until it stays up ``reset_after`` seconds; the first restart of each
+            burst beyond the intensity is logged at WARNING (logger ``actors``). A
+            crash loop is thus paced and seen, never spinning hot, and never ends
+            the parent.
+    """
+
+    strategy: Strategy = attrs.field(
+        default="one_for_one", validator=_one_of(STRATEGIES)
+    )
+    max_restarts: int = attrs.field(default=3, validator=_not_negative)
+    within: float = attrs.field(default=5.0, validator=_positive)
+    past_intensity: Backoff | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(Backoff)),
+    )
 
 
 def validate_spawn_options(
@@ -191,6 +204,11 @@ class RestartWindow:
         while times and now - times[0] > supervision.within:
             times.popleft()
         if len(times) >= supervision.max_restarts:
+            if supervision.past_intensity is not None and times:
+                # A parent that never gives up keeps its latest restarts: the
+                # burst lasts while restarts keep coming this fast.
+                times.append(now)
+                times.popleft()
             return False
         times.append(now)
         return True

@@ -17,6 +17,7 @@ from .deadlines import AskDeadlines
 from .errors import ActorError, ActorStopped
 from .events import ActorEvent, DeadLetter, EventBus, Subscription
 from .reply import Ask
+from .supervision import Supervision
 from .timers import TimerService
 
 if TYPE_CHECKING:
@@ -37,7 +38,11 @@ RESTARTS_KEPT = 10_000
 
 
 class _Guardian(Actor):
-    """``/user``: the parent of every top-level actor, with default supervision."""
+    """``/user``: the parent of every top-level actor, by the system's supervision."""
+
+    def __init__(self, supervision: Supervision) -> None:
+        # An instance value shadows the class default for this guardian alone.
+        self.supervision = supervision  # type: ignore[misc]
 
 
 @attrs.frozen(kw_only=True)
@@ -72,6 +77,10 @@ class ActorSystem:
         shutdown_timeout: Seconds an actor gets to finish its current message and
             ``on_stop`` when stopped, 5.0 by default; then it is cancelled.
         seed: Seed for backoff jitter, random by default.
+        supervision: How the ``/user`` guardian treats top-level actors,
+            ``Supervision()`` by default (3 restarts in 5 s, then the failure
+            ends the system). With a ``past_intensity`` backoff it never gives
+            up: the system ends only when left.
     """
 
     def __init__(
@@ -81,9 +90,13 @@ class ActorSystem:
         clock: Clock | None = None,
         shutdown_timeout: float = 5.0,
         seed: int | None = None,
+        supervision: Supervision | None = None,
     ) -> None:
         if not shutdown_timeout > 0:
             raise ValueError(f"shutdown_timeout must be > 0, got {shutdown_timeout!r}")
+        if supervision is not None and not isinstance(supervision, Supervision):
+            raise ValueError(f"supervision must be a Supervision, got {supervision!r}")
+        self._supervision = supervision if supervision is not None else Supervision()
         self.name = name
         self._clock: Clock = clock if clock is not None else RealClock()
         self._shutdown_timeout = shutdown_timeout
@@ -131,7 +144,7 @@ class ActorSystem:
                 None,
                 "user",
                 _Guardian,
-                (),
+                (self._supervision,),
                 restart="permanent",
                 backoff=None,
                 capacity=1,

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from actors import Actor, ActorRef, Backoff, Terminated, Timer, lowlevel
+from actors import Actor, ActorRef, Backoff, MailboxFull, Terminated, Timer, lowlevel
 
 from .errors import Overloaded, SzError
 from .governors import Governor, GovernorStatus, TokenBucket
@@ -222,6 +222,20 @@ class _Govern:
 _GOVERN = _Govern()
 
 
+@attrs.frozen
+class _LoseJobs:
+    """The handler ``name`` behind ``ref`` ended: its jobs still in flight are lost.
+
+    Told to itself when the ``Terminated`` comes, so that it is handled after the
+    handler's last reports: those were sent before it ended and wait in the
+    mailbox, which ``Terminated`` overtakes.
+    """
+
+    name: str
+    ref: ActorRef
+    reason: str
+
+
 class Stopping:
     """The scheduler stops: end held jobs, and free whoever waits on the rest.
 
@@ -338,6 +352,8 @@ class _InFlight:
     #: When it was sent (the dispatcher's clock): a loss or a cancel records
     #: it as the attempt's start, turned into wall time only then.
     sent: float
+    #: The actor it was sent to: a handler's name may outlive its actor.
+    ref: ActorRef
     #: Seconds it waited for a governor, and why (None: it did not).
     waited: float | None = None
     limited: Reason | None = None
@@ -444,6 +460,8 @@ class DispatcherActor(Actor):
             self._expire(message)
         elif isinstance(message, Terminated):
             self._handler_gone(message.ref)
+        elif isinstance(message, _LoseJobs):
+            self._lose_jobs_of(message.name, message.reason, message.ref)
         elif isinstance(message, Register):
             self._register(message)
         elif isinstance(message, Unregister):
@@ -732,6 +750,12 @@ class DispatcherActor(Actor):
     # ------------------------------------------------------------ bookkeeping
 
     def _register(self, message: Register) -> None:
+        old = self.state.handlers.get(message.name)
+        if old is not None and old.ref != message.ref and not old.ref.is_alive:
+            # A fresh actor of a handler that ended (its supervisor restarted):
+            # the old one's jobs are lost, whether or not its Terminated came.
+            self.unwatch(old.ref)
+            self._lose_jobs_of(message.name, "crash", old.ref)
         self._forget(message.name)  # a re-registration replaces the old entry
         tasks = message.served
         handler = self.state.handlers[message.name] = _Handler(
@@ -776,10 +800,23 @@ class DispatcherActor(Actor):
                 peers.remove(handler)
         return handler.tasks
 
-    def _lose_jobs_of(self, name: str, reason: str) -> None:
-        """Forget the handler ``name``; its jobs in flight are lost for ``reason``."""
-        tasks = self._forget(name)
-        lost = [e for e in self.state.in_flight.values() if e.handler == name]
+    def _lose_jobs_of(
+        self, name: str, reason: str, ref: ActorRef | None = None
+    ) -> None:
+        """Forget the handler ``name``; its jobs in flight are lost for ``reason``.
+
+        With ``ref``, only what was sent to that actor: the name may be a fresh
+        actor's by now (its supervisor restarted), whose jobs are not lost.
+        """
+        current = self.state.handlers.get(name)
+        tasks: tuple[str, ...] = ()
+        if current is not None and (ref is None or current.ref == ref):
+            tasks = self._forget(name)
+        lost = [
+            e
+            for e in self.state.in_flight.values()
+            if e.handler == name and (ref is None or e.ref == ref)
+        ]
         wall, now = _now(), self._clock()
         for entry in lost:
             # Since it was sent: the row shows how long the attempt really ran
@@ -801,12 +838,20 @@ class DispatcherActor(Actor):
             self._drain(task)
 
     def _handler_gone(self, ref: ActorRef) -> None:
-        """A handler ended for good: forget it; its jobs in flight are lost."""
+        """A handler ended for good: forget it now; its jobs in flight are lost.
+
+        Lost once its last reports are in: ``Terminated`` overtakes them, and a
+        job it finished must not be tried again (run twice).
+        """
         gone = [h for h in self.state.handlers.values() if h.ref == ref]
         for handler in gone:
             # A remote worker's proxy ends only when its worker is lost.
             why = "worker_lost" if handler.kind == "remote" else "crash"
-            self._lose_jobs_of(handler.name, why)
+            self._forget(handler.name)  # no new job goes to it
+            try:
+                self._me.tell(_LoseJobs(handler.name, ref, why))
+            except MailboxFull:
+                self._lose_jobs_of(handler.name, why, ref)  # better late than lost
         self._check_served()
 
     def _governor_statuses(self) -> list[GovernorStatus]:
@@ -1060,7 +1105,7 @@ class DispatcherActor(Actor):
             governor.take(job.task, handler.name, now)
         handler.active += 1
         handler.tracker.record_start(now)
-        entry = _InFlight(job, attempt, future, handler.name, now)
+        entry = _InFlight(job, attempt, future, handler.name, now, handler.ref)
         if pending is not None and pending.limited is not None:
             entry.waited = now - pending.since
             entry.limited = pending.limited

@@ -15,6 +15,7 @@ import anyio
 
 from .dispatcher import Attach, Cancel, JobsQuery
 from .errors import JobFailed, JobTimeout, NoHealthyHandler, Overloaded, SzError
+from .history import query_history
 from .jobs import HistoryQuery, JobFuture, JobStatus
 
 if TYPE_CHECKING:
@@ -187,8 +188,7 @@ class JobDesk:
     async def _rows(self, query: HistoryQuery) -> list[Attempt]:
         if self._history is None:
             raise SzError("the scheduler is not running")
-        rows: list[Attempt] = await self._history.ask(query)
-        return rows
+        return await query_history(self._history, query)
 
     async def result(
         self,

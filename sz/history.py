@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from actors import Actor
+from actors import Actor, ActorStopped
 
 from .jobs import Attempt, HistoryQuery
 
 if TYPE_CHECKING:
+    from actors import ActorRef
+
     from .store.history import HistoryBackend
 
-__all__ = ["HistoryActor", "WithResult", "log_attempt"]
+__all__ = ["HistoryActor", "WithResult", "log_attempt", "query_history"]
 
 logger = logging.getLogger("sz.history")
 
@@ -84,6 +86,34 @@ class WithResult:
 
     row: Attempt
     value: Any
+
+
+#: How many times a query is asked of a history actor killed while it answered.
+QUERY_TRIES = 5
+
+
+async def query_history(history: ActorRef, query: HistoryQuery) -> list[Attempt]:
+    """Ask the history actor for the rows ``query`` matches.
+
+    A query is only a read: if the actor was killed while it answered (it is
+    restarted, its rows kept), the query is asked again, up to ``QUERY_TRIES``
+    times in all. A checkpoint.
+
+    Raises:
+        ActorStopped: The history actor stopped for good, or was killed on
+            every try.
+        AskTimeout: It did not answer within the ask's 5 s.
+    """
+    for _ in range(QUERY_TRIES - 1):
+        try:
+            rows: list[Attempt] = await history.ask(query)
+        except ActorStopped:
+            if not history.is_alive:
+                raise
+        else:
+            return rows
+    rows = await history.ask(query)
+    return rows
 
 
 class _Prune:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
-from actors import lowlevel
+from actors import ActorError, lowlevel
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -75,7 +75,15 @@ class JobTasks(Generic[Order]):
         elif self._tasks < self.size:
             self._waking = True
             self._tasks += 1
-            self.actor.start_task(self._work, name=self.name)
+            try:
+                self.actor.start_task(self._work, name=self.name)
+            except ActorError:
+                # The incarnation is ending (killed, stopping): no task may
+                # start, and the orders left queued are the actor's to hand
+                # back (HandlerActor.on_stop). A task that took its order
+                # before waking the next must still run it, not lose it.
+                self._waking = False
+                self._tasks -= 1
 
     def take_out(self, matches: Callable[[Order], bool]) -> list[Order]:
         """Remove the queued orders that ``matches`` says; return them."""

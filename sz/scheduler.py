@@ -51,7 +51,6 @@ from .dispatcher import (
     HandlersQuery,
     HandlerStatus,
     JobsQuery,
-    Register,
     RunningJob,
     Submit,
 )
@@ -63,10 +62,10 @@ from .errors import (
     refusal_in,
 )
 from .governors import AdaptivePolicy, Backpressure, Governor, GovernorStatus, Limit
-from .handlers import HandlerActor, HandlerSpec
+from .handlers import HandlerSpec
 from .handles import JobDesk, JobHandle, check_job_id, settle
 from .health import HealthPolicy
-from .history import HistoryActor
+from .history import HistoryActor, query_history
 from .jobs import (
     Attempt,
     HistoryQuery,
@@ -87,6 +86,7 @@ from .storable import check_storable
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 from .takeup import take_up_verdicts
+from .tree import CORE_SUPERVISION, HandlersSupervisor
 
 logger = logging.getLogger("sz.scheduler")
 
@@ -102,10 +102,6 @@ if TYPE_CHECKING:
 __all__ = ["ScheduleZero", "check_startup"]
 
 logger = logging.getLogger("sz.scheduler")
-
-#: A handler's mailbox holds its concurrency's worth of jobs plus this many
-#: messages (health, queries, control).
-HANDLER_MAILBOX = 1000
 
 #: The wait before the broker restarts after a crash: 50 ms, doubling to 5 s.
 BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=30.0)
@@ -396,7 +392,9 @@ class ScheduleZero:
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS, self._metrics.record)
                 logger.info("store: memory (nothing outlives the process)")
-            system = await stack.enter_async_context(ActorSystem(self.name))
+            system = await stack.enter_async_context(
+                ActorSystem(self.name, supervision=CORE_SUPERVISION)
+            )
             self._system = system
             # Subscribed before any actor of ours starts: none of their dead
             # letters is missed. The task ends as the system exits.
@@ -441,35 +439,8 @@ class ScheduleZero:
             # before the actors do: fires taken early get their final row now.
             stack.push_async_callback(_stopping, self._dispatcher)
             await system.spawn(
-                Supervisor,
-                [
-                    # Room for every job it may run at once: the dispatcher sends
-                    # up to ``concurrency`` at a time and must never find it full.
-                    Child(
-                        HandlerActor,
-                        spec,
-                        name=spec.name,
-                        capacity=spec.concurrency + HANDLER_MAILBOX,
-                    )
-                    for spec in specs
-                ],
-                Supervision(max_restarts=10, within=10.0),
-                name="handlers",
+                HandlersSupervisor, specs, self._dispatcher, name="handlers"
             )
-            for spec in specs:
-                ref = system.lookup(f"/user/handlers/{spec.name}")
-                assert ref is not None
-                self._dispatcher.tell(
-                    Register(
-                        name=spec.name,
-                        task=spec.task,
-                        ref=ref,
-                        concurrency=spec.concurrency,
-                        retries=spec.retries,
-                        timeout=spec.timeout,
-                        retry_backoff=spec.retry_backoff,
-                    )
-                )
             if self.broker_settings is not None:
                 await self._spawn_broker(system, state)
             unfinished = await self._backend.unfinished()
@@ -1397,8 +1368,7 @@ class ScheduleZero:
             limit=limit,
             final=final,
         )
-        rows: list[Attempt] = await self._history.ask(query)
-        return rows
+        return await query_history(self._history, query)
 
 
 def _config_trigger(entry: ScheduleEntry) -> tuple[str, dict[str, Any]]:

@@ -369,3 +369,34 @@ async def test_parent_blocked_asking_its_crashed_child_still_restarts_it(
         await log.wait_for(Restarted, "/user/parent/kid")
         assert len(log.of(Restarted, "/user/parent/kid")) == 1
         assert log.of(Crashed, "/user/parent") == []
+
+
+class Spawner(Actor):
+    """Spawns a ``Quiet`` child named by each message it is given."""
+
+    async def receive(self, message: Any) -> None:
+        await self.spawn(Quiet, name=message)
+
+
+class Quiet(Actor):
+    """Answers ``ping``."""
+
+    async def receive(self, message: Any) -> Any:
+        return "pong"
+
+
+async def test_kill_of_an_actor_spawned_and_not_yet_started_returns_at_once() -> None:
+    # Its parent registers it before its task runs; a kill then (from a chaos
+    # loop that found it in the tree) once waited for the end of the
+    # incarnation to come, for ever.
+    async with ActorSystem() as system:
+        parent = await system.spawn(Spawner, name="parent")
+        for number in range(20):
+            parent.tell(f"kid{number}")
+            path = f"/user/parent/kid{number}"
+            with anyio.fail_after(5):
+                while (kid := system.lookup(path)) is None:
+                    await anyio.lowlevel.checkpoint()
+                await kid.kill("chaos")
+            with anyio.fail_after(5):
+                assert await kid.ask("ping") == "pong"
