@@ -253,10 +253,13 @@ def actor_data(snapshot: ActorSnapshot) -> dict[str, Any]:
     """An ``ActorSnapshot`` and, nested, its children's.
 
     ``supervision`` is how it treats its children: its strategy, its intensity
-    (``max_restarts`` within ``within`` seconds) and the restarts of its
-    children counted against that intensity now (``window_restarts``).
+    (``max_restarts`` within ``within`` seconds), the restarts of its children
+    counted against that intensity now (``window_restarts``), and what a restart
+    beyond it does (``past_intensity``: ``escalate``, giving up, or ``backoff``,
+    restarting after a delay from ``backoff_min`` to ``backoff_max`` seconds).
     """
     supervision = snapshot.supervision
+    backoff = supervision.past_intensity
     return {
         "path": snapshot.path,
         "name": snapshot.path.rsplit("/", 1)[-1],
@@ -274,6 +277,9 @@ def actor_data(snapshot: ActorSnapshot) -> dict[str, Any]:
             "max_restarts": supervision.max_restarts,
             "within": supervision.within,
             "window_restarts": snapshot.window_restarts,
+            "past_intensity": "escalate" if backoff is None else "backoff",
+            "backoff_min": None if backoff is None else backoff.min,
+            "backoff_max": None if backoff is None else backoff.max,
         },
         "children": [actor_data(child) for child in snapshot.children],
     }

@@ -96,6 +96,14 @@ _SCHEMAS: dict[str, Any] = {
                         "description": "Restarts of its children counted against "
                         "max_restarts now (within the last `within` seconds).",
                     },
+                    "past_intensity": {
+                        "enum": ["escalate", "backoff"],
+                        "description": "What a restart beyond the intensity does: "
+                        "give up and fail (escalate), or restart after a growing "
+                        "delay (backoff).",
+                    },
+                    "backoff_min": _nullable({**_NUMBER, "minimum": 0}),
+                    "backoff_max": _nullable({**_NUMBER, "minimum": 0}),
                 }
             ),
             "children": {"type": "array", "items": _ref("Actor")},

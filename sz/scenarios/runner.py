@@ -34,7 +34,8 @@ from ..dispatcher import Register
 from ..errors import ExpressionError, SzError
 from ..handlers import HandlerActor, HandlerSpec as LocalSpec
 from ..remote import BrokerSettings
-from ..scheduler import HANDLER_MAILBOX, ScheduleZero
+from ..scheduler import ScheduleZero
+from ..tree import HANDLER_MAILBOX
 from .catalog import METRICS
 from .checks import read_history, restart_budget, run_checks
 from .context import Progress, RunContext

@@ -372,7 +372,13 @@ async def test_parent_blocked_asking_its_crashed_child_still_restarts_it(
 
 
 class Spawner(Actor):
-    """Spawns a ``Quiet`` child named by each message it is given."""
+    """Spawns a ``Quiet`` child named by each message it is given.
+
+    It restarts a killed child however often: twenty kills in a moment are the
+    test, not a crash loop to give up on.
+    """
+
+    supervision = Supervision(max_restarts=1_000, within=60.0)
 
     async def receive(self, message: Any) -> None:
         await self.spawn(Quiet, name=message)

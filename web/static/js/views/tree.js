@@ -23,7 +23,7 @@ export default {
     root.append(
       h("div", { class: "view-head" },
         h("h1", {}, "Supervision tree"),
-        h("p", { class: "muted" }, "Every actor under /user. A supervisor restarts a crashed child; more than its intensity of restarts within its window and it gives up, failing itself."),
+        h("p", { class: "muted" }, "Every actor under /user. A supervisor restarts a crashed child; beyond its intensity (restarts within its window) it either gives up, failing itself, or — as the scheduler's own supervisors do — restarts after a growing delay."),
         ctx.mutations ? null : h("p", { class: "note" }, "Kill and restart are turned off on this server (web.mutations).")),
       live,
     );
@@ -71,8 +71,8 @@ export default {
           h("span", { class: "actor-name", title: actor.path }, actor.name),
           h("span", { class: "actor-class muted" }, actor.actor_class),
           badge(actor.state, actor.last_error ?? undefined),
-          kids.length ? h("span", { class: "chip", title: unlimited(sup) ? "restarts its children without limit" : `restarts ${sup.max_restarts} within ${sup.within} s, then gives up` },
-            `${sup.strategy.replaceAll("_", " ")} · ${sup.window_restarts}/${unlimited(sup) ? "∞" : sup.max_restarts} in ${num(sup.within)}s`) : null,
+          kids.length ? h("span", { class: "chip", title: unlimited(sup) ? "restarts its children without limit" : sup.past_intensity === "backoff" ? `restarts ${sup.max_restarts} within ${sup.within} s at once, then after a delay of ${sup.backoff_min}–${sup.backoff_max} s; never gives up` : `restarts ${sup.max_restarts} within ${sup.within} s, then gives up` },
+            `${sup.strategy.replaceAll("_", " ")} · ${sup.window_restarts}/${unlimited(sup) ? "∞" : sup.max_restarts} in ${num(sup.within)}s${sup.past_intensity === "backoff" ? ", then backs off" : ""}`) : null,
           h("span", { class: "spacer" }),
           h("span", { class: "metric", "data-metric": "restarts", title: intensity ? `its supervisor allows ${intensity.max_restarts} restarts within ${intensity.within} s` : "restarts" },
             h("span", { class: "metric-label" }, "restarts"), h("span", { class: "metric-value" }, num(actor.restarts))),
