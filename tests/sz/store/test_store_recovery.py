@@ -625,7 +625,7 @@ def garbage_left(db: Path) -> int:
             id="a-trigger",
         ),
         pytest.param(
-            "INSERT INTO jobs VALUES ('job-1', NULL, 'echo', 0, 0, ?)",
+            "INSERT INTO jobs VALUES ('job-1', NULL, 'echo', 0, 0, ?, NULL)",
             "the arguments of accepted job 'job-1' cannot be read back",
             id="an-accepted-job",
         ),
