@@ -284,9 +284,7 @@ def schedule_store(where: Path | str | None = None) -> DataStore:
     return ScheduleStore(path=where)
 
 
-def place_of(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Path | str:
+def place_of(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """Where a durable store of ``kind`` keeps things: a file, or a database."""
     if kind == SZ_POSTGRESQL:
         url: str = request.getfixturevalue("pg_url")
