@@ -229,6 +229,10 @@ class Database:
         with connection:
             apply(connection, works)
 
+    def _read(self, work: Callable[[Any], Any]) -> Any:
+        """Run a read (or a waited-on flush) on the connection."""
+        return work(self._connection)
+
     def _prepare(self) -> None:
         """Before a batch: make the connection usable if that can be done."""
 
@@ -486,7 +490,7 @@ class Database:
         for work, done, _ in reads:
             assert callable(work)  # reads are functions of the connection
             try:
-                replies.append((done, work(self._connection), None))
+                replies.append((done, self._read(work), None))
             except BaseException as exc:
                 replies.append((done, None, self._wrap(exc)))
         return replies

@@ -122,6 +122,7 @@ class PgServer:
         self.port = port
         self._user = user
         self._made = 0
+        self._options: list[str] = []
 
     def url(self, database: str = "postgres") -> str:
         """The ``postgresql://`` URL of one of its databases."""
@@ -196,7 +197,7 @@ class PgServer:
                 *([] if durable else ["--no-sync"]),
             ]
         )
-        options = [
+        self._options = options = [
             f"-p {self.port}",
             f"-k {self.folder}",
             "-c listen_addresses=127.0.0.1",
@@ -205,6 +206,11 @@ class PgServer:
         if not durable:
             # A test's server dies with the test: durability costs it time only.
             options += ["-c fsync=off", "-c full_page_writes=off"]
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server again after ``stop`` (same folder, same port)."""
+        data = self.folder / "data"
         self._run(
             [
                 str(self.bindir / "pg_ctl"),
@@ -213,7 +219,7 @@ class PgServer:
                 "-l",
                 str(self.folder / "server.log"),
                 "-o",
-                " ".join(options),
+                " ".join(self._options),
                 "-t",
                 str(START_TIMEOUT),
                 "-w",

@@ -36,7 +36,7 @@ from .database import Cursor, Database, Work, apply
 from .location import redact
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     import psycopg
 
@@ -440,6 +440,20 @@ class PostgresDatabase(Database):
         if committed == number:
             return
         self._attempt(works)
+
+    def _read(self, work: Callable[[Any], Any]) -> Any:
+        """Run a read; once more on a new connection if the old one was lost."""
+        import psycopg
+
+        try:
+            return work(self._connection)
+        except psycopg.OperationalError as exc:
+            connection: _Connection = self._connection
+            if connection.usable:
+                raise
+            self._connection_lost(exc)
+        self._reconnect()  # raises if the server cannot be reached
+        return work(self._connection)
 
     def _sick(self, error: BaseException) -> bool:
         """The server's trouble (lost, shutting down, out of disk): retry later."""
