@@ -102,8 +102,9 @@ def fresh(directory: Path, stem: str) -> Path:
     return directory / f"{stem}-{next(_files)}.db"
 
 
-def store_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+def store_url(place: Path | str) -> str:
+    """A SQLite file's URL, or a PostgreSQL database's URL as it is."""
+    return place if isinstance(place, str) else f"sqlite:///{place}"
 
 
 def on_disk(path: Path) -> int:
@@ -119,7 +120,7 @@ def far_triggers(n: int) -> list[IntervalTrigger]:
 # ------------------------------------------------------------ create/delete
 
 
-async def sz_create_delete(n: int, path: Path) -> tuple[float, float]:
+async def sz_create_delete(n: int, path: Path | str) -> tuple[float, float]:
     """Schedules added, then removed, one call each: (created/s, deleted/s)."""
     sz = ScheduleZero(name="bench", store=store_url(path))
 
@@ -284,7 +285,7 @@ def best_burst(runs: list[Burst]) -> Burst:
 
 
 async def sz_burst(
-    n: int, path: Path, add_rate: float, *, settled: bool = True
+    n: int, path: Path | str, add_rate: float, *, settled: bool = True
 ) -> Burst:
     """``n`` one-off schedules due at one instant, on the durable store.
 
@@ -605,7 +606,19 @@ def main() -> None:
     parser = arguments(
         __doc__, "a tenth of everything (lateness: 100 schedules for 3 s)"
     )
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the durable store measured (postgresql: on a throwaway server the "
+        "benchmark starts; benchmarks.store_postgres)",
+    )
     options = parser.parse_args()
+    if options.store == "postgresql":
+        from benchmarks.store_postgres import main as postgres_main
+
+        postgres_main(options)
+        return
     with tempfile.TemporaryDirectory(prefix="sz-bench-") as directory:
         each_backend(
             options,
