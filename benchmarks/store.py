@@ -65,7 +65,7 @@ from sz import ScheduleZero
 from sz.history import HistoryActor, WithResult
 from sz.jobs import Attempt, HistoryQuery
 from sz.serve import settle_heap
-from sz.store import SqliteFile
+from sz.store import Database, SqliteFile
 from sz.store.history import FileHistory
 
 if TYPE_CHECKING:
@@ -376,6 +376,27 @@ def attempts(n: int) -> list[Attempt]:
 RESULT = {"status": "ok", "count": 3}
 
 
+async def tell_rows(rows: list[Attempt], database: Database) -> float:
+    """Seconds from telling the history actor ``rows`` to their commit."""
+    backend = FileHistory(database)
+    async with ActorSystem("bench") as system:
+        ref = await system.spawn(HistoryActor, backend, None, capacity=100_000)
+        gc.collect()
+        start = time.perf_counter()
+        tell = ref.tell
+        for row in rows:
+            message = WithResult(row, RESULT)
+            try:
+                tell(message)
+            except MailboxFull:
+                await ref.send(message)
+        # The actor takes its mailbox in order: once this is answered, every
+        # row has reached the backend, and the flush waits for their commit.
+        await ref.ask(HistoryQuery(limit=0), timeout=60)
+        await backend.flush()
+        return time.perf_counter() - start
+
+
 async def history_rate(rows: list[Attempt], path: Path) -> tuple[float, int]:
     """Rows told to the history actor until committed: (rows/s, bytes on disk).
 
@@ -384,23 +405,7 @@ async def history_rate(rows: list[Attempt], path: Path) -> tuple[float, int]:
     file = SqliteFile(path)
     await file.open()
     try:
-        backend = FileHistory(file)
-        async with ActorSystem("bench") as system:
-            ref = await system.spawn(HistoryActor, backend, None, capacity=100_000)
-            gc.collect()
-            start = time.perf_counter()
-            tell = ref.tell
-            for row in rows:
-                message = WithResult(row, RESULT)
-                try:
-                    tell(message)
-                except MailboxFull:
-                    await ref.send(message)
-            # The actor takes its mailbox in order: once this is answered, every
-            # row has reached the backend, and the flush waits for their commit.
-            await ref.ask(HistoryQuery(limit=0), timeout=60)
-            await backend.flush()
-            elapsed = time.perf_counter() - start
+        elapsed = await tell_rows(rows, file)
         await file.read(checkpoint)
         size = on_disk(path)
     finally:

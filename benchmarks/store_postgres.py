@@ -20,7 +20,6 @@ on the same server in the same run:
 
 from __future__ import annotations
 
-import gc
 import pickle
 import time
 from datetime import UTC, datetime
@@ -33,7 +32,6 @@ import psycopg
 from apscheduler import Schedule
 from apscheduler.triggers.interval import IntervalTrigger
 
-from actors import ActorSystem, MailboxFull
 from benchmarks.common import backends, say, verdict
 from benchmarks.store import (
     FAR,
@@ -44,17 +42,17 @@ from benchmarks.store import (
     row,
     sz_burst,
     sz_create_delete,
+    tell_rows,
     valid_bursts,
 )
-from sz.history import HistoryActor, WithResult
-from sz.jobs import Attempt, HistoryQuery
 from sz.store import PostgresDatabase
-from sz.store.history import FileHistory
 from sz.store.pgserver import PgServer, throwaway_server
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Awaitable, Callable
+
+    from sz.jobs import Attempt
 
 #: The issue's targets for one node on PostgreSQL, on this 2-core machine.
 TARGETS = {"create": 1_000.0, "delete": 1_000.0, "burst": 2_000.0}
@@ -214,20 +212,7 @@ async def history_rate(rows: list[Attempt], url: str) -> tuple[float, int]:
     database = PostgresDatabase(url)
     await database.open()
     try:
-        backend = FileHistory(database)
-        async with ActorSystem("bench") as system:
-            ref = await system.spawn(HistoryActor, backend, None, capacity=100_000)
-            gc.collect()
-            start = time.perf_counter()
-            for attempt in rows:
-                message = WithResult(attempt, RESULT)
-                try:
-                    ref.tell(message)
-                except MailboxFull:
-                    await ref.send(message)
-            await ref.ask(HistoryQuery(limit=0), timeout=60)
-            await backend.flush()
-            elapsed = time.perf_counter() - start
+        elapsed = await tell_rows(rows, database)
     finally:
         await database.close()
     size = await anyio.to_thread.run_sync(table_bytes, url)

@@ -191,13 +191,28 @@ class _Connection:
             cursor.executemany(self._translated(sql), parameters)
 
     def __enter__(self) -> _Connection:
-        transaction = self.raw.transaction()
-        transaction.__enter__()
-        self._transactions.append(transaction)
+        # Pipeline mode: BEGIN, the batch's statements and COMMIT go out
+        # together, one round trip to the server rather than one each.
+        pipeline = self.raw.pipeline()
+        pipeline.__enter__()
+        try:
+            transaction = self.raw.transaction()
+            transaction.__enter__()
+        except BaseException as exc:
+            pipeline.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._transactions.append((pipeline, transaction))
         return self
 
     def __exit__(self, *exc: Any) -> Any:
-        return self._transactions.pop().__exit__(*exc)
+        pipeline, transaction = self._transactions.pop()
+        try:
+            transaction.__exit__(*exc)
+        except BaseException as error:
+            pipeline.__exit__(type(error), error, error.__traceback__)
+            raise
+        pipeline.__exit__(*exc)
+        return False
 
     def close(self) -> None:
         self.raw.close()
