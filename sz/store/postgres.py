@@ -26,6 +26,7 @@ a full disk, never silently.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,10 @@ DEFAULT_SCHEMA = "sz"
 
 #: Seconds a connection attempt may take.
 CONNECT_TIMEOUT = 10
+
+#: Seconds a start waits for the store's lock, which a ScheduleZero killed just
+#: before still holds until the server notices its connection closed.
+LOCK_WAIT = 5.0
 
 #: What turns a database of layout N into layout N + 1 (none yet).
 _MIGRATIONS: dict[int, str] = {}
@@ -354,6 +359,31 @@ class PostgresDatabase(Database):
         self._register(connection)
 
     def _register(self, connection: _Connection) -> None:
+        """Take the store's lock, and this store's row in ``writers``.
+
+        One ScheduleZero per store, as one per SQLite file: two would fire every
+        schedule twice. The lock is the connection's (a session advisory lock):
+        a process that dies lets go of it as its connection closes, which the
+        server notices within moments; it is waited for up to ``LOCK_WAIT``.
+
+        Raises:
+            StoreError: Another ScheduleZero holds the store.
+        """
+        key = f"schedulezero store {self.schema}"
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            row = connection.raw.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (key,)
+            ).fetchone()
+            if row is not None and row[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{self.where}: another ScheduleZero is using this store "
+                    f"(schema {self.schema!r}); stop it, or give this one a "
+                    f"schema of its own (?schema=NAME in the URL)"
+                )
+            time.sleep(0.05)
         connection.raw.execute(
             "INSERT INTO writers (id, batch) VALUES (%s, %s) ON CONFLICT (id) "
             "DO NOTHING",
@@ -372,13 +402,23 @@ class PostgresDatabase(Database):
         """Connect again; the number of a batch in doubt found committed, if any.
 
         Raises:
-            psycopg.OperationalError: The server cannot be reached.
+            psycopg.OperationalError: The server cannot be reached, or another
+                ScheduleZero took the store meanwhile (the store is then lost).
         """
+        import psycopg
+
         old: _Connection = self._connection
         old.close()
         connection = self._open()
         self._connection = connection
-        self._register(connection)
+        try:
+            self._register(connection)
+        except StoreError as exc:
+            # Another ScheduleZero took the store while this one was cut off:
+            # nothing more may be written by this one.
+            logger.error("%s", exc)
+            self._lost = exc
+            raise psycopg.OperationalError(str(exc)) from exc
         if self._outage:
             logger.warning("%s: connected again", self.where)
             self._outage = False

@@ -21,6 +21,7 @@ import pytest
 from actors.testing import wait_until
 from sz import ScheduleZero
 from sz.errors import StoreError
+from sz.store import postgres
 from sz.store.pgserver import NoServer, PgServer, throwaway_server
 from sz.store.postgres import SCHEMA_VERSION, PostgresDatabase
 
@@ -108,17 +109,40 @@ async def test_the_layout_is_made_on_first_open_and_reopened_as_it_is(
     ]
 
 
-async def test_two_stores_opening_a_new_database_at_once_make_one_layout(
-    pg_url: str,
+async def test_stores_opening_a_new_database_at_once_make_one_layout_and_one_opens(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Four at once: one layout is made, one store opens, three are refused.
+
+    One ScheduleZero per store, as one per SQLite file (two would fire every
+    schedule twice); the others wait ``LOCK_WAIT`` for it, then say so.
+    """
+    monkeypatch.setattr(postgres, "LOCK_WAIT", 0.2)
     stores = [PostgresDatabase(pg_url) for _ in range(4)]
+    refusals: list[str] = []
+
+    async def open_one(store: PostgresDatabase) -> None:
+        try:
+            await store.open()
+        except StoreError as exc:
+            refusals.append(str(exc))
+
     async with anyio.create_task_group() as tg:
         for store in stores:
-            tg.start_soon(store.open)
+            tg.start_soon(open_one, store)
     for store in stores:
         await store.close()
     layouts = await rows_of(pg_url, "SELECT value FROM sz.meta WHERE name = 'layout'")
     assert layouts == [(str(SCHEMA_VERSION),)]
+    refused = (
+        f"{pg_url}: another ScheduleZero is using this store (schema 'sz'); "
+        f"stop it, or give this one a schema of its own (?schema=NAME in the URL)"
+    )
+    assert refusals == [refused] * 3
+    # Closed, the one that opened lets go: the next start opens.
+    again = PostgresDatabase(pg_url)
+    await again.open()
+    await again.close()
 
 
 async def test_a_schema_of_a_newer_layout_is_refused_and_left_untouched(
