@@ -6,10 +6,13 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts pytest browser browser-deps bench clean
+.PHONY: run test lint typecheck contracts pytest browser browser-deps postgresql-deps bench clean
 # Debian's Chromium drives the dashboard's browser tests (Playwright cannot
 # download its own browsers here).
 CHROMIUM ?= /usr/bin/chromium
+# The PostgreSQL store's tests and benchmark start a throwaway server from
+# Debian's binaries (sz/store/pgserver.py; SZ_PG_BIN names another folder).
+PG_BIN ?= $(or $(SZ_PG_BIN),$(shell pg_config --bindir 2>/dev/null),/usr/lib/postgresql/15/bin)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +41,7 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) postgresql-deps
 	$(BIN)/pytest
 
 # In a process of their own: Playwright's event loop must not meet AnyIO's tests.
@@ -53,7 +56,17 @@ browser-deps:
 			echo "the browser tests need Chromium at $(CHROMIUM): as root, apt-get install chromium (or make CHROMIUM=/path/to/chromium)" >&2; exit 1; \
 		fi; }
 
-bench: $(STAMP)
+# As root, installs Debian's PostgreSQL server when its binaries are missing;
+# otherwise the tests that need it are skipped, saying why.
+postgresql-deps:
+	@test -x $(PG_BIN)/initdb || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+		else \
+			echo "the PostgreSQL store's tests need PostgreSQL's server at $(PG_BIN): as root, apt-get install postgresql (or SZ_PG_BIN=/path/to/bin); they are skipped meanwhile" >&2; \
+		fi; }
+
+bench: $(STAMP) postgresql-deps
 	$(BIN)/python -m benchmarks.actors
 	$(BIN)/python -m benchmarks.chaos
 	$(BIN)/python -m benchmarks.dispatch

@@ -65,7 +65,7 @@ from sz import ScheduleZero
 from sz.history import HistoryActor, WithResult
 from sz.jobs import Attempt, HistoryQuery
 from sz.serve import settle_heap
-from sz.store import SqliteFile
+from sz.store import Database, SqliteFile
 from sz.store.history import FileHistory
 
 if TYPE_CHECKING:
@@ -102,8 +102,9 @@ def fresh(directory: Path, stem: str) -> Path:
     return directory / f"{stem}-{next(_files)}.db"
 
 
-def store_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+def store_url(place: Path | str) -> str:
+    """A SQLite file's URL, or a PostgreSQL database's URL as it is."""
+    return place if isinstance(place, str) else f"sqlite:///{place}"
 
 
 def on_disk(path: Path) -> int:
@@ -119,7 +120,7 @@ def far_triggers(n: int) -> list[IntervalTrigger]:
 # ------------------------------------------------------------ create/delete
 
 
-async def sz_create_delete(n: int, path: Path) -> tuple[float, float]:
+async def sz_create_delete(n: int, path: Path | str) -> tuple[float, float]:
     """Schedules added, then removed, one call each: (created/s, deleted/s)."""
     sz = ScheduleZero(name="bench", store=store_url(path))
 
@@ -284,7 +285,7 @@ def best_burst(runs: list[Burst]) -> Burst:
 
 
 async def sz_burst(
-    n: int, path: Path, add_rate: float, *, settled: bool = True
+    n: int, path: Path | str, add_rate: float, *, settled: bool = True
 ) -> Burst:
     """``n`` one-off schedules due at one instant, on the durable store.
 
@@ -375,6 +376,27 @@ def attempts(n: int) -> list[Attempt]:
 RESULT = {"status": "ok", "count": 3}
 
 
+async def tell_rows(rows: list[Attempt], database: Database) -> float:
+    """Seconds from telling the history actor ``rows`` to their commit."""
+    backend = FileHistory(database)
+    async with ActorSystem("bench") as system:
+        ref = await system.spawn(HistoryActor, backend, None, capacity=100_000)
+        gc.collect()
+        start = time.perf_counter()
+        tell = ref.tell
+        for row in rows:
+            message = WithResult(row, RESULT)
+            try:
+                tell(message)
+            except MailboxFull:
+                await ref.send(message)
+        # The actor takes its mailbox in order: once this is answered, every
+        # row has reached the backend, and the flush waits for their commit.
+        await ref.ask(HistoryQuery(limit=0), timeout=60)
+        await backend.flush()
+        return time.perf_counter() - start
+
+
 async def history_rate(rows: list[Attempt], path: Path) -> tuple[float, int]:
     """Rows told to the history actor until committed: (rows/s, bytes on disk).
 
@@ -383,23 +405,7 @@ async def history_rate(rows: list[Attempt], path: Path) -> tuple[float, int]:
     file = SqliteFile(path)
     await file.open()
     try:
-        backend = FileHistory(file)
-        async with ActorSystem("bench") as system:
-            ref = await system.spawn(HistoryActor, backend, None, capacity=100_000)
-            gc.collect()
-            start = time.perf_counter()
-            tell = ref.tell
-            for row in rows:
-                message = WithResult(row, RESULT)
-                try:
-                    tell(message)
-                except MailboxFull:
-                    await ref.send(message)
-            # The actor takes its mailbox in order: once this is answered, every
-            # row has reached the backend, and the flush waits for their commit.
-            await ref.ask(HistoryQuery(limit=0), timeout=60)
-            await backend.flush()
-            elapsed = time.perf_counter() - start
+        elapsed = await tell_rows(rows, file)
         await file.read(checkpoint)
         size = on_disk(path)
     finally:
@@ -605,7 +611,19 @@ def main() -> None:
     parser = arguments(
         __doc__, "a tenth of everything (lateness: 100 schedules for 3 s)"
     )
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the durable store measured (postgresql: on a throwaway server the "
+        "benchmark starts; benchmarks.store_postgres)",
+    )
     options = parser.parse_args()
+    if options.store == "postgresql":
+        from benchmarks.store_postgres import main as postgres_main
+
+        postgres_main(options)
+        return
     with tempfile.TemporaryDirectory(prefix="sz-bench-") as directory:
         each_backend(
             options,

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import apscheduler
     from apscheduler.abc import Trigger
 
-    from .store import SqliteFile, Verdict
+    from .store import Database, Verdict
     from .store.history import HistoryBackend
     from .takeup import Coalesce
 
@@ -472,7 +472,7 @@ class Bridge:
         self,
         stack: AsyncExitStack,
         *,
-        file: SqliteFile | None,
+        file: Database | None,
         tasks: set[str],
         take_up: TakeUp | None = None,
     ) -> None:
@@ -484,7 +484,7 @@ class Bridge:
 
         Args:
             stack: The scheduler's run.
-            file: The store's file, None for memory.
+            file: The store's database, None for memory.
             tasks: The tasks the handlers of this process serve.
             take_up: Called once the schedules are read and before the schedule
                 loop starts (None, the default: not called), with each

@@ -36,9 +36,10 @@ from .scenarios import (
     resolve as resolve_scenario,
     run_scenario,
 )
-from .scheduler import ScheduleZero, check_startup, store_path
+from .scheduler import ScheduleZero, check_startup
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
 from .startup import import_from_working_directory, import_handler_module
+from .store.location import store_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -100,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_store_url,
         metavar="URL",
         help=(
-            "where schedules and history live: 'memory' or 'sqlite:///path.db' "
+            "where schedules and history live: 'memory', 'sqlite:///path.db' or "
+            "'postgresql://user@host:port/database' "
             "(default: the config's store; without -c, "
             f"{DEFAULT_STORE.removeprefix('sqlite:///')} in the working directory)"
         ),

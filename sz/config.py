@@ -190,7 +190,8 @@ def _endpoint(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> No
 
 
 _database_url = _rule(
-    "a database URL such as 'sqlite:///schedulezero.db'",
+    "a database URL such as 'sqlite:///schedulezero.db' or "
+    "'postgresql://user@host:port/database'",
     lambda v: isinstance(v, str) and "://" in v,
 )
 _module_name = _rule(
@@ -562,7 +563,8 @@ class StoreConfig:
     Written either as ``store: memory`` or as ``store: {url: ...}``.
 
     Attributes:
-        url: A database URL such as ``"sqlite:///schedulezero.db"``, or ``None``
+        url: A database URL such as ``"sqlite:///schedulezero.db"`` or
+            ``"postgresql://user@host:port/database"``, or ``None``
             (the default, also written ``store: memory``) to keep everything in
             memory and lose it at exit.
         max_result_bytes: The largest result (pickled) a durable store keeps

@@ -21,7 +21,6 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import anyio
@@ -83,8 +82,8 @@ from .remote.broker import BoundRouter, CannotBind, bind_router
 from .retry import next_attempt
 from .startup import import_handler_module
 from .storable import check_storable
-from .store import SqliteFile, StoreError
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
+from .store.location import database_for, store_path
 from .takeup import take_up_verdicts
 from .tree import CORE_SUPERVISION, HandlersSupervisor
 
@@ -97,6 +96,7 @@ if TYPE_CHECKING:
     from apscheduler.abc import Trigger
 
     from .bridge import Schedule
+    from .store import Database, StoreError
     from .takeup import SchedulePolicy, TakeUpVerdict
 
 __all__ = ["ScheduleZero", "check_startup"]
@@ -117,25 +117,6 @@ MAX_UPCOMING = 1000
 HISTORY_LIMIT = HISTORY_ROWS
 
 
-def store_path(url: str | None) -> Path | None:
-    """The file of a ``sqlite:///path`` URL; None for memory.
-
-    ``sqlite:///jobs.db`` is relative to the working directory,
-    ``sqlite:////var/lib/sz/jobs.db`` absolute.
-
-    Raises:
-        StoreError: Not ``memory`` nor a ``sqlite:///`` URL.
-    """
-    if url is None or url == "memory":
-        return None
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise StoreError(
-            f"store url {url!r}: expected 'memory' or 'sqlite:///path/to/file.db'"
-        )
-    return Path(url[len(prefix) :])
-
-
 class ScheduleZero:
     """The scheduler: register handlers, add schedules, run jobs, read what happened.
 
@@ -146,8 +127,9 @@ class ScheduleZero:
     Args:
         config: The configuration, defaults if None.
         name: The actor system's name, ``"sz"`` by default.
-        store: Where schedules, jobs and history live: ``"memory"`` or
-            ``"sqlite:///path.db"``; the config's ``store.url`` if None.
+        store: Where schedules, jobs and history live: ``"memory"``,
+            ``"sqlite:///path.db"`` or ``"postgresql://user@host:port/db"``;
+            the config's ``store.url`` if None.
         broker: Accept remote workers (``ZMQHandler``, ``sz worker``) as set
             here; by default, as ``handlers.zmq`` says when ``scheduler.mode``
             is ``distributed``, else not at all.
@@ -171,9 +153,11 @@ class ScheduleZero:
         #: How remote workers are accepted, or None: local handlers only.
         self.broker_settings = broker
         self.name = name
-        self.store_path = store_path(
-            store if store is not None else self.config.store.url
-        )
+        url = store if store is not None else self.config.store.url
+        #: The SQLite file of the store, None for memory and PostgreSQL.
+        self.store_path = store_path(url)
+        #: The durable store's URL (SQLite or PostgreSQL); None for memory.
+        self.store_url = None if url is None or url == "memory" else url
         self._specs: dict[str, HandlerSpec] = {}
         #: The same handlers by the task they serve: whose signatures a call of
         #: the task must fit.
@@ -206,7 +190,7 @@ class ScheduleZero:
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
-            durable=self.store_path is not None,
+            durable=self.store_url is not None,
             check_arguments=self._check_arguments,
         )
 
@@ -378,17 +362,22 @@ class ScheduleZero:
 
     async def _start(self) -> None:
         async with AsyncExitStack() as stack:
-            file: SqliteFile | None = None
+            file: Database | None = None
             self._store_lost, self._lost_error = anyio.Event(), None
-            if self.store_path is not None:
-                file = SqliteFile(self.store_path)
+            file = database_for(self.store_url)
+            if file is not None:
                 file.on_lost = self._on_store_lost
                 await file.open()
                 stack.push_async_callback(file.close)
                 self._backend = FileHistory(
                     file, self.config.store.max_result_bytes, self._metrics.record
                 )
-                logger.info("store: sqlite:///%s", self.store_path.absolute())
+                logger.info(
+                    "store: %s",
+                    f"sqlite:///{self.store_path.absolute()}"
+                    if self.store_path is not None
+                    else file.where,
+                )
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS, self._metrics.record)
                 logger.info("store: memory (nothing outlives the process)")
@@ -420,7 +409,7 @@ class ScheduleZero:
                 withdrawn=self._bridge.withdrawn_why,
                 governor=self._governor(),
                 on_served=self._bridge.on_served,
-                durable=self.store_path is not None,
+                durable=self.store_url is not None,
             )
             self._state = state
             specs = [self._configured(spec) for spec in self._specs.values()]

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from .bridge import show_schedule
 from .jobs import Attempt, HistoryQuery, bounded_repr
-from .scheduler import store_path
 from .store import SqliteFile, StoreError
 from .store.history import FileHistory
+from .store.location import is_postgres, redact, store_path
 from .store.schedules import _load
 
 if TYPE_CHECKING:
@@ -53,8 +53,14 @@ def store_file(url: str) -> Path:
     """The file of a store URL that can be read (``sqlite:///path.db``).
 
     Raises:
-        StoreError: Not a store URL, or ``memory`` (nothing outlives its process).
+        StoreError: Not a store URL, ``memory`` (nothing outlives its
+            process), or a PostgreSQL store (not read this way yet).
     """
+    if is_postgres(url):
+        raise StoreError(
+            f"store url {redact(url)!r}: reading a PostgreSQL store from another "
+            "process is not supported yet; ask a running server with --url"
+        )
     path = store_path(url)
     if path is None:
         raise StoreError(
@@ -119,7 +125,8 @@ async def read_schedules(url: str) -> list[dict[str, Any]]:
     file = SqliteFile(store_file(url), read_only=True)
     await file.open()
     try:
-        _, schedules, _ = await file.read(_load)
+        moment = file.moment
+        _, schedules, _ = await file.read(lambda c: _load(c, moment))
     finally:
         await file.close()
     shown = sorted((show_schedule(s) for s in schedules), key=lambda s: s.id)

@@ -1,16 +1,20 @@
-"""Where schedules, accepted jobs and history live: memory or a SQLite file."""
+"""Where schedules, accepted jobs and history live: memory, SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
+from .database import Database
 from .fires import COALESCE_POLICIES, Fires, FireSink, RoundDone, Verdict
+from .postgres import PostgresDatabase
 from .schedules import ScheduleStore
 from .sqlite import SCHEMA_VERSION, SqliteFile, StoreError
 
 __all__ = [
     "COALESCE_POLICIES",
     "SCHEMA_VERSION",
+    "Database",
     "FireSink",
     "Fires",
+    "PostgresDatabase",
     "RoundDone",
     "ScheduleStore",
     "SqliteFile",

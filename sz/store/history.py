@@ -1,9 +1,10 @@
-"""Where history rows and accepted jobs are kept: memory, or the SQLite file.
+"""Where history rows and accepted jobs are kept: memory, or a database.
 
 A job is *accepted* before it is dispatched and stays so until its final history
-row is written; on a durable store both happen in the file, the final row and the
-job's removal in one transaction, so that after a crash every accepted job without
-a final row is found again (``unfinished``) and nothing is counted twice.
+row is written; on a durable store (a SQLite file, a PostgreSQL database) both
+happen in the database, the final row and the job's removal in one transaction,
+so that after a crash every accepted job without a final row is found again
+(``unfinished``) and nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from ..jobs import Attempt, HistoryQuery, Job, history_order
-from .sqlite import from_micros, to_micros, unpickle
+from .database import unpickle
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Callable
 
-    from .sqlite import SqliteFile
+    from .database import Connection, Database
 
 __all__ = [
     "MAX_RESULT_BYTES",
@@ -235,14 +235,6 @@ class MemoryHistory:
         """Nothing to wait for."""
 
 
-def _us(moment: datetime | None) -> int | None:
-    return to_micros(moment) if moment is not None else None
-
-
-def _dt(value: int | None) -> datetime | None:
-    return from_micros(value) if value is not None else None
-
-
 _INSERT_ROW = (
     "INSERT INTO history (job_id, schedule_id, task, handler, scheduled_at, "
     "started_at, finished_at, duration, outcome, error, attempt, final, reason, "
@@ -252,14 +244,19 @@ _INSERT_ROW = (
 
 _END_JOB = "DELETE FROM jobs WHERE id=?"
 
+# The statements are SQLite's and PostgreSQL's alike (``?`` becomes ``%s`` there).
 _ACCEPT = (
-    "INSERT OR REPLACE INTO jobs (id, schedule_id, task, scheduled_at, accepted_at, "
-    "data) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO jobs (id, schedule_id, task, scheduled_at, accepted_at, data, "
+    "fire_time) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    "schedule_id=excluded.schedule_id, task=excluded.task, "
+    "scheduled_at=excluded.scheduled_at, accepted_at=excluded.accepted_at, "
+    "data=excluded.data, fire_time=excluded.fire_time"
 )
 
 _FIRED = (
     "INSERT INTO fired (schedule_id, fire_time) VALUES (?, ?) ON CONFLICT "
-    "(schedule_id) DO UPDATE SET fire_time=max(fire_time, excluded.fire_time)"
+    "(schedule_id) DO UPDATE SET fire_time=CASE WHEN excluded.fire_time > "
+    "fired.fire_time THEN excluded.fire_time ELSE fired.fire_time END"
 )
 
 _COLUMNS = (
@@ -269,25 +266,28 @@ _COLUMNS = (
 )
 
 _RESULT = (
-    "SELECT outcome, result, note FROM history WHERE job_id = ? AND final = 1 "
+    "SELECT outcome, result, note FROM history WHERE job_id = ? AND final "
     "ORDER BY seq DESC LIMIT 1"
 )
 
 
-def _row_values(row: Attempt, result: bytes | None = None) -> tuple[Any, ...]:
+def _row_values(
+    stamp: Callable[[datetime], Any], row: Attempt, result: bytes | None = None
+) -> tuple[Any, ...]:
+    started = row.started_at
     return (
         row.job_id,
         row.schedule_id,
         row.task,
         row.handler,
-        to_micros(row.scheduled_at),
-        _us(row.started_at),
-        to_micros(row.finished_at),
+        stamp(row.scheduled_at),
+        None if started is None else stamp(started),
+        stamp(row.finished_at),
         row.duration,
         row.outcome,
         row.error,
         row.attempt,
-        int(row.final),
+        row.final,
         row.reason,
         row.waited,
         row.arguments,
@@ -297,7 +297,7 @@ def _row_values(row: Attempt, result: bytes | None = None) -> tuple[Any, ...]:
     )
 
 
-def _attempt(values: tuple[Any, ...]) -> Attempt:
+def _attempt(moment: Callable[[Any], datetime], values: tuple[Any, ...]) -> Attempt:
     (job_id, schedule_id, task, handler, scheduled, started, finished) = values[:7]
     (duration, outcome, error, attempt, final, reason, waited) = values[7:14]
     (arguments, note, traceback) = values[14:]
@@ -306,9 +306,9 @@ def _attempt(values: tuple[Any, ...]) -> Attempt:
         schedule_id=schedule_id,
         task=task,
         handler=handler,
-        scheduled_at=from_micros(scheduled),
-        started_at=_dt(started),
-        finished_at=from_micros(finished),
+        scheduled_at=moment(scheduled),
+        started_at=None if started is None else moment(started),
+        finished_at=moment(finished),
         duration=duration,
         outcome=outcome,
         error=error,
@@ -323,10 +323,10 @@ def _attempt(values: tuple[Any, ...]) -> Attempt:
 
 
 class FileHistory:
-    """Rows and accepted jobs in the SQLite file, written in batches.
+    """Rows and accepted jobs in a database (SQLite, PostgreSQL), written in batches.
 
     Args:
-        file: The store's file.
+        file: The store's database.
         max_result_bytes: The largest result kept with a final success row,
             pickled; a larger one (or one that cannot be pickled) is dropped
             with a note in the row. 0 keeps none.
@@ -335,7 +335,7 @@ class FileHistory:
 
     def __init__(
         self,
-        file: SqliteFile,
+        file: Database,
         max_result_bytes: int = MAX_RESULT_BYTES,
         on_row: Callable[[Attempt], None] | None = None,
     ) -> None:
@@ -353,21 +353,23 @@ class FileHistory:
         failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Write the job as accepted (and its fire as taken); ``then()`` after."""
+        stamp = self.file.stamp
+        fired = (
+            (job.schedule_id, stamp(fire_time))
+            if job.schedule_id is not None and fire_time is not None
+            else None
+        )
         values = (
             job.id,
             job.schedule_id,
             job.task,
-            to_micros(job.scheduled_at),
-            to_micros(datetime.now(UTC)),
+            stamp(job.scheduled_at),
+            stamp(datetime.now(UTC)),
             pickle.dumps(
                 (job.args, dict(job.kwargs), job.affinity, job.wait),
                 pickle.HIGHEST_PROTOCOL,
             ),
-        )
-        fired = (
-            (job.schedule_id, to_micros(fire_time))
-            if job.schedule_id is not None and fire_time is not None
-            else None
+            None if fired is None else fired[1],
         )
 
         if fired is not None:
@@ -383,12 +385,12 @@ class FileHistory:
         A ``result`` is kept with it, pickled, up to ``max_result_bytes``.
         """
         if result is NO_RESULT:
-            values = _row_values(row)
+            values = _row_values(self.file.stamp, row)
         else:
             kept, note = self._pickled(result)
             if note is not None:
                 row = attrs.evolve(row, note=note)
-            values = _row_values(row, kept)
+            values = _row_values(self.file.stamp, row, kept)
         if self.on_row is not None:
             self.on_row(row)
         if row.final:
@@ -405,8 +407,8 @@ class FileHistory:
             self.on_row(row)
         self.file.write(
             (
-                (_INSERT_ROW, _row_values(row)),
-                (_FIRED, (row.schedule_id, to_micros(fire_time))),
+                (_INSERT_ROW, _row_values(self.file.stamp, row)),
+                (_FIRED, (row.schedule_id, self.file.stamp(fire_time))),
             )
         )
 
@@ -414,6 +416,7 @@ class FileHistory:
         """Select matching rows, newest first."""
         if query.limit < 1:
             return []
+        stamp = self.file.stamp
         where: list[str] = []
         params: list[Any] = []
         for column, value in (
@@ -428,36 +431,39 @@ class FileHistory:
                 params.append(value)
         if query.since is not None:
             where.append("finished_at >= ?")
-            params.append(to_micros(query.since))
+            params.append(stamp(query.since))
         if isinstance(query.before, Attempt):
             where.append("(finished_at, job_id, attempt) < (?, ?, ?)")
             params.extend(
                 (
-                    to_micros(query.before.finished_at),
+                    stamp(query.before.finished_at),
                     query.before.job_id,
                     query.before.attempt,
                 )
             )
         elif query.before is not None:
             where.append("finished_at < ?")
-            params.append(to_micros(query.before))
+            params.append(stamp(query.before))
         if query.final is not None:
             where.append("final = ?")
-            params.append(int(query.final))
+            params.append(query.final)
         sql = f"SELECT {_COLUMNS} FROM history"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY finished_at DESC, job_id DESC, attempt DESC LIMIT ?"
         params.append(query.limit)
 
-        def select(connection: sqlite3.Connection) -> list[Attempt]:
-            return [_attempt(v) for v in connection.execute(sql, params)]
+        moment = self.file.moment
+
+        def select(connection: Connection) -> list[Attempt]:
+            return [_attempt(moment, v) for v in connection.execute(sql, params)]
 
         return await self.file.read(select)
 
     async def unfinished(self) -> list[Unfinished]:
         """Accepted jobs without a final row, with how many attempts they had."""
-        return await self.file.read(_unfinished)
+        moment = self.file.moment
+        return await self.file.read(lambda c: _unfinished(c, moment))
 
     def _pickled(self, result: Any) -> tuple[bytes | None, str | None]:
         """The result as kept, or None and the note that says why not."""
@@ -482,7 +488,7 @@ class FileHistory:
                 class is gone).
         """
 
-        def select(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+        def select(connection: Connection) -> tuple[Any, ...] | None:
             found: tuple[Any, ...] | None = connection.execute(
                 _RESULT, (job_id,)
             ).fetchone()
@@ -495,7 +501,7 @@ class FileHistory:
 
     def prune(self, before: datetime) -> None:
         """Delete rows that finished before ``before``."""
-        cutoff = to_micros(before)
+        cutoff = self.file.stamp(before)
         self.file.write(
             lambda c: c.execute("DELETE FROM history WHERE finished_at < ?", (cutoff,))
         )
@@ -505,7 +511,9 @@ class FileHistory:
         await self.file.flush()
 
 
-def _unfinished(connection: sqlite3.Connection) -> list[Unfinished]:
+def _unfinished(
+    connection: Connection, moment: Callable[[Any], datetime]
+) -> list[Unfinished]:
     found: list[Unfinished] = []
     for job_id, schedule_id, task, scheduled_at, data in connection.execute(
         "SELECT id, schedule_id, task, scheduled_at, data FROM jobs "
@@ -523,7 +531,7 @@ def _unfinished(connection: sqlite3.Connection) -> list[Unfinished]:
             args=tuple(args),
             kwargs=kwargs,
             schedule_id=schedule_id,
-            scheduled_at=from_micros(scheduled_at),
+            scheduled_at=moment(scheduled_at),
             affinity=affinity,
             wait=wait,
         )

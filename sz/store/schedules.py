@@ -1,12 +1,12 @@
-"""ScheduleZero's data store for APScheduler: in memory, optionally on SQLite.
+"""ScheduleZero's data store for APScheduler: in memory, optionally on a database.
 
 Every lookup is served from memory: due schedules from a list kept sorted by next
 fire time (finding them costs the same with ten schedules or a million); when a
-file is given, every change is also written to it (batched, on its own thread) and
-read back at start. Schedules and tasks are durable; jobs of APScheduler's own job
-layer are not, because ScheduleZero's jobs never enter it: with a ``sink`` set,
-``add_job`` passes each fire on at once (see ``fires``), and the scheduler records
-it as accepted before it runs.
+database is given (a SQLite file, PostgreSQL), every change is also written to it
+(batched, on its own thread) and read back at start. Schedules and tasks are
+durable; jobs of APScheduler's own job layer are not, because ScheduleZero's jobs
+never enter it: with a ``sink`` set, ``add_job`` passes each fire on at once (see
+``fires``), and the scheduler records it as accepted before it runs.
 
 Against APScheduler 4.0.0a6's memory store, this one also survives a schedule
 removed or replaced while APScheduler holds it (its store raises ``KeyError`` on
@@ -45,18 +45,21 @@ from apscheduler import (
 )
 from apscheduler.abc import DataStore
 
+from .database import DamagedValue, Database, unpickle
 from .fires import Fires, FireSink, RoundDone
-from .sqlite import DamagedValue, SqliteFile, from_micros, to_micros, unpickle
+from .location import database_for
+from .sqlite import SqliteFile
 
 if TYPE_CHECKING:
     import os
-    import sqlite3
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from contextlib import AsyncExitStack
     from logging import Logger
     from uuid import UUID
 
     from apscheduler.abc import EventBroker
+
+    from .database import Connection
 
 __all__ = ["ScheduleStore"]
 
@@ -80,20 +83,15 @@ def _key(schedule: Schedule) -> tuple[datetime, str] | None:
     return (schedule.next_fire_time, schedule.id)
 
 
-def _micros(moment: datetime | None) -> int | None:
-    return to_micros(moment) if moment is not None else None
-
-
-def _moment(value: int | None) -> datetime | None:
-    return from_micros(value) if value is not None else None
-
-
 class ScheduleStore(DataStore):
-    """APScheduler's ``DataStore``, in memory or backed by a SQLite file.
+    """APScheduler's ``DataStore``, in memory or backed by a database.
 
     Args:
         path: A SQLite file this store opens at start and closes at the end.
-        file: A file opened by the caller (who shares it, e.g. with the history).
+        url: A store URL (``sqlite:///...``, ``postgresql://...``) this store
+            opens at start and closes at the end.
+        file: A database opened by the caller (who shares it, e.g. with the
+            history).
         sink: Where fires go instead of APScheduler's job layer (set it before
             start, or later: jobs added before it is set stay in the job layer).
         round_done: Told a schedule's id once each fire of its round has been
@@ -126,7 +124,8 @@ class ScheduleStore(DataStore):
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        file: SqliteFile | None = None,
+        url: str | None = None,
+        file: Database | None = None,
         sink: FireSink | None = None,
         round_done: RoundDone | None = None,
         release_events: bool = True,
@@ -134,13 +133,14 @@ class ScheduleStore(DataStore):
         gather: float = 0.0,
         wake_only: bool = False,
     ) -> None:
-        if path is not None and file is not None:
-            raise ValueError("give a path or an open file, not both")
+        if (path is not None) + (url is not None) + (file is not None) > 1:
+            raise ValueError("give a path, a url or an open database, not several")
         if not 0.0 <= gather <= lookahead:
             raise ValueError(
                 f"gather ({gather}) must be within 0..lookahead ({lookahead})"
             )
         self._path = path
+        self._url = url
         self.file = file
         self.release_events = release_events
         self.wake_only = wake_only
@@ -211,7 +211,11 @@ class ScheduleStore(DataStore):
         return fire is not None and fire <= now
 
     def __repr__(self) -> str:
-        where = self.file.path if self.file is not None else self._path or "memory"
+        where = (
+            self.file.where
+            if self.file is not None
+            else self._path or self._url or "memory"
+        )
         return f"ScheduleStore({str(where)!r})"
 
     # -------------------------------------------------------------- lifecycle
@@ -221,13 +225,21 @@ class ScheduleStore(DataStore):
     ) -> None:
         """Open the file if this store owns one, and load what it holds."""
         self._broker = event_broker
-        if self._path is not None and self.file is None:
-            file = SqliteFile(self._path)
+        if self.file is None and (self._path is not None or self._url is not None):
+            file = (
+                SqliteFile(self._path)
+                if self._path is not None
+                else database_for(self._url)
+            )
+            assert file is not None, "a url of memory: nothing to open"
             await file.open()
             exit_stack.push_async_callback(file.close)
             self.file = file
         if self.file is not None:
-            tasks, schedules, self._taken = await self.file.read(_load)
+            moment = self.file.moment
+            tasks, schedules, self._taken = await self.file.read(
+                lambda c: _load(c, moment)
+            )
             self._tasks = {task.id: task for task in tasks}
             self._schedules = {schedule.id: schedule for schedule in schedules}
             self._due = sorted(
@@ -350,7 +362,7 @@ class ScheduleStore(DataStore):
         if self.file is not None:
             gone = [(schedule.id,) for schedule in removed]
 
-            def delete(connection: sqlite3.Connection) -> None:
+            def delete(connection: Connection) -> None:
                 connection.executemany("DELETE FROM schedules WHERE id=?", gone)
                 connection.executemany("DELETE FROM fired WHERE schedule_id=?", gone)
 
@@ -467,12 +479,14 @@ class ScheduleStore(DataStore):
     def _persist(self, schedule: Schedule) -> None:
         """Queue the schedule's current state for the file (no wait)."""
         assert self.file is not None
+        stamp = self.file.stamp
+        next_fire, last_fire = schedule.next_fire_time, schedule.last_fire_time
         row = (
             schedule.id,
             schedule.task_id,
-            _micros(schedule.next_fire_time),
-            _micros(schedule.last_fire_time),
-            int(schedule.paused),
+            None if next_fire is None else stamp(next_fire),
+            None if last_fire is None else stamp(last_fire),
+            schedule.paused,
             pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
         )
         self.file.write(((_PUT_SCHEDULE, row),))
@@ -489,9 +503,11 @@ class ScheduleStore(DataStore):
             if schedule.next_fire_time is None
             else pickle.dumps(schedule.trigger.__getstate__(), pickle.HIGHEST_PROTOCOL)
         )
+        stamp = self.file.stamp
+        next_fire, last_fire = schedule.next_fire_time, schedule.last_fire_time
         row = (
-            _micros(schedule.next_fire_time),
-            _micros(schedule.last_fire_time),
+            None if next_fire is None else stamp(next_fire),
+            None if last_fire is None else stamp(last_fire),
             trigger,
             schedule.id,
         )
@@ -671,7 +687,7 @@ _FIRED_SCHEDULE = (
 )
 
 
-def _put_task(connection: sqlite3.Connection, task_id: str, data: bytes) -> None:
+def _put_task(connection: Connection, task_id: str, data: bytes) -> None:
     connection.execute(
         "INSERT INTO tasks (id, data) VALUES (?, ?) "
         "ON CONFLICT (id) DO UPDATE SET data=excluded.data",
@@ -680,7 +696,7 @@ def _put_task(connection: sqlite3.Connection, task_id: str, data: bytes) -> None
 
 
 def _load(
-    connection: sqlite3.Connection,
+    connection: Connection, moment: Callable[[Any], datetime]
 ) -> tuple[list[Task], list[Schedule], dict[str, datetime]]:
     """Every task and schedule in the file, and each schedule's latest fire taken.
 
@@ -707,12 +723,12 @@ def _load(
                     f"the trigger of schedule {schedule_id!r} cannot be read back "
                     f"({exc!r})"
                 ) from None
-        schedule.next_fire_time = _moment(next_fire)
-        schedule.last_fire_time = _moment(last_fire)
+        schedule.next_fire_time = None if next_fire is None else moment(next_fire)
+        schedule.last_fire_time = None if last_fire is None else moment(last_fire)
         schedule.acquired_by = schedule.acquired_until = None
         schedules.append(schedule)
     taken = {
-        schedule_id: from_micros(fire_time)
+        schedule_id: moment(fire_time)
         for schedule_id, fire_time in connection.execute(
             "SELECT schedule_id, fire_time FROM fired"
         )

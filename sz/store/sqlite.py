@@ -1,12 +1,9 @@
 """One SQLite file, owned by one thread, written in batched transactions.
 
-Everything that touches the database runs on that thread, in the order it was
-asked for. Writes are queued without waiting and committed together (WAL, one
-transaction per batch): a burst of fires or history rows costs one commit, not one
-each. Whoever must know that a write is durable passes ``then``; it runs in the
-event loop after the commit. Reads go through the same queue, so a read sees every
-write asked for before it. The event loop never blocks on the disk, under asyncio
-or trio alike: the thread hands results back through AnyIO.
+The thread, its queue and its batches are ``Database``'s (``database.py``); here
+is what is SQLite's: the file (created, locked against a second process, checked
+for its layout), WAL checkpoints beside the writer, and a watch for the file being
+deleted or replaced under the process.
 """
 
 from __future__ import annotations
@@ -16,25 +13,30 @@ import fcntl
 import functools
 import logging
 import os
-import pickle
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
-
-import anyio
-
-from actors.lowlevel import loop_caller
+from typing import TYPE_CHECKING
 
 from ..errors import StoreError
+from .database import (
+    _READ,
+    DamagedValue,
+    Database,
+    Work,
+    from_micros,
+    to_micros,
+    unpickle,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "APPLICATION_ID",
     "SCHEMA_VERSION",
+    "DamagedValue",
     "SqliteFile",
     "StoreError",
     "from_micros",
@@ -44,10 +46,8 @@ __all__ = [
 
 logger = logging.getLogger("sz.store")
 
-T = TypeVar("T")
-
 #: The layout this code writes. A file of a newer layout is refused, never touched.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: What turns a file of layout N into layout N + 1 (applied in one transaction
 #: with the version bump, so a crash leaves the file at one layout or the other).
@@ -61,10 +61,9 @@ _MIGRATIONS = {
         "ALTER TABLE history ADD COLUMN note TEXT;"
         "ALTER TABLE history ADD COLUMN traceback TEXT;"
     ),
+    # 4: the fire a job of a schedule was taken for (before jitter)
+    3: "ALTER TABLE jobs ADD COLUMN fire_time INTEGER;",
 }
-
-#: Seconds a write nobody waits on may wait for company before it is committed.
-LAZY_COMMIT = 0.02
 
 #: Seconds between checkpoints of the WAL into the database file.
 CHECKPOINT_EVERY = 1.0
@@ -86,53 +85,12 @@ WAL_REARM = 600.0
 #: ``busy_timeout``; Python's default, made explicit to put it back).
 BUSY_MS = 5_000
 
-#: Writes in one transaction at most, when none is waited on.
-BATCH = 5_000
-
-#: Writes nobody waits on that a failing disk left uncommitted, kept to retry
-#: at most; past it the oldest are dropped (and the store is marked broken).
-KEEP_LIMIT = 100_000
-
-#: Seconds between retries of kept writes while nothing else is written.
-RETRY_EVERY = 1.0
-
 #: Seconds between checks that the store's path still names the file opened.
 WATCH_EVERY = 1.0
 
 #: SQLite's ``application_id`` of a ScheduleZero store ("SZst"): how a store is
 #: told from another program's database.
 APPLICATION_ID = 0x535A7374
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-class DamagedValue(Exception):
-    """A value in the file cannot be read back; the file's owner names the file."""
-
-
-def unpickle(data: bytes, what: str) -> Any:
-    """A value this store pickled (arguments, schedules, tasks), read back.
-
-    Raises:
-        DamagedValue: It cannot be read: a damaged file, or a class of its
-            arguments that the program no longer has. ``what`` names it.
-    """
-    try:
-        return pickle.loads(data)
-    except Exception as exc:
-        raise DamagedValue(f"{what} cannot be read back ({exc!r})") from None
-
-
-def to_micros(moment: datetime) -> int:
-    """Microseconds since the epoch: exact, so a row read back pages exactly."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_micros(value: int) -> datetime:
-    """The inverse of ``to_micros``."""
-    return _EPOCH + timedelta(microseconds=value)
-
 
 _SCHEMA = """
 -- Times are integer microseconds since the Unix epoch (UTC): exact to compare.
@@ -157,7 +115,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     task TEXT NOT NULL,
     scheduled_at INTEGER NOT NULL,
     accepted_at INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    fire_time INTEGER
 );
 CREATE TABLE IF NOT EXISTS fired (
     schedule_id TEXT PRIMARY KEY,
@@ -189,16 +148,6 @@ CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
 """
 
 
-#: One unit of work for the thread: ``work(connection)``, whose result (or
-#: exception) goes to ``done`` in the event loop; ``done`` is None for writes that
-#: nobody waits on.
-#: Statements written together: ``((sql, params), ...)``.
-Statements = tuple[tuple[str, tuple[Any, ...]], ...]
-
-_Done = Callable[[Any, BaseException | None], None]
-_Work = tuple[Callable[[sqlite3.Connection], Any] | Statements, _Done | None, int]
-
-
 def _restart_wal(connection: sqlite3.Connection) -> None:
     """Start the WAL over, unless a reader holds it: then try again later.
 
@@ -211,45 +160,6 @@ def _restart_wal(connection: sqlite3.Connection) -> None:
         connection.execute("PRAGMA wal_checkpoint(RESTART)")
     finally:
         connection.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-
-
-def _apply(
-    connection: sqlite3.Connection,
-    works: list[Callable[[sqlite3.Connection], Any] | Statements],
-) -> None:
-    """Apply writes in order; a run of writes of the same statements at once.
-
-    Within such a run, each statement of the run goes through ``executemany``;
-    the statements of one write touch different tables (a job and its fire), so
-    grouping them by statement keeps every table's changes in order.
-    """
-    at = 0
-    while at < len(works):
-        work = works[at]
-        if callable(work):
-            work(connection)
-            at += 1
-            continue
-        shape = [sql for sql, _ in work]
-        end = at + 1
-        while end < len(works):
-            other = works[end]
-            if callable(other) or [sql for sql, _ in other] != shape:
-                break
-            end += 1
-        run = works[at:end]
-        for index, sql in enumerate(shape):
-            connection.executemany(sql, [w[index][1] for w in run])  # type: ignore[index]
-        at = end
-
-
-def _sick_disk(error: BaseException) -> bool:
-    """Whether a write failed for the disk (full, an I/O error), worth a retry.
-
-    SQLite reports those (and a lock it waited on in vain) as operational
-    errors; a constraint or a bad statement would fail the same way again.
-    """
-    return isinstance(error, sqlite3.OperationalError)
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -305,13 +215,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     return connection
 
 
-_STOP = object()
-
-#: What a queued item is: a read, a write, or a write whose waiter can wait.
-_READ, _WRITE, _LAZY = 0, 1, 2
-
-
-class SqliteFile:
+class SqliteFile(Database):
     """The database file: open it, queue writes, await reads, close it.
 
     Args:
@@ -324,6 +228,11 @@ class SqliteFile:
             that it can be read while a scheduler runs on it (a WAL reader).
     """
 
+    _damaged_advice = (
+        "move the file aside and start afresh, or point the store (--store or "
+        "store.url) at another file"
+    )
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -332,211 +241,69 @@ class SqliteFile:
         read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        super().__init__(str(self.path))
         self.synchronous = synchronous
         self.read_only = read_only
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self._lock_fd: int | None = None
-        self._broken: BaseException | None = None
-        #: Writes nobody waits on that failed for a sick disk, oldest first,
-        #: retried before any other write (owned by the store's thread).
-        self._kept: list[Callable[[sqlite3.Connection], Any] | Statements] = []
-        #: Why the kept writes last failed; None once there are none.
-        self._failing: BaseException | None = None
-        #: Set once the path no longer names the file opened (deleted, replaced).
-        self._lost: StoreError | None = None
-        #: Runs in the event loop, once, when the file is found deleted or
-        #: replaced under the process (None by default: it is only logged).
-        self.on_lost: Callable[[StoreError], None] | None = None
-        #: Set when a write someone waits on (or a read, or the end) is queued.
-        self._urgent = threading.Event()
 
-    # ------------------------------------------------------------ lifecycle
+    def _short_name(self) -> str:
+        return self.path.name
 
-    async def open(self) -> None:
-        """Open (or create) the file, check its layout, start the thread.
-
-        Raises:
-            StoreError: The file is not a database, is of a newer layout, cannot be
-                written, or another process has it open as a store.
-        """
-        self._call_soon = loop_caller()
-        started = anyio.Event()
-        failure: list[BaseException] = []
-
-        def opened(_: Any, error: BaseException | None) -> None:
-            if error is not None:
-                failure.append(error)
-            started.set()
-
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(opened,),
-            name=f"sz-store {self.path.name}",
-            daemon=True,
-        )
-        self._thread.start()
-        await started.wait()
-        if failure:
-            await self.close()
-            raise failure[0]
-
-    async def close(self) -> None:
-        """Commit what is queued, close the connection, end the thread."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._queue.put(_STOP)
-        self._urgent.set()
-        # Joining waits for the last commit: a thread of our own, so the loop
-        # stays free meanwhile.
-        await anyio.to_thread.run_sync(thread.join)
+    def _closed(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    # --------------------------------------------------------------- the API
+    def _connect(self) -> sqlite3.Connection:
+        return self._setup()
+
+    def _helpers(self, quit: threading.Event) -> list[threading.Thread]:
+        name = self.path.name
+        watcher = threading.Thread(
+            target=self._watch,
+            args=(quit,),
+            name=f"sz-store-watch {name}",
+            daemon=True,
+        )
+        if self.read_only:  # a checkpoint writes into the database file
+            return [watcher]
+        checkpointer = threading.Thread(
+            target=self._checkpoints,
+            args=(quit,),
+            name=f"sz-store-checkpoint {name}",
+            daemon=True,
+        )
+        return [checkpointer, watcher]
 
     def write(
         self,
-        work: Callable[[sqlite3.Connection], Any] | Statements,
+        work: Work,
         then: Callable[[], None] | None = None,
         *,
         urgent: bool = True,
         failed: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """Queue a write; ``then()`` runs in the event loop once it is committed.
-
-        A write with ``then`` is committed at once (with everything queued before
-        it) unless it is not ``urgent``: then it may wait for company like a
-        write nobody waits on (``LAZY_COMMIT``).
-
-        ``work`` is a function of the connection, or a tuple of ``(sql, params)``
-        statements applied together. Consecutive writes of the same statements
-        run as one ``executemany`` each: a burst of fires or rows costs the thread
-        (and the interpreter lock it shares with the event loop) far less.
-
-        A write that someone waits on and that fails runs ``failed(error)``
-        (a ``StoreError``) in the event loop instead of ``then``, and is dropped.
-        One that nobody waits on and that fails for the disk (full, an I/O
-        error) is kept, in order, and retried before every later write until it
-        is committed (``flush`` raises meanwhile); up to ``KEEP_LIMIT`` of them.
-        Any other failure is logged, and the store is marked broken so that the
-        next awaited call raises.
-
-        Never blocks, and raises only on a file opened ``read_only``.
+        """Queue a write (``Database.write``); never on a file opened to read.
 
         Raises:
             StoreError: The file is opened for reading only.
         """
         if self.read_only:
             raise StoreError(f"{self.path}: opened for reading only")
-        if then is None and failed is None:
-            self._queue.put((work, None, _WRITE))
-            return
+        super().write(work, then, urgent=urgent, failed=failed)
 
-        def done(_: Any, error: BaseException | None) -> None:
-            if error is None:
-                if then is not None:
-                    then()
-            elif failed is not None:
-                failed(error)
+    def _sick(self, error: BaseException) -> bool:
+        """A full disk or an I/O error, worth a retry.
 
-        self._queue.put((work, done, _WRITE if urgent else _LAZY))
-        if urgent:
-            self._urgent.set()
-
-    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work(connection)`` after every queued write; return its result."""
-        return await self._call(work, writes=False)
-
-    async def flush(self) -> None:
-        """Wait until every write queued so far is committed.
-
-        Raises:
-            StoreError: A write failed, or writes wait to be retried (a full
-                disk): not everything queued is durable yet.
+        SQLite reports those (and a lock it waited on in vain) as operational
+        errors; a constraint or a bad statement would fail the same way again.
         """
-        await self._call(lambda connection: None, writes=True)
-        failing = self._failing
-        if failing is not None:
-            raise StoreError(
-                f"{self.path}: {len(self._kept)} writes wait for the disk: {failing}"
-            ) from failing
+        return isinstance(error, sqlite3.OperationalError)
 
-    async def _call(
-        self, work: Callable[[sqlite3.Connection], T], *, writes: bool
-    ) -> T:
-        if self._thread is None:
-            raise StoreError(f"{self.path}: the store is closed")
-        if self._lost is not None:
-            raise self._lost
-        if self._broken is not None:
-            raise StoreError(
-                f"{self.path}: a write failed: {self._broken}"
-            ) from self._broken
-        finished = anyio.Event()
-        box: list[Any] = []
-
-        def done(result: Any, error: BaseException | None) -> None:
-            box.append((result, error))
-            finished.set()
-
-        self._queue.put((work, done, _WRITE if writes else _READ))
-        self._urgent.set()
-        await finished.wait()
-        result, error = box[0]
-        if error is not None:
-            raise error
-        return result  # type: ignore[no-any-return]
-
-    # ------------------------------------------------------------ the thread
-
-    def _run(self, opened: Callable[[Any, BaseException | None], None]) -> None:
-        try:
-            connection = self._setup()
-        except BaseException as exc:
-            self._deliver([(opened, None, exc)])
-            return
-        self._deliver([(opened, None, None)])
-        quit_checkpoints = threading.Event()
-        checkpointer = threading.Thread(
-            target=self._checkpoints,
-            args=(quit_checkpoints,),
-            name=f"sz-store-checkpoint {self.path.name}",
-            daemon=True,
-        )
-        if not self.read_only:  # a checkpoint writes into the database file
-            checkpointer.start()
-        watcher = threading.Thread(
-            target=self._watch,
-            args=(quit_checkpoints,),
-            name=f"sz-store-watch {self.path.name}",
-            daemon=True,
-        )
-        watcher.start()
-        stop = False
-        try:
-            while not stop:
-                batch = self._gather()
-                if any(item is _STOP for item in batch):
-                    stop = True
-                    batch = [item for item in batch if item is not _STOP]
-                self._deliver(self._execute(connection, batch))
-            if self._kept:
-                logger.error(
-                    "%s: closed with %d writes the disk would not take; jobs "
-                    "without their final row are taken up again next start",
-                    self.path,
-                    len(self._kept),
-                )
-        finally:
-            quit_checkpoints.set()
-            if checkpointer.is_alive():
-                checkpointer.join()
-            watcher.join()
-        connection.close()
+    def _wrap_error(self, error: BaseException) -> BaseException | None:
+        if isinstance(error, sqlite3.Error):
+            return StoreError(f"{self.path}: {error}")
+        return None
 
     def _checkpoints(self, quit: threading.Event) -> None:
         """Copy the WAL into the database every second, beside the writer.
@@ -618,170 +385,6 @@ class SqliteFile:
                 with contextlib.suppress(RuntimeError):
                     self._call_soon(functools.partial(on_lost, lost))
             return
-
-    def _gather(self) -> list[Any]:
-        """The next batch: what is queued, held back a little if nobody waits.
-
-        A write someone waits on (``then``, a flush, a read) is committed at once
-        with everything queued before it. Writes nobody waits on (a schedule's
-        new fire time, a history row) wait up to ``LAZY_COMMIT`` seconds for such
-        a write or for ``BATCH`` companions, so that a steady trickle of fires
-        costs one commit per fire rather than three.
-        """
-        try:
-            # Kept writes are retried even when nothing else comes.
-            first = self._queue.get(timeout=RETRY_EVERY if self._kept else None)
-        except queue.Empty:
-            return []
-        if first is _STOP or (first[1] is not None and first[2] != _LAZY):
-            return [first, *self._drain()]
-        # Sleep through the window unless a waited-on write arrives: writes
-        # nobody waits on do not wake this thread one by one (each wake-up would
-        # take the interpreter lock from the event loop).
-        self._urgent.wait(LAZY_COMMIT)
-        self._urgent.clear()
-        return [first, *self._drain()]
-
-    def _drain(self) -> list[Any]:
-        """Everything queued now."""
-        items: list[Any] = []
-        while len(items) < BATCH:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-    def _execute(
-        self, connection: sqlite3.Connection, batch: list[_Work]
-    ) -> list[tuple[Any, Any, BaseException | None]]:
-        """Run a batch: its writes in one transaction, then its reads."""
-        replies: list[tuple[Any, Any, BaseException | None]] = []
-        lost = self._lost
-        if lost is not None:
-            # Not into a file nobody can open again: every call fails instead.
-            return [(done, None, lost) for _, done, _ in batch if done is not None]
-        writes = [item for item in batch if item[2]]
-        reads = [item for item in batch if not item[2]]
-        if self._kept and not self._retry(connection):
-            # Still failing: writes nobody waits on queue up behind the kept
-            # ones, so that a schedule's later state never lands before its
-            # earlier one; waited-on writes are tried, and fail to their callers.
-            self._keep([work for work, done, _ in writes if done is None])
-            writes = [item for item in writes if item[1] is not None]
-        if writes:
-            try:
-                with connection:  # one transaction, committed or rolled back
-                    _apply(connection, [work for work, _, _ in writes])
-            except BaseException:
-                # Apply them one by one so that one bad write spoils only itself.
-                for work, done, _ in writes:
-                    try:
-                        with connection:
-                            _apply(connection, [work])
-                    except BaseException as each:
-                        if done is not None:
-                            # Its caller hears of it; the store stays usable.
-                            replies.append((done, None, self._wrap(each)))
-                        elif _sick_disk(each):
-                            if not self._kept:
-                                logger.error(
-                                    "%s: a write failed, kept to retry: %s",
-                                    self.path,
-                                    each,
-                                )
-                            self._failing = each
-                            self._keep([work])
-                        else:
-                            logger.error("%s: a write failed: %r", self.path, each)
-                            self._broken = each
-                    else:
-                        replies.append((done, None, None))
-            else:
-                replies.extend((done, None, None) for _, done, _ in writes)
-        for work, done, _ in reads:
-            assert callable(work)  # reads are functions of the connection
-            try:
-                replies.append((done, work(connection), None))
-            except BaseException as exc:
-                replies.append((done, None, self._wrap(exc)))
-        return replies
-
-    def _keep(
-        self, works: list[Callable[[sqlite3.Connection], Any] | Statements]
-    ) -> None:
-        """Keep writes to retry, dropping the oldest past ``KEEP_LIMIT``."""
-        kept = self._kept
-        kept.extend(works)
-        if len(kept) > KEEP_LIMIT:
-            dropped = len(kept) - KEEP_LIMIT
-            del kept[:dropped]
-            logger.error(
-                "%s: %d writes dropped, the disk failed too long: %s",
-                self.path,
-                dropped,
-                self._failing,
-            )
-            self._broken = StoreError(
-                f"{self.path}: {dropped} writes were lost while the disk failed"
-            )
-
-    def _retry(self, connection: sqlite3.Connection) -> bool:
-        """Commit the kept writes in one transaction; whether that worked."""
-        try:
-            with connection:
-                _apply(connection, self._kept)
-        except BaseException as exc:
-            if not _sick_disk(exc):
-                # Not the disk: retrying would never end. Give up on them.
-                logger.error(
-                    "%s: %d kept writes failed: %r", self.path, len(self._kept), exc
-                )
-                self._kept.clear()
-                self._failing = None
-                self._broken = exc
-                return True
-            self._failing = exc
-            return False
-        logger.warning(
-            "%s: the disk writes again; %d kept writes committed",
-            self.path,
-            len(self._kept),
-        )
-        self._kept.clear()
-        self._failing = None
-        return True
-
-    def _wrap(self, error: BaseException) -> BaseException:
-        if isinstance(error, sqlite3.Error):
-            return StoreError(f"{self.path}: {error}")
-        if isinstance(error, DamagedValue):
-            return StoreError(
-                f"{self.path}: damaged: {error}; move the file aside and start "
-                f"afresh, or point the store (--store or store.url) at another file"
-            )
-        return error
-
-    def _deliver(self, replies: list[tuple[Any, Any, BaseException | None]]) -> None:
-        """Hand results to the event loop, all of a batch in one call."""
-        waiting = [reply for reply in replies if reply[0] is not None]
-        if not waiting:
-            return
-
-        def run_all() -> None:
-            for done, result, error in waiting:
-                try:
-                    done(result, error)
-                except Exception:
-                    logger.exception("%s: a store callback failed", self.path)
-
-        assert self._call_soon is not None
-        try:
-            # Queued, not waited for: the thread goes on to the next batch.
-            self._call_soon(run_all)
-        except RuntimeError:
-            # The event loop is gone (the program is ending): nobody waits any more.
-            logger.debug("%s: results dropped, the event loop has ended", self.path)
 
     def _setup(self) -> sqlite3.Connection:
         """Open, lock and check the file (on the thread)."""

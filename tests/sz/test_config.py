@@ -369,7 +369,8 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
         pytest.param(
             "store:\n  url: schedulezero.db\n",
             "store.url: expected a database URL such as "
-            "'sqlite:///schedulezero.db', got 'schedulezero.db'",
+            "'sqlite:///schedulezero.db' or 'postgresql://user@host:port/database', "
+            "got 'schedulezero.db'",
             id="bad-store-url",
         ),
         pytest.param(

@@ -85,7 +85,7 @@ FACADE = {
     "upcoming",
     "dead_letters",
 }
-SETTINGS = {"config", "name", "store_path", "broker_settings"}
+SETTINGS = {"config", "name", "store_path", "store_url", "broker_settings"}
 
 #: The calls that wait (checkpoints), as STYLE rule 3 asks.
 ASYNC = FACADE - {

@@ -3,8 +3,9 @@
 Rows come from real jobs (``sz.run_now`` on handlers that succeed or fail, and fires
 of schedules) wherever the behaviour is the scheduler's; the ``HistoryActor`` and its
 backends (``MemoryHistory``, ``FileHistory``) are driven directly where the test is
-about them. Behaviour both stores share runs on both (the ``store`` and ``kind``
-fixtures); every async test also runs under asyncio and under trio
+about them. Behaviour the stores share runs on each of them, memory, SQLite and
+PostgreSQL (the ``store`` and ``kind`` fixtures; PostgreSQL on a throwaway server,
+``conftest.py``); every async test also runs under asyncio and under trio
 (``tests/conftest.py``). Nothing sleeps: each wait is for an event or for a
 condition polled under a deadline.
 """
@@ -30,6 +31,7 @@ from sz.jobs import Attempt, HistoryQuery, history_order
 from sz.scheduler import HISTORY_LIMIT, ScheduleZero
 from sz.store import SqliteFile
 from sz.store.history import FileHistory, MemoryHistory
+from sz.store.location import database_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -46,18 +48,32 @@ DEADLINE = 30.0
 
 MEMORY = "memory"
 SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+ON_POSTGRESQL = pytest.param(POSTGRESQL, marks=pytest.mark.postgresql)
 
 
-@pytest.fixture(params=[MEMORY, SQLITE])
+@pytest.fixture(params=[MEMORY, SQLITE, ON_POSTGRESQL])
 def kind(request: pytest.FixtureRequest) -> str:
-    """Which store: the memory one, or the SQLite file."""
+    """Which store: the memory one, the SQLite file, or PostgreSQL."""
     return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def store(kind: str, tmp_path: Path) -> str:
+def store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """The ``store=`` argument of ``ScheduleZero`` for ``kind``."""
+    if kind == POSTGRESQL:
+        url: str = request.getfixturevalue("pg_url")
+        return url
     return MEMORY if kind == MEMORY else "sqlite:///" + str(tmp_path / "sz.db")
+
+
+@pytest.fixture
+def where(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    """What ``backend_of`` opens for ``kind``: a SQLite file, or a database's URL."""
+    if kind == POSTGRESQL:
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "sz.db"  # the file ``store`` names
 
 
 async def everything(sz: ScheduleZero, **filters: Any) -> list[Attempt]:
@@ -103,12 +119,16 @@ def row(finished_at: datetime, *, job_id: str, outcome: Any = "success") -> Atte
 
 
 @asynccontextmanager
-async def backend_of(kind: str, path: Path) -> AsyncIterator[HistoryBackend]:
-    """A history backend of ``kind``: in memory, or in the SQLite file ``path``."""
+async def backend_of(kind: str, where: Path | str) -> AsyncIterator[HistoryBackend]:
+    """A history backend of ``kind``: in memory, or in a database.
+
+    ``where``: a SQLite file's path, or a store URL.
+    """
     if kind == MEMORY:
         yield MemoryHistory(100_000)
         return
-    file = SqliteFile(path)
+    file = SqliteFile(where) if not isinstance(where, str) else database_for(where)
+    assert file is not None
     await file.open()
     try:
         yield FileHistory(file)
@@ -304,10 +324,11 @@ async def paged_from(history: ActorRef, size: int) -> list[Attempt]:
     [
         MEMORY,
         SQLITE,
+        ON_POSTGRESQL,
     ],
 )
 async def test_rows_arriving_out_of_finishing_order_are_queried_newest_first(
-    kind: str, tmp_path: Path
+    kind: str, where: Path | str
 ) -> None:
     """Rows reach the history in another order than they finished, in real runs.
 
@@ -324,7 +345,7 @@ async def test_rows_arriving_out_of_finishing_order_are_queried_newest_first(
     routed = row(t + timedelta(microseconds=300), job_id="routed")
     last = row(t + timedelta(microseconds=900), job_id="last")
     newest_first = [last, direct, routed, first]
-    async with backend_of(kind, tmp_path / "h.db") as backend, ActorSystem() as system:
+    async with backend_of(kind, where) as backend, ActorSystem() as system:
         history = await system.spawn(HistoryActor, backend, name="history")
         for attempt in (first, direct, routed, last):
             history.tell(attempt)
@@ -334,7 +355,7 @@ async def test_rows_arriving_out_of_finishing_order_are_queried_newest_first(
 
 
 async def test_paging_with_before_skips_no_row_that_ties_at_a_page_end(
-    kind: str, tmp_path: Path
+    kind: str, where: Path | str
 ) -> None:
     """Two rows that finished in the same microsecond, split by a page's end.
 
@@ -346,7 +367,7 @@ async def test_paging_with_before_skips_no_row_that_ties_at_a_page_end(
     t = datetime.now(UTC)
     tied = [row(t, job_id="x"), row(t, job_id="y")]
     newer = row(t + timedelta(milliseconds=1), job_id="newer")
-    async with backend_of(kind, tmp_path / "h.db") as backend, ActorSystem() as system:
+    async with backend_of(kind, where) as backend, ActorSystem() as system:
         history = await system.spawn(HistoryActor, backend, name="history")
         for attempt in (*tied, newer):
             history.tell(attempt)
@@ -355,10 +376,10 @@ async def test_paging_with_before_skips_no_row_that_ties_at_a_page_end(
         assert await paged_from(history, 2) == rows
 
 
-async def test_history_on_the_sqlite_store_survives_a_restart_field_for_field(
-    tmp_path: Path,
+@pytest.mark.parametrize("kind", [SQLITE, ON_POSTGRESQL])
+async def test_history_on_a_durable_store_survives_a_restart_field_for_field(
+    store: str,
 ) -> None:
-    store = "sqlite:///" + str(tmp_path / "sz.db")
     sz = make_workload(store)
     long_ago = datetime.now(UTC) - timedelta(seconds=30)
     async with sz:
@@ -428,12 +449,12 @@ def fields_of(attempt: Attempt) -> tuple[Any, ...]:
 
 
 async def test_rows_older_than_the_retention_are_pruned_when_the_actor_starts(
-    kind: str, tmp_path: Path
+    kind: str, where: Path | str
 ) -> None:
     now = datetime.now(UTC)
     old = [row(now - timedelta(days=40, seconds=i), job_id=f"old{i}") for i in range(5)]
     young = [row(now - timedelta(hours=i + 1), job_id=f"new{i}") for i in range(5)]
-    async with backend_of(kind, tmp_path / "h.db") as backend:
+    async with backend_of(kind, where) as backend:
         for attempt in [*reversed(old), *reversed(young)]:  # in finishing order
             backend.add(attempt)
         await backend.flush()
@@ -446,12 +467,12 @@ async def test_rows_older_than_the_retention_are_pruned_when_the_actor_starts(
 
 
 async def test_rows_are_pruned_every_hour_while_the_actor_runs(
-    kind: str, tmp_path: Path
+    kind: str, where: Path | str
 ) -> None:
     now = datetime.now(UTC)
     clock = ManualClock()
     async with (
-        backend_of(kind, tmp_path / "h.db") as backend,
+        backend_of(kind, where) as backend,
         ActorSystem("h", clock=clock) as system,
     ):
         history = await system.spawn(HistoryActor, backend, 1.0, name="history")
@@ -476,22 +497,22 @@ async def test_rows_are_pruned_every_hour_while_the_actor_runs(
         await wait_until(pruned, timeout=DEADLINE)
 
 
-async def test_the_sqlite_store_prunes_rows_past_retention_at_start(
-    tmp_path: Path,
+@pytest.mark.parametrize("kind", [SQLITE, ON_POSTGRESQL])
+async def test_a_durable_store_prunes_rows_past_retention_at_start(
+    kind: str, where: Path | str, store: str
 ) -> None:
-    path = tmp_path / "sz.db"
     now = datetime.now(UTC)
     old = [row(now - timedelta(days=31, seconds=i), job_id=f"old{i}") for i in range(3)]
     young = [row(now - timedelta(days=29, seconds=i), job_id=f"y{i}") for i in range(3)]
-    async with backend_of(SQLITE, path) as backend:
+    async with backend_of(kind, where) as backend:
         for attempt in [*reversed(old), *reversed(young)]:
             backend.add(attempt)
-    sz = ScheduleZero(store="sqlite:///" + str(path))  # retention_days: 30
+    sz = ScheduleZero(store=store)  # retention_days: 30
     assert sz.config.reporting.metrics.retention_days == 30
     sz.handler(lambda: None, name="noop")
     async with sz:
         assert await sz.history() == young
-    async with backend_of(SQLITE, path) as backend:
+    async with backend_of(kind, where) as backend:
         assert await backend.query(HistoryQuery()) == young
 
 
@@ -602,7 +623,7 @@ async def test_killing_the_history_actor_while_rows_stream_in_loses_no_row(
     assert all(r.outcome == "success" for r in rows)
     assert stopped_asks <= len(kills)
 
-    if kind == SQLITE:
+    if kind != MEMORY:
         again = ScheduleZero(store=store)
         again.handler(work, name="work")
         async with again:

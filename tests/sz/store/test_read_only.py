@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from sz import JobFailed, ScheduleZero
+from sz.store.sqlite import SCHEMA_VERSION
 from sz.storeview import history_cursor, read_history, read_schedules, row_after
 from web.api import _cursor
 from web.json import attempt_data, schedule_data
@@ -249,8 +250,8 @@ async def test_a_store_of_another_layout_is_refused_and_left_as_it_is(
     code, _, err = await sz_command(tmp_path, "history", "--store", "sqlite:///jobs.db")
     assert code == 1
     assert err.strip() == (
-        "sz history: jobs.db: a store of layout 2, this ScheduleZero reads layout 3; "
-        "'sz serve' of this version migrates it (reading never does)"
+        "sz history: jobs.db: a store of layout 2, this ScheduleZero reads layout "
+        f"{SCHEMA_VERSION}; 'sz serve' of this version migrates it (reading never does)"
     )
     assert await files(tmp_path) == before
 

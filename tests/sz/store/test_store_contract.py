@@ -2,7 +2,8 @@
 
 Every test body runs against each store ScheduleZero may hand to APScheduler:
 APScheduler's own ``MemoryDataStore`` (the reference), ``sz.store.ScheduleStore``
-in memory, and ``sz.store.ScheduleStore`` on a SQLite file. The semantics checked
+in memory, on a SQLite file, and on a PostgreSQL database (a throwaway server,
+``conftest.py``). The semantics checked
 are those ``apscheduler/abc.py`` states and ``datastores/memory.py`` implements.
 Where APScheduler's store misbehaves and ours must do better, one test says both,
 in its docstring and its assertions.
@@ -69,6 +70,7 @@ LOGGER = logging.getLogger(__name__)
 APS_MEMORY = "aps-memory"
 SZ_MEMORY = "sz-memory"
 SZ_SQLITE = "sz-sqlite"
+SZ_POSTGRESQL = "sz-postgresql"
 
 #: ``(test name, store)`` -> why ScheduleZero's store fails it. Each entry marks
 #: that one parametrization ``xfail(strict=True)``: fixing the bug fails the run
@@ -273,14 +275,42 @@ async def started(store: DataStore) -> AsyncIterator[EventLog]:
         yield EventLog(broker)
 
 
-def schedule_store(path: Path | None = None) -> DataStore:
-    return ScheduleStore() if path is None else ScheduleStore(path=path)
+def schedule_store(where: Path | str | None = None) -> DataStore:
+    """A store in memory, on a SQLite file (a path) or on PostgreSQL (a URL)."""
+    if where is None:
+        return ScheduleStore()
+    if isinstance(where, str):
+        return ScheduleStore(url=where)
+    return ScheduleStore(path=where)
+
+
+def place_of(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a durable store of ``kind`` keeps things: a file, or a database."""
+    if kind == SZ_POSTGRESQL:
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "store.db"
+
+
+@pytest.fixture(
+    params=[SZ_SQLITE, pytest.param(SZ_POSTGRESQL, marks=pytest.mark.postgresql)]
+)
+def durable_place(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a durable store keeps things: a SQLite file, or a PostgreSQL database."""
+    return place_of(request.param, request, tmp_path)
 
 
 # ----------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(params=[APS_MEMORY, SZ_MEMORY, SZ_SQLITE])
+@pytest.fixture(
+    params=[
+        APS_MEMORY,
+        SZ_MEMORY,
+        SZ_SQLITE,
+        pytest.param(SZ_POSTGRESQL, marks=pytest.mark.postgresql),
+    ]
+)
 def kind(request: pytest.FixtureRequest) -> str:
     """Which store the test runs against; marks the known bugs of ours."""
     kind: str = request.param
@@ -291,13 +321,16 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(kind: str, tmp_path: Path) -> Callable[[], DataStore]:
-    """A fresh store of ``kind``; the SQLite ones all open the same file."""
+def make_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], DataStore]:
+    """A fresh store of ``kind``; the durable ones all open the same place."""
     if kind == APS_MEMORY:
         return MemoryDataStore
     if kind == SZ_MEMORY:
         return schedule_store
-    return lambda: schedule_store(tmp_path / "store.db")
+    place = place_of(kind, request, tmp_path)
+    return lambda: schedule_store(place)
 
 
 @pytest.fixture
@@ -1061,13 +1094,13 @@ async def test_cleanup_removes_finished_schedules_that_have_no_jobs(
     )
 
 
-# --------------------------------------------- durability (SQLite file only)
+# ------------------------------------------ durability (SQLite, PostgreSQL)
 
 
-async def test_schedules_and_tasks_survive_reopening_the_sqlite_file(
-    tmp_path: Path,
+async def test_schedules_and_tasks_survive_reopening_the_store(
+    durable_place: Path | str,
 ) -> None:
-    path = tmp_path / "store.db"
+    path = durable_place
     store = schedule_store(path)
     async with started(store):
         await store.add_task(make_task(max_running_jobs=2, metadata={"v": 1}))
@@ -1109,10 +1142,10 @@ async def test_schedules_and_tasks_survive_reopening_the_sqlite_file(
         assert fired.trigger.next() == fired.next_fire_time + timedelta(seconds=10)
 
 
-async def test_removals_and_replacements_survive_reopening_the_sqlite_file(
-    tmp_path: Path,
+async def test_removals_and_replacements_survive_reopening_the_store(
+    durable_place: Path | str,
 ) -> None:
-    path = tmp_path / "store.db"
+    path = durable_place
     store = schedule_store(path)
     async with started(store):
         for task_id in ("removed", "kept"):

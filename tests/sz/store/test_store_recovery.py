@@ -1,9 +1,11 @@
-"""The SQLite store across crashes, bad files, a second process and restarts.
+"""The durable stores across crashes, bad files, a second process and restarts.
 
-Every ``sz serve`` here is a real process on a real file under ``tmp_path``, on the
-test's own backend (``--backend``). Nothing waits by sleeping: a test reads the
-process's output until a line appears, or reads the database (with the stdlib
-``sqlite3``, in a worker thread, read-only) until a condition holds, under a
+Every ``sz serve`` here is a real process on a real file under ``tmp_path``, or on
+a real PostgreSQL database (a throwaway server, ``conftest.py``: the tests of
+crashes and restarts run on both, with the ``db`` fixture), on the test's own
+backend (``--backend``). Nothing waits by sleeping: a test reads the process's
+output until a line appears, or reads the database (with the stdlib ``sqlite3``,
+read-only, or with psycopg, in a worker thread) until a condition holds, under a
 deadline.
 """
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
+import psycopg
 import pytest
 
 from actors.testing import wait_until
@@ -37,7 +40,7 @@ from sz.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from .logged import crash_tracebacks
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterable
 
     from anyio.abc import Process
 
@@ -65,8 +68,23 @@ def backend(anyio_backend: tuple[str, dict[str, object]]) -> str:
     return anyio_backend[0]
 
 
-def url(path: Path) -> str:
-    return f"sqlite:///{path}"
+#: Where a store is: a SQLite file, or a PostgreSQL database's URL.
+Place = Path | str
+
+
+def url(place: Place) -> str:
+    return place if isinstance(place, str) else f"sqlite:///{place}"
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Place:
+    """The test's store: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "postgresql":
+        found: str = request.getfixturevalue("pg_url")
+        return found
+    return tmp_path / "sz.db"
 
 
 # ------------------------------------------------------------ a running sz serve
@@ -186,7 +204,7 @@ class Row:
     seq: int
     job_id: str
     schedule_id: str | None
-    scheduled_at: float
+    scheduled_at: Any  # as the store keeps it (microseconds, or a datetime)
     handler: str | None
     outcome: str
     attempt: int
@@ -199,8 +217,8 @@ class Snapshot:
     """What the file holds, read in one transaction."""
 
     history: tuple[Row, ...]
-    jobs: Mapping[str, tuple[str | None, float]]  # id -> (schedule, scheduled_at)
-    schedules: Mapping[str, float | None]  # id -> next fire time
+    jobs: Mapping[str, tuple[str | None, object]]  # id -> (schedule, scheduled_at)
+    schedules: Mapping[str, object | None]  # id -> next fire time
 
     def rows_of(self, job_id: str) -> list[Row]:
         return [row for row in self.history if row.job_id == job_id]
@@ -209,15 +227,21 @@ class Snapshot:
         return {row.job_id for row in self.history} | set(self.jobs)
 
 
-def _read(path: Path) -> Snapshot:
-    # Read-only: this connection must never checkpoint or otherwise write the
-    # file, whose owner may be running or may just have been killed.
-    connection = sqlite3.connect(
-        f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=10
-    )
-    try:
-        connection.execute("BEGIN")
-        history = tuple(
+_HISTORY = (
+    "SELECT seq, job_id, schedule_id, scheduled_at, handler, outcome, "
+    "attempt, final, reason FROM history ORDER BY seq"
+)
+_JOBS = "SELECT id, schedule_id, scheduled_at FROM jobs"
+_SCHEDULES = "SELECT id, next_fire_time FROM schedules"
+
+
+def _snapshot_of(
+    history: Iterable[tuple[Any, ...]],
+    jobs: Iterable[tuple[Any, ...]],
+    schedules: Iterable[tuple[Any, ...]],
+) -> Snapshot:
+    return Snapshot(
+        history=tuple(
             Row(
                 seq=seq,
                 job_id=job_id,
@@ -239,32 +263,62 @@ def _read(path: Path) -> Snapshot:
                 attempt,
                 final,
                 reason,
-            ) in connection.execute(
-                "SELECT seq, job_id, schedule_id, scheduled_at, handler, outcome, "
-                "attempt, final, reason FROM history ORDER BY seq"
-            )
-        )
-        jobs = {
+            ) in history
+        ),
+        jobs={
             job_id: (schedule_id, scheduled_at)
-            for job_id, schedule_id, scheduled_at in connection.execute(
-                "SELECT id, schedule_id, scheduled_at FROM jobs"
-            )
-        }
-        schedules = dict(
-            connection.execute("SELECT id, next_fire_time FROM schedules").fetchall()
+            for job_id, schedule_id, scheduled_at in jobs
+        },
+        schedules=dict(schedules),
+    )
+
+
+def _read_postgres(address: str) -> Snapshot:
+    # One snapshot of the database: what one transaction sees.
+    with (
+        psycopg.connect(address, autocommit=True) as connection,
+        connection.transaction(),
+    ):
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        connection.execute("SET LOCAL search_path = sz")
+        return _snapshot_of(
+            connection.execute(_HISTORY).fetchall(),
+            connection.execute(_JOBS).fetchall(),
+            connection.execute(_SCHEDULES).fetchall(),
+        )
+
+
+def _read(place: Place) -> Snapshot:
+    if isinstance(place, str):
+        return _read_postgres(place)
+    return _read_sqlite(place)
+
+
+def _read_sqlite(path: Path) -> Snapshot:
+    # Read-only: this connection must never checkpoint or otherwise write the
+    # file, whose owner may be running or may just have been killed.
+    connection = sqlite3.connect(
+        f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=10
+    )
+    try:
+        connection.execute("BEGIN")
+        found = _snapshot_of(
+            connection.execute(_HISTORY).fetchall(),
+            connection.execute(_JOBS).fetchall(),
+            connection.execute(_SCHEDULES).fetchall(),
         )
         connection.execute("COMMIT")
     finally:
         connection.close()
-    return Snapshot(history=history, jobs=jobs, schedules=schedules)
+    return found
 
 
-async def snapshot(path: Path) -> Snapshot:
+async def snapshot(path: Place) -> Snapshot:
     return await anyio.to_thread.run_sync(_read, path)
 
 
 async def poll(
-    path: Path, condition: Callable[[Snapshot], bool], what: str
+    path: Place, condition: Callable[[Snapshot], bool], what: str
 ) -> Snapshot:
     """Read the file until ``condition`` holds of it; return that snapshot."""
     reads: list[Snapshot] = []
@@ -322,7 +376,7 @@ def problems(snap: Snapshot) -> list[str]:
             found.append(f"job {job_id} has attempts {attempts}: {its}")
         if finals and finals[0].attempt != attempts[-1]:
             found.append(f"job {job_id}'s final row is not its last attempt: {its}")
-    fires: dict[tuple[str, float], set[str]] = defaultdict(set)
+    fires: dict[tuple[str, object], set[str]] = defaultdict(set)
     for row in snap.history:
         if row.schedule_id is not None:
             fires[row.schedule_id, row.scheduled_at].add(row.job_id)
@@ -389,11 +443,10 @@ CRASHES = 5
 
 
 async def test_sz_serve_killed_at_random_moments_loses_and_doubles_no_job(
-    tmp_path: Path, backend: str
+    tmp_path: Path, backend: str, db: Place
 ) -> None:
     rng = random.Random(SEED)
-    db = tmp_path / "schedulezero.db"
-    args = ("--interval", "0.02", "--backend", backend)
+    args = ("--interval", "0.02", "--backend", backend, "--store", url(db))
     seen: set[str] = set()
     left: Snapshot | None = None
     for crash in range(CRASHES + 2):
@@ -625,7 +678,7 @@ def garbage_left(db: Path) -> int:
             id="a-trigger",
         ),
         pytest.param(
-            "INSERT INTO jobs VALUES ('job-1', NULL, 'echo', 0, 0, ?)",
+            "INSERT INTO jobs VALUES ('job-1', NULL, 'echo', 0, 0, ?, NULL)",
             "the arguments of accepted job 'job-1' cannot be read back",
             id="an-accepted-job",
         ),
@@ -848,16 +901,18 @@ handlers:
     - module: sz.builtin
       methods: [sleep]
 store:
-  url: "sqlite:///jobs.db"
+  url: "{url}"
 """
 
 
 async def test_a_job_in_hand_when_sz_serve_is_killed_is_retried_at_the_next_start(
-    tmp_path: Path, backend: str
+    tmp_path: Path, backend: str, db: Place
 ) -> None:
-    db = tmp_path / "jobs.db"  # the config's store, relative to the working directory
     config = tmp_path / "config.yaml"
-    await anyio.Path(config).write_text(SLOW_CONFIG)
+    # A file: the config's store, relative to the working directory.
+    store = "sqlite:///jobs.db" if isinstance(db, Path) else db
+    db = tmp_path / "jobs.db" if isinstance(db, Path) else db
+    await anyio.Path(config).write_text(SLOW_CONFIG.format(url=store))
 
     # Leave in the file one schedule of a long job, due once, soon: in the
     # process below, not in this one (which stops well before).
@@ -930,7 +985,7 @@ class Blocking:
     calls: list[int] = attrs.field(factory=list)
 
 
-def blocking(store: Path) -> Blocking:
+def blocking(store: Place) -> Blocking:
     it = Blocking(sz=ScheduleZero(store=url(store)))
 
     @it.sz.handler(name="block")
@@ -943,7 +998,7 @@ def blocking(store: Path) -> Blocking:
     return it
 
 
-async def stop_while_running(db: Path, *, submit: bool = True) -> str:
+async def stop_while_running(db: Place, *, submit: bool = True) -> str:
     """Stop the scheduler cleanly while ``block`` runs a job; return the job's id.
 
     With ``submit``, the job is a ``run_now`` of this run; without, the job the
@@ -964,7 +1019,7 @@ async def stop_while_running(db: Path, *, submit: bool = True) -> str:
     return job_id
 
 
-async def rerun(db: Path, job_id: str) -> tuple[list[Attempt], list[int]]:
+async def rerun(db: Place, job_id: str) -> tuple[list[Attempt], list[int]]:
     """Start again on ``db`` with ``block`` not blocking; wait for the job's end."""
     it = blocking(db)
     it.gate.set()
@@ -974,9 +1029,8 @@ async def rerun(db: Path, job_id: str) -> tuple[list[Attempt], list[int]]:
 
 
 async def test_a_job_running_at_a_clean_stop_stays_accepted_and_runs_after_restart(
-    tmp_path: Path,
+    db: Place,
 ) -> None:
-    db = tmp_path / "sz.db"
     job_id = await stop_while_running(db)
     stopped = await snapshot(db)
     assert job_id in stopped.jobs, "a clean stop must not drop a job in hand"
@@ -994,9 +1048,8 @@ async def test_a_job_running_at_a_clean_stop_stays_accepted_and_runs_after_resta
 
 
 async def test_a_job_survives_two_clean_stops_and_no_crash_is_recorded(
-    tmp_path: Path,
+    db: Place,
 ) -> None:
-    db = tmp_path / "sz.db"
     job_id = await stop_while_running(db)
     # A clean stop leaves the job for the next start, as a kill would.
     assert (await snapshot(db)).rows_of(job_id) == []
@@ -1013,9 +1066,8 @@ async def test_a_job_survives_two_clean_stops_and_no_crash_is_recorded(
 
 
 async def test_schedules_survive_a_restart_with_their_next_fire_times(
-    tmp_path: Path,
+    db: Place,
 ) -> None:
-    db = tmp_path / "sz.db"
     far = datetime(2100, 1, 1, 12, tzinfo=UTC)
 
     def make(runs: int) -> tuple[ScheduleZero, anyio.Event]:
