@@ -772,8 +772,8 @@ class Connection(Actor):
             if not self.unreported:
                 self.unreported = True
                 logger.warning(
-                    "worker %s: %d jobs held from %s, too many to report: "
-                    "a JOB or RESULT lost on the link waits for the liveness",
+                    "worker %s: %d jobs held from %s, too many to report: a "
+                    "JOB or RESULT lost on a link that stays up goes unnoticed",
                     self.spec.name,
                     len(jobs),
                     self.spec.endpoint,
