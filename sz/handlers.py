@@ -131,7 +131,8 @@ class Finished:
 
     ``outcome`` is ``"lost"`` when the handler went down mid-job (stopped, killed,
     crashed): the dispatcher decides whether to try again, and ``reason`` says
-    why it was lost (``crash`` if None; ``worker_lost`` for a remote worker).
+    why it was lost (``crash`` if None; ``worker_lost`` for a remote worker,
+    ``message_lost`` for a JOB or RESULT lost on its link).
     """
 
     job: Job

@@ -68,6 +68,10 @@ Outcome = Literal[
 #: ``retry_after_worker_left``  abandoned     the remote worker left without
 #:                                            finishing the job; the next
 #:                                            attempt follows
+#: ``retry_after_message_lost`` abandoned     the JOB or its RESULT was lost
+#:                                            on a link that stayed up (the
+#:                                            worker's report no longer lists
+#:                                            it); the next attempt follows
 #: ``retry_after_restart``      abandoned     the process ended mid-job; the
 #:                                            next start tries it again
 #: ``interrupted_by_restart``   abandoned     the process ended mid-job and no
@@ -110,6 +114,7 @@ Reason = Literal[
     "retry_after_crash",
     "retry_after_worker_lost",
     "retry_after_worker_left",
+    "retry_after_message_lost",
     "retry_after_restart",
     "interrupted_by_restart",
     "rate_limited",

@@ -10,7 +10,7 @@ import anyio
 from actors import ActorError, lowlevel
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from actors import Actor
 
@@ -84,6 +84,13 @@ class JobTasks(Generic[Order]):
                 # before waking the next must still run it, not lose it.
                 self._waking = False
                 self._tasks -= 1
+
+    def held(self) -> Iterator[Order]:
+        """Every order not yet done: those running, then those queued."""
+        for work in self._runs:
+            if work.order is not None:
+                yield work.order
+        yield from self.orders
 
     def take_out(self, matches: Callable[[Order], bool]) -> list[Order]:
         """Remove the queued orders that ``matches`` says; return them."""

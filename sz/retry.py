@@ -61,8 +61,8 @@ def next_attempt(
         lost: True if the handler went down mid-job rather than report; False
             (the default) for a failure or a timeout.
         why: How a lost job was lost: ``crash`` (also when None, the default),
-            ``worker_lost``, ``worker_left``, or ``restart``. Unused unless
-            ``lost``.
+            ``worker_lost``, ``worker_left``, ``message_lost``, or ``restart``.
+            Unused unless ``lost``.
 
     Returns:
         The next attempt's number (or None) and the reason for the rows.
@@ -82,8 +82,8 @@ def retry_reason(why: str | None) -> Reason:
     """The reason of the retry of a job lost with its handler, for how it was lost.
 
     A handler's own loss has no cause (``crash``); the broker's are
-    ``worker_lost`` and ``worker_left``; the take-up's ``restart``. The reason
-    is built, not written out, so tests/sz/test_reasons.py checks that each
-    cause has its ``Reason``.
+    ``worker_lost``, ``worker_left`` and ``message_lost``; the take-up's
+    ``restart``. The reason is built, not written out, so
+    tests/sz/test_reasons.py checks that each cause has its ``Reason``.
     """
     return cast("Reason", f"retry_after_{why or 'crash'}")

@@ -32,7 +32,9 @@ from .keys import (
 from .protocol import (
     MAX_CAPACITY as MAX_CAPACITY,
     MAX_ERROR as MAX_ERROR,
+    MAX_HEADER as MAX_HEADER,
     MAX_HEARTBEAT as MAX_HEARTBEAT,
+    MAX_HELD as MAX_HELD,
     MAX_INCARNATION as MAX_INCARNATION,
     MAX_JOB_ID as MAX_JOB_ID,
     MAX_NAME as MAX_NAME,
@@ -62,7 +64,9 @@ from .socket import Socket as Socket
 __all__ = [
     "MAX_CAPACITY",
     "MAX_ERROR",
+    "MAX_HEADER",
     "MAX_HEARTBEAT",
+    "MAX_HELD",
     "MAX_INCARNATION",
     "MAX_JOB_ID",
     "MAX_NAME",

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_ERROR",
     "MAX_HEADER",
     "MAX_HEARTBEAT",
+    "MAX_HELD",
     "MAX_INCARNATION",
     "MAX_JOB_ID",
     "MAX_NAME",
@@ -101,6 +102,11 @@ MAX_INCARNATION = 128
 
 #: Characters in a JOB's or RESULT's ``job_id`` (ours: 24 or 32).
 MAX_JOB_ID = 128
+
+#: Job ids a worker's HEARTBEAT may list in ``jobs``: what one broker may have
+#: in flight to it (its credit, at most ``MAX_CAPACITY``). The header's own
+#: bound still applies: 65,535 ids of our 24 characters would not fit in it.
+MAX_HELD = MAX_CAPACITY
 
 #: Characters in a RESULT's ``error``: the worker cuts its error text to this.
 MAX_ERROR = 4096
@@ -310,11 +316,38 @@ class JobResult:
             )
 
 
+def _held(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, tuple) and len(value) > MAX_HELD:
+        raise ProtocolError(
+            f"{attribute.name}: {len(value)} job ids: at most {MAX_HELD}"
+        )
+    if not isinstance(value, tuple) or not all(
+        _is_text(job_id, MAX_JOB_ID) for job_id in value
+    ):
+        raise ProtocolError(
+            f"{attribute.name}: expected a list of job ids, each of 1 to "
+            f"{MAX_JOB_ID} characters, or nothing"
+        )
+
+
 @attrs.frozen
 class Heartbeat:
-    """Either way: I am alive (any message counts as much)."""
+    """Either way: I am alive (any message counts as much).
+
+    From a worker, ``jobs`` lists the ids of the jobs it holds from this
+    broker (received, not yet answered: running or waiting), so that the
+    broker can tell a JOB or RESULT lost on the way from a job still running.
+    None (the default, and always from a broker): no report, only a sign of
+    life, as from a worker that predates the field.
+    """
 
     COMMAND: ClassVar[bytes] = b"\x04"
+
+    jobs: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_as_tuple, validator=_held
+    )
 
 
 def _flag(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -357,9 +390,10 @@ _NAMES: dict[type[Message], frozenset[str]] = {
     kind: frozenset(names) for kind, names in _FIELDS.items()
 }
 #: Fields added after SZP1's first peers, last in their command's order, and
-#: sent only when true: a peer that predates them reads any message without.
+#: sent only when set: a peer that predates them reads any message without.
 _OPTIONAL: dict[type[Message], tuple[str, ...]] = {
-    JobResult: ("caller_error", "traceback")
+    JobResult: ("caller_error", "traceback"),
+    Heartbeat: ("jobs",),
 }
 #: The fields every message of a command carries, in order (a batch item's).
 _SENT: dict[type[Message], tuple[str, ...]] = {
@@ -388,6 +422,9 @@ def _header(message: Message) -> dict[str, Any]:
             if result.traceback is not None:
                 header["traceback"] = result.traceback
         return header
+    if kind is Heartbeat:
+        jobs = message.jobs  # type: ignore[union-attr]
+        return {} if jobs is None else {"jobs": jobs}
     return {names[0]: _READ[kind](message)} if names else {}
 
 

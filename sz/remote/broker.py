@@ -12,6 +12,13 @@ worker silent for ``liveness`` heartbeats is dead. Its jobs in flight go back
 to the dispatcher as new attempts (``retry_after_worker_lost``). A frame from a
 peer the broker does not know is answered with DISCONNECT, so workers register
 again by themselves after the broker restarts.
+
+A JOB or RESULT lost on a link that stays up (libzmq drops what it queued for a
+connection that breaks and comes back; a lossy relay drops what it likes) is
+found by reconciliation: each heartbeat of a worker lists the jobs it holds
+from this broker, and a job its reports have left out for ``LOST_AFTER``
+heartbeats is lost, and goes back as a new attempt
+(``retry_after_message_lost``).
 """
 
 from __future__ import annotations
@@ -86,6 +93,13 @@ PROXY_MAILBOX = 1000
 
 #: The shortest interval between looks at workers' liveness, in seconds.
 MIN_TICK = 0.01
+
+#: Heartbeats (the worker's) that its reports must leave a job out, counted
+#: from the first report received after the JOB went, before the job is lost.
+#: A report is built before some JOBs sent meanwhile arrive; this grace is
+#: how late a healthy link (queues, event loops) may deliver a JOB and carry
+#: back the report that then lists it.
+LOST_AFTER = 2.0
 
 
 def _bindable(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -164,6 +178,9 @@ class BrokerStats:
         jobs_sent: JOB messages sent.
         results: RESULT messages taken.
         stale_results: RESULTs for attempts already given up on.
+        messages_lost: Jobs whose JOB or RESULT was lost on a live link: a
+            worker's reports left them out for ``LOST_AFTER`` heartbeats, and
+            they were tried again.
         congested: Sends a worker's full queue held back.
         connections: Connections opened by peers (workers or not).
         disconnections: Connections closed: by a peer, or cut by libzmq (a
@@ -181,6 +198,7 @@ class BrokerStats:
     jobs_sent: int = 0
     results: int = 0
     stale_results: int = 0
+    messages_lost: int = 0
     congested: int = 0
     connections: int = 0
     disconnections: int = 0
@@ -211,6 +229,12 @@ class _Worker:
     outbox: Outbox[JobRequest] = attrs.field(factory=Outbox)
     #: Messages waiting for room in its queue, in order.
     backlog: deque[list[bytes]] = attrs.field(factory=deque)
+    #: Jobs in flight its last reports left out: the attempt, and when the
+    #: first report that did arrived.
+    unlisted: dict[str, tuple[int, float]] = attrs.field(factory=dict)
+    #: Something waited for room since its last report (JOBs then went later
+    #: than the broker handed them over: reconciliation starts afresh).
+    held_back: bool = False
     draining: bool = False
     gone: bool = False
 
@@ -484,6 +508,7 @@ class BrokerActor(Actor):
         else:
             self.stats.congested += 1
             worker.backlog.append(frames)
+            worker.held_back = True
             self.congested.set()
 
     async def _flush(self) -> None:
@@ -588,6 +613,9 @@ class BrokerActor(Actor):
         worker.last_heard = now
         if type(message) is JobResult:
             self._result(worker, message, bodies, finished_at)
+        elif type(message) is Heartbeat:
+            if message.jobs is not None:
+                self._reconcile(worker, message.jobs, now)
         elif isinstance(message, Disconnect):
             self._leaving(worker, message)
         elif isinstance(message, JobRequest):
@@ -649,6 +677,59 @@ class BrokerActor(Actor):
                 message.traceback,
             )
         )
+
+    def _reconcile(self, worker: _Worker, held: tuple[str, ...], now: float) -> None:
+        """Try again the jobs in flight that ``worker``'s reports leave out.
+
+        A report lists the jobs the worker holds from this broker; it follows,
+        on the same connection, every RESULT the worker sent before it. So a
+        job in flight that it leaves out was either not there yet when it was
+        built (the JOB is on its way) or lost: a lost JOB never arrived, a lost
+        RESULT was its answer. A job left out by every report for
+        ``LOST_AFTER`` heartbeats, from the first one received after it was
+        handed to the socket, is taken for lost. A RESULT that still comes for
+        it is stale (counted, ignored): the job runs again, at least once.
+        """
+        if worker.draining:
+            # Its goodbye hands back what it did not finish; a job it drops
+            # while draining is not lost on the link.
+            return
+        if worker.held_back or worker.backlog:
+            # A JOB that waited for room went later than it entered
+            # ``in_flight``: count only from a report after the wait.
+            worker.held_back = bool(worker.backlog)
+            worker.unlisted.clear()
+            return
+        listed = set(held)
+        before = worker.unlisted
+        unlisted: dict[str, tuple[int, float]] = {}
+        lost: list[Execute] = []
+        grace = worker.heartbeat * LOST_AFTER
+        for job_id, order in worker.in_flight.items():
+            if job_id in listed:
+                continue
+            attempt, since = before.get(job_id, (order.attempt, now))
+            if attempt != order.attempt:
+                since = now
+            if now - since >= grace:
+                lost.append(order)
+            else:
+                unlisted[job_id] = (order.attempt, since)
+        worker.unlisted = unlisted
+        for order in lost:
+            del worker.in_flight[order.job.id]
+            self.stats.messages_lost += 1
+            logger.warning(
+                "worker %s: job %s attempt %d lost on the link (its reports "
+                "left it out for %.1f s): trying it again",
+                worker.name,
+                order.job.id,
+                order.attempt,
+                grace,
+            )
+            order.reply_to.tell(
+                Finished.lost(order.job, order.attempt, worker.name, "message_lost")
+            )
 
     def _leaving(self, worker: _Worker, message: Disconnect) -> None:
         if message.draining:

@@ -47,7 +47,9 @@ from actors import (
 )
 from transport import (
     MAX_CAPACITY,
+    MAX_HEADER,
     MAX_HEARTBEAT,
+    MAX_HELD,
     MAX_NAME,
     MAX_TASKS,
     MIN_HEARTBEAT,
@@ -609,6 +611,8 @@ class Connection(Actor):
             anyio.CapacityLimiter(spec.capacity), name=f"sz worker {spec.name}"
         )
         self.draining = False
+        #: Said once: more jobs held than a report can list.
+        self.unreported = False
         self.quiet = self.new_event()  # set when nothing runs while draining
         self.goodbye = self.new_event()
         #: Results of this turn of the event loop, sent together by ``_ship``.
@@ -664,7 +668,7 @@ class Connection(Actor):
     async def _register(self) -> None:
         await self.dealer.send(encode(self.spec.ready()))
         now = self.clock.now()
-        self.last_heard = self.last_sent = self.last_ready = now
+        self.last_heard = self.last_sent = self.last_ready = self.last_report = now
         self.link.registered()
         logger.info(
             "worker %s: registering with %s (%s, capacity %d)",
@@ -733,10 +737,49 @@ class Connection(Actor):
         silent = now - self.last_heard
         if silent >= spec.heartbeat * spec.liveness and not self.draining:
             raise ConnectionLost(f"no word from the broker for {silent:.1f} s")
-        if now - self.last_sent >= spec.heartbeat and self.dealer.try_send(
+        # The report goes every heartbeat, whatever else was sent: a worker
+        # busy sending RESULTs is the one whose lost messages matter.
+        if now - self.last_report >= spec.heartbeat and self._report():
+            self.last_report = self.last_sent = now
+        elif now - self.last_sent >= spec.heartbeat and self.dealer.try_send(
             encode(Heartbeat())
         ):
             self.last_sent = now
+
+    def _report(self) -> bool:
+        """Send a HEARTBEAT listing the jobs held from this broker; False: not now.
+
+        The broker takes a job in flight that a report leaves out for answered
+        or lost, so the report must go behind every RESULT of a job it leaves
+        out: this turn's results go first, and while earlier ones wait for
+        room (the shipper sends them), the report waits for the next beat.
+        """
+        unsent = self.unsent
+        if unsent:
+            return False
+        if self.outbox:
+            unsent.extend(self.outbox.take())
+            while unsent and self.dealer.try_send(unsent[0]):
+                unsent.popleft()
+            if unsent:
+                self.outgoing.set()  # the shipper sends the rest, then a report
+                return False
+        jobs = tuple(request.job_id for request, _ in self.jobs.held())
+        frames = encode(Heartbeat(jobs=jobs)) if len(jobs) <= MAX_HELD else None
+        if frames is None or len(frames[2]) > MAX_HEADER:
+            # Past SZP1's bounds (a broker that sent past its credit, or more
+            # ids than a header holds): a bare heartbeat, and no report.
+            if not self.unreported:
+                self.unreported = True
+                logger.warning(
+                    "worker %s: %d jobs held from %s, too many to report: a "
+                    "JOB or RESULT lost on a link that stays up goes unnoticed",
+                    self.spec.name,
+                    len(jobs),
+                    self.spec.endpoint,
+                )
+            return False
+        return self.dealer.try_send(frames)
 
     def _drain(self) -> None:
         """Take no new job, let those running end, then leave.

@@ -20,6 +20,7 @@ from transport.protocol import (
     MAX_ERROR,
     MAX_HEADER,
     MAX_HEARTBEAT,
+    MAX_HELD,
     MAX_INCARNATION,
     MAX_JOB_ID,
     MAX_NAME,
@@ -63,6 +64,8 @@ MESSAGES: list[Message] = [
         caller_error=True,
     ),
     Heartbeat(),
+    Heartbeat(jobs=()),
+    Heartbeat(jobs=("j1", "j2")),
     Disconnect(reason="unknown worker"),
 ]
 
@@ -411,6 +414,10 @@ PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
     "traceback": st.none() | NAMES | st.sampled_from(["t" * 16_384, "t" * 16_385]),
     "reason": NAMES,
     "draining": st.booleans(),
+    # A report: none, a few ids (some not ids at all), or one id too many.
+    "jobs": st.none()
+    | st.lists(NAMES | NUMBERS, max_size=3)
+    | st.just(["j"] * (MAX_HELD + 1)),
 }
 KINDS: list[type[Message]] = [Ready, JobRequest, JobResult, Heartbeat, Disconnect]
 
@@ -472,6 +479,9 @@ def check_bounds(message: Message) -> None:
         assert message.traceback is None or len(message.traceback) <= MAX_TRACEBACK
     elif isinstance(message, Disconnect):
         assert 1 <= len(message.reason) <= MAX_REASON
+    elif message.jobs is not None:  # a Heartbeat: the one kind left
+        assert len(message.jobs) <= MAX_HELD
+        assert all(1 <= len(job_id) <= MAX_JOB_ID for job_id in message.jobs)
 
 
 @given(VALUES)
@@ -699,3 +709,61 @@ def test_a_body_no_value_here_can_hold_raises_protocol_error(
     with pytest.raises(ProtocolError) as refused:
         decode_body(body)
     assert says in str(refused.value)
+
+
+# ------------------------------------------------ a worker's report of its jobs
+
+
+def test_a_bare_heartbeat_is_an_empty_map_and_reports_nothing() -> None:
+    # What a worker that predates reports sends, and what a broker always sends.
+    frames = encode(Heartbeat())
+    assert frames == [PROTOCOL, Heartbeat.COMMAND, header()]
+    message, _ = decode(frames)
+    assert message == Heartbeat()
+    assert isinstance(message, Heartbeat)
+    assert message.jobs is None
+
+
+def test_a_report_of_no_jobs_is_not_a_bare_heartbeat() -> None:
+    # "I hold nothing" is news to a broker waiting for RESULTs; no report is not.
+    message, _ = decode([PROTOCOL, Heartbeat.COMMAND, header(jobs=[])])
+    assert isinstance(message, Heartbeat)
+    assert message.jobs == ()
+
+
+def test_a_report_at_its_bounds_is_taken() -> None:
+    longest = Heartbeat(jobs=("j" * MAX_JOB_ID,))
+    assert decode(encode(longest)) == (longest, [])
+    most = Heartbeat(jobs=tuple(f"{n:x}" for n in range(MAX_HELD)))
+    frames = encode(most)
+    assert len(frames[2]) <= MAX_HEADER
+    assert decode(frames) == (most, [])
+
+
+@pytest.mark.parametrize(
+    ("jobs", "says"),
+    [
+        pytest.param("j1", "jobs: expected a list of job ids", id="a-string"),
+        pytest.param({"j1": 1}, "jobs: expected a list of job ids", id="a-map"),
+        pytest.param([""], "jobs: expected a list of job ids", id="an-empty-id"),
+        pytest.param([1, 2], "jobs: expected a list of job ids", id="numbers"),
+        pytest.param([None], "jobs: expected a list of job ids", id="nil"),
+        pytest.param([["j1"]], "jobs: expected a list of job ids", id="nested"),
+        pytest.param(
+            ["j" * (MAX_JOB_ID + 1)], "jobs: expected a list of job ids", id="long-id"
+        ),
+        pytest.param(
+            ["j"] * (MAX_HELD + 1),
+            f"jobs: {MAX_HELD + 1} job ids: at most {MAX_HELD}",
+            id="too-many",
+        ),
+    ],
+)
+def test_a_report_that_is_not_a_bounded_list_of_job_ids_is_refused_naming_it(
+    jobs: object, says: str
+) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        decode([PROTOCOL, Heartbeat.COMMAND, header(jobs=jobs)])
+    assert str(refused.value).startswith("Heartbeat: ")
+    assert says in str(refused.value)
+    assert len(str(refused.value)) < MAX_REASON

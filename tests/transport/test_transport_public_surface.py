@@ -33,6 +33,7 @@ PUBLIC = {
     "WORKER_NAME_RULE",
     "MIN_HEARTBEAT",
     "MAX_HEARTBEAT",
+    "MAX_HELD",
     "MAX_CAPACITY",
     "MAX_TASKS",
     "MAX_TRACEBACK",
@@ -40,6 +41,7 @@ PUBLIC = {
     "MAX_INCARNATION",
     "MAX_JOB_ID",
     "MAX_ERROR",
+    "MAX_HEADER",
     "MAX_REASON",
     # CURVE and its keys
     "ZAP_DOMAIN",

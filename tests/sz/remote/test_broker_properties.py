@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from sz import BrokerSettings, ScheduleZero
 from transport import (
+    MAX_HELD,
     PROTOCOL,
     Disconnect,
     Heartbeat,
@@ -111,6 +112,8 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "draining": st.booleans(),
     "caller_error": st.booleans(),
     "traceback": st.none() | TEXT,
+    # A worker's report: ids the broker may or may not have sent it.
+    "jobs": st.none() | st.lists(st.text(min_size=1, max_size=8), max_size=3),
 }
 #: Numbers past any field's bounds, or at them.
 EDGE_NUMBERS = st.sampled_from([math.inf, -math.inf, math.nan, 1e300, 2**64 - 1, -1, 0])
@@ -132,6 +135,10 @@ EDGES: dict[str, st.SearchStrategy[Any]] = {
     | st.integers(min_value=2040, max_value=2060).map(
         lambda n: [f"m{i}" for i in range(n)]
     ),
+    "jobs": st.lists(TEXT | NUMBERS | LONG_TEXT, max_size=3)
+    | TEXT
+    | NUMBERS
+    | st.just(["j"] * (MAX_HELD + 1)),
 }
 #: One value past (or at) each field's bounds, for a message otherwise right:
 #: no number drawn at random, which is mostly within bounds.
@@ -147,6 +154,9 @@ PAST: dict[str, st.SearchStrategy[Any]] = {
     "traceback": st.sampled_from(["t" * 16_385, -1, b"bytes"]),
     "methods": st.sampled_from(
         [[], [""], ["x" * 300], "m", [f"m{i}" for i in range(2049)]]
+    ),
+    "jobs": st.sampled_from(
+        [[""], ["x" * 129], "j", [1], {"j": 1}, ["j"] * (MAX_HELD + 1)]
     ),
 }
 

@@ -33,15 +33,6 @@ test:
 """
 
 
-#: A JOB or RESULT lost on a link that stays alive (shorter than the broker's
-#: liveness) leaves its job in flight for ever: the broker has no way yet to
-#: learn that the worker never got it. Strict: the fix must remove this mark.
-LOST_MESSAGE = pytest.mark.xfail(
-    strict=True,
-    reason="a message lost on a live link leaves its job in flight for ever",
-)
-
-
 def with_fault(fault: str) -> str:
     return WORKERS.replace("fault: FAULT", f"fault: {fault}")
 
@@ -71,7 +62,6 @@ async def test_pause_worker_holds_the_step_for_its_duration() -> None:
     [
         pytest.param(
             "partition, target: worker-1, duration: 1s",
-            marks=LOST_MESSAGE,
             id="partition",
         ),
         pytest.param(
@@ -80,7 +70,6 @@ async def test_pause_worker_holds_the_step_for_its_duration() -> None:
         ),
         pytest.param(
             "drop, target: worker-1, probability: 0.3, duration: 1s",
-            marks=LOST_MESSAGE,
             id="drop",
         ),
     ],
