@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 REASONS = set(get_args(Reason))
 SOURCES = sorted(Path(sz.__file__).parent.rglob("*.py"))
 
-#: Calls whose ``reason`` is not a history row's: a frame's (DISCONNECT), or
-#: why a handler was lost (the retry's reason is built from it, checked below).
-NOT_HISTORY = {"Disconnect", "Unregister", "lost", "_drop", "_lose_jobs_of"}
+#: Calls whose ``reason`` is not a history row's: a frame's (DISCONNECT), why
+#: a handler was lost (the retry's reason is built from it, checked below), or
+#: why an actor is killed (``ActorRef.kill``: its failure's text).
+NOT_HISTORY = {"Disconnect", "Unregister", "lost", "_drop", "_lose_jobs_of", "kill"}
 
 
 def _calls() -> Iterator[ast.Call]:
