@@ -264,7 +264,7 @@ async def test_sz_serve_whose_broker_port_is_taken_says_one_line_and_no_tracebac
     ("argv", "complaint"),
     [
         (["serve", "--store", ""], "argument --store: store url ''"),
-        (["serve", "--store", "postgres://x"], "argument --store: store url"),
+        (["serve", "--store", "mysql://x"], "argument --store: store url"),
         (["serve", "--interval", "inf"], "expected a finite number, got 'inf'"),
         (["serve", "--interval", "nan"], "expected a finite number, got 'nan'"),
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from typing import TYPE_CHECKING
 
 import pytest
@@ -33,9 +34,22 @@ BACKENDS = pytest.mark.parametrize("backend", ["asyncio", "trio"])
 
 
 def run(*argv: str) -> int:
-    """Run ``sz`` in this process (capsys reads what it prints); its exit code."""
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
+    """Run ``sz`` in this process (capsys reads what it prints); its exit code.
+
+    The command sets up logging as a process of its own does (the root
+    logger's handlers and level): put back as it was, or later tests' log
+    capture would hear nothing.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    apscheduler = logging.getLogger("apscheduler").level
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(list(argv))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("apscheduler").setLevel(apscheduler)
     code = exited.value.code
     return code if isinstance(code, int) else 1
 
