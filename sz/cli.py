@@ -752,6 +752,9 @@ def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
     else:
         sz = demo_scheduler(options.store or DEFAULT_STORE)
     demo = options.config is None
+    # Before it starts: its sz.scenario handler is registered, so that runs
+    # started through the gateway can be scheduled too.
+    sz.scenarios  # noqa: B018
     web = _web_wanted(options, sz.config.web)
     # The gateway's settings refuse (a host beyond this machine without a
     # token) before anything starts.

@@ -24,6 +24,7 @@ store's scenario tables.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import uuid
 from collections import OrderedDict
@@ -161,7 +162,11 @@ def _progress_json(progress: Progress) -> dict[str, Any]:
         "index": progress.index,
         "total": progress.total,
         "elapsed": round(progress.elapsed, 6),
-        "metrics": dict(progress.metrics),
+        # JSON has no infinities: a metric that is not finite is shown null.
+        "metrics": {
+            name: value if math.isfinite(value) else None
+            for name, value in progress.metrics.items()
+        },
     }
 
 
@@ -427,7 +432,8 @@ class ScenarioService:
     ) -> None:
         if max_running < 1 or kept < 1:
             raise ValueError("max_running and kept must be at least 1")
-        self._sz = sz
+        #: The scheduler it runs in.
+        self.scheduler = sz
         self.max_running = max_running
         self.kept = kept
         self._shipped: dict[str, LibraryEntry] | None = None
@@ -532,7 +538,7 @@ class ScenarioService:
                 parse_scenario, entry.yaml, source=entry.id, parameters=params or None
             )
         )
-        system = self._sz.system  # SzError when it is not running
+        system = self.scheduler.system  # SzError when it is not running
         running = sum(run.running for run in self._runs.values())
         if running >= self.max_running:
             raise TooManyRuns(
@@ -631,7 +637,7 @@ class ScenarioService:
         if run is None:
             return None
         if run.running:
-            ref = self._sz.system.lookup(f"/user/scenarios/{run_id}")
+            ref = self.scheduler.system.lookup(f"/user/scenarios/{run_id}")
             if ref is None:
                 run.abort("aborted: the run's actor was gone")
             else:
@@ -690,6 +696,6 @@ class ScenarioService:
             args["seed"] = seed
         if entry.source == "loaded":
             args["yaml"] = entry.yaml
-        return await self._sz.schedule(
+        return await self.scheduler.schedule(
             SCENARIO_TASK, trigger, args=args, id=id, **options
         )
