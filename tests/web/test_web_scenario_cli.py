@@ -4,9 +4,6 @@ The server is a real ``sz serve`` process on the test's backend; the client is
 the real ``sz`` command in a process of its own. Nothing waits by sleeping.
 """
 
-# Scenario YAML is written here in flow style, one step a line.
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import json
