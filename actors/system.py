@@ -152,9 +152,26 @@ class ActorSystem:
             )
             self._guardian = guardian
             self._group.start_soon(guardian.run, name="actor /user")
-            await guardian._settled.wait()
+            try:
+                await guardian._settled.wait()
+            except BaseException:
+                # Cancelled (or failed) while starting: what started must stop
+                # here, or leaving the task group waits forever on the shielded
+                # tasks (the guardian, the timers) that only the exit ends.
+                await self._abandon_start()
+                raise
             self._stack = stack.pop_all()
         return self
+
+    async def _abandon_start(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stop_tree()
+        for cell in list(self._live):
+            cell.abandon()
+        for scope in list(self._shields):
+            scope.cancel()
+        self._bus.close()
+        self._state = "closed"
 
     async def __aexit__(
         self,

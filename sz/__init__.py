@@ -24,6 +24,8 @@ from .errors import (
     ScenarioError as ScenarioError,
     StoreError as StoreError,
     SzError as SzError,
+    TooManyRuns as TooManyRuns,
+    UnknownScenario as UnknownScenario,
     UnknownTask as UnknownTask,
 )
 from .governors import GovernorStatus as GovernorStatus
@@ -76,6 +78,8 @@ __all__ = [
     "ScheduleZero",
     "StoreError",
     "SzError",
+    "TooManyRuns",
+    "UnknownScenario",
     "UnknownTask",
     "ZMQHandler",
     "load_config",

@@ -36,6 +36,7 @@ from .scenarios import (
     resolve as resolve_scenario,
     run_scenario,
 )
+from .scenarios.remote_run import run_on_server
 from .scheduler import ScheduleZero, check_startup
 from .serve import DEFAULT_STORE, demo_scheduler, serve, settle_heap
 from .startup import import_from_working_directory, import_handler_module
@@ -288,7 +289,8 @@ def _add_scenario_commands(
     )
     run = scenario_commands.add_parser(
         "run",
-        help="run a scenario in a fresh embedded scheduler (exit 0 if it passed, "
+        help="run a scenario in a fresh embedded scheduler, here or inside a "
+        "server (--url) (exit 0 if it passed, "
         "1 if not, 2 if it is invalid)",
         description="Run FILE (a path, or a shipped scenario's name) in a fresh "
         "embedded scheduler: a progress line on stderr, then a table of its "
@@ -325,6 +327,19 @@ def _add_scenario_commands(
         metavar="FILE",
         help="also write the result to FILE: JSON (.json) or the metric "
         "samples over time as CSV (.csv)",
+    )
+    run.add_argument(
+        "--url",
+        metavar="URL",
+        help="run it inside the server whose gateway is at URL (as "
+        "/user/scenarios/<run id> there, in a fresh scheduler of the run's "
+        "own): FILE is loaded through the API, or names a scenario of the "
+        "server's library",
+    )
+    run.add_argument(
+        "--token",
+        default=os.environ.get("SZ_TOKEN"),
+        help="with --url: the gateway's API token (default: $SZ_TOKEN)",
     )
     run.add_argument(
         "--log-level",
@@ -382,6 +397,17 @@ def _run_scenario(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if options.url is not None:
+        return run_on_server(
+            options.file,
+            url=options.url,
+            token=options.token,
+            params=dict(options.param),
+            seed=options.seed,
+            export=export,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
     try:
         scenario = load_scenario(
             resolve_scenario(options.file), parameters=dict(options.param)
@@ -754,6 +780,9 @@ def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
     else:
         sz = demo_scheduler(options.store or DEFAULT_STORE)
     demo = options.config is None
+    # Before it starts: its sz.scenario handler is registered, so that runs
+    # started through the gateway can be scheduled too.
+    sz.scenarios  # noqa: B018
     web = _web_wanted(options, sz.config.web)
     # The gateway's settings refuse (a host beyond this machine without a
     # token) before anything starts.

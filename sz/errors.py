@@ -20,6 +20,8 @@ __all__ = [
     "ScenarioError",
     "StoreError",
     "SzError",
+    "TooManyRuns",
+    "UnknownScenario",
     "UnknownTask",
 ]
 
@@ -169,6 +171,22 @@ class ScenarioError(SzError, ValueError):
             if self.column is not None:
                 where += f":{self.column}"
         return f"{where}: {self.problem}"
+
+
+class UnknownScenario(SzError, LookupError):
+    """No scenario of that id in a running ScheduleZero's library (``sz.scenarios``)."""
+
+
+class TooManyRuns(SzError):
+    """A scenario run refused: as many runs as allowed go on already.
+
+    Attributes:
+        limit: How many may run at once.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class ExpressionError(SzError, ValueError):

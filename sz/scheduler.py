@@ -96,6 +96,7 @@ if TYPE_CHECKING:
     from apscheduler.abc import Trigger
 
     from .bridge import Schedule
+    from .scenarios.service import ScenarioService
     from .store import Database, StoreError
     from .takeup import SchedulePolicy, TakeUpVerdict
 
@@ -187,6 +188,7 @@ class ScheduleZero:
         self._metrics = JobMetrics()
         #: The latest dead letters of every run.
         self._dead_letters = DeadLetterLog()
+        self._scenarios: ScenarioService | None = None
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -324,6 +326,23 @@ class ScheduleZero:
             return function
 
         return register(func) if func is not None else register
+
+    @property
+    def scenarios(self) -> ScenarioService:
+        """Scenario runs inside this scheduler: a library, runs, results, schedules.
+
+        Made on first use. Made before the scheduler starts, it registers the
+        handler of the task ``sz.scenario`` that recurring runs' schedules fire
+        (``sz serve`` does so); made after, it runs scenarios but cannot
+        schedule them. Each run has a fresh embedded scheduler of its own
+        (``docs/guide/scenarios.md``, "Through a server").
+        """
+        if self._scenarios is None:
+            # Here, not at the top: the scenarios package builds on this module.
+            from .scenarios.service import ScenarioService
+
+            self._scenarios = ScenarioService(self)
+        return self._scenarios
 
     # ---------------------------------------------------------------- lifecycle
 

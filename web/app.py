@@ -23,6 +23,7 @@ from .openapi import OPENAPI
 from .security import security_middlewares
 from .settings import SETTINGS, GatewaySettings
 from .summary import add_summary_routes
+from .tests import add_tests_routes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -102,6 +103,7 @@ ROUTES: tuple[RouteAdder, ...] = (
     add_api_routes,
     add_metrics_route,
     add_event_routes,
+    add_tests_routes,
     add_dashboard_routes,
 )
 

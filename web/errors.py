@@ -23,6 +23,8 @@ from sz import (
     ScheduleNotFound,
     StoreError,
     SzError,
+    TooManyRuns,
+    UnknownScenario,
     UnknownTask,
 )
 
@@ -112,6 +114,8 @@ def error_for(exc: BaseException) -> web.HTTPException | None:
     ``ScheduleNotFound``          404
     ``UnknownTask``               422 (the task is named in the body
                                   or the query, never in the path)
+    ``UnknownScenario``           404
+    ``TooManyRuns``               429 with ``Retry-After: 5``
     ``Overloaded``                429 with ``Retry-After`` (seconds)
     ``JobTimeout``                504
     ``StoreError``                503 (the store cannot be used now)
@@ -130,6 +134,11 @@ def error_for(exc: BaseException) -> web.HTTPException | None:
         return json_error(404, message)
     if isinstance(exc, UnknownTask):
         return json_error(422, message)
+    if isinstance(exc, UnknownScenario):
+        return json_error(404, message)
+    if isinstance(exc, TooManyRuns):
+        # A run takes seconds to minutes: a few seconds is a fair first wait.
+        return json_error(429, message, headers={"Retry-After": "5"})
     if isinstance(exc, Overloaded):
         retry = exc.retry_after
         seconds = max(1, math.ceil(retry)) if math.isfinite(retry) else 60

@@ -66,9 +66,17 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENTS",
     "KINDS",
+    "RETRY_LINE",
     "EventFeed",
     "EventFeedStatistics",
+    "SlowClient",
     "add_event_routes",
+    "check_stream_origin",
+    "drop_slow_client",
+    "event_text",
+    "next_event_id",
+    "open_stream",
+    "write_within",
 ]
 
 logger = logging.getLogger("web")
@@ -78,6 +86,9 @@ KINDS = ("summary", "job", "schedule", "handler", "actor")
 
 #: What a browser's ``EventSource`` waits before reconnecting, in milliseconds.
 RETRY_MS = 2000
+
+#: The first line of every stream: how long a browser waits to reconnect.
+RETRY_LINE = f"retry: {RETRY_MS}\n\n"
 
 #: Fields read off a clock: sent along, never a change by themselves.
 _SUMMARY_CLOCKS = frozenset({"time", "loop_lag"})
@@ -322,26 +333,75 @@ class EventFeed:
                 await task
 
 
-def _event(kind: str, event_id: int, data: str) -> str:
+def event_text(kind: str, event_id: int, data: str) -> str:
+    """One Server-Sent Event: its name, id and one line of data."""
     return f"event: {kind}\nid: {event_id}\ndata: {data}\n\n"
 
 
-class _Dropped(Exception):
+class SlowClient(Exception):
     """The client did not read in time."""
 
 
-async def _write(response: web.StreamResponse, text: str, patience: float) -> None:
+async def write_within(
+    response: web.StreamResponse, text: str, patience: float
+) -> None:
     """Write ``text``, waiting at most ``patience`` seconds for the client to take it.
 
     Raises:
-        _Dropped: The client did not read in time.
+        SlowClient: The client did not read in time.
         ConnectionError: The client went away.
     """
     try:
         async with asyncio.timeout(patience):
             await response.write(text.encode())
     except TimeoutError:
-        raise _Dropped(f"it read nothing for {patience:g} s") from None
+        raise SlowClient(f"it read nothing for {patience:g} s") from None
+
+
+def check_stream_origin(request: web.Request, what: str) -> None:
+    """Refuse (403) a stream asked for by a page of another origin.
+
+    Raises:
+        HTTPForbidden: The request's origin is not allowed.
+    """
+    settings = request.app.get(SETTINGS) or GatewaySettings()
+    origins = frozenset(o.lower().rstrip("/") for o in settings.allow_origins)
+    if not origin_allowed(request, origins):
+        origin = request.headers.get(hdrs.ORIGIN, "another site")
+        raise web.HTTPForbidden(
+            text=f"pages of {origin} may not read {what} (web.allow_origins)"
+        )
+
+
+async def open_stream(request: web.Request) -> web.StreamResponse:
+    """Begin a stream of Server-Sent Events: send its headers.
+
+    Its first write should be :data:`RETRY_LINE`.
+    """
+    response = web.StreamResponse(
+        headers={
+            hdrs.CONTENT_TYPE: "text/event-stream; charset=utf-8",
+            hdrs.CACHE_CONTROL: "no-cache",
+            # nginx would otherwise hold the events back in its buffer.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
+def next_event_id(app: web.Application) -> int:
+    """A fresh event id: increasing through the application's life."""
+    ids = app[_NEXT_ID]
+    return next(ids)
+
+
+def drop_slow_client(request: web.Request, why: SlowClient) -> None:
+    """End the connection of a client that does not read, with one warning."""
+    logger.warning("event stream to %s dropped: %s", request.remote, why)
+    if request.transport is not None:
+        # abort, not close: close would wait to send what is buffered.
+        request.transport.abort()
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
@@ -354,12 +414,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     """
     app = request.app
     settings = app.get(SETTINGS) or GatewaySettings()
-    origins = frozenset(o.lower().rstrip("/") for o in settings.allow_origins)
-    if not origin_allowed(request, origins):
-        origin = request.headers.get(hdrs.ORIGIN, "another site")
-        raise web.HTTPForbidden(
-            text=f"pages of {origin} may not read the event stream (web.allow_origins)"
-        )
+    check_stream_origin(request, "the event stream")
     feed = app[EVENTS]
     # Its own reading: the state as it is now, not as the last shared reading
     # (up to an interval old) saw it.
@@ -368,15 +423,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     except SzError as error:  # not running: starting, or stopped
         raise web.HTTPServiceUnavailable(text=str(error)) from None
 
-    response = web.StreamResponse(
-        headers={
-            hdrs.CONTENT_TYPE: "text/event-stream; charset=utf-8",
-            hdrs.CACHE_CONTROL: "no-cache",
-            # nginx would otherwise hold the events back in its buffer.
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+    response = await open_stream(request)
     ids = app[_NEXT_ID]
     sent: _Snapshot | None = None
     loop = asyncio.get_running_loop()
@@ -386,13 +433,11 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             # Shared readings from now on: those before this one are older.
             seen = feed.readings
             # A snapshot at once, on a first connection and on a resume alike.
-            await _write(
-                response, f"retry: {RETRY_MS}\n\n", settings.events_write_timeout
-            )
+            await write_within(response, RETRY_LINE, settings.events_write_timeout)
             pinged = loop.time()
             while True:
                 text = "".join(
-                    _event(kind, next(ids), data)
+                    event_text(kind, next(ids), data)
                     for kind, data in snapshot.events_since(sent)
                 )
                 sent = snapshot
@@ -400,7 +445,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                     text += ": ping\n\n"
                     pinged = loop.time()
                 if text:
-                    await _write(response, text, settings.events_write_timeout)
+                    await write_within(response, text, settings.events_write_timeout)
                 reading, seen = await feed.next_reading(seen)
                 if reading is None:
                     break  # the gateway or the scheduler stops
@@ -408,11 +453,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 if transport is None or transport.is_closing():
                     break  # the client went away
                 snapshot = reading
-    except _Dropped as why:
-        logger.warning("event stream to %s dropped: %s", peer, why)
-        if request.transport is not None:
-            # abort, not close: close would wait to send what is buffered.
-            request.transport.abort()
+    except SlowClient as why:
+        drop_slow_client(request, why)
     except ConnectionError:
         pass  # the client went away between two looks
     except Exception:

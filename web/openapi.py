@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from sz import Outcome
+from sz.scenarios import RUN_STATES
 
 from .api import MAX_HISTORY_PAGE, MAX_ID, MAX_JOB_WAIT, MAX_RESULT_WAIT, MAX_UPCOMING
+from .tests import MAX_PARAMS, MAX_SEED, YAML_TYPES
 
 __all__ = ["OPENAPI"]
 
@@ -50,6 +52,182 @@ _TEXT = {"type": "string"}
 _COUNT = {"type": "integer", "minimum": 0}
 _NUMBER = {"type": "number"}
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+_PARAMS = {
+    "type": "object",
+    "maxProperties": MAX_PARAMS,
+    "additionalProperties": _SCALAR,
+    "description": "Parameter overrides by name: text is read as the default's type.",
+}
+_SEED = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED}
+_RUN_STATE = {"type": "string", "enum": list(RUN_STATES)}
+_METRIC = {
+    "anyOf": [
+        {"type": ["number", "null"]},
+        {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+    ]
+}
+
+#: The schemas of ``/api/tests`` (``web.tests``).
+_TESTS_SCHEMAS: dict[str, Any] = {
+    "Scenario": _object(
+        {
+            "id": {**_TEXT, "description": "The library's id of the scenario."},
+            "name": _TEXT,
+            "description": _TEXT,
+            "parameters": {
+                "type": "object",
+                "additionalProperties": _SCALAR,
+                "description": "Each parameter's default.",
+            },
+            "units": {"type": "object", "additionalProperties": _TEXT},
+            "source": {"type": "string", "enum": ["shipped", "loaded"]},
+            "yaml": _TEXT,
+        }
+    ),
+    "ScenarioText": _object(
+        {
+            "yaml": {**_TEXT, "minLength": 1, "description": "The scenario's YAML."},
+            "source": {
+                **_ID,
+                "description": "The file name its errors give (<api> by default).",
+            },
+        },
+        required=["yaml"],
+    ),
+    "RunRequest": _object(
+        {"id": _ID, "params": _PARAMS, "seed": _SEED}, required=["id"]
+    ),
+    "RunScheduleRequest": _object(
+        {
+            "id": _ID,
+            "params": _PARAMS,
+            "seed": {
+                **_SEED,
+                "description": "Every run's seed; null for a fresh one each run.",
+            },
+            "trigger": {
+                **_ID,
+                "description": "cron, interval, date, calendarinterval or a "
+                "crontab line, as /api/schedules takes it.",
+            },
+            "fields": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": ["string", "number"]},
+            },
+            "schedule_id": _nullable(_ID),
+            "paused": {"type": "boolean"},
+            "misfire_grace_time": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": 366 * 86_400,
+            },
+            "coalesce": {"type": "string", "enum": ["latest", "earliest", "all"]},
+        },
+        required=["id"],
+    ),
+    "RunProgress": _object(
+        {
+            "run_id": _TEXT,
+            "scenario": _TEXT,
+            "state": _RUN_STATE,
+            "why": {"type": "string", "enum": ["start", "step", "sample", "end"]},
+            "step": {**_TEXT, "description": "The step running now."},
+            "index": {**_COUNT, "description": "The top-level step, from 1."},
+            "total": {**_COUNT, "description": "How many top-level steps."},
+            "elapsed": _NUMBER,
+            "metrics": {
+                "type": "object",
+                "additionalProperties": {"type": ["number", "null"]},
+                "description": "The latest sample of each metric.",
+            },
+        }
+    ),
+    "RunSummary": _object(
+        {
+            "run_id": _TEXT,
+            "scenario_id": _TEXT,
+            "schedule_id": _nullable(_TEXT),
+            "name": _TEXT,
+            "seed": {"type": "integer"},
+            "state": _RUN_STATE,
+            "error": _nullable(_TEXT),
+            "started_at": _TIME,
+            "finished_at": _nullable(_TIME),
+            "passed": {"type": ["boolean", "null"]},
+        }
+    ),
+    "RunResult": _object(
+        {
+            "run_id": _TEXT,
+            "scenario_id": _TEXT,
+            "schedule_id": _nullable(_TEXT),
+            "name": _TEXT,
+            "seed": {"type": "integer"},
+            "parameters": {"type": "object", "additionalProperties": _SCALAR},
+            "units": {"type": "object", "additionalProperties": _TEXT},
+            "started_at": _TIME,
+            "state": _RUN_STATE,
+            "outcome": _nullable(
+                {"type": "string", "enum": ["passed", "failed", "aborted", "error"]}
+            ),
+            "error": _nullable(_TEXT),
+            "progress": _ref("RunProgress"),
+            "finished_at": _TIME,
+            "passed": {"type": "boolean"},
+            "metrics": {"type": "object", "additionalProperties": _METRIC},
+            "checks": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"passed": {"type": "boolean"}},
+                    "required": ["passed"],
+                },
+            },
+            "assertions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "expression": _TEXT,
+                        "value": {"type": ["boolean", "null"]},
+                        "passed": {"type": "boolean"},
+                        "error": _TEXT,
+                    },
+                    "required": ["expression", "value", "passed"],
+                },
+            },
+            "timeline": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "at": _TIME,
+                        "offset": _NUMBER,
+                        "event": _TEXT,
+                        "name": _TEXT,
+                    },
+                    "required": ["at", "offset", "event", "name"],
+                },
+            },
+        },
+        required=[
+            "run_id",
+            "scenario_id",
+            "schedule_id",
+            "name",
+            "seed",
+            "parameters",
+            "units",
+            "started_at",
+            "state",
+            "outcome",
+            "error",
+            "progress",
+        ],
+    ),
+}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": _object(
@@ -390,6 +568,7 @@ _SCHEMAS: dict[str, Any] = {
             "letters": {"type": "array", "items": _ref("DeadLetter")},
         }
     ),
+    **_TESTS_SCHEMAS,
 }
 
 
@@ -406,6 +585,8 @@ _ERRORS = {
     "421": "The Host header names a host the gateway does not answer to.",
     "403": "Refused: mutations are off, or the request's origin is not allowed.",
     "404": "No such resource.",
+    "409": "Not possible in the resource's present state; the message says why.",
+    "415": "A body of a content type this operation does not take.",
     "422": "A bad parameter or body; the message names the field.",
     "429": "Overloaded: try again after Retry-After seconds.",
     "503": "The scheduler is not running, or too busy to answer.",
@@ -555,6 +736,151 @@ _EVENT: dict[str, Any] = {
     },
     "required": ["event", "id", "data"],
 }
+
+
+_RUN_ID = {**_in_path("run_id", "The run's id."), "schema": _ID}
+
+#: The events of ``/api/tests/metrics/{run_id}``.
+_RUN_EVENT: dict[str, Any] = {
+    **_EVENT,
+    "properties": {
+        **_EVENT["properties"],
+        "event": {"type": "string", "enum": ["progress", "fault", "result"]},
+    },
+}
+
+
+def _metrics_stream() -> dict[str, Any]:
+    operation = _operation(
+        "getRunMetrics",
+        "A scenario run, live, as Server-Sent Events: progress (a RunProgress) "
+        "whenever it changed, looked at four times a second; fault (a timeline "
+        "event) as each fault strikes; result (a RunResult) when the run ends, "
+        "and then the stream ends. A connection begins with the current "
+        "progress and every fault so far; a reconnection with Last-Event-ID "
+        "with the current progress alone.",
+        ("200", None, ""),
+        errors=("403", "404", "422", "503"),
+        parameters=[
+            _RUN_ID,
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "Given by a reconnecting client: the stream "
+                "begins with the current progress, not the faults before.",
+                "schema": _TEXT,
+            },
+        ],
+        tag="tests",
+    )
+    operation["responses"]["200"] = {
+        "description": "A stream of events; each one's data is one line of JSON.",
+        "content": {"text/event-stream": {"schema": _RUN_EVENT}},
+    }
+    return operation
+
+
+def _load() -> dict[str, Any]:
+    operation = _operation(
+        "loadScenario",
+        "Check a scenario (YAML text) and add it to the library. A scenario "
+        "that does not load is a 422 whose message is the loader's "
+        "file:line: problem, the file being <api> or the body's source.",
+        ("201", _ref("Scenario"), "Loaded (the same text again is the same id)."),
+        errors=("403", "413", "415", "422", "503"),
+        body="ScenarioText",
+        tag="tests",
+    )
+    content = operation["requestBody"]["content"]
+    for kind in sorted(YAML_TYPES):
+        content[kind] = {"schema": {"type": "string", "minLength": 1}}
+    return operation
+
+
+def _samples() -> dict[str, Any]:
+    operation = _operation(
+        "getRunSamples",
+        "An ended run's metric samples over time, as CSV: offset,metric,value "
+        "(the export of sz scenario run --export FILE.csv).",
+        ("200", None, ""),
+        errors=("404", "409", "422", "503"),
+        parameters=[_RUN_ID],
+        tag="tests",
+    )
+    operation["responses"]["200"] = {
+        "description": "The samples.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+    return operation
+
+
+def _tests_paths() -> dict[str, Any]:
+    return {
+        "/api/tests": {
+            "get": _operation(
+                "listScenarios",
+                "The library: the shipped scenarios, then those loaded.",
+                ("200", {"type": "array", "items": _ref("Scenario")}, "The library."),
+                tag="tests",
+            )
+        },
+        "/api/tests/load": {"post": _load()},
+        "/api/tests/run": {
+            "post": _operation(
+                "runScenario",
+                "Start a run of a library scenario, as /user/scenarios/<run id> "
+                "of this server running it in a fresh scheduler of its own.",
+                ("202", _ref("RunSummary"), "Started."),
+                errors=("403", "404", "422", "429", "503"),
+                body="RunRequest",
+                tag="tests",
+            )
+        },
+        "/api/tests/schedule": {
+            "post": _operation(
+                "scheduleScenario",
+                "Recurring runs: a schedule of the task sz.scenario whose each "
+                "fire starts a run.",
+                ("201", _ref("Schedule"), "Scheduled."),
+                errors=("403", "404", "409", "422", "429", "503"),
+                body="RunScheduleRequest",
+                tag="tests",
+            )
+        },
+        "/api/tests/results": {
+            "get": _operation(
+                "listRuns",
+                "Every run kept (the latest 100 ended, and those running), "
+                "newest first.",
+                ("200", {"type": "array", "items": _ref("RunSummary")}, "The runs."),
+                tag="tests",
+            )
+        },
+        "/api/tests/results/{run_id}": {
+            "get": _operation(
+                "getRun",
+                "A run: where it stands, and its result (the JSON export) once ended.",
+                ("200", _ref("RunResult"), "The run."),
+                errors=("404", "422", "503"),
+                parameters=[_RUN_ID],
+                tag="tests",
+            )
+        },
+        "/api/tests/results/{run_id}/csv": {"get": _samples()},
+        "/api/tests/metrics/{run_id}": {"get": _metrics_stream()},
+        "/api/tests/runs/{run_id}/abort": {
+            "post": _operation(
+                "abortRun",
+                "Stop the run's actor (and with it the run's scheduler): the "
+                "run ends aborted. A run already ended is left as it was.",
+                ("200", _ref("RunResult"), "The run, ended."),
+                errors=("403", "404", "422", "503"),
+                parameters=[_RUN_ID],
+                tag="tests",
+            )
+        },
+    }
 
 
 def _paths() -> dict[str, Any]:
@@ -826,6 +1152,7 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/events": {"get": _events()},
+        **_tests_paths(),
         "/api/dead-letters": {
             "get": _operation(
                 "getDeadLetters",

@@ -5,7 +5,9 @@ This package holds the format: the model a scenario file loads into
 names the line of anything wrong, the condition language of assertions and
 ``wait_until`` steps, and the catalogs of actions, metrics and checks; and the
 runner, :func:`run_scenario`, which runs one in a fresh embedded scheduler and
-returns a :class:`ScenarioResult`. ``docs/guide/scenarios.md`` describes the format.
+returns a :class:`ScenarioResult`; and :class:`ScenarioService`
+(``ScheduleZero.scenarios``), which runs them inside a running server.
+``docs/guide/scenarios.md`` describes the format.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ from .result import (
     TimelineEvent as TimelineEvent,
 )
 from .runner import run_scenario as run_scenario
+from .service import (
+    KEPT_RESULTS as KEPT_RESULTS,
+    MAX_RUNNING as MAX_RUNNING,
+    RUN_STATES as RUN_STATES,
+    SCENARIO_TASK as SCENARIO_TASK,
+    LibraryEntry as LibraryEntry,
+    RunState as RunState,
+    RunView as RunView,
+    ScenarioService as ScenarioService,
+)
 from .shipped import library_scenarios as library_scenarios, resolve as resolve
 from .source import MAX_SCENARIO_BYTES as MAX_SCENARIO_BYTES
 from .units import Dimension as Dimension, parse_duration as parse_duration
@@ -119,11 +131,15 @@ __all__ = [
     "COMPARISONS",
     "FAULTS",
     "FUNCTIONS",
+    "KEPT_RESULTS",
     "MAX_EXPRESSION_DEPTH",
+    "MAX_RUNNING",
     "MAX_SCENARIO_BYTES",
     "METRICS",
     "OUTCOMES",
     "PICKS",
+    "RUN_STATES",
+    "SCENARIO_TASK",
     "STEP_TYPES",
     "STORES",
     "TRIGGER_FIELDS",
@@ -152,6 +168,7 @@ __all__ = [
     "HandlerSpec",
     "KillActor",
     "KillWorker",
+    "LibraryEntry",
     "Location",
     "LoopStep",
     "Metric",
@@ -172,11 +189,14 @@ __all__ = [
     "Progress",
     "ProgressLine",
     "Quantity",
+    "RunState",
+    "RunView",
     "Sample",
     "Scalar",
     "Scenario",
     "ScenarioError",
     "ScenarioResult",
+    "ScenarioService",
     "Setup",
     "SleepStep",
     "Step",

@@ -17,6 +17,8 @@ import attrs
 from .result import MetricSample, TimelineEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..handles import JobHandle
 
 __all__ = ["FaultMark", "RunRecord", "ScheduleRecord"]
@@ -74,10 +76,17 @@ class RunRecord:
 
     Args:
         started_at: When the run began (UTC).
+        on_event: Told of each moment as it is added to the timeline (on the
+            event loop, quickly), or None (the default).
     """
 
-    def __init__(self, started_at: datetime) -> None:
+    def __init__(
+        self,
+        started_at: datetime,
+        on_event: Callable[[TimelineEvent], None] | None = None,
+    ) -> None:
         self.started_at = started_at
+        self.on_event = on_event
         self._t0 = anyio.current_time()
         self.timeline: list[TimelineEvent] = []
         #: Every job the run's actions had accepted, by id, with when.
@@ -124,6 +133,8 @@ class RunRecord:
             detail=detail,
         )
         self.timeline.append(entry)
+        if self.on_event is not None:
+            self.on_event(entry)
         return entry
 
     def sample(self, metric: str, value: float, offset: float | None = None) -> None:

@@ -178,6 +178,65 @@ class ScenarioResult:
             "timeline": [event.to_json() for event in self.timeline],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScenarioResult:
+        """A result read back from its JSON export (``to_json``'s shape).
+
+        The outcome and the error are the ``run_end`` event's (or, when given,
+        the keys ``outcome`` and ``error`` beside the export's, as the
+        gateway's ``/api/tests/results`` adds them). The export holds no
+        samples: the result read back has none.
+
+        Raises:
+            ValueError: ``data`` is not a result's export.
+        """
+        try:
+            timeline = tuple(
+                TimelineEvent(
+                    at=datetime.fromisoformat(event["at"]),
+                    offset=float(event["offset"]),
+                    event=event["event"],
+                    name=event.get("name", ""),
+                    detail={
+                        key: value
+                        for key, value in event.items()
+                        if key not in ("at", "offset", "event", "name")
+                    },
+                )
+                for event in data["timeline"]
+            )
+            ends = [event.detail for event in timeline if event.event == "run_end"]
+            end = ends[-1] if ends else {}
+            given = data.get("outcome") or end.get("outcome")
+            outcome: Outcome = next(
+                (known for known in OUTCOMES if known == given),
+                "passed" if data["passed"] else "failed",
+            )
+            return cls(
+                name=data["name"],
+                run_id=data["run_id"],
+                seed=int(data["seed"]),
+                parameters=dict(data["parameters"]),
+                started_at=datetime.fromisoformat(data["started_at"]),
+                finished_at=datetime.fromisoformat(data["finished_at"]),
+                outcome=outcome,
+                metrics=dict(data["metrics"]),
+                checks=dict(data["checks"]),
+                assertions=tuple(
+                    AssertionResult(
+                        expression=item["expression"],
+                        value=item["value"],
+                        passed=item["passed"],
+                        error=item.get("error"),
+                    )
+                    for item in data["assertions"]
+                ),
+                timeline=timeline,
+                error=data.get("error", end.get("error")),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a scenario result's JSON: {exc!r}") from None
+
     def dumps(self) -> str:
         """The JSON export as text."""
         return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"

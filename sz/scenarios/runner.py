@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from actors import ActorRef
 
     from .fleet import WorkerFleet
+    from .result import TimelineEvent
 
 __all__ = [
     "REGISTRATION_TIMEOUT",
@@ -262,6 +263,7 @@ async def run_scenario(
     params: Mapping[str, object] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     run_id: str | None = None,
+    on_event: Callable[[TimelineEvent], None] | None = None,
 ) -> ScenarioResult:
     """Run a scenario in a fresh embedded scheduler; return its result.
 
@@ -277,6 +279,9 @@ async def run_scenario(
         on_progress: Called (on the event loop, quickly) as each step starts
             and with each fresh sample; None by default.
         run_id: The run's id (its actor's name); a fresh one by default.
+        on_event: Called (on the event loop, quickly) with each moment of the
+            run's timeline as it happens (a step starts, a fault strikes);
+            None by default.
 
     Returns:
         The result: ``passed`` when every check, assertion and steady-state
@@ -296,7 +301,7 @@ async def run_scenario(
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
     started_at = datetime.now(UTC)
-    record = RunRecord(started_at)
+    record = RunRecord(started_at, on_event)
     record.event("run_start", scenario.name, seed=seed)
     folder = Path(
         await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "sz-scenario-")

@@ -98,7 +98,18 @@ def compose(text: str, source: str) -> Node | None:
             in a mapping, a key that is not a string, nesting or aliases past
             the config loader's limits; the message names the line.
     """
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as error:
+        # A control character: refused as the reader meets the text, before
+        # any mark exists.
+        before = text[: error.position]
+        _fail(
+            source,
+            f"invalid YAML: character {error.character:#x} is not allowed",
+            before.count("\n") + 1,
+            len(before) - (before.rfind("\n") + 1) + 1,
+        )
     try:
         root = loader.get_single_node()
         if root is None:

@@ -280,6 +280,20 @@ async def test_no_task_is_left_running_after_exit() -> None:
     assert task_ids() == before
 
 
+async def test_a_system_cancelled_while_it_starts_ends_at_once_leaving_no_task() -> (
+    None
+):
+    before = task_ids()
+    entered = False
+    with anyio.fail_after(5):  # it used to wait forever on its own timers
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            async with ActorSystem():
+                entered = True
+    assert not entered
+    assert task_ids() == before
+
+
 async def test_body_exception_propagates_unchanged() -> None:
     stopped: list[str] = []
     error = KeyError("the host's own error")

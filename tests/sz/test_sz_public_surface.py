@@ -56,6 +56,8 @@ PUBLIC = {
     "ConnectionLost",
     "ScenarioError",
     "ExpressionError",
+    "UnknownScenario",
+    "TooManyRuns",
 }
 
 #: What a ``ScheduleZero`` shows: its calls, and the settings it was made with.
@@ -84,6 +86,7 @@ FACADE = {
     "wait_store_lost",
     "upcoming",
     "dead_letters",
+    "scenarios",
 }
 SETTINGS = {"config", "name", "store_path", "store_url", "broker_settings"}
 
@@ -95,6 +98,7 @@ ASYNC = FACADE - {
     "job",
     "dead_letters",
     "metrics",
+    "scenarios",
 }
 
 #: The job's hand-offs between actors: cheap internal messages, never public.

@@ -70,8 +70,10 @@ KILLS = ("/api/actors/{path}/kill", "/api/actors/{path}/restart")
 
 
 #: Operations whose answer never ends: schemathesis reads an answer whole before
-#: it checks it. The event stream is checked by tests/web/test_web_events.py.
-ENDLESS = frozenset({"/api/events"})
+#: it checks it. The event stream is checked by tests/web/test_web_events.py, a
+#: run's metrics stream (which lasts as long as its run) by
+#: tests/web/test_web_tests_api.py.
+ENDLESS = frozenset({"/api/events", "/api/tests/metrics/{run_id}"})
 
 
 def cases() -> list[tuple[str, str, str]]:
