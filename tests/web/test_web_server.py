@@ -8,6 +8,7 @@ through a portal. Real sockets on 127.0.0.1, port 0; a real HTTP client.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -56,6 +57,21 @@ async def test_the_gateway_answers_on_the_port_it_took_and_stops_on_leaving(
         assert len(gateway_threads()) == (anyio_backend_name == "trio")
     assert await anyio.to_thread.run_sync(refused, url)
     assert gateway_threads() == []
+
+
+async def test_a_gateway_thread_shortens_the_switch_interval_while_it_runs(
+    anyio_backend_name: str,
+) -> None:
+    # Its thread shares the GIL with a busy scheduler loop: at Python's 5 ms
+    # a request waited that long at each of its waits for the lock.
+    before = sys.getswitchinterval()
+    async with ScheduleZero() as sz, web.serve(sz, ANY_PORT):
+        during = sys.getswitchinterval()
+    assert sys.getswitchinterval() == before
+    if anyio_backend_name == "trio":
+        assert during == min(before, web.server.GIL_SWITCH_INTERVAL)
+    else:  # the same loop as the scheduler's: no thread, nothing to share
+        assert during == before
 
 
 async def test_the_summary_counts_jobs_schedules_handlers_and_actors() -> None:
