@@ -78,7 +78,11 @@ REFUSED = {
     ),
     "unknown-task": (
         f"{HANDLERS}schedules:\n  - {{id: s, task: nope, cron: '* * * * *'}}\n",
-        "schedules[0] (s): no handler for task 'nope' (registered: echo)",
+        # sz serve serves scheduled scenario runs too (the sz.scenario task).
+        (
+            "schedules[0] (s): no handler for task 'nope' "
+            "(registered: echo, sz.scenario)"
+        ),
     ),
     "retention": (
         "reporting:\n  metrics:\n    retention_days: 100000000000\n",
