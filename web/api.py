@@ -13,8 +13,6 @@ the scheduler's loop, so a request crosses over once.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from collections import OrderedDict
@@ -38,6 +36,7 @@ from sz import (
     SzError,
 )
 from sz.jobs import describe_error
+from sz.shapes import history_cursor, row_after
 
 from .access import ACCESS
 from .errors import error_for, json_error
@@ -791,43 +790,19 @@ async def job_result(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------- history
 
 
-def _cursor(row: Attempt) -> str:
-    """An opaque cursor: where ``row`` stands in the history's order."""
-    where = [row.finished_at.astimezone(UTC).isoformat(), row.job_id, row.attempt]
-    return base64.urlsafe_b64encode(json.dumps(where).encode()).decode().rstrip("=")
+#: An opaque cursor: where a row stands in the history's order (shared with
+#: ``sz history --store``, which reads the same cursors).
+_cursor = history_cursor
 
 
 def _after(cursor: str) -> Attempt:
     """The stand-in row a cursor names: ``history(before=)`` reads its order only."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        finished, job_id, attempt = json.loads(raw)
-        moment = datetime.fromisoformat(finished)
-        if (
-            not isinstance(job_id, str)
-            or isinstance(attempt, bool)
-            or not isinstance(attempt, int)
-            or moment.tzinfo is None
-        ):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error, RecursionError):
+        return row_after(cursor)
+    except ValueError:
         raise _invalid(
             "query parameter 'cursor'", "is not a cursor this API gave"
         ) from None
-    return Attempt(
-        job_id=job_id,
-        schedule_id=None,
-        task="",
-        handler=None,
-        scheduled_at=moment,
-        started_at=None,
-        finished_at=moment,
-        duration=None,
-        outcome="success",
-        error=None,
-        attempt=attempt,
-        final=True,
-    )
 
 
 async def history(request: web.Request) -> web.Response:
