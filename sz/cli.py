@@ -268,18 +268,12 @@ def _add_scenario_commands(
     scenario_commands = scenario.add_subparsers(
         dest="scenario_command", required=True, metavar="COMMAND"
     )
-    check = scenario_commands.add_parser(
-        "check",
-        help="check a scenario without running it (exit 2 if it is invalid)",
-        description="Load FILE as a scenario and check everything that can be "
-        "checked without running it; print one line naming the file, the line "
-        "and what was expected at the first problem, and exit 2; exit 0 if it "
-        "is valid.",
-    )
-    check.add_argument(
+    # What check and run both take: the scenario and its parameters.
+    scenario_file = argparse.ArgumentParser(add_help=False)
+    scenario_file.add_argument(
         "file", metavar="FILE", help="the scenario file, or a shipped scenario's name"
     )
-    check.add_argument(
+    scenario_file.add_argument(
         "--param",
         action="append",
         type=_parameter,
@@ -287,8 +281,18 @@ def _add_scenario_commands(
         metavar="NAME=VALUE",
         help="override a parameter, read as its default's type (repeatable)",
     )
+    scenario_commands.add_parser(
+        "check",
+        parents=[scenario_file],
+        help="check a scenario without running it (exit 2 if it is invalid)",
+        description="Load FILE as a scenario and check everything that can be "
+        "checked without running it; print one line naming the file, the line "
+        "and what was expected at the first problem, and exit 2; exit 0 if it "
+        "is valid.",
+    )
     run = scenario_commands.add_parser(
         "run",
+        parents=[scenario_file],
         help="run a scenario in a fresh embedded scheduler, here or inside a "
         "server (--url) (exit 0 if it passed, "
         "1 if not, 2 if it is invalid)",
@@ -297,17 +301,6 @@ def _add_scenario_commands(
         "metrics, checks and assertions on stdout. Exit 0 when every check, "
         "assertion and steady-state condition held; 1 when one did not, or the "
         "run was aborted; 2 for a file that does not load.",
-    )
-    run.add_argument(
-        "file", metavar="FILE", help="the scenario file, or a shipped scenario's name"
-    )
-    run.add_argument(
-        "--param",
-        action="append",
-        type=_parameter,
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a parameter, read as its default's type (repeatable)",
     )
     run.add_argument(
         "--seed",
