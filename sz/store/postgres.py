@@ -73,7 +73,7 @@ CONNECT_TIMEOUT = 10
 LOCK_WAIT = 5.0
 
 #: Seconds the listener waits for a notification before it looks whether to end.
-LISTEN_POLL = 0.5
+LISTEN_POLL = 0.25
 
 #: What turns a database of layout N into layout N + 1.
 _MIGRATIONS: dict[int, str] = {1: nodes.FENCE_LAYOUT}
@@ -585,11 +585,10 @@ class PostgresDatabase(Database):
                 raw = connection.raw
                 raw.execute(f"LISTEN {_quoted(self.channel)}")
                 while not quit.is_set():
-                    heard = False
-                    for _ in raw.notifies(timeout=LISTEN_POLL, stop_after=1000):
-                        heard = True
-                    if heard:
+                    for _ in raw.notifies(timeout=LISTEN_POLL):
                         self._notified()
+                        if quit.is_set():
+                            break
             except psycopg.Error as exc:
                 logger.debug("%s: the listener lost its connection: %s", self, exc)
                 quit.wait(1.0)
