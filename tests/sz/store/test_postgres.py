@@ -97,9 +97,7 @@ async def test_the_layout_is_made_on_first_open_and_reopened_as_it_is(
     )
     assert unique == [("UNIQUE (schedule_id, fire_time)",)]
     # Its row stays (an epoch only grows), its lease ended by the clean stop.
-    left = await rows_of(
-        pg_url, "SELECT epoch, lease_until <= now() FROM sz.nodes"
-    )
+    left = await rows_of(pg_url, "SELECT epoch, lease_until <= now() FROM sz.nodes")
     assert left == [(1, True)]
     # A closed store leaves no row of its own in writers.
     assert await rows_of(pg_url, "SELECT * FROM sz.writers") == []
