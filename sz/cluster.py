@@ -15,6 +15,7 @@ store refuses every write from then on and tells the scheduler's owner
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from actors import Actor
@@ -63,10 +64,13 @@ class ClusterActor(Actor):
         """A heartbeat: renew, take over, and arm the next."""
         if message != _BEAT:
             return
+        began = time.monotonic()
         try:
             await self._beat()
         finally:
-            self.send_after(self.node.heartbeat, _BEAT)
+            # Every heartbeat seconds, however long the beat took.
+            spent = time.monotonic() - began
+            self.send_after(max(0.0, self.node.heartbeat - spent), _BEAT)
 
     async def _beat(self) -> None:
         try:

@@ -31,6 +31,7 @@ __all__ = [
     "NodeSettings",
     "Registration",
     "TakenOver",
+    "application_name",
     "beat",
     "default_node_name",
     "leave",
@@ -61,6 +62,16 @@ BEGIN
 END $$;
 CREATE INDEX jobs_by_node ON jobs (node);
 """
+
+
+def application_name(node: str | None, role: str = "") -> str:
+    """How a connection of ``node`` names itself to the server (``pg_stat_activity``).
+
+    ``schedulezero`` for a store opened without a node; a node's connections
+    carry its name, so that a node taking it over can end them.
+    """
+    base = "schedulezero" + (f"-{role}" if role else "")
+    return base if node is None else f"{base}/{node}"[:63]
 
 
 def default_node_name() -> str:
@@ -196,6 +207,28 @@ def take_over(
     """
     taken: list[TakenOver] = []
     jobs: list[tuple[Any, ...]] = []
+    expired = [
+        name
+        for (name,) in raw.execute(
+            "SELECT name FROM nodes WHERE lease_until < now() AND name <> %s",
+            (settings.name,),
+        ).fetchall()
+    ]
+    if not expired:
+        return taken, jobs
+    # A node stopped in the middle of a pipelined transaction holds its locks
+    # (its node row among them) for as long as it stays stopped: the server
+    # sees an active session waiting for the rest of its statements. Its
+    # sessions are ended first, as its row is about to be taken anyway.
+    applications = [application_name(name) for name in expired] + [
+        application_name(name, "listener") for name in expired
+    ]
+    raw.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND application_name = ANY(%s)",
+        (applications,),
+    )
     with raw.transaction():
         raw.execute(f"SET LOCAL lock_timeout = '{TAKEOVER_LOCK_TIMEOUT}'")
         raw.execute("SELECT fence(%s, %s)", (settings.name, epoch))

@@ -293,8 +293,10 @@ class PostgresDatabase(Database):
         self.on_notify: Callable[[], None] | None = None
         self._conninfo, self.schema = _split_url(url)
         self.channel = "sz_" + hashlib.sha256(self.schema.encode()).hexdigest()[:20]
-        #: This store's row in ``writers``.
-        self._writer = uuid.uuid4().hex
+        #: This store's row in ``writers`` (a node's name shows whose it is).
+        self._writer = (
+            uuid.uuid4().hex if node is None else f"{node.name}/{uuid.uuid4().hex}"
+        )
         self._batch = 0
         #: A batch whose COMMIT was cut off: ``(number, works)``; whether it
         #: happened is looked up once connected again.
@@ -304,7 +306,7 @@ class PostgresDatabase(Database):
 
     # ------------------------------------------------------------ connecting
 
-    def _open(self, application: str = "schedulezero") -> _Connection:
+    def _open(self, role: str = "") -> _Connection:
         """A new connection, in the store's schema, on UTC."""
         import psycopg
 
@@ -312,7 +314,9 @@ class PostgresDatabase(Database):
             self._conninfo,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name=application,
+            application_name=nodes.application_name(
+                None if self.node is None else self.node.name, role
+            ),
         )
         # A node stopped inside a transaction would hold its row locks (and
         # its node row) for as long as it stays stopped: the server ends such
@@ -543,7 +547,9 @@ class PostgresDatabase(Database):
         if connection is None:
             return
         try:
-            if connection.usable and self._doubt is None and not self.read_only:
+            # Lost (fenced out): not one more write, its writers row included.
+            writable = not self.read_only and self._lost is None
+            if connection.usable and self._doubt is None and writable:
                 connection.raw.execute(
                     "DELETE FROM writers WHERE id = %s", (self._writer,)
                 )
@@ -577,7 +583,7 @@ class PostgresDatabase(Database):
 
         while not quit.is_set():
             try:
-                connection = self._open("schedulezero-listener")
+                connection = self._open("listener")
             except psycopg.Error:
                 quit.wait(1.0)
                 continue

@@ -277,7 +277,7 @@ async def test_connections_terminated_mid_run_lose_and_double_no_row(
             found = await rows_of(
                 pg_url,
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'schedulezero' "
+                "WHERE application_name LIKE 'schedulezero/%%' "
                 "AND datname = current_database()",
             )
             terminated.append(found[0][0])
