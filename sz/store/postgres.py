@@ -303,6 +303,9 @@ class PostgresDatabase(Database):
         self._doubt: tuple[int, list[Work]] | None = None
         #: Whether the loss of the connection was logged (once per outage).
         self._outage = False
+        #: The server process of the writer's connection (its notifications
+        #: are this node's own).
+        self._writer_pid = 0
 
     # ------------------------------------------------------------ connecting
 
@@ -419,6 +422,7 @@ class PostgresDatabase(Database):
                         (str(SCHEMA_VERSION),),
                     )
         self._register(connection)
+        self._writer_pid = raw.info.backend_pid
         if self.node is not None:
             registration = nodes.register(raw, self.node)
             self.epoch = registration.epoch
@@ -591,8 +595,10 @@ class PostgresDatabase(Database):
                 raw = connection.raw
                 raw.execute(f"LISTEN {_quoted(self.channel)}")
                 while not quit.is_set():
-                    for _ in raw.notifies(timeout=LISTEN_POLL):
-                        self._notified()
+                    for notify in raw.notifies(timeout=LISTEN_POLL):
+                        # This node's own changes woke its loop already.
+                        if notify.pid != self._writer_pid:
+                            self._notified()
                         if quit.is_set():
                             break
             except psycopg.Error as exc:
@@ -638,6 +644,7 @@ class PostgresDatabase(Database):
         old.close()
         connection = self._open()
         self._connection = connection
+        self._writer_pid = connection.raw.info.backend_pid
         try:
             if not self.read_only:
                 self._register(connection)
