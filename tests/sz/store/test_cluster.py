@@ -350,3 +350,29 @@ def check_fires(url: str, first: datetime) -> str:
         f"{len(pending)} pending; {retried} jobs taken over and retried; "
         f"lateness p99 {p99:.2f} s, worst {worst:.2f} s (bound {LATENESS_BOUND:g} s)"
     )
+
+
+async def test_sz_serve_started_with_a_live_nodes_name_fences_that_node_out(
+    tmp_path: Path, pg_url: str, anyio_backend: tuple[str, dict[str, object]]
+) -> None:
+    """``--node`` names a node: a second process of the same name displaces it.
+
+    The first finds its row taken at its next commit or heartbeat: it exits 2
+    saying ``fenced out``; the second runs on and stops cleanly.
+    """
+    argv = ["--store", pg_url, "--node", "same", "--no-web"]
+    argv += ["--backend", anyio_backend[0]]
+    async with serving(tmp_path, *argv) as first:
+        await first.wait_for_line("actor tree")
+        async with serving(tmp_path, *argv) as second:
+            await second.wait_for_line("actor tree")
+            assert "node same was alive in another process" in second.output
+            with anyio.fail_after(PATIENCE):
+                code = await first.process.wait()
+            await first.wait_for(lambda: first.ended, "end of output")
+            assert code == 2, first.output[-3000:]
+            assert "node same (epoch 1) is fenced out" in first.output
+            assert crash_tracebacks(first.output) == []
+            await second.terminate()
+    epochs = await rows_of(pg_url, "SELECT name, epoch FROM sz.nodes")
+    assert epochs == [("same", 2)]
