@@ -24,8 +24,6 @@ from typing import Any
 
 import attrs
 
-from ..validators import positive
-
 __all__ = [
     "FENCED_SQLSTATE",
     "NodeSettings",
@@ -97,10 +95,10 @@ class NodeSettings:
     """
 
     name: str
-    lease: float = attrs.field(default=10.0, validator=positive)
+    lease: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     heartbeat: float = attrs.field(
         default=attrs.Factory(lambda self: self.lease / 3, takes_self=True),
-        validator=positive,
+        validator=attrs.validators.gt(0),
     )
     endpoint: str | None = None
 
