@@ -218,28 +218,47 @@ class _Connection:
             cursor.executemany(self._translated(sql), parameters)
 
     def __enter__(self) -> _Connection:
-        # Pipeline mode: BEGIN, the batch's statements and COMMIT go out
-        # together, one round trip to the server rather than one each.
+        # Pipeline mode, with BEGIN and COMMIT as statements of their own:
+        # BEGIN, the batch's statements and COMMIT go out together and are
+        # answered at one sync, one round trip. (psycopg's ``transaction()``
+        # syncs as it begins, in pipeline mode too: a round trip more.)
         pipeline = self.raw.pipeline()
         pipeline.__enter__()
         try:
-            transaction = self.raw.transaction()
-            transaction.__enter__()
+            self.raw.execute("BEGIN")
         except BaseException as exc:
             pipeline.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        self._transactions.append((pipeline, transaction))
+        self._transactions.append(pipeline)
         return self
 
     def __exit__(self, *exc: Any) -> Any:
-        pipeline, transaction = self._transactions.pop()
+        pipeline = self._transactions.pop()
         try:
-            transaction.__exit__(*exc)
-        except BaseException as error:
-            pipeline.__exit__(type(error), error, error.__traceback__)
+            if exc[0] is None:
+                self.raw.execute("COMMIT")
+            # The sync: every statement's answer, or the first one's error.
+            pipeline.__exit__(*exc)
+        except BaseException:
+            self._roll_back()
             raise
-        pipeline.__exit__(*exc)
+        if exc[0] is not None:
+            self._roll_back()
         return False
+
+    def _roll_back(self) -> None:
+        """End a transaction an error left open, unless its connection is gone.
+
+        After an error the server skips the rest of the pipeline, COMMIT too.
+        """
+        import psycopg
+
+        raw = self.raw
+        if raw.closed or raw.broken:
+            return
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                raw.execute("ROLLBACK")
 
     def close(self) -> None:
         self.raw.close()
@@ -782,6 +801,9 @@ class PostgresDatabase(Database):
 
         After every write queued before it. A node's transaction starts with
         its fence, as every batch does: a node fenced out changes nothing.
+        In pipeline mode: BEGIN, the fence and ``work``'s statements go out
+        together until ``work`` reads a result, and COMMIT after; ``work`` must
+        not use what pipeline mode refuses (``COPY``, server-side cursors).
         A checkpoint.
 
         Raises:
@@ -793,7 +815,7 @@ class PostgresDatabase(Database):
         def run(connection: _Connection) -> T:
             raw = connection.raw
             try:
-                with raw.transaction():
+                with raw.pipeline(), raw.transaction():
                     if node is not None:
                         raw.execute(_FENCE, (node.name, self.epoch))
                     return work(raw)
