@@ -480,11 +480,16 @@ class SharedScheduleStore(ScheduleStore):
             schedule.paused,
             pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
         )
-        if self._wakes_others(schedule):
+        soon = self._wakes_others(schedule)
+        if soon:
             self.db.write(((_PUT_SCHEDULE, row), (_NOTIFY, (self.db.channel,))))
         else:
             self.db.write(((_PUT_SCHEDULE, row),))
         await self.db.flush()
+        if not soon:
+            # This node's loop, too, looks before it falls due (the one
+            # listener of these events; each costs it a task).
+            return
         event = ScheduleAdded if existed is False else ScheduleUpdated
         await self._publish(
             event(
@@ -495,7 +500,7 @@ class SharedScheduleStore(ScheduleStore):
         )
 
     def _wakes_others(self, schedule: Schedule) -> bool:
-        """Whether the other nodes must hear of ``schedule`` at once.
+        """Whether the nodes (this one's loop too) must hear of ``schedule`` at once.
 
         Only if it falls due before they would look anyway (each looks at
         least every ``POLL`` seconds, a lookahead early): a notification wakes
