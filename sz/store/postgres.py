@@ -815,7 +815,9 @@ class PostgresDatabase(Database):
         def run(connection: _Connection) -> T:
             raw = connection.raw
             try:
-                with raw.pipeline(), raw.transaction():
+                # A batch's transaction (``_Connection``): BEGIN is no round
+                # trip of its own.
+                with connection:
                     if node is not None:
                         raw.execute(_FENCE, (node.name, self.epoch))
                     return work(raw)
