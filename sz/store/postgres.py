@@ -828,6 +828,43 @@ class PostgresDatabase(Database):
 
         return await self.read(run)
 
+    async def fenced_rows(
+        self, sql: str, parameters: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """One statement, fenced, in a transaction of its own: its rows.
+
+        ``sql`` follows ``WITH node_fence AS MATERIALIZED (SELECT fence(...))``
+        and must read ``node_fence`` (``... USING node_fence``) before it
+        changes a row: the fence is then checked, in the statement's own
+        transaction, before anything is written. One round trip, where
+        ``transact`` needs two. After every write queued before it. A
+        checkpoint.
+
+        Raises:
+            FencedOut: This node's row was taken over.
+            StoreError: The database refused it, or cannot be reached.
+        """
+        node = self.node
+        if node is None:
+            statement = "WITH node_fence AS MATERIALIZED (SELECT 1) " + sql
+            arguments = tuple(parameters)
+        else:
+            statement = "WITH node_fence AS MATERIALIZED (SELECT fence(%s, %s)) " + sql
+            arguments = (node.name, self.epoch, *parameters)
+
+        def run(connection: _Connection) -> list[tuple[Any, ...]]:
+            try:
+                rows: list[tuple[Any, ...]] = connection.raw.execute(
+                    statement, arguments
+                ).fetchall()
+            except Exception as exc:
+                if _is_fenced(exc):
+                    raise self.fence_out("while it was silent") from None
+                raise
+            return rows
+
+        return await self.read(run)
+
     async def heartbeat(
         self,
     ) -> tuple[list[nodes.TakenOver], list[tuple[Any, ...]]]:

@@ -531,14 +531,12 @@ class SharedScheduleStore(ScheduleStore):
 
         # No notification: a removal never makes a fire due sooner, and a node
         # woken for a schedule since removed only finds nothing to claim.
-        def remove(raw: Any) -> list[tuple[str, str]]:
-            removed: list[tuple[str, str]] = raw.execute(
-                "DELETE FROM schedules WHERE id = ANY(%s) RETURNING id, task",
-                (wanted,),
-            ).fetchall()
-            return removed
-
-        for schedule_id, task_id in await self.db.transact(remove):
+        removed = await self.db.fenced_rows(
+            "DELETE FROM schedules USING node_fence WHERE id = ANY(%s) "
+            "RETURNING id, task",
+            (wanted,),
+        )
+        for schedule_id, task_id in removed:
             if self._fires is not None:
                 self._fires.unfold(schedule_id)
             self._seen.pop(schedule_id, None)
