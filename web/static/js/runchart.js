@@ -1,0 +1,70 @@
+// A scenario run's chart: one metric over the run's seconds, with the run's
+// faults overlaid as vertical markers (their name on hover).
+
+import { s } from "./dom.js";
+import { W, H, PAD, niceTop } from "./chart.js";
+
+/** A round step for about `count` ticks over `span`. */
+function niceStep(span, count) {
+  const raw = span / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  for (const step of [1, 2, 5, 10]) if (raw <= step * power) return step * power;
+  return 10 * power;
+}
+
+/**
+ * An SVG chart of `points` ({x: seconds since the run began, v: value or
+ * null}) from 0 to `xMax` seconds, values shown by `format`; `markers`
+ * ({x, name, title}) are drawn as dashed vertical lines, each a
+ * `g.fault-marker` whose SVG title is `title`.
+ */
+export function runChart({ points, xMax, markers = [], format, label }) {
+  const values = points.map((p) => p.v).filter((v) => v !== null && Number.isFinite(v));
+  const top = niceTop(Math.max(0, ...values));
+  const span = Math.max(1, xMax, ...points.map((p) => p.x), ...markers.map((m) => m.x));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const x = (seconds) => PAD.left + plotW * (seconds / span);
+  const y = (v) => PAD.top + plotH * (1 - v / top);
+
+  const grid = [0, 0.5, 1].map((f) => [
+    s("line", { class: "grid-line", x1: PAD.left, x2: W - PAD.right, y1: y(top * f), y2: y(top * f) }),
+    s("text", { class: "axis", x: PAD.left - 6, y: y(top * f) + 4, "text-anchor": "end" }, format(top * f)),
+  ]);
+  const step = niceStep(span, 6);
+  const ticks = [];
+  for (let t = 0; t <= span + 1e-9; t += step) {
+    ticks.push(s("text", { class: "axis", x: x(t), y: H - 6, "text-anchor": "middle" }, `${Number(t.toFixed(3))}s`));
+  }
+
+  const runs = [];
+  let run = [];
+  for (const point of points) {
+    if (point.v === null || !Number.isFinite(point.v)) {
+      if (run.length) runs.push(run);
+      run = [];
+    } else {
+      run.push(`${x(point.x).toFixed(1)},${y(point.v).toFixed(1)}`);
+    }
+  }
+  if (run.length) runs.push(run);
+  const lines = runs.map((r) => [
+    s("polygon", { class: "area", points: `${r[0].split(",")[0]},${y(0)} ${r.join(" ")} ${r[r.length - 1].split(",")[0]},${y(0)}` }),
+    s("polyline", { class: "line", points: r.join(" ") }),
+  ]);
+  const faults = markers.map((marker) => s("g", { class: "fault-marker", "data-fault": marker.name },
+    s("title", {}, marker.title),
+    s("line", { x1: x(marker.x), x2: x(marker.x), y1: PAD.top, y2: H - PAD.bottom }),
+    // A wider, invisible line: something to hover over.
+    s("line", { class: "hit", x1: x(marker.x), x2: x(marker.x), y1: PAD.top, y2: H - PAD.bottom }),
+    s("path", { d: `M${x(marker.x) - 4},${PAD.top - 8} h8 l-4,6 z` })));
+  const last = [...points].reverse().find((p) => p.v !== null && Number.isFinite(p.v));
+  return s("svg", { class: "chart run-chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label },
+    s("title", {}, label),
+    grid, ticks, lines, faults,
+    points.length === 0
+      ? s("text", { class: "axis empty-chart", x: W / 2, y: H / 2, "text-anchor": "middle" }, "waiting for samples…")
+      : null,
+    last ? s("circle", { class: "dot", cx: x(last.x), cy: y(last.v), r: 3 }) : null,
+  );
+}
