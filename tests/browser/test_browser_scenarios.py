@@ -111,7 +111,9 @@ def test_a_run_from_the_form_shows_progress_fault_markers_and_its_final_table(
     expect(page.locator('[data-field="index"]')).to_have_text("2/2")
     checks = result.locator('[data-table="checks"] tbody tr')
     expect(checks).to_have_count(3)
-    expect(result.locator('[data-table="checks"] tr[data-passed="true"]')).to_have_count(3)
+    expect(
+        result.locator('[data-table="checks"] tr[data-passed="true"]')
+    ).to_have_count(3)
     expect(result.locator('[data-table="checks"]')).to_contain_text("no_lost_jobs")
     assertions = result.locator('[data-table="assertions"] tbody tr')
     expect(assertions).to_have_count(3)
@@ -197,6 +199,7 @@ def test_a_scenario_that_does_not_load_shows_the_loaders_line(
         re.compile(r"^broken\.yaml:4:\d+: unknown step type 'teleport'")
     )
     page.console_errors.clear()  # type: ignore[attr-defined]  # the 422 refusal
+    page.evaluate("window.scrollTo(0, 0)")  # the fixed header back on top
     shot(page, "scenario-load-error")
 
     good = (
@@ -240,3 +243,21 @@ def test_abort_asks_first_and_ends_the_run_aborted(
     expect(page.locator(".verdict")).to_contain_text("killed or stopped")
     shot(page, "scenario-run-aborted")
     assert ended_run(server, run_id)["state"] == "aborted"
+
+
+def test_with_mutations_off_loading_and_running_are_turned_off_saying_why(
+    read_only_server: Server, page: Page, shot: Shot
+) -> None:
+    open_scenarios(page, read_only_server)
+    expect(page.locator('tr[data-scenario="soak"]')).to_contain_text("shipped")
+    page.locator('[data-panel="load"] > summary').click()
+    load = page.get_by_role("form", name="Load a scenario")
+    expect(load.get_by_role("button", name="Load")).to_be_disabled()
+    expect(load).to_contain_text("turned off on this server (web.mutations)")
+
+    page.locator('tr[data-scenario="soak"] a[data-open]').click()
+    form = page.get_by_role("form", name="Run soak")
+    expect(form.locator('input[data-param="duration"]')).to_have_value("60s")
+    expect(form.get_by_role("button", name="Run")).to_be_disabled()
+    expect(form).to_contain_text("Runs are turned off on this server (web.mutations)")
+    shot(page, "scenario-configure-read-only")

@@ -7,9 +7,12 @@ import { DASH, metricValue, checkDetails, outcomeOf, between } from "./format.js
 
 const mark = (passed) => badge(passed ? "passed" : "failed");
 
+/** Why a table is empty: a run that ended early never got to it. */
+const early = (run) => ["aborted", "error"].includes(outcomeOf(run));
+
 function metricsTable(run) {
   const entries = Object.entries(run.metrics ?? {});
-  if (!entries.length) return h("p", { class: "muted" }, "No metric was reported.");
+  if (!entries.length) return h("p", { class: "muted" }, early(run) ? "None: the run ended early." : "No metric was reported.");
   const units = run.units ?? {};
   return h("table", { class: "grid", "data-table": "metrics" },
     h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Value"))),
@@ -20,7 +23,7 @@ function metricsTable(run) {
 
 function checksTable(run) {
   const entries = Object.entries(run.checks ?? {});
-  if (!entries.length) return h("p", { class: "muted" }, "No check was run.");
+  if (!entries.length) return h("p", { class: "muted" }, early(run) ? "Not checked: the run ended early." : "No check was run.");
   return h("table", { class: "grid", "data-table": "checks" },
     h("thead", {}, h("tr", {}, h("th", {}, "Check"), h("th", {}, "Result"), h("th", {}, "Details"))),
     h("tbody", {}, entries.map(([name, check]) => h("tr", { "data-key": name, "data-passed": String(Boolean(check.passed)) },
@@ -31,7 +34,7 @@ function checksTable(run) {
 
 function assertionsTable(run) {
   const assertions = run.assertions ?? [];
-  if (!assertions.length) return h("p", { class: "muted" }, "The scenario asserts nothing.");
+  if (!assertions.length) return h("p", { class: "muted" }, early(run) ? "Not evaluated: the run ended early." : "The scenario asserts nothing.");
   return h("table", { class: "grid", "data-table": "assertions" },
     h("thead", {}, h("tr", {}, h("th", {}, "Assertion"), h("th", {}, "Value"), h("th", {}, "Result"))),
     h("tbody", {}, assertions.map((a, i) => h("tr", { "data-key": String(i), "data-passed": String(Boolean(a.passed)) },
@@ -49,7 +52,7 @@ export function resultPanel(run) {
     h("div", { class: `verdict verdict-${outcome}` },
       h("span", { class: "verdict-word" }, outcome.toUpperCase()),
       h("span", {}, `${run.name} · seed ${run.seed} · ${took === null ? DASH : duration(took)}`),
-      run.error ? h("span", { class: "verdict-error" }, run.error) : null,
+      run.error ? h("span", { class: "verdict-why" }, run.error) : null,
       h("span", { class: "spacer" }),
       h("a", { class: "export", href: base, download: `${run.run_id}.json`, "data-export": "json" }, "Export JSON"),
       h("a", { class: "export", href: `${base}/csv`, download: `${run.run_id}.csv`, "data-export": "csv" }, "Export CSV")),
