@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
     from .conftest import Server
 
@@ -38,6 +38,8 @@ SHIPPED = (
 SMALL_CHAOS = {"jobs": "600", "rate": "200", "kills": "5", "pause": "200ms"}
 #: The run must end within this, in ms.
 RUN_TIMEOUT = 60_000
+#: Between the parts of a metric's summary.
+SEP = "  \N{MIDDLE DOT}  "
 BAD_YAML = "test:\n  name: broken\n  steps:\n    - {type: teleport, duration: 1s}\n"
 
 
@@ -261,3 +263,56 @@ def test_with_mutations_off_loading_and_running_are_turned_off_saying_why(
     expect(form.get_by_role("button", name="Run")).to_be_disabled()
     expect(form).to_contain_text("Runs are turned off on this server (web.mutations)")
     shot(page, "scenario-configure-read-only")
+
+
+def test_metric_values_are_shown_in_their_units_and_csv_samples_read_back(
+    server: Server, browser: Browser
+) -> None:
+    # Numbers are formatted for the reader's locale: this reader's is en-US.
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.goto(f"{server.url}/#/scenarios")
+    shown = page.evaluate(
+        """async () => {
+          const f = await import("/static/js/scenarios/format.js");
+          const samples = f.parseSamples(
+            "offset,metric,value\\n0.5,fds,30.0\\n0.25,fds,29.0\\n0.5,jobs_per_sec,nan\\n");
+          return {
+            latency: f.metricNumber("job_latency", 0.0123),
+            latencySlow: f.metricNumber("job_latency", 2.5),
+            latencyInUnit: f.metricNumber("scheduler_latency", 0.25, "ms"),
+            memory: f.metricNumber("memory_usage", 62_700_000),
+            memoryInUnit: f.metricNumber("memory_usage", 1_500_000_000, "GB"),
+            rate: f.metricNumber("jobs_per_sec", 199.94),
+            perUnit: f.metricNumber("creation_rate", 2500, "schedules/sec"),
+            count: f.metricNumber("restarts", 5),
+            absent: f.metricNumber("restarts", null),
+            summary: f.metricValue("restarts", {p50: 5, p99: 5, max: 5, count: 17}),
+            empty: f.metricValue("job_latency", {count: 0}),
+            outcomeGiven: f.outcomeOf({state: "passed", outcome: "passed"}),
+            outcomeFromState: f.outcomeOf({state: "failed"}),
+            outcomeRunning: f.outcomeOf({state: "running"}),
+            fds: samples.get("fds"),
+            rateSamples: samples.get("jobs_per_sec"),
+          };
+        }"""
+    )
+    assert shown == {
+        "latency": "12.3 ms",
+        "latencySlow": "2.5 s",
+        "latencyInUnit": "250 ms",
+        "memory": "62.7 MB",
+        "memoryInUnit": "1.5 GB",
+        "rate": "199.9/s",
+        "perUnit": "2,500 schedules/sec",
+        "count": "5",
+        "absent": "\N{EM DASH}",
+        "summary": SEP.join(["p50 5", "p99 5", "max 5", "n=17"]),
+        "empty": "no samples",
+        "outcomeGiven": "passed",
+        "outcomeFromState": "failed",
+        "outcomeRunning": None,
+        "fds": [{"x": 0.25, "v": 29}, {"x": 0.5, "v": 30}],
+        "rateSamples": [{"x": 0.5, "v": None}],
+    }
+    context.close()

@@ -7,9 +7,18 @@ import { W, H, PAD, niceTop } from "./chart.js";
 /** A round step for about `count` ticks over `span`. */
 function niceStep(span, count) {
   const raw = span / count;
+  // Past a minute, steps of whole minutes (1, 2, 5, 10, 15, 30, 60...).
+  if (raw > 60) {
+    for (const minutes of [1, 2, 5, 10, 15, 30, 60, 120, 360, 720, 1440]) if (raw <= minutes * 60) return minutes * 60;
+  }
   const power = 10 ** Math.floor(Math.log10(raw));
   for (const step of [1, 2, 5, 10]) if (raw <= step * power) return step * power;
   return 10 * power;
+}
+
+/** An axis tick: seconds, or minutes once the steps are a minute or more. */
+function offsetLabel(seconds, step) {
+  return step >= 60 ? `${Number((seconds / 60).toFixed(1))}m` : `${Number(seconds.toFixed(3))}s`;
 }
 
 /**
@@ -34,7 +43,7 @@ export function runChart({ points, xMax, markers = [], format, label }) {
   const step = niceStep(span, 6);
   const ticks = [];
   for (let t = 0; t <= span + 1e-9; t += step) {
-    ticks.push(s("text", { class: "axis", x: x(t), y: H - 6, "text-anchor": "middle" }, `${Number(t.toFixed(3))}s`));
+    ticks.push(s("text", { class: "axis", x: x(t), y: H - 6, "text-anchor": "middle" }, offsetLabel(t, step)));
   }
 
   const runs = [];

@@ -19,7 +19,7 @@ function marker(event) {
   const said = Object.entries(detail)
     .map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(", ") : typeof value === "object" && value !== null ? JSON.stringify(value) : value}`)
     .join("; ");
-  return { x: offset, name, title: `${name} at ${duration(offset)}${said ? ` — ${said}` : ""}`, at };
+  return { x: offset, name, said, title: `${name} at ${duration(offset)}${said ? ` — ${said}` : ""}`, at };
 }
 
 const faultsOf = (run) => (run.timeline ?? []).filter((e) => e.event === "fault").map(marker);
@@ -169,7 +169,7 @@ export default {
       ? h("ol", { class: "fault-list" }, s.faults.map((f, i) => h("li", { "data-key": String(i) },
           h("span", { class: "mono offset" }, `+${duration(f.x)}`), " ",
           h("span", { class: "strong" }, f.name), " ",
-          h("span", { class: "muted" }, f.title.split(" — ")[1] ?? ""))))
+          h("span", { class: "muted" }, f.said))))
       : h("p", { class: "muted" }, ended() ? "No fault struck." : "No fault yet."));
 
     const progressBox = (s) => {
