@@ -316,3 +316,37 @@ def test_metric_values_are_shown_in_their_units_and_csv_samples_read_back(
         "rateSamples": [{"x": 0.5, "v": None}],
     }
     context.close()
+
+
+def test_with_a_token_a_run_is_followed_live_through_the_session(
+    token_server: Server, page: Page
+) -> None:
+    assert token_server.token is not None
+    page.goto(token_server.url + "/#/scenario?id=chaos_kill_actors")
+    expect(page).to_have_url(re.compile(re.escape(token_server.url + "/login")))
+    page.get_by_label("Token").fill(token_server.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#conn")).to_have_text("live")
+
+    page.goto(token_server.url + "/#/scenario?id=chaos_kill_actors")
+    form = page.get_by_role("form", name="Run chaos_kill_actors")
+    for name, value in SMALL_CHAOS.items():
+        form.locator(f'input[data-param="{name}"]').fill(value)
+    form.get_by_role("button", name="Run").click()
+    expect(page).to_have_url(re.compile(r"#/run\?id=run-[0-9a-f]+$"))
+    # The metrics stream and the CSV export answer the session's cookie.
+    expect(
+        page.locator('[data-chart="jobs_per_sec"] g.fault-marker').first
+    ).to_be_attached()
+    expect(page.locator(".result")).to_have_attribute(
+        "data-outcome", "passed", timeout=RUN_TIMEOUT
+    )
+    expect(page.locator('[data-chart="jobs_per_sec"] polyline')).to_be_attached()
+
+
+def test_a_run_that_is_not_kept_says_so(server: Server, page: Page) -> None:
+    open_scenarios(page, server, "run?id=run-00000000")
+    expect(page.locator(".run-page .error")).to_have_text(
+        "no scenario run 'run-00000000' here (or no longer kept)"
+    )
+    page.console_errors.clear()  # type: ignore[attr-defined]  # the 404

@@ -8,8 +8,9 @@ import { trendChart } from "../trendchart.js";
 import { tabs } from "../scenarios/tabs.js";
 import { DASH, metricNumber, outcomeOf, between } from "../scenarios/format.js";
 
-/** How often a list with a run still going is asked for again, at most, in ms. */
+/** How often the list is asked for again: while a run goes on, and else (ms). */
 const REFRESH_MS = 2000;
+const IDLE_REFRESH_MS = 10000;
 
 /** The trend charts of one scenario's runs (oldest first), or the dash. */
 function trends(name, runs) {
@@ -127,8 +128,11 @@ export default {
         if (kind === "route") {
           scenario = ctx.params.get("scenario") ?? "";
           load();
-        } else if (kind === "tick" && runs?.some((r) => outcomeOf(r) === null) && Date.now() - asked > REFRESH_MS) {
-          load();
+        } else if (kind === "tick" && runs !== null) {
+          // Runs started elsewhere (another page, sz scenario run --url, a
+          // schedule) show up by themselves.
+          const every = runs.some((r) => outcomeOf(r) === null) ? REFRESH_MS : IDLE_REFRESH_MS;
+          if (Date.now() - asked > every) load();
         }
       },
     };
