@@ -350,3 +350,40 @@ def test_a_run_that_is_not_kept_says_so(server: Server, page: Page) -> None:
         "no scenario run 'run-00000000' here (or no longer kept)"
     )
     page.console_errors.clear()  # type: ignore[attr-defined]  # the 404
+
+
+def test_a_long_runs_chart_stays_light_with_its_faults_grouped(
+    server: Server, page: Page
+) -> None:
+    page.goto(f"{server.url}/#/scenarios")
+    drawn = page.evaluate(
+        """async () => {
+          const { runChart } = await import("/static/js/runchart.js");
+          // An hour sampled four times a second; a kill every 3.6 s, and
+          // one lone fault near the end.
+          const points = Array.from(
+            { length: 14400 }, (_, i) => ({ x: i / 4, v: i % 97 }));
+          const markers = Array.from(
+            { length: 1000 },
+            (_, i) => ({ x: i * 3.6, name: "kill_actor", title: "a kill" }));
+          markers.push({ x: 3599, name: "partition", title: "partition" });
+          const svg = runChart({
+            points, xMax: 3600, markers, format: String, label: "test" });
+          const groups = [...svg.querySelectorAll("g.fault-marker")];
+          const line = svg.querySelector("polyline").getAttribute("points");
+          const ticks = [...svg.querySelectorAll("text.axis")];
+          return {
+            points: line.split(" ").length,
+            markers: groups.length,
+            counted: groups.reduce((n, g) => n + Number(g.dataset.count), 0),
+            grouped: groups[0].querySelector("title").textContent,
+            ticks: ticks.map((t) => t.textContent),
+          };
+        }"""
+    )
+    assert drawn["points"] <= 1200
+    assert drawn["markers"] <= 200
+    assert drawn["counted"] == 1001  # every fault is in one marker or another
+    grouped = r"\d+ faults \(kill_actor\) from 0 s to [\d.]+ s"
+    assert re.fullmatch(grouped, drawn["grouped"]), drawn["grouped"]
+    assert drawn["ticks"][-1] == "60m"
