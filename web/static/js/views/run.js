@@ -10,6 +10,9 @@ import { tabs } from "../scenarios/tabs.js";
 import { resultPanel } from "../scenarios/result.js";
 import { DASH, metricNumber, outcomeOf, between, parseSamples } from "../scenarios/format.js";
 
+/** The latest faults listed under the charts (the charts mark them all). */
+const SHOWN_FAULTS = 100;
+
 /** The metrics charted first, in this order; the rest follow as they come. */
 const KEY_METRICS = ["jobs_per_sec", "job_latency", "restarts"];
 
@@ -166,10 +169,13 @@ export default {
     };
 
     const faultList = (s) => (s.faults.length
-      ? h("ol", { class: "fault-list" }, s.faults.map((f, i) => h("li", { "data-key": String(i) },
-          h("span", { class: "mono offset" }, `+${duration(f.x)}`), " ",
-          h("span", { class: "strong" }, f.name), " ",
-          h("span", { class: "muted" }, f.said))))
+      ? h("div", {},
+          s.faults.length > SHOWN_FAULTS ? h("p", { class: "muted" }, `The latest ${SHOWN_FAULTS}; the ${s.faults.length - SHOWN_FAULTS} before are in the JSON export's timeline.`) : null,
+          h("ol", { class: "fault-list", start: Math.max(1, s.faults.length - SHOWN_FAULTS + 1) },
+            s.faults.slice(-SHOWN_FAULTS).map((f, i) => h("li", { "data-key": String(i) },
+              h("span", { class: "mono offset" }, `+${duration(f.x)}`), " ",
+              h("span", { class: "strong" }, f.name), " ",
+              h("span", { class: "muted" }, f.said)))))
       : h("p", { class: "muted" }, ended() ? "No fault struck." : "No fault yet."));
 
     const progressBox = (s) => {
