@@ -1,13 +1,15 @@
 // A small line chart in SVG: one series over a time window, a few grid lines.
+// (runchart.js and trendchart.js draw the scenario pages' charts alike.)
 
 import { s } from "./dom.js";
 
-const W = 600;
-const H = 160;
-const PAD = { left: 48, right: 10, top: 12, bottom: 22 };
+/** The charts' size in SVG units (they scale to their box) and margins. */
+export const W = 600;
+export const H = 160;
+export const PAD = { left: 48, right: 10, top: 12, bottom: 22 };
 
 /** A round number at or above `value`, for the top of the axis. */
-function niceTop(value) {
+export function niceTop(value) {
   if (!(value > 0)) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
   for (const step of [1, 2, 2.5, 5, 10]) if (value <= step * power) return step * power;

@@ -2,6 +2,7 @@
 // sampled from it (throughput, lateness, each actor's message rate).
 
 import { api } from "./api.js";
+import { follow } from "./stream.js";
 
 /** The key of each kind of keyed event's items. */
 const KEYS = { job: "id", schedule: "id", handler: "name", actor: "path" };
@@ -110,34 +111,31 @@ export function series() {
  * stream comes or goes.
  */
 export function connect(changed) {
-  let source;
-  const open = () => {
-    source = new EventSource("/api/events");
-    source.addEventListener("open", () => {
+  const events = {
+    summary(data) {
+      model.summary = data;
+      changed("summary");
+    },
+  };
+  for (const kind of Object.keys(KEYS)) {
+    events[kind] = (data) => {
+      applyKeyed(kind, data);
+      changed(kind);
+    };
+  }
+  follow("/api/events", {
+    events,
+    onOpen() {
       model.connected = true;
       changed("connection");
-    });
-    source.addEventListener("summary", (event) => {
-      model.summary = JSON.parse(event.data);
-      changed("summary");
-    });
-    for (const kind of Object.keys(KEYS)) {
-      source.addEventListener(kind, (event) => {
-        applyKeyed(kind, JSON.parse(event.data));
-        changed(kind);
-      });
-    }
-    source.addEventListener("error", () => {
+    },
+    onDrop() {
       model.connected = false;
       changed("connection");
-      if (source.readyState === EventSource.CLOSED) {
-        // Refused (not a dropped connection, which the browser retries by
-        // itself): a 401 sends the page to the login form, else try again.
-        api("GET", "/api/summary").catch(() => {}).finally(() => setTimeout(open, 3000));
-      }
-    });
-  };
-  open();
+    },
+    // Refused: a 401 sends the page to the login form, else try again.
+    onRefused: () => api("GET", "/api/summary").then(() => true, () => true),
+  });
   setInterval(() => {
     sample();
     changed("tick");
