@@ -533,11 +533,12 @@ async def test_a_run_goes_on_while_the_server_shows_its_actor_in_the_tree() -> N
         tree = (await http("GET", f"{url}/api/actors/user/scenarios")).json()
         # Its faults (a kill every 100 ms) hit the run's own scheduler: none
         # of the server's actors restarted.
-        await wait_until(
-            lambda: any(
-                event.event == "fault" for event in sz.scenarios.runs()[0].timeline
-            )
-        )
+
+        async def faulted() -> bool:
+            runs = await sz.scenarios.runs()
+            return any(event.event == "fault" for event in runs[0].timeline)
+
+        await wait_until(faulted)
         restarts = [a.restarts for a in sz.system.snapshot().walk()]
         await http("POST", f"{url}/api/tests/runs/{run_id}/abort")
     assert [child["name"] for child in tree["children"]] == [run_id]
