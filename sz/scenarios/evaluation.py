@@ -6,8 +6,8 @@ comparison must measure the same thing (``job_latency < 500MB`` is refused).
 A number without a unit compared with a metric in seconds or bytes takes the
 unit the scenario's ``metrics`` section shows that metric in (``memory_usage:
 MB`` makes ``memory_usage < 500`` mean 500MB); without one it is refused, since
-``job_latency < 2`` could mean seconds or milliseconds. Counts and rates of
-counts need no unit.
+``job_latency < 2`` could mean seconds or milliseconds. Counts, ratios (a bare
+0.01 is ``1%``) and rates of counts need no unit.
 
 :func:`evaluate` runs when a run ends (assertions) or while it runs
 (``wait_until``, the steady state).
@@ -36,7 +36,7 @@ from .expressions import (
     render,
 )
 from .hints import expected_one_of
-from .units import BYTE_UNITS, COUNT, TIME_UNITS, Dimension, unit_of
+from .units import BYTE_UNITS, COUNT, RATIO_UNITS, TIME_UNITS, Dimension, unit_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -81,7 +81,7 @@ def display_unit_problem(metric: MetricInfo, unit: str) -> str | None:
     if found is None:
         return (
             f"{unit!r} is no unit (expected a time unit such as ms, a byte unit "
-            "such as MB, a word such as jobs, or a rate such as schedules/sec)"
+            "such as MB, %, a word such as jobs, or a rate such as schedules/sec)"
         )
     if found[0] != metric.dimension:
         return f"{metric.name} is in {metric.dimension}, and {unit!r} is in {found[0]}"
@@ -93,7 +93,7 @@ def _language_unit(display: str | None) -> str | None:
     if display is None:
         return None
     head, slash, tail = display.partition("/")
-    if head not in TIME_UNITS and head not in BYTE_UNITS:
+    if head not in TIME_UNITS and head not in BYTE_UNITS and head not in RATIO_UNITS:
         head = ""
     return (head + slash + tail) or None
 
@@ -161,8 +161,8 @@ class _Checker:
             if found is not None and found[1] != 1.0:
                 return Quantity(value=number.value, unit=display, column=number.column)
             return number
-        if dimension.base == "count":
-            return number
+        if dimension.base in ("count", "ratio"):
+            return number  # a count, or a ratio (0.01 is 1%)
         example = _EXAMPLES[dimension.base]
         if dimension.per_second:
             example = "1MB/s" if dimension.base == "bytes" else "0.1s/s"

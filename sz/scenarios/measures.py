@@ -6,7 +6,8 @@ or fire to final row; ``scheduler_latency``: fire to the start of its first
 attempt): from the history at the end, each sample at the offset its row
 finished. One number (``creation_rate``, ``deletion_rate``: schedules a
 second of time spent in those actions; ``lost_jobs``, ``duplicate_jobs``:
-from the checks).
+from the checks; ``error_rate``: the share of the history's jobs whose final
+outcome was not a success, none without a job).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def final_metrics(
         values["job_latency"] = latency
     if lateness:
         values["scheduler_latency"] = lateness
+    if history.finals:
+        failed = sum(rows[0].outcome != "success" for rows in history.finals.values())
+        values["error_rate"] = failed / len(history.finals)
     values["lost_jobs"] = float(lost)
     values["duplicate_jobs"] = float(duplicates)
     return values

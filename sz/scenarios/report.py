@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .catalog import METRICS
-from .units import BYTE_UNITS, TIME_UNITS
+from .units import BYTE_UNITS, RATIO_UNITS, TIME_UNITS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -98,7 +98,7 @@ def _number(value: float, name: str, unit: str | None) -> str:
     base = info.dimension.base if info is not None else "count"
     if unit is not None:
         head = unit.partition("/")[0]
-        scale = TIME_UNITS.get(head) or BYTE_UNITS.get(head)
+        scale = TIME_UNITS.get(head) or BYTE_UNITS.get(head) or RATIO_UNITS.get(head)
         if scale:
             return f"{value / scale:,.3g} {unit}"
         return f"{value:,.1f} {unit}" if abs(value) >= 100 else f"{value:,.4g} {unit}"
@@ -106,6 +106,8 @@ def _number(value: float, name: str, unit: str | None) -> str:
         return f"{value * 1000:,.3g} ms" if abs(value) < 1 else f"{value:,.3g} s"
     if base == "bytes":
         return f"{value / 1e6:,.1f} MB"
+    if base == "ratio":
+        return f"{value * 100:,.3g} %"
     if info is not None and info.dimension.per_second:
         return f"{value:,.1f}/s"
     return f"{value:,.6g}"

@@ -257,6 +257,31 @@ async def test_assertions_are_evaluated_and_any_false_one_fails_the_run() -> Non
     assert result.metrics["job_latency"]["count"] == 10  # type: ignore[index]
 
 
+async def test_error_rate_is_the_share_of_jobs_that_did_not_succeed_in_percent() -> (
+    None
+):
+    result = await run_text(
+        """\
+        test:
+          name: errors
+          setup: {handlers: [noop, fail]}
+          steps:
+            - {type: action, action: {method: submit_jobs, args: {task: noop, count: 9}}}
+            - {type: action, action: {method: submit_jobs, args: {task: fail, count: 1}}}
+            - {type: wait_until, condition: "jobs_pending == 0", timeout: 10}
+          metrics: [{error_rate: "%"}]
+          assertions: [error_rate < 1%, error_rate <= 10, error_rate == 0.1]
+        """
+    )
+    held = {a.expression: a.passed for a in result.assertions}
+    assert held == {
+        "error_rate < 1%": False,
+        "error_rate <= 10": True,
+        "error_rate == 0.1": False,  # shown in %: 0.1 means 0.1 %
+    }
+    assert result.metrics["error_rate"] == pytest.approx(0.1)
+
+
 async def test_a_steady_state_condition_that_breaks_during_the_run_fails_it() -> None:
     result = await run_text(
         """\
