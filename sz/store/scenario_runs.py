@@ -209,9 +209,7 @@ def _json(value: Any) -> str:
 
 def _finite(metrics: Mapping[str, float]) -> list[tuple[str, float]]:
     return [
-        (name, float(value))
-        for name, value in metrics.items()
-        if math.isfinite(value)
+        (name, float(value)) for name, value in metrics.items() if math.isfinite(value)
     ]
 
 
