@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import ExpressionError
 from .catalog import METRICS, MetricInfo
@@ -260,11 +260,24 @@ def _names(expression: Expression) -> Iterator[str]:
 
 
 @overload
-def evaluate(expression: Predicate, metrics: Mapping[str, MetricValue]) -> bool: ...
-@overload
-def evaluate(expression: Value, metrics: Mapping[str, MetricValue]) -> float: ...
 def evaluate(
-    expression: Expression, metrics: Mapping[str, MetricValue]
+    expression: Predicate,
+    metrics: Mapping[str, MetricValue],
+    *,
+    trend_after: float | None = None,
+) -> bool: ...
+@overload
+def evaluate(
+    expression: Value,
+    metrics: Mapping[str, MetricValue],
+    *,
+    trend_after: float | None = None,
+) -> float: ...
+def evaluate(
+    expression: Expression,
+    metrics: Mapping[str, MetricValue],
+    *,
+    trend_after: float | None = None,
 ) -> float | bool:
     """The value of an expression: True or False for a condition, else a number.
 
@@ -275,15 +288,23 @@ def evaluate(
         metrics: Each metric's value: a number, or its samples oldest first
             (numbers, or ``(time, value)`` pairs, which ``rate`` needs). A bare
             metric name reads the latest sample.
+        trend_after: The time (on the samples' clock) before which ``rate``
+            ignores samples: the end of a warm-up. None (the default): every
+            sample counts. The other functions read every sample.
 
     Raises:
         ExpressionError: A metric read has no value or no samples, or ``rate``
-            is given fewer than two timed samples (or all at one time);
-            ``column`` says which part of the expression.
+            is given fewer than two timed samples (or all at one time;
+            after ``trend_after`` if given); ``column`` says which part of
+            the expression.
     """
+
+    def value(part: Expression) -> Any:
+        return evaluate(part, metrics, trend_after=trend_after)
+
     match expression:
-        case Number(value=value):
-            return value
+        case Number(value=number):
+            return number
         case Quantity():
             return expression.base_value
         case Metric():
@@ -292,15 +313,15 @@ def evaluate(
                 return _sample_values(expression, found)[-1]
             return float(found)
         case Call(function=function, metric=metric):
-            return _call(expression, function, _value_of(metric, metrics))
+            return _call(expression, function, _value_of(metric, metrics), trend_after)
         case Compare(op=op, left=left, right=right):
-            return _OPERATORS[op](evaluate(left, metrics), evaluate(right, metrics))
+            return _OPERATORS[op](value(left), value(right))
         case And(operands=operands):
-            return all(evaluate(operand, metrics) for operand in operands)
+            return all(value(operand) for operand in operands)
         case Or(operands=operands):
-            return any(evaluate(operand, metrics) for operand in operands)
+            return any(value(operand) for operand in operands)
         case Not(operand=operand):
-            return not evaluate(operand, metrics)
+            return not value(operand)
 
 
 def _value_of(metric: Metric, metrics: Mapping[str, MetricValue]) -> MetricValue:
@@ -322,12 +343,21 @@ def _sample_values(at: Metric | Call, samples: Sequence[Sample]) -> list[float]:
     ]
 
 
-def _call(call: Call, function: str, value: MetricValue) -> float:
+def _call(
+    call: Call, function: str, value: MetricValue, trend_after: float | None
+) -> float:
     samples: Sequence[Sample] = value if isinstance(value, Sequence) else (value,)
     if function == "count":
         return float(len(samples))
     if function == "rate":
-        return _slope(call, samples)
+        if trend_after is None:
+            return _slope(call, samples)
+        after = [
+            sample
+            for sample in samples
+            if not isinstance(sample, tuple) or sample[0] >= trend_after
+        ]
+        return _slope(call, after, " after the warm-up")
     values = _sample_values(call, samples)
     if function == "max":
         return max(values)
@@ -346,12 +376,12 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _slope(call: Call, samples: Sequence[Sample]) -> float:
+def _slope(call: Call, samples: Sequence[Sample], which: str = "") -> float:
     timed = [sample for sample in samples if isinstance(sample, tuple)]
     if len(timed) != len(samples) or len(timed) < 2:
         raise ExpressionError(
             f"rate() needs two or more (time, value) samples of "
-            f"{call.metric.name}, got {len(timed)} timed of {len(samples)}",
+            f"{call.metric.name}{which}, got {len(timed)} timed of {len(samples)}",
             column=call.column,
         )
     times = [float(time) for time, _ in timed]

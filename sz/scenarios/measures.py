@@ -79,12 +79,16 @@ def final_metrics(
     return values
 
 
-def summarize(name: str, value: MetricValue) -> float | dict[str, float]:
+def summarize(
+    name: str, value: MetricValue, trend_after: float | None = None
+) -> float | dict[str, float]:
     """A metric as the result reports it: a number, or a summary of its samples.
 
     The summary has ``p50``, ``p90``, ``p99``, ``max``, ``min``, ``mean`` and
     ``count``; a metric sampled over time also ``rate``, its trend per second
-    (the least-squares slope: a leak's signature).
+    (the least-squares slope: a leak's signature), over the samples from
+    ``trend_after`` on (the end of the warm-up; every sample if None), when
+    there are two or more.
     """
     if isinstance(value, int | float):
         return float(value)
@@ -111,8 +115,13 @@ def summarize(name: str, value: MetricValue) -> float | dict[str, float]:
         "mean": math.fsum(values) / len(values),
         "count": float(len(values)),
     }
-    if name in OVER_TIME and len(samples) >= 2:
-        summary["rate"] = _slope(samples)
+    trend = (
+        samples
+        if trend_after is None
+        else [sample for sample in samples if sample[0] >= trend_after]
+    )
+    if name in OVER_TIME and len(trend) >= 2:
+        summary["rate"] = _slope(trend)
     return summary
 
 

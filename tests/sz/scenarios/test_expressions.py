@@ -437,3 +437,14 @@ def test_a_checked_bare_number_is_evaluated_in_its_display_unit() -> None:
     condition = checked("memory_usage < 500", memory_usage="MB")
     assert evaluate(condition, {"memory_usage": [400e6]})
     assert not evaluate(condition, {"memory_usage": [600e6]})
+
+
+def test_rate_after_a_warm_up_reads_only_the_samples_from_its_end() -> None:
+    condition = parse_expression("rate(m) < 0.5/s")
+    # Rising fast while warming up (to 3s), flat after.
+    samples = [(0.0, 0.0), (1.0, 10.0), (2.0, 20.0), (3.0, 30.0), (4.0, 30.0)]
+    assert not evaluate(condition, {"m": samples})
+    assert evaluate(condition, {"m": samples}, trend_after=3.0)
+    assert evaluate(parse_expression("max(m) == 30"), {"m": samples}, trend_after=3.0)
+    with pytest.raises(ExpressionError, match="samples of m after the warm-up"):
+        evaluate(condition, {"m": samples}, trend_after=4.0)
