@@ -689,14 +689,21 @@ class ScenarioService:
         )
         # Counted at once: a start racing this one sees it.
         self._runs[run.run_id] = run
-        self._store().started(run.stored())
         try:
+            # In the store before it runs: a process that dies during the run
+            # leaves it there, found cut off at the next start.
+            await self._store().started(run.stored())
             parent = system.lookup("/user/scenarios")
             if parent is None:
                 parent = await system.spawn(RunsActor, name="scenarios")
             await parent.ask(_Start(run, scenario))
-        except BaseException:
-            run.abort("the run's actor could not start", "error")
+        except BaseException as exc:
+            why = (
+                f"the run could not start: {exc}"
+                if isinstance(exc, SzError)
+                else "the run's actor could not start"
+            )
+            run.abort(why, "error")
             raise
         finally:
             self._prune()

@@ -1,12 +1,13 @@
 """Where scenario runs and their results are kept: memory, or a database.
 
-A run is written twice: when it starts (``running``, no outcome) and when it
-ends (one update: its outcome, its result's JSON export and its scalar trend
-metrics). A durable store (a SQLite file, a PostgreSQL database) keeps them
-across restarts; a run still ``running`` when the store is opened again was
-cut off by the end of the process that ran it, and ``abandon`` marks it
-``aborted``. Every store keeps the newest ``KEPT_RUNS`` runs (by start time),
-pruned as each run ends.
+A run is written twice: when it starts (``running``, no outcome; waited for,
+so that a process that dies at once leaves it) and when it ends (one update,
+queued: its outcome, its result's JSON export and its scalar trend metrics).
+A durable store (a SQLite file, a PostgreSQL database) keeps them across
+restarts; a run still ``running`` when the store is opened again was cut off
+by the end of the process that ran it, and ``abandon`` marks it ``aborted``.
+Every store keeps the newest ``KEPT_RUNS`` runs (by start time), pruned as
+each run ends.
 
 The store knows rows, not scenarios: what a run's result means is
 ``sz.scenarios``' business (the export is kept as JSON text, decoded on read).
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
 import attrs
 
 if TYPE_CHECKING:
@@ -101,8 +103,12 @@ def _newest_first(run: StoredRun) -> tuple[datetime, str]:
 class ScenarioRunStore(Protocol):
     """What ``sz.scenarios`` needs from where runs are kept."""
 
-    def started(self, run: StoredRun) -> None:
-        """Keep a run that has started. Never waits."""
+    async def started(self, run: StoredRun) -> None:
+        """Keep a run that starts; return once that is durable.
+
+        Raises:
+            StoreError: It could not be written (a full disk, a lost server).
+        """
 
     def ended(self, run: StoredRun) -> None:
         """Keep a run's end (its outcome, result and metrics). Never waits."""
@@ -133,7 +139,7 @@ class MemoryScenarioRuns:
         self.kept = kept
         self._runs: OrderedDict[str, StoredRun] = OrderedDict()
 
-    def started(self, run: StoredRun) -> None:
+    async def started(self, run: StoredRun) -> None:
         """Keep it."""
         self._runs[run.run_id] = run
 
@@ -228,8 +234,15 @@ class FileScenarioRuns:
         self.file = file
         self.kept = kept
 
-    def started(self, run: StoredRun) -> None:
-        """Queue the run's row, ``running``."""
+    async def started(self, run: StoredRun) -> None:
+        """Write the run's row, ``running``; return once it is committed.
+
+        Waited for: a process that dies a moment after a run started leaves
+        the row, which the next start finds cut off.
+
+        Raises:
+            StoreError: It could not be written (a full disk, a lost server).
+        """
         values = (
             run.run_id,
             run.scenario_id,
@@ -240,7 +253,17 @@ class FileScenarioRuns:
             self.file.stamp(run.started_at),
             _json(dict(run.units)),
         )
-        self.file.write(((_START, values),))
+        done = anyio.Event()
+        failure: list[BaseException] = []
+
+        def failed(error: BaseException) -> None:
+            failure.append(error)
+            done.set()
+
+        self.file.write(((_START, values),), done.set, failed=failed)
+        await done.wait()
+        if failure:
+            raise failure[0]
 
     def ended(self, run: StoredRun) -> None:
         """Queue the run's end, its metrics, and the pruning of old runs."""

@@ -186,7 +186,7 @@ async def test_a_run_cut_off_by_the_end_of_its_process_comes_back_aborted(
     # write ("running"), and never its end.
     async with opened(durable) as file:
         runs = FileScenarioRuns(file)
-        runs.started(stored(1))
+        await runs.started(stored(1))
         await runs.flush()
 
     before = datetime.now(UTC)
@@ -239,9 +239,9 @@ async def test_runs_are_filtered_by_scenario_id_or_name_and_limited(
     async def check(runs: ScenarioRunStore) -> None:
         for n in range(6):
             run = stored(n, "a" if n % 2 else "b")
-            runs.started(run)
+            await runs.started(run)
             runs.ended(ended(run, float(n)))
-        runs.started(stored(6, "a"))  # still running
+        await runs.started(stored(6, "a"))  # still running
         await runs.flush()
         of_a = await runs.runs("a", limit=10)
         assert [run.run_id for run in of_a] == [
@@ -279,7 +279,7 @@ async def test_the_store_keeps_the_newest_runs_and_prunes_the_rest_as_runs_end(
     async def check(runs: ScenarioRunStore, file: Database | None) -> None:
         for n in range(8):
             run = stored(n)
-            runs.started(run)
+            await runs.started(run)
             runs.ended(ended(run, float(n)))
         await runs.flush()
         kept = await runs.runs(limit=100)
