@@ -112,6 +112,10 @@ logger = logging.getLogger("sz.scheduler")
 #: The wait before the broker restarts after a crash: 50 ms, doubling to 5 s.
 BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=30.0)
 
+#: Scenario runs a memory store keeps, with their results (a durable store
+#: keeps ``KEPT_RUNS``, 1,000): each result holds its whole timeline.
+MEMORY_RUNS = 100
+
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
 
@@ -196,7 +200,7 @@ class ScheduleZero:
         self._scenarios: ScenarioService | None = None
         #: Where scenario runs and their results are kept (``sz.scenarios``
         #: writes them): memory until a durable store opens.
-        self._scenario_runs: ScenarioRunStore = MemoryScenarioRuns()
+        self._scenario_runs: ScenarioRunStore = MemoryScenarioRuns(MEMORY_RUNS)
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -419,7 +423,7 @@ class ScheduleZero:
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS, self._metrics.record)
                 if not isinstance(self._scenario_runs, MemoryScenarioRuns):
-                    self._scenario_runs = MemoryScenarioRuns()
+                    self._scenario_runs = MemoryScenarioRuns(MEMORY_RUNS)
                 logger.info("store: memory (nothing outlives the process)")
             system = await stack.enter_async_context(
                 ActorSystem(self.name, supervision=CORE_SUPERVISION)
