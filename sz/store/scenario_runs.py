@@ -2,7 +2,8 @@
 
 A run is written twice: when it starts (``running``, no outcome; waited for,
 so that a process that dies at once leaves it) and when it ends (one update,
-queued: its outcome, its result's JSON export and its scalar trend metrics).
+committed at once, not waited for: its outcome, its result's JSON export and
+its scalar trend metrics).
 A durable store (a SQLite file, a PostgreSQL database) keeps them across
 restarts; a run still ``running`` when the store is opened again was cut off
 by the end of the process that ran it, and ``abandon`` marks it ``aborted``.
@@ -16,6 +17,7 @@ The store knows rows, not scenarios: what a run's result means is
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -38,6 +40,8 @@ __all__ = [
     "ScenarioRunStore",
     "StoredRun",
 ]
+
+logger = logging.getLogger("sz.store")
 
 #: Runs a store keeps, the newest by start time; older ones are pruned as
 #: each run ends.
@@ -111,7 +115,11 @@ class ScenarioRunStore(Protocol):
         """
 
     def ended(self, run: StoredRun) -> None:
-        """Keep a run's end (its outcome, result and metrics). Never waits."""
+        """Keep a run's end (its outcome, result and metrics). Never waits.
+
+        A failure to write it is logged (the run then comes back ``aborted``
+        at the next start).
+        """
 
     async def abandon(self, now: datetime, error: str = ABANDONED) -> int:
         """Mark every run still ``running`` as ``aborted``; how many there were."""
@@ -287,7 +295,20 @@ class FileScenarioRuns:
             connection.execute(_PRUNE, (kept - 1,))
             connection.execute(_PRUNE_METRICS)
 
-        self.file.write(write)
+        # Committed at once rather than with company (``then`` makes it
+        # urgent): a run that ended must not come back "cut off" because the
+        # process died in the next few milliseconds.
+        run_id = run.run_id
+
+        def failed(error: BaseException) -> None:
+            logger.error(
+                "%s: the end of scenario run %s was not kept: %s",
+                self.file.where,
+                run_id,
+                error,
+            )
+
+        self.file.write(write, _committed, failed=failed)
 
     async def abandon(self, now: datetime, error: str = ABANDONED) -> int:
         """Mark the runs left ``running`` by an ended process ``aborted``.
@@ -355,6 +376,10 @@ class FileScenarioRuns:
     async def flush(self) -> None:
         """Wait for every queued write to be committed."""
         await self.file.flush()
+
+
+def _committed() -> None:
+    """Nothing to do once a run's end is committed."""
 
 
 def _metrics_of(
