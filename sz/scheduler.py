@@ -84,6 +84,11 @@ from .startup import import_handler_module
 from .storable import check_storable
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 from .store.location import database_for, store_path
+from .store.scenario_runs import (
+    FileScenarioRuns,
+    MemoryScenarioRuns,
+    ScenarioRunStore,
+)
 from .takeup import take_up_verdicts
 from .tree import CORE_SUPERVISION, HandlersSupervisor
 
@@ -106,6 +111,10 @@ logger = logging.getLogger("sz.scheduler")
 
 #: The wait before the broker restarts after a crash: 50 ms, doubling to 5 s.
 BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=30.0)
+
+#: Scenario runs a memory store keeps, with their results (a durable store
+#: keeps ``KEPT_RUNS``, 1,000): each result holds its whole timeline.
+MEMORY_RUNS = 100
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
@@ -189,6 +198,9 @@ class ScheduleZero:
         #: The latest dead letters of every run.
         self._dead_letters = DeadLetterLog()
         self._scenarios: ScenarioService | None = None
+        #: Where scenario runs and their results are kept (``sz.scenarios``
+        #: writes them): memory until a durable store opens.
+        self._scenario_runs: ScenarioRunStore = MemoryScenarioRuns(MEMORY_RUNS)
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -391,6 +403,17 @@ class ScheduleZero:
                 self._backend = FileHistory(
                     file, self.config.store.max_result_bytes, self._metrics.record
                 )
+                runs = FileScenarioRuns(file)
+                # The store is held by one scheduler at a time: a run still
+                # "running" in it was cut off by the end of the last process.
+                abandoned = await runs.abandon(datetime.now(UTC))
+                if abandoned:
+                    logger.warning(
+                        "%d scenario run(s) were cut off by the end of the last "
+                        "process: kept as aborted",
+                        abandoned,
+                    )
+                self._scenario_runs = runs
                 logger.info(
                     "store: %s",
                     f"sqlite:///{self.store_path.absolute()}"
@@ -399,6 +422,8 @@ class ScheduleZero:
                 )
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS, self._metrics.record)
+                if not isinstance(self._scenario_runs, MemoryScenarioRuns):
+                    self._scenario_runs = MemoryScenarioRuns(MEMORY_RUNS)
                 logger.info("store: memory (nothing outlives the process)")
             system = await stack.enter_async_context(
                 ActorSystem(self.name, supervision=CORE_SUPERVISION)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from sz import Outcome
-from sz.scenarios import RUN_STATES
+from sz.scenarios import KEPT_RESULTS, MAX_LISTED, RUN_STATES
 
 from .api import MAX_HISTORY_PAGE, MAX_ID, MAX_JOB_WAIT, MAX_RESULT_WAIT, MAX_UPCOMING
 from .tests import MAX_PARAMS, MAX_SEED, YAML_TYPES
@@ -152,10 +152,16 @@ _TESTS_SCHEMAS: dict[str, Any] = {
             "name": _TEXT,
             "seed": {"type": "integer"},
             "state": _RUN_STATE,
+            "outcome": _nullable(
+                {"type": "string", "enum": ["passed", "failed", "aborted", "error"]}
+            ),
             "error": _nullable(_TEXT),
             "started_at": _TIME,
             "finished_at": _nullable(_TIME),
             "passed": {"type": ["boolean", "null"]},
+            # One number per reported metric, for trends (a distribution's p99).
+            "metrics": {"type": "object", "additionalProperties": _NUMBER},
+            "units": {"type": "object", "additionalProperties": _TEXT},
         }
     ),
     "RunResult": _object(
@@ -851,9 +857,27 @@ def _tests_paths() -> dict[str, Any]:
         "/api/tests/results": {
             "get": _operation(
                 "listRuns",
-                "Every run kept (the latest 100 ended, and those running), "
-                "newest first.",
+                "Runs, running or ended, newest first: this server's, and those "
+                "kept in its store from before a restart (the newest 1,000).",
                 ("200", {"type": "array", "items": _ref("RunSummary")}, "The runs."),
+                errors=("422", "503"),
+                parameters=[
+                    _in_query(
+                        "scenario",
+                        _ID,
+                        "Only runs of this scenario: its library id or its name.",
+                    ),
+                    _in_query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LISTED,
+                            "default": KEPT_RESULTS,
+                        },
+                        "The most runs listed.",
+                    ),
+                ],
                 tag="tests",
             )
         },

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import hdrs, web
 
 from sz import SzError
-from sz.scenarios import MAX_SCENARIO_BYTES, SCENARIO_TASK
+from sz.scenarios import KEPT_RESULTS, MAX_LISTED, MAX_SCENARIO_BYTES, SCENARIO_TASK
 
 from .access import ACCESS
 from .api import (
@@ -43,6 +43,8 @@ from .api import (
     _invalid,
     _optional_text,
     _path_id,
+    _query_int,
+    _query_text,
     _schedule_request,
 )
 from .errors import json_error
@@ -276,17 +278,26 @@ async def start_run(request: web.Request) -> web.Response:
     return web.json_response(answer, status=202)
 
 
-def _results(service: ScenarioService) -> list[dict[str, Any]]:
-    return [run.summary_json() for run in service.runs()]
+async def _results(
+    service: ScenarioService, scenario: str | None, limit: int
+) -> list[dict[str, Any]]:
+    return [run.summary_json() for run in await service.runs(scenario, limit)]
 
 
 async def list_results(request: web.Request) -> web.Response:
-    """``GET /api/tests/results``: every run kept, running or ended, newest first."""
-    return web.json_response(await _scenarios(request, _results))
+    """``GET /api/tests/results``: runs, running or ended, newest first.
+
+    ``?scenario=`` keeps the runs of one scenario (its library id or its
+    name); ``?limit=`` lists at most that many (100 by default, up to
+    1,000). Runs kept in the store from before a restart are listed too.
+    """
+    scenario = _query_text(request, "scenario")
+    limit = _query_int(request, "limit", KEPT_RESULTS, MAX_LISTED)
+    return web.json_response(await _scenarios(request, _results, scenario, limit))
 
 
-def _result(service: ScenarioService, run_id: str) -> dict[str, Any] | None:
-    run = service.run(run_id)
+async def _result(service: ScenarioService, run_id: str) -> dict[str, Any] | None:
+    run = await service.run(run_id)
     return run.to_json() if run is not None else None
 
 
@@ -303,8 +314,8 @@ async def get_result(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-def _csv(service: ScenarioService, run_id: str) -> tuple[str, str | None] | None:
-    run = service.run(run_id)
+async def _csv(service: ScenarioService, run_id: str) -> tuple[str, str | None] | None:
+    run = await service.run(run_id)
     if run is None:
         return None
     if run.result is None:
@@ -411,8 +422,8 @@ async def schedule_runs(request: web.Request) -> web.Response:
 # -------------------------------------------------------------------- stream
 
 
-def _watch(service: ScenarioService, run_id: str, seen: int) -> RunView | None:
-    return service.watch(run_id, seen)
+async def _watch(service: ScenarioService, run_id: str, seen: int) -> RunView | None:
+    return await service.watch(run_id, seen)
 
 
 async def stream_metrics(request: web.Request) -> web.StreamResponse:

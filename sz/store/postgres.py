@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresDatabase"]
 logger = logging.getLogger("sz.store")
 
 #: The layout this code writes. A database of a newer layout is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The PostgreSQL schema the tables live in, unless the URL says ``?schema=``.
 DEFAULT_SCHEMA = "sz"
@@ -58,10 +58,43 @@ CONNECT_TIMEOUT = 10
 #: before still holds until the server notices its connection closed.
 LOCK_WAIT = 5.0
 
-#: What turns a database of layout N into layout N + 1 (none yet).
-_MIGRATIONS: dict[int, str] = {}
+#: Scenario runs and their results (``scenario_runs.py``): layout 2's tables.
+_SCENARIO_TABLES = """
+CREATE TABLE scenario_runs (
+    run_id text PRIMARY KEY,
+    scenario_id text NOT NULL,
+    name text NOT NULL,
+    seed bigint NOT NULL,
+    parameters text NOT NULL,
+    schedule_id text,
+    started_at timestamptz NOT NULL,
+    -- NULL while the run runs
+    finished_at timestamptz,
+    outcome text,
+    error text,
+    passed boolean,
+    units text NOT NULL,
+    -- the result's JSON export
+    result text
+);
+CREATE INDEX scenario_runs_by_start ON scenario_runs (started_at);
+CREATE INDEX scenario_runs_by_scenario ON scenario_runs (scenario_id, started_at);
+CREATE TABLE scenario_metrics (
+    run_id text NOT NULL,
+    name text NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
 
-_SCHEMA = """
+#: What turns a database of layout N into layout N + 1.
+_MIGRATIONS: dict[int, str] = {
+    # 2: scenario runs and their results
+    1: _SCENARIO_TABLES,
+}
+
+_SCHEMA = (
+    """
 -- Times are timestamptz. Lease columns will be compared with the database's
 -- clock (now()), never a node's.
 CREATE TABLE meta (
@@ -143,6 +176,8 @@ CREATE TABLE writers (
     written_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 """
+    + _SCENARIO_TABLES
+)
 
 _MARK = "UPDATE writers SET batch = %s, written_at = clock_timestamp() WHERE id = %s"
 

@@ -84,6 +84,8 @@ async def test_the_layout_is_made_on_first_open_and_reopened_as_it_is(
         "history",
         "nodes",
         "writers",
+        "scenario_runs",
+        "scenario_metrics",
     }
     # What several nodes will need is there already, and left empty by one.
     jobs = await anyio.to_thread.run_sync(columns, pg_url, "jobs")
