@@ -6,6 +6,8 @@ export const DASH = "—";
 
 const TIME = { us: 1e-6, ms: 1e-3, s: 1, sec: 1, m: 60, min: 60, h: 3600 };
 const BYTES = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30 };
+// A ratio (error_rate) arrives as a share of 1; "%" shows it in hundredths.
+const RATIO = { "%": 0.01 };
 
 /**
  * The base unit of the metrics the runner knows (sz.scenarios.catalog):
@@ -16,6 +18,7 @@ const BASE = {
   job_latency: "seconds",
   memory_usage: "bytes",
   jobs_per_sec: "rate",
+  error_rate: "ratio",
   creation_rate: "rate",
   deletion_rate: "rate",
 };
@@ -33,7 +36,7 @@ export function metricNumber(name, value, unit) {
   if (value === null || value === undefined || !Number.isFinite(value)) return DASH;
   if (unit) {
     const head = unit.split("/")[0];
-    const scale = TIME[head] ?? BYTES[head];
+    const scale = TIME[head] ?? BYTES[head] ?? RATIO[head];
     if (scale) return `${short.format(value / scale)} ${unit}`;
     return `${Math.abs(value) >= 100 ? plain.format(value) : short.format(value)} ${unit}`;
   }
@@ -44,6 +47,8 @@ export function metricNumber(name, value, unit) {
       return `${plain.format(value / 1e6)} MB`;
     case "rate":
       return `${plain.format(value)}/s`;
+    case "ratio":
+      return `${short.format(value * 100)} %`;
     default:
       return precise.format(value);
   }
@@ -71,6 +76,23 @@ export function outcomeOf(run) {
   return run.state && run.state !== "running" ? run.state : null;
 }
 
+/**
+ * One entry of a check's nested detail: a number, a phase of the steady
+ * state (`{passed, checked, violations}`) as its verdict, or its text.
+ */
+function innerValue(value) {
+  if (typeof value === "number") return short.format(value);
+  if (value && typeof value === "object") {
+    if ("passed" in value) {
+      const broken = Array.isArray(value.violations) ? value.violations.length : 0;
+      if (value.passed) return "held";
+      return broken ? `broken ${plain.format(broken)}×` : "broken";
+    }
+    return JSON.stringify(value);
+  }
+  return String(value);
+}
+
 /** A check's details (everything but `passed`) as one line. */
 export function checkDetails(check) {
   const shown = [];
@@ -80,7 +102,7 @@ export function checkDetails(check) {
       if (!value.length) continue;
       shown.push(`${key}: ${value.slice(0, 3).join(", ")}${value.length > 3 ? ", …" : ""}`);
     } else if (typeof value === "object") {
-      const inner = Object.entries(value).map(([k, v]) => `${k} ${typeof v === "number" ? short.format(v) : v}`);
+      const inner = Object.entries(value).map(([k, v]) => `${k} ${innerValue(v)}`);
       if (inner.length) shown.push(`${key}: ${inner.join(", ")}`);
     } else {
       shown.push(`${key}: ${typeof value === "number" ? short.format(value) : value}`);
