@@ -69,6 +69,7 @@ postgresql-deps:
 bench: $(STAMP) postgresql-deps
 	$(BIN)/python -m benchmarks.actors
 	$(BIN)/python -m benchmarks.chaos
+	$(BIN)/python -m benchmarks.cluster
 	$(BIN)/python -m benchmarks.dispatch
 	$(BIN)/python -m benchmarks.governors
 	$(BIN)/python -m benchmarks.store

@@ -41,10 +41,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from actors import ActorSystem, lowlevel
 
 from .dispatcher import Submit
-from .errors import SzError
+from .errors import StoreError, SzError
 from .jobs import Attempt, Job, Reason
 from .storable import check_storable, check_value
-from .store import COALESCE_POLICIES, ScheduleStore
+from .store import COALESCE_POLICIES, PostgresDatabase, ScheduleStore
+from .store.shared import NodeHistory, SharedScheduleStore
 from .takeup import SchedulePolicy
 
 if TYPE_CHECKING:
@@ -494,20 +495,33 @@ class Bridge:
                 the process was down are folded into a job it took up: those
                 fires, up to that time, are recorded as ``coalesced``.
         """
-        store = ScheduleStore(
-            file=file,
-            sink=self._on_fire,
-            round_done=self._round_done,
-            release_events=False,
-            lookahead=LOOKAHEAD,
-            gather=GATHER,
-            wake_only=True,
-        )
+        store: ScheduleStore
+        if isinstance(self._backend, NodeHistory):
+            # A node of several: schedules live in the shared database.
+            assert isinstance(file, PostgresDatabase)
+            store = SharedScheduleStore(
+                file=file,
+                history=self._backend,
+                sink=self._on_fire,
+                round_done=self._round_done,
+                lookahead=LOOKAHEAD,
+                gather=GATHER,
+            )
+        else:
+            store = ScheduleStore(
+                file=file,
+                sink=self._on_fire,
+                round_done=self._round_done,
+                release_events=False,
+                lookahead=LOOKAHEAD,
+                gather=GATHER,
+                wake_only=True,
+            )
         # Only the scheduling role: ScheduleZero's jobs never enter APScheduler's
         # job layer, so its job loop would only poll an empty queue.
         scheduler = AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
         await scheduler.__aenter__()
-        stack.push_async_exit(partial(_leave_apscheduler, scheduler))
+        stack.push_async_exit(partial(_leave_apscheduler, scheduler, file))
         self._scheduler = scheduler
         self._store = store
         self._known_tasks = set()
@@ -536,6 +550,24 @@ class Bridge:
         early, self._early = self._early, []
         for request in early:
             await self._add_schedule(request)
+
+    async def take_over(self, take_up: TakeUp) -> None:
+        """Take up jobs of another node taken over, as after a restart.
+
+        ``take_up`` gets each schedule's policy; no fire of this node came due
+        while the other was down (its schedules fire wherever they are
+        claimed), so none is folded into a job taken up.
+        """
+        scheduler = self._running_scheduler()
+        policies = {
+            schedule.id: SchedulePolicy(
+                grace=schedule.misfire_grace_time,
+                coalesce=_coalesce_of(schedule),
+                fires_due=False,
+            )
+            for schedule in await scheduler.get_schedules()
+        }
+        take_up(policies, datetime.now(UTC))
 
     def detach(self) -> None:
         """The run has ended: forget its system, backend, APScheduler and store."""
@@ -1061,6 +1093,7 @@ def _skipped_row(schedule: Any, fire: datetime, now: datetime) -> Attempt:
 
 async def _leave_apscheduler(
     scheduler: AsyncScheduler,
+    file: Database | None,
     exc_type: type[BaseException] | None,
     exc: BaseException | None,
     tb: TracebackType | None,
@@ -1071,11 +1104,22 @@ async def _leave_apscheduler(
     raised a cancellation whose ``__context__`` was itself: ``contextlib``'s exit
     stack walks that chain to its end, and looped for ever (asyncio). A chain
     that comes back on itself is cut where it does.
+
+    Its schedule loop ends with the store's error when the store was lost (a
+    file deleted, a node fenced out): that was logged and told to the owner
+    (``wait_store_lost``) already, so stopping does not raise it again.
     """
     try:
         await scheduler.__aexit__(exc_type, exc, tb)
     except BaseException as error:
         untangle_context(error)
+        if file is not None and file.lost is not None:
+            if isinstance(error, StoreError):
+                return
+            if isinstance(error, BaseExceptionGroup):
+                _, rest = error.split(StoreError)
+                if rest is None:
+                    return
         raise
 
 

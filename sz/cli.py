@@ -22,7 +22,7 @@ import attrs
 from transport import KeyFileError, generate_keys
 
 from .commands import REMOTE_COMMANDS, add_remote_commands, run_remote
-from .config import MAX_DRAIN_SECONDS, ConfigError
+from .config import MAX_DRAIN_SECONDS, ConfigError, StoreConfig
 from .errors import SzError, refusal_in
 from .logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from .remote import ZMQHandler
@@ -106,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
             "'postgresql://user@host:port/database' "
             "(default: the config's store; without -c, "
             f"{DEFAULT_STORE.removeprefix('sqlite:///')} in the working directory)"
+        ),
+    )
+    serve.add_argument(
+        "--node",
+        type=_node_name,
+        metavar="NAME",
+        help=(
+            "this process's name among the nodes sharing a PostgreSQL store "
+            "(default: the config's store.node, else HOST-PID); give a node the "
+            "same name across restarts to take up its own jobs at once"
         ),
     )
     serve.add_argument(
@@ -608,6 +618,14 @@ def _web_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _node_name(text: str) -> str:
+    try:
+        StoreConfig(node=text)
+    except SzError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("node: ")) from None
+    return text
+
+
 def _store_url(text: str) -> str:
     try:
         store_path(text)
@@ -781,9 +799,11 @@ def _web_wanted(options: argparse.Namespace, web: WebConfig) -> WebConfig | None
 def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
     import_from_working_directory()  # handlers.builtin, as ``sz worker`` finds MODULE
     if options.config:
-        sz = ScheduleZero.from_config(options.config, store=options.store)
+        sz = ScheduleZero.from_config(
+            options.config, store=options.store, node=options.node
+        )
     else:
-        sz = demo_scheduler(options.store or DEFAULT_STORE)
+        sz = demo_scheduler(options.store or DEFAULT_STORE, node=options.node)
     demo = options.config is None
     _as_served(sz)
     web = _web_wanted(options, sz.config.web)

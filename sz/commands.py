@@ -66,8 +66,9 @@ def add_remote_commands(commands: Any) -> None:
         type=_store,
         default=argparse.SUPPRESS,
         metavar="URL",
-        help="read the store file sqlite:///path.db instead of asking a server: "
-        "for reading only, while a server runs on it or not (not with --url)",
+        help="read the store sqlite:///path.db or postgresql://user@host/db "
+        "instead of asking a server: for reading only, while servers run on it "
+        "or not (not with --url)",
     )
     commands.add_parser("status", parents=[common], help="a running server's summary")
     schedules = commands.add_parser(

@@ -44,10 +44,12 @@ from transport import endpoint_problem
 from .errors import ConfigError, SzError
 
 __all__ = [
+    "DEFAULT_LEASE",
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_DEPTH",
     "MAX_CONFIG_NODES",
     "MAX_DRAIN_SECONDS",
+    "MAX_LEASE",
     "MAX_RETENTION_DAYS",
     "MIN_TOKEN_CHARS",
     "AdaptiveConfig",
@@ -193,6 +195,25 @@ _database_url = _rule(
     "a database URL such as 'sqlite:///schedulezero.db' or "
     "'postgresql://user@host:port/database'",
     lambda v: isinstance(v, str) and "://" in v,
+)
+#: The default ``store.lease``, in seconds.
+DEFAULT_LEASE = 10.0
+
+#: The longest ``store.lease``: an hour.
+MAX_LEASE = 3600.0
+
+#: The characters a node name may hold (it is logged, stored, and shown).
+_NODE_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:@"
+)
+
+_node_name = _rule(
+    "a node name of 1 to 100 letters, digits or '.-_:@'",
+    lambda v: isinstance(v, str) and 0 < len(v) <= 100 and set(v) <= _NODE_CHARACTERS,
+)
+_lease_seconds = _rule(
+    f"a number of seconds from 1 to {MAX_LEASE:.0f}",
+    lambda v: _is_number(v) and 1 <= v <= MAX_LEASE,
 )
 _module_name = _rule(
     "a dotted module name",
@@ -571,12 +592,42 @@ class StoreConfig:
             with a job's final row, for ``JobHandle.result()`` after a restart;
             a larger one is dropped with a note in the row. 65,536 by default;
             0 keeps none; at most 16 MiB.
+        node: This process's name among the nodes sharing a PostgreSQL store
+            (``sz serve --node``); None (the default) for ``HOST-PID``. Letters,
+            digits and ``.-_:@``, at most 100 characters. A second process
+            started with the name of a live node fences that node out.
+        lease: Seconds a node's claim on its row and on the schedules it fires
+            lasts on the database's clock, 10 by default (from 1 to 3,600). A
+            node silent that long is taken over by the others.
+        heartbeat: Seconds between a node's renewals of its lease (and its
+            look for nodes to take over); a third of ``lease`` if None (the
+            default). Must be below ``lease``.
     """
 
     url: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(_database_url)
     )
     max_result_bytes: int = attrs.field(default=64 * 1024, validator=_result_bytes)
+    node: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_node_name)
+    )
+    lease: float = attrs.field(default=DEFAULT_LEASE, validator=_lease_seconds)
+    heartbeat: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_number)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.heartbeat is not None and self.heartbeat >= self.lease:
+            raise _Invalid(
+                f"a number of seconds below lease ({self.lease:g})",
+                self.heartbeat,
+                at=".heartbeat",
+            )
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """``heartbeat``, or a third of ``lease`` when it is not set."""
+        return self.heartbeat if self.heartbeat is not None else self.lease / 3
 
 
 _web_port = _rule(

@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "ConnectionLost",
     "ExpressionError",
+    "FencedOut",
     "JobFailed",
     "JobTimeout",
     "NoHealthyHandler",
@@ -216,6 +217,15 @@ class ExpressionError(SzError, ValueError):
 
 class StoreError(SzError):
     """The store's file cannot be used (the message names it and what to do)."""
+
+
+class FencedOut(StoreError):
+    """This node's row was taken over by another node sharing the store.
+
+    The node was silent past its lease (stopped, cut off, or stalled), and
+    another took over its jobs, or a process started with its name: from then
+    on it writes nothing, and ``sz serve`` exits with code 2.
+    """
 
 
 class RemoteError(SzError):

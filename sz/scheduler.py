@@ -39,6 +39,7 @@ from actors import (
 )
 
 from .bridge import Bridge, make_trigger, split_arguments
+from .cluster import ClusterActor
 from .config import MAX_DRAIN_SECONDS, Config, ScheduleEntry, load_config
 from .deadletters import DEAD_LETTERS, DeadLetterLog, RecentDeadLetter
 from .dispatcher import (
@@ -82,13 +83,16 @@ from .remote.broker import BoundRouter, CannotBind, bind_router
 from .retry import next_attempt
 from .startup import import_handler_module
 from .storable import check_storable
+from .store import PostgresDatabase
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
-from .store.location import database_for, store_path
+from .store.location import database_for, is_postgres, store_path
+from .store.nodes import NodeSettings, default_node_name
 from .store.scenario_runs import (
     FileScenarioRuns,
     MemoryScenarioRuns,
     ScenarioRunStore,
 )
+from .store.shared import NodeHistory
 from .takeup import take_up_verdicts
 from .tree import CORE_SUPERVISION, HandlersSupervisor
 
@@ -143,6 +147,9 @@ class ScheduleZero:
         broker: Accept remote workers (``ZMQHandler``, ``sz worker``) as set
             here; by default, as ``handlers.zmq`` says when ``scheduler.mode``
             is ``distributed``, else not at all.
+        node: On a PostgreSQL store, this scheduler's name among the nodes
+            sharing it; the config's ``store.node`` if None, else ``HOST-PID``.
+            Two schedulers of one process on one store need names of their own.
 
     Raises:
         StoreError: ``store`` is not a store URL.
@@ -156,8 +163,14 @@ class ScheduleZero:
         name: str = "sz",
         store: str | None = None,
         broker: BrokerSettings | None = None,
+        node: str | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
+        if node is not None:
+            # Checked as the config checks it.
+            self.config = attrs.evolve(
+                self.config, store=attrs.evolve(self.config.store, node=node)
+            )
         if broker is None and self.config.scheduler.mode == "distributed":
             broker = BrokerSettings.from_config(self.config.handlers.zmq)
         #: How remote workers are accepted, or None: local handlers only.
@@ -209,10 +222,13 @@ class ScheduleZero:
         )
 
     @classmethod
-    def from_config(cls, path: str, *, store: str | None = None) -> ScheduleZero:
+    def from_config(
+        cls, path: str, *, store: str | None = None, node: str | None = None
+    ) -> ScheduleZero:
         """Build a scheduler from ``config.yaml``, registering its built-in handlers.
 
-        ``store`` overrides the config's ``store.url``.
+        ``store`` overrides the config's ``store.url``, ``node`` its
+        ``store.node``.
 
         Raises:
             ConfigError: The file is missing or invalid (the message names the key).
@@ -220,7 +236,7 @@ class ScheduleZero:
                 names the file and line that failed).
         """
         config = load_config(path)
-        sz = cls(config=config, store=store)
+        sz = cls(config=config, store=store, node=node)
         for entry in config.handlers.builtin:
             try:
                 module = import_handler_module(entry.module)
@@ -395,17 +411,34 @@ class ScheduleZero:
         async with AsyncExitStack() as stack:
             file: Database | None = None
             self._store_lost, self._lost_error = anyio.Event(), None
-            file = database_for(self.store_url)
+            file = self._database()
             if file is not None:
                 file.on_lost = self._on_store_lost
                 await file.open()
                 stack.push_async_callback(file.close)
-                self._backend = FileHistory(
-                    file, self.config.store.max_result_bytes, self._metrics.record
+                self._backend = (
+                    NodeHistory(
+                        file,
+                        file.node.name,
+                        self.config.store.max_result_bytes,
+                        self._metrics.record,
+                    )
+                    if isinstance(file, PostgresDatabase) and file.node is not None
+                    else FileHistory(
+                        file, self.config.store.max_result_bytes, self._metrics.record
+                    )
                 )
-                runs = FileScenarioRuns(file)
-                # The store is held by one scheduler at a time: a run still
-                # "running" in it was cut off by the end of the last process.
+                runs = FileScenarioRuns(
+                    file,
+                    node=(
+                        file.node.name
+                        if isinstance(file, PostgresDatabase) and file.node is not None
+                        else None
+                    ),
+                )
+                # The store (or, on a cluster, this node's name) is held by one
+                # scheduler at a time: a run of ours still "running" in it was
+                # cut off by the end of the last process.
                 abandoned = await runs.abandon(datetime.now(UTC))
                 if abandoned:
                     logger.warning(
@@ -483,8 +516,40 @@ class ScheduleZero:
                 tasks=self._tasks,
                 take_up=partial(self._take_up_all, unfinished) if unfinished else None,
             )
+            if isinstance(self._backend, NodeHistory):
+                assert isinstance(file, PostgresDatabase)
+                await system.spawn(
+                    ClusterActor,
+                    file,
+                    self._take_over,
+                    name="cluster",
+                    restart="permanent",
+                    capacity=10,
+                )
             await self._add_config_schedules()
             self._stack = stack.pop_all()
+
+    def _database(self) -> Database | None:
+        """The store's database, not yet open: a PostgreSQL one as a node."""
+        if not is_postgres(self.store_url):
+            return database_for(self.store_url)
+        assert self.store_url is not None
+        store = self.config.store
+        settings = NodeSettings(
+            name=store.node or default_node_name(),
+            lease=store.lease,
+            heartbeat=store.heartbeat_seconds,
+            endpoint=(
+                None if self.broker_settings is None else self.broker_settings.endpoint
+            ),
+        )
+        return PostgresDatabase(self.store_url, node=settings)
+
+    async def _take_over(self, unfinished: list[Unfinished]) -> None:
+        """Take up the accepted jobs of a node taken over (``/user/cluster``)."""
+        if self._history is None:
+            return  # stopping: they stay this node's, for its next start
+        await self._bridge.take_over(partial(self._take_up_all, unfinished))
 
     async def _spawn_broker(self, system: ActorSystem, state: DispatcherState) -> None:
         """Start the broker under a supervisor that never gives up on it.

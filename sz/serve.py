@@ -32,12 +32,15 @@ SCHEDULES_LOGGED = 20
 DEFAULT_STORE = "sqlite:///schedulezero.db"
 
 
-def demo_scheduler(store: str = DEFAULT_STORE) -> ScheduleZero:
+def demo_scheduler(
+    store: str = DEFAULT_STORE, *, node: str | None = None
+) -> ScheduleZero:
     """The default when no config is given: built-in handlers, a few schedules.
 
     Schedules and history go to ``schedulezero.db`` in the working directory.
+    ``node`` names it among the nodes of a PostgreSQL store.
     """
-    sz = ScheduleZero(store=store)
+    sz = ScheduleZero(store=store, node=node)
     for function in (builtin.noop, builtin.echo, builtin.log, builtin.sleep):
         sz.handler(function)
     sz.handler(builtin.fail, retries=1)

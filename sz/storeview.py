@@ -1,8 +1,10 @@
-"""A store file read without a scheduler, for ``sz history`` and ``sz schedules``.
+"""A store read without a scheduler, for ``sz history`` and ``sz schedules``.
 
-The file is opened for reading only (``SqliteFile(read_only=True)``): nothing
-is created, locked, migrated, taken up or recorded, so it may be read while
-``sz serve`` runs on it, and a store of another layout is refused rather than
+A SQLite file or a PostgreSQL database, opened for reading only
+(``SqliteFile(read_only=True)``, ``PostgresDatabase(read_only=True)``: every
+transaction read-only): nothing is created, locked, migrated, taken up or
+recorded, no node row is made, so it may be read while ``sz serve`` runs on it
+(or several nodes do), and a store of another layout is refused rather than
 migrated. What is read is shaped as the gateway's API answers it
 (``/api/history``, ``/api/schedules``), so that the commands print the same
 tables and the same ``--json`` either way; a test holds the two together.
@@ -15,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from .bridge import show_schedule
 from .jobs import HistoryQuery
 from .shapes import attempt_data, history_cursor, row_after, schedule_data
-from .store import SqliteFile, StoreError
+from .store import Database, PostgresDatabase, SqliteFile, StoreError
 from .store.history import FileHistory
-from .store.location import is_postgres, redact, store_path
+from .store.location import is_postgres, store_path
 from .store.schedules import _load
 
 if TYPE_CHECKING:
@@ -39,25 +41,36 @@ __all__ = [
 MAX_PAGE = 1000
 
 
-def store_file(url: str) -> Path:
+def store_file(url: str) -> Path | None:
     """The file of a store URL that can be read (``sqlite:///path.db``).
 
+    None for a PostgreSQL store (its URL is read as it is).
+
     Raises:
-        StoreError: Not a store URL, ``memory`` (nothing outlives its
-            process), or a PostgreSQL store (not read this way yet).
+        StoreError: Not a store URL, or ``memory`` (nothing outlives its
+            process).
     """
-    if is_postgres(url):
-        raise StoreError(
-            f"store url {redact(url)!r}: reading a PostgreSQL store from another "
-            "process is not supported yet; ask a running server with --url"
-        )
     path = store_path(url)
+    if is_postgres(url):
+        return None
     if path is None:
         raise StoreError(
             "store url 'memory': a memory store lives in its process and "
             "cannot be read from another; give sqlite:///path/to/file.db"
         )
     return path
+
+
+def _for_reading(url: str) -> Database:
+    """The store of ``url``, to be opened for reading only.
+
+    Raises:
+        StoreError: Not a store URL, or ``memory``.
+    """
+    path = store_file(url)
+    if path is None:
+        return PostgresDatabase(url, read_only=True)
+    return SqliteFile(path, read_only=True)
 
 
 async def read_history(
@@ -80,7 +93,7 @@ async def read_history(
         StoreError: No such file, not a store, a store of another layout, or
             it cannot be read.
     """
-    file = SqliteFile(store_file(url), read_only=True)
+    file = _for_reading(url)
     await file.open()
     try:
         query = HistoryQuery(
@@ -112,7 +125,7 @@ async def read_schedules(url: str) -> list[dict[str, Any]]:
         StoreError: No such file, not a store, a store of another layout, or
             it (a schedule in it) cannot be read.
     """
-    file = SqliteFile(store_file(url), read_only=True)
+    file = _for_reading(url)
     await file.open()
     try:
         moment = file.moment

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .database import Database
 from .fires import COALESCE_POLICIES, Fires, FireSink, RoundDone, Verdict
+from .nodes import NodeSettings
 from .postgres import PostgresDatabase
 from .schedules import ScheduleStore
+from .shared import NodeHistory, SharedScheduleStore
 from .sqlite import SCHEMA_VERSION, SqliteFile, StoreError
 
 __all__ = [
@@ -14,9 +16,12 @@ __all__ = [
     "Database",
     "FireSink",
     "Fires",
+    "NodeHistory",
+    "NodeSettings",
     "PostgresDatabase",
     "RoundDone",
     "ScheduleStore",
+    "SharedScheduleStore",
     "SqliteFile",
     "StoreError",
     "Verdict",

@@ -18,6 +18,7 @@ and ``moment`` convert them).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import pickle
 import queue
@@ -203,6 +204,11 @@ class Database:
         #: file deleted or replaced under the process; None by default: it is
         #: only logged).
         self.on_lost: Callable[[StoreError], None] | None = None
+
+    @property
+    def lost(self) -> StoreError | None:
+        """Why nothing more may be written (file gone, node fenced out); else None."""
+        return self._lost
 
     # ------------------------------------------------- what subclasses say
 
@@ -473,7 +479,7 @@ class Database:
             try:
                 self._commit([work for work, _, _ in writes])
             except BaseException as exc:
-                if self._down(exc):
+                if self._down(exc) or self._lost is not None:
                     # Nothing can be written now: each write fails as one would.
                     self._failed(writes, exc, replies)
                 else:
@@ -495,6 +501,20 @@ class Database:
                 replies.append((done, None, self._wrap(exc)))
         return replies
 
+    def _lose(self, error: StoreError) -> None:
+        """Nothing more may be written (on the thread): every call fails with ``error``.
+
+        ``on_lost`` is told in the event loop, once.
+        """
+        if self._lost is not None:
+            return
+        self._lost = error
+        on_lost = self.on_lost
+        if on_lost is not None and self._call_soon is not None:
+            # An ended event loop (RuntimeError) leaves nobody to tell.
+            with contextlib.suppress(RuntimeError):
+                self._call_soon(functools.partial(on_lost, error))
+
     def _failed(
         self,
         writes: list[_Item],
@@ -502,6 +522,12 @@ class Database:
         replies: list[tuple[Any, Any, BaseException | None]],
     ) -> None:
         """Writes that failed with ``error``: tell, keep, or mark the store broken."""
+        lost = self._lost
+        if lost is not None:
+            # The store was lost in this very commit: its writes go nowhere
+            # (logged once, when it was lost), its waiters hear why.
+            replies.extend((done, None, lost) for _, done, _ in writes if done)
+            return
         for work, done, _ in writes:
             if done is not None:
                 # Its caller hears of it; the store stays usable.

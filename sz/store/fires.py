@@ -83,6 +83,14 @@ class Fires:
             self._schedule = job.schedule_id
         self._fires.append(job)
 
+    def discard(self) -> None:
+        """Forget the current schedule's fires without a verdict.
+
+        For a pass that ends without its release (the scheduler stopping): on
+        a shared store its fires are taken again once the lease runs out.
+        """
+        self._fires, self._schedule = [], None
+
     def flush(self) -> None:
         """The current schedule's fires are complete: pass a verdict on each."""
         fires, self._fires, self._schedule = self._fires, [], None

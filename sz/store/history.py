@@ -21,7 +21,7 @@ from ..jobs import Attempt, HistoryQuery, Job, history_order
 from .database import unpickle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from .database import Connection, Database
 
@@ -32,6 +32,7 @@ __all__ = [
     "HistoryBackend",
     "MemoryHistory",
     "Unfinished",
+    "unfinished_of",
 ]
 
 
@@ -353,13 +354,27 @@ class FileHistory:
         failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Write the job as accepted (and its fire as taken); ``then()`` after."""
+        values = self._accepted(job, fire_time)
+        fired = values[6]
+        if fired is not None:
+            self.file.write(
+                ((self._accept_sql, values), (_FIRED, (job.schedule_id, fired))),
+                then,
+                urgent=urgent,
+                failed=failed,
+            )
+        else:
+            self.file.write(
+                ((self._accept_sql, values),), then, urgent=urgent, failed=failed
+            )
+
+    #: How a job is written as accepted: ``_accepted``'s values in order.
+    _accept_sql = _ACCEPT
+
+    def _accepted(self, job: Job, fire_time: datetime | None) -> tuple[Any, ...]:
+        """The job's row in ``jobs``, as ``_accept_sql`` takes it."""
         stamp = self.file.stamp
-        fired = (
-            (job.schedule_id, stamp(fire_time))
-            if job.schedule_id is not None and fire_time is not None
-            else None
-        )
-        values = (
+        return (
             job.id,
             job.schedule_id,
             job.task,
@@ -369,15 +384,8 @@ class FileHistory:
                 (job.args, dict(job.kwargs), job.affinity, job.wait),
                 pickle.HIGHEST_PROTOCOL,
             ),
-            None if fired is None else fired[1],
+            None if job.schedule_id is None or fire_time is None else stamp(fire_time),
         )
-
-        if fired is not None:
-            self.file.write(
-                ((_ACCEPT, values), (_FIRED, fired)), then, urgent=urgent, failed=failed
-            )
-        else:
-            self.file.write(((_ACCEPT, values),), then, urgent=urgent, failed=failed)
 
     def add(self, row: Attempt, result: Any = NO_RESULT) -> None:
         """Queue the row; a final row also removes its job from the accepted.
@@ -512,28 +520,48 @@ class FileHistory:
 
 
 def _unfinished(
-    connection: Connection, moment: Callable[[Any], datetime]
+    connection: Connection,
+    moment: Callable[[Any], datetime],
+    where: str = "",
+    parameters: tuple[Any, ...] = (),
 ) -> list[Unfinished]:
     found: list[Unfinished] = []
     for job_id, schedule_id, task, scheduled_at, data in connection.execute(
-        "SELECT id, schedule_id, task, scheduled_at, data FROM jobs "
-        "ORDER BY accepted_at"
+        f"SELECT id, schedule_id, task, scheduled_at, data FROM jobs {where} "
+        "ORDER BY accepted_at",
+        parameters,
     ):
         (count,) = connection.execute(
             "SELECT COUNT(*) FROM history WHERE job_id = ?", (job_id,)
         ).fetchone()
-        args, kwargs, affinity, wait = unpickle(
-            data, f"the arguments of accepted job {job_id!r}"
+        found.append(
+            unfinished_of(
+                (job_id, schedule_id, task, scheduled_at, data, count), moment
+            )
         )
-        job = Job(
-            id=job_id,
-            task=task,
-            args=tuple(args),
-            kwargs=kwargs,
-            schedule_id=schedule_id,
-            scheduled_at=moment(scheduled_at),
-            affinity=affinity,
-            wait=wait,
-        )
-        found.append(Unfinished(job=job, attempts=count))
     return found
+
+
+def unfinished_of(row: Sequence[Any], moment: Callable[[Any], datetime]) -> Unfinished:
+    """An accepted job read back from its row and its count of history rows.
+
+    ``row`` is ``(id, schedule_id, task, scheduled_at, data, attempts)``.
+
+    Raises:
+        DamagedValue: Its arguments cannot be read back.
+    """
+    job_id, schedule_id, task, scheduled_at, data, count = row
+    args, kwargs, affinity, wait = unpickle(
+        data, f"the arguments of accepted job {job_id!r}"
+    )
+    job = Job(
+        id=job_id,
+        task=task,
+        args=tuple(args),
+        kwargs=kwargs,
+        schedule_id=schedule_id,
+        scheduled_at=moment(scheduled_at),
+        affinity=affinity,
+        wait=wait,
+    )
+    return Unfinished(job=job, attempts=count)

@@ -8,11 +8,19 @@ Where things are: every table lives in one PostgreSQL schema, ``sz`` by default
 (``?schema=NAME`` in the URL for another), made on first open with its layout
 version in ``meta``; a second ScheduleZero on the same database and schema finds
 the layout made and uses it. Times are ``timestamptz``. Besides SQLite's tables,
-the layout already holds what several nodes sharing one database will need: a
-``node`` column on accepted jobs and a unique key on ``(schedule_id, fire_time)``
-(each fire accepted once), lease columns on schedules, and a ``nodes`` table;
-leases will be measured on the database's clock (``now()``), never a node's.
-A single node leaves them empty for now.
+the layout holds what several nodes sharing one database need: a ``node``
+column on accepted jobs and a unique key on ``(schedule_id, fire_time)`` (each
+fire accepted once), lease columns on schedules, a ``nodes`` table and the
+``fence`` function (``nodes.py``); leases are measured on the database's clock
+(``now()``), never a node's.
+
+Opened for a node (``node=``: what ``ScheduleZero`` does), the store is shared:
+the node's row is made or taken at open, every batch's transaction starts with
+the node's fence, a listener connection wakes the node when another changes a
+schedule (``LISTEN``), and nodes hold a shared lock. Opened without a node (a
+``ScheduleStore`` alone, the benchmarks), one process holds the store alone, as
+one holds a SQLite file. Opened ``read_only`` (``sz history --store``), nothing
+is written, locked or registered: every transaction is read-only.
 
 A lost connection (the server restarted, the backend terminated) is made again
 before the next batch; a batch whose commit was cut off is looked up, by a
@@ -25,14 +33,18 @@ a full disk, never silently.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StoreError
+from ..errors import FencedOut, StoreError
+from . import nodes
 from .database import Cursor, Database, Work, apply
 from .location import redact
 
@@ -44,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresDatabase"]
 
 logger = logging.getLogger("sz.store")
+
+T = TypeVar("T")
 
 #: The layout this code writes. A database of a newer layout is refused.
 SCHEMA_VERSION = 2
@@ -58,10 +72,12 @@ CONNECT_TIMEOUT = 10
 #: before still holds until the server notices its connection closed.
 LOCK_WAIT = 5.0
 
-#: Scenario runs and their results (``scenario_runs.py``): layout 2's tables.
+#: Scenario runs and their results (``scenario_runs.py``): layout 2's tables,
+#: with the fence. ``node`` is the node that ran it (None off a cluster).
 _SCENARIO_TABLES = """
 CREATE TABLE scenario_runs (
     run_id text PRIMARY KEY,
+    node text,
     scenario_id text NOT NULL,
     name text NOT NULL,
     seed bigint NOT NULL,
@@ -87,10 +103,13 @@ CREATE TABLE scenario_metrics (
 );
 """
 
+#: Seconds the listener waits for a notification before it looks whether to end.
+LISTEN_POLL = 0.25
+
 #: What turns a database of layout N into layout N + 1.
 _MIGRATIONS: dict[int, str] = {
-    # 2: scenario runs and their results
-    1: _SCENARIO_TABLES,
+    # 2: the fence of several nodes, and scenario runs and their results
+    1: nodes.FENCE_LAYOUT + _SCENARIO_TABLES,
 }
 
 _SCHEMA = (
@@ -114,8 +133,8 @@ CREATE TABLE schedules (
     -- the schedule as added; its trigger's state after each fire is in trigger
     data bytea NOT NULL,
     trigger bytea,
-    -- the node that holds the schedule, and until when (several nodes; unused
-    -- by a single node)
+    -- the node that holds the schedule, and until when (on the database's
+    -- clock; a store opened without a node leaves them empty)
     lease_node text,
     lease_until timestamptz
 );
@@ -129,7 +148,7 @@ CREATE TABLE jobs (
     data bytea NOT NULL,
     -- the fire it was taken for, before jitter (NULL for a job of no schedule)
     fire_time timestamptz,
-    -- the node that accepted it (several nodes; NULL for a single node)
+    -- the node whose job it is (NULL: opened without a node)
     node text,
     CONSTRAINT jobs_one_per_fire UNIQUE (schedule_id, fire_time)
 );
@@ -160,7 +179,7 @@ CREATE TABLE history (
 );
 CREATE INDEX history_by_finish ON history (finished_at);
 CREATE INDEX history_by_job ON history (job_id);
--- the nodes sharing the database (several nodes; unused by a single node)
+-- the nodes sharing the database (nodes.py): a row per name, never deleted
 CREATE TABLE nodes (
     name text PRIMARY KEY,
     epoch bigint NOT NULL DEFAULT 0,
@@ -176,10 +195,13 @@ CREATE TABLE writers (
     written_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 """
+    + nodes.FENCE_LAYOUT
     + _SCENARIO_TABLES
 )
 
 _MARK = "UPDATE writers SET batch = %s, written_at = clock_timestamp() WHERE id = %s"
+
+_FENCE = "SELECT fence(%s, %s)"
 
 
 def _utc(value: datetime) -> datetime:
@@ -270,6 +292,18 @@ class PostgresDatabase(Database):
             ``postgres://``), with libpq's query parameters and ``schema=`` (the
             PostgreSQL schema of the tables, ``sz`` by default). Messages show
             it with its password replaced by ``***``.
+        node: Open it as this node of several sharing the store (see the
+            module's docstring); None (the default) to hold it alone.
+        read_only: Open it for reading only, False by default: the layout
+            must be there and of this code's version exactly; nothing is made,
+            migrated, locked or registered, every transaction is read-only, and
+            ``write`` raises.
+
+    Attributes:
+        epoch: The node's epoch once open (None without a node).
+        channel: The channel schedule changes are notified on.
+        on_notify: Runs in the event loop when another connection notified a
+            schedule change (None by default: nothing runs).
     """
 
     _damaged_advice = (
@@ -279,22 +313,38 @@ class PostgresDatabase(Database):
     stamp = staticmethod(_same)
     moment = staticmethod(_utc)
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        node: nodes.NodeSettings | None = None,
+        read_only: bool = False,
+    ) -> None:
         super().__init__(redact(url))
         self.url = url
+        self.node = None if read_only else node
+        self.read_only = read_only
+        self.epoch: int | None = None
+        self.on_notify: Callable[[], None] | None = None
         self._conninfo, self.schema = _split_url(url)
-        #: This store's row in ``writers``.
-        self._writer = uuid.uuid4().hex
+        self.channel = "sz_" + hashlib.sha256(self.schema.encode()).hexdigest()[:20]
+        #: This store's row in ``writers`` (a node's name shows whose it is).
+        self._writer = (
+            uuid.uuid4().hex if node is None else f"{node.name}/{uuid.uuid4().hex}"
+        )
         self._batch = 0
         #: A batch whose COMMIT was cut off: ``(number, works)``; whether it
         #: happened is looked up once connected again.
         self._doubt: tuple[int, list[Work]] | None = None
         #: Whether the loss of the connection was logged (once per outage).
         self._outage = False
+        #: The server process of the writer's connection (its notifications
+        #: are this node's own).
+        self._writer_pid = 0
 
     # ------------------------------------------------------------ connecting
 
-    def _open(self) -> _Connection:
+    def _open(self, role: str = "") -> _Connection:
         """A new connection, in the store's schema, on UTC."""
         import psycopg
 
@@ -302,13 +352,25 @@ class PostgresDatabase(Database):
             self._conninfo,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name="schedulezero",
+            application_name=nodes.application_name(
+                None if self.node is None else self.node.name, role
+            ),
         )
+        # A node stopped inside a transaction would hold its row locks (and
+        # its node row) for as long as it stays stopped: the server ends such
+        # a session after half a lease, so that a takeover can proceed.
+        idle = 0 if self.node is None else int(self.node.lease * 500)
         try:
             raw.execute(
                 "SELECT set_config('search_path', %s, false), "
-                "set_config('TimeZone', 'UTC', false)",
-                (_quoted(self.schema),),
+                "set_config('TimeZone', 'UTC', false), "
+                "set_config('idle_in_transaction_session_timeout', %s, false), "
+                "set_config('default_transaction_read_only', %s, false)",
+                (
+                    _quoted(self.schema),
+                    str(idle),
+                    "on" if self.read_only else "off",
+                ),
             )
         except BaseException:
             raw.close()
@@ -346,6 +408,9 @@ class PostgresDatabase(Database):
     def _set_up(self, connection: _Connection) -> None:
         """Make the layout (or check it), and this store's row in ``writers``."""
         raw = connection.raw
+        if self.read_only:
+            self._check_layout(raw)
+            return
         with raw.transaction():
             # Two nodes opening a new database at once: one makes the layout.
             raw.execute(
@@ -392,27 +457,80 @@ class PostgresDatabase(Database):
                         (str(SCHEMA_VERSION),),
                     )
         self._register(connection)
+        self._writer_pid = raw.info.backend_pid
+        if self.node is not None:
+            registration = nodes.register(raw, self.node)
+            self.epoch = registration.epoch
+            if registration.displaced:
+                logger.warning(
+                    "%s: node %s was alive in another process: that process is "
+                    "fenced out now (give each node a name of its own, --node)",
+                    self.where,
+                    self.node.name,
+                )
+            logger.info(
+                "%s: node %s, epoch %d (lease %gs, heartbeat %gs)",
+                self.where,
+                self.node.name,
+                self.epoch,
+                self.node.lease,
+                self.node.heartbeat,
+            )
+
+    def _check_layout(self, raw: Any) -> None:
+        """For reading only: the layout must be there, and this code's exactly.
+
+        Raises:
+            StoreError: No store in the schema, or one of another layout.
+        """
+        meta = raw.execute(
+            "SELECT to_regclass(%s)", (f"{_quoted(self.schema)}.meta",)
+        ).fetchone()
+        if meta is None or meta[0] is None:
+            raise StoreError(
+                f"{self.where}: no ScheduleZero store in schema {self.schema!r}"
+            )
+        row = raw.execute("SELECT value FROM meta WHERE name = 'layout'").fetchone()
+        version = int(row[0]) if row is not None else 0
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.where}: a store of layout {version}, and this ScheduleZero "
+                f"reads layout {SCHEMA_VERSION}; open it with a matching version "
+                f"(sz serve brings an older layout up to date)"
+            )
 
     def _register(self, connection: _Connection) -> None:
         """Take the store's lock, and this store's row in ``writers``.
 
-        One ScheduleZero per store, as one per SQLite file: two would fire every
-        schedule twice. The lock is the connection's (a session advisory lock):
-        a process that dies lets go of it as its connection closes, which the
-        server notices within moments; it is waited for up to ``LOCK_WAIT``.
+        Without a node, one ScheduleZero per store, as one per SQLite file: two
+        would fire every schedule twice. Nodes share the store: they take the
+        lock shared, which keeps out only a ScheduleZero that wants it alone.
+        The lock is the connection's (a session advisory lock): a process that
+        dies lets go of it as its connection closes, which the server notices
+        within moments; it is waited for up to ``LOCK_WAIT``.
 
         Raises:
-            StoreError: Another ScheduleZero holds the store.
+            StoreError: Another ScheduleZero holds the store (alone, or as
+                nodes while this one would hold it alone).
         """
         key = f"schedulezero store {self.schema}"
+        take = (
+            "pg_try_advisory_lock(hashtext(%s))"
+            if self.node is None
+            else "pg_try_advisory_lock_shared(hashtext(%s))"
+        )
         deadline = time.monotonic() + LOCK_WAIT
         while True:
-            row = connection.raw.execute(
-                "SELECT pg_try_advisory_lock(hashtext(%s))", (key,)
-            ).fetchone()
+            row = connection.raw.execute(f"SELECT {take}", (key,)).fetchone()
             if row is not None and row[0]:
                 break
             if time.monotonic() >= deadline:
+                if self.node is not None:
+                    raise StoreError(
+                        f"{self.where}: a ScheduleZero that is no node holds this "
+                        f"store alone (schema {self.schema!r}); stop it, or give "
+                        f"the nodes a schema of their own (?schema=NAME in the URL)"
+                    )
                 raise StoreError(
                     f"{self.where}: another ScheduleZero is using this store "
                     f"(schema {self.schema!r}); stop it, or give this one a "
@@ -425,13 +543,128 @@ class PostgresDatabase(Database):
             (self._writer, self._batch),
         )
 
+    def _still_ours(self, connection: _Connection) -> None:
+        """On a new connection: the node's row must still have its epoch.
+
+        Raises:
+            FencedOut: It was taken over while the connection was lost.
+        """
+        if self.node is None:
+            return
+        row = connection.raw.execute(
+            "SELECT epoch FROM nodes WHERE name = %s", (self.node.name,)
+        ).fetchone()
+        if row is None or row[0] != self.epoch:
+            raise self._fenced_error("while its connection was lost")
+
+    def _fenced_error(self, when: str) -> FencedOut:
+        assert self.node is not None
+        return FencedOut(
+            f"{self.where}: node {self.node.name} (epoch {self.epoch}) is fenced "
+            f"out: another node took over its row {when} (it was silent past its "
+            f"lease of {self.node.lease:g}s); it stops and writes nothing more"
+        )
+
+    def fence_out(self, when: str) -> FencedOut:
+        """Mark this node fenced out (on the store's thread): nothing more is written.
+
+        The owner's ``on_lost`` is told. Returns the error every call now raises.
+        """
+        error = self._fenced_error(when)
+        if self._lost is None:
+            logger.error("%s", error)
+            self._lose(error)
+        return error
+
+    def leave(self) -> None:
+        """On the thread, at a clean close: end the node's lease now."""
+        if self.node is not None and self.epoch is not None and self._lost is None:
+            nodes.leave(self._connection.raw, self.node, self.epoch)
+
     def _disconnect(self) -> None:
         connection: _Connection | None = self._connection
         if connection is None:
             return
-        if connection.usable and self._doubt is None:
-            connection.raw.execute("DELETE FROM writers WHERE id = %s", (self._writer,))
-        connection.close()
+        try:
+            # Lost (fenced out): not one more write, its writers row included.
+            writable = not self.read_only and self._lost is None
+            if connection.usable and self._doubt is None and writable:
+                connection.raw.execute(
+                    "DELETE FROM writers WHERE id = %s", (self._writer,)
+                )
+                # Its leftover accepted jobs go to the other nodes at once
+                # rather than when its lease would have run out.
+                self.leave()
+        finally:
+            connection.close()
+
+    def _helpers(self, quit: threading.Event) -> list[threading.Thread]:
+        """A node listens for schedule changes beside the writer."""
+        if self.node is None:
+            return []
+        return [
+            threading.Thread(
+                target=self._listen,
+                args=(quit,),
+                name=f"sz-store-listen {self.schema}",
+                daemon=True,
+            )
+        ]
+
+    def _listen(self, quit: threading.Event) -> None:
+        """Tell ``on_notify`` of each burst of schedule changes, until ``quit``.
+
+        A connection of its own, made again (every ``RETRY_EVERY``) while the
+        server cannot be reached: the wake-ups are a shortcut, and the nodes'
+        polling, at least once a second, does not rest on them.
+        """
+        import psycopg
+
+        while not quit.is_set():
+            try:
+                connection = self._open("listener")
+            except psycopg.Error:
+                quit.wait(1.0)
+                continue
+            try:
+                raw = connection.raw
+                raw.execute(f"LISTEN {_quoted(self.channel)}")
+                while not quit.is_set():
+                    for notify in raw.notifies(timeout=LISTEN_POLL):
+                        # This node's own changes woke its loop already.
+                        if notify.pid != self._writer_pid:
+                            self._notified()
+                        if quit.is_set():
+                            break
+            except psycopg.Error as exc:
+                logger.debug("%s: the listener lost its connection: %s", self, exc)
+                quit.wait(1.0)
+            finally:
+                connection.close()
+
+    def _notified(self) -> None:
+        on_notify, call_soon = self.on_notify, self._call_soon
+        if on_notify is None or call_soon is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the event loop has ended
+            call_soon(on_notify)
+
+    def write(
+        self,
+        work: Work,
+        then: Callable[[], None] | None = None,
+        *,
+        urgent: bool = True,
+        failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Queue a write (``Database.write``); never on a store opened to read.
+
+        Raises:
+            StoreError: The store is opened for reading only.
+        """
+        if self.read_only:
+            raise StoreError(f"{self.where}: opened for reading only")
+        super().write(work, then, urgent=urgent, failed=failed)
 
     def _reconnect(self) -> int | None:
         """Connect again; the number of a batch in doubt found committed, if any.
@@ -446,8 +679,14 @@ class PostgresDatabase(Database):
         old.close()
         connection = self._open()
         self._connection = connection
+        self._writer_pid = connection.raw.info.backend_pid
         try:
-            self._register(connection)
+            if not self.read_only:
+                self._register(connection)
+                self._still_ours(connection)
+        except FencedOut as exc:
+            self.fence_out("while its connection was lost")
+            raise psycopg.OperationalError(str(exc)) from exc
         except StoreError as exc:
             # Another ScheduleZero took the store while this one was cut off:
             # nothing more may be written by this one.
@@ -501,10 +740,15 @@ class PostgresDatabase(Database):
         committing = False
         try:
             with connection:
+                if self.node is not None:
+                    # First: a node whose row was taken over commits nothing.
+                    connection.raw.execute(_FENCE, (self.node.name, self.epoch))
                 apply(connection, works)
                 connection.raw.execute(_MARK, (number, self._writer))
                 committing = True
-        except BaseException:
+        except BaseException as exc:
+            if _is_fenced(exc):
+                raise self.fence_out("while it was silent") from None
             if committing:
                 # The COMMIT went out and no answer came back whole (the
                 # connection cut, or the pipeline left in a state it cannot
@@ -568,8 +812,79 @@ class PostgresDatabase(Database):
             return StoreError(f"{self.where}: {_first_line(error)}")
         return None
 
+    async def transact(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(raw connection)`` in a transaction of its own; its result.
+
+        After every write queued before it. A node's transaction starts with
+        its fence, as every batch does: a node fenced out changes nothing.
+        A checkpoint.
+
+        Raises:
+            FencedOut: This node's row was taken over.
+            StoreError: The database refused it, or cannot be reached.
+        """
+        node = self.node
+
+        def run(connection: _Connection) -> T:
+            raw = connection.raw
+            try:
+                with raw.transaction():
+                    if node is not None:
+                        raw.execute(_FENCE, (node.name, self.epoch))
+                    return work(raw)
+            except Exception as exc:
+                if _is_fenced(exc):
+                    raise self.fence_out("while it was silent") from None
+                raise
+
+        return await self.read(run)
+
+    async def heartbeat(
+        self,
+    ) -> tuple[list[nodes.TakenOver], list[tuple[Any, ...]]]:
+        """Renew the node's lease, then take over the nodes whose lease ran out.
+
+        A checkpoint. Returns what ``nodes.take_over`` returns (nothing taken
+        while a stopped node's transaction still holds a lock: the next
+        heartbeat tries again).
+
+        Raises:
+            FencedOut: This node's row was taken over: from now on every call
+                raises it, and ``on_lost`` was told.
+            StoreError: The database cannot be reached.
+        """
+        settings, epoch = self.node, self.epoch
+        if settings is None or epoch is None:
+            raise StoreError(f"{self.where}: not opened as a node")
+
+        def work(connection: _Connection) -> Any:
+            import psycopg
+
+            raw = connection.raw
+            if not nodes.beat(raw, settings, epoch):
+                raise self.fence_out("while it was silent")
+            try:
+                return nodes.take_over(raw, settings, epoch)
+            except psycopg.Error as exc:
+                if _is_fenced(exc):
+                    raise self.fence_out("while it was silent") from None
+                if getattr(exc, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+                logger.debug("%s: a takeover waits for a lock: %s", self, exc)
+                return [], []
+
+        found: tuple[list[nodes.TakenOver], list[tuple[Any, ...]]] = await self.read(
+            work
+        )
+        return found
+
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.where!r})"
+
+
+def _is_fenced(error: BaseException) -> bool:
+    """Whether ``error`` is the fence's: the node's row is no longer its own."""
+    return getattr(error, "sqlstate", None) == nodes.FENCED_SQLSTATE
 
 
 def _quoted(name: str) -> str:

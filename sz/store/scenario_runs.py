@@ -7,6 +7,9 @@ its scalar trend metrics).
 A durable store (a SQLite file, a PostgreSQL database) keeps them across
 restarts; a run still ``running`` when the store is opened again was cut off
 by the end of the process that ran it, and ``abandon`` marks it ``aborted``.
+On a PostgreSQL store shared by several nodes each run row names its node:
+a node that starts abandons only its own runs, and a node that takes over a
+dead one aborts the dead node's (``nodes.take_over``).
 Every store keeps the newest ``KEPT_RUNS`` runs (by start time), pruned as
 each run ends.
 
@@ -181,8 +184,8 @@ class MemoryScenarioRuns:
 
 # The statements are SQLite's and PostgreSQL's alike (``?`` becomes ``%s`` there).
 _START = (
-    "INSERT INTO scenario_runs (run_id, scenario_id, name, seed, parameters, "
-    "schedule_id, started_at, units) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "INSERT INTO scenario_runs (run_id, node, scenario_id, name, seed, parameters, "
+    "schedule_id, started_at, units) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id) DO NOTHING"
 )
 
@@ -206,9 +209,14 @@ _PRUNE_METRICS = (
     "(SELECT run_id FROM scenario_runs)"
 )
 
+# A node's own runs, and those of no node (a file's, a lone server's).
 _ABANDON = (
     "UPDATE scenario_runs SET outcome = 'aborted', error = ?, passed = ?, "
-    "finished_at = ? WHERE outcome IS NULL"
+    "finished_at = ? WHERE outcome IS NULL AND (node IS NULL OR node = ?)"
+)
+_LEFT_RUNNING = (
+    "SELECT COUNT(*) FROM scenario_runs WHERE outcome IS NULL "
+    "AND (node IS NULL OR node = ?)"
 )
 
 _SUMMARY_COLUMNS = (
@@ -236,11 +244,16 @@ class FileScenarioRuns:
     Args:
         file: The store's database.
         kept: Runs kept, the newest; ``KEPT_RUNS`` by default.
+        node: The node this scheduler is among those sharing a PostgreSQL
+            store; None for a file or a lone server.
     """
 
-    def __init__(self, file: Database, kept: int = KEPT_RUNS) -> None:
+    def __init__(
+        self, file: Database, kept: int = KEPT_RUNS, node: str | None = None
+    ) -> None:
         self.file = file
         self.kept = kept
+        self.node = node
 
     async def started(self, run: StoredRun) -> None:
         """Write the run's row, ``running``; return once it is committed.
@@ -253,6 +266,7 @@ class FileScenarioRuns:
         """
         values = (
             run.run_id,
+            self.node,
             run.scenario_id,
             run.name,
             run.seed,
@@ -314,20 +328,20 @@ class FileScenarioRuns:
         """Mark the runs left ``running`` by an ended process ``aborted``.
 
         Called as the store opens: a store is held by one ScheduleZero at a
-        time (its lock), so a run still ``running`` then was cut off by the end
-        of the process that ran it.
+        time (its lock), and a node's name by one node of a cluster (its
+        epoch), so a run of this node still ``running`` then was cut off by the
+        end of the process that ran it. Other nodes' runs are theirs.
         """
         stamp = self.file.stamp(now)
+        node = self.node or ""
 
         def count(connection: Connection) -> int:
-            (found,) = connection.execute(
-                "SELECT COUNT(*) FROM scenario_runs WHERE outcome IS NULL"
-            ).fetchone()
+            (found,) = connection.execute(_LEFT_RUNNING, (node,)).fetchone()
             return int(found)
 
         found = await self.file.read(count)
         if found:
-            self.file.write(((_ABANDON, (error, False, stamp)),))
+            self.file.write(((_ABANDON, (error, False, stamp, node)),))
             await self.file.flush()
         return found
 

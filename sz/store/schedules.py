@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from .database import Connection
 
-__all__ = ["ScheduleStore"]
+__all__ = ["ScheduleStore", "schedule_of", "trigger_state"]
 
 #: The sort key of a schedule with no next fire (never due).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -497,12 +497,7 @@ class ScheduleStore(DataStore):
         Half the cost of storing the whole schedule again, on every fire.
         """
         assert self.file is not None
-        # A finished schedule never fires again: its trigger's state is moot.
-        trigger = (
-            None
-            if schedule.next_fire_time is None
-            else pickle.dumps(schedule.trigger.__getstate__(), pickle.HIGHEST_PROTOCOL)
-        )
+        trigger = trigger_state(schedule)
         stamp = self.file.stamp
         next_fire, last_fire = schedule.next_fire_time, schedule.last_fire_time
         row = (
@@ -695,6 +690,43 @@ def _put_task(connection: Connection, task_id: str, data: bytes) -> None:
     )
 
 
+def schedule_of(row: Sequence[Any], moment: Callable[[Any], datetime]) -> Schedule:
+    """A schedule read back from ``(id, data, trigger, next_fire, last_fire)``.
+
+    Held by nobody: a restart ends every lease.
+
+    Raises:
+        DamagedValue: It, or its trigger's state, cannot be read back.
+    """
+    schedule_id, data, trigger, next_fire, last_fire = row
+    schedule: Schedule = unpickle(data, f"schedule {schedule_id!r}")
+    # The columns have the latest fire times; the trigger's state after a
+    # fire is there unless the schedule was stored whole since, or finished.
+    if trigger is not None:
+        state = unpickle(trigger, f"the trigger of schedule {schedule_id!r}")
+        try:
+            schedule.trigger.__setstate__(state)
+        except Exception as exc:
+            raise DamagedValue(
+                f"the trigger of schedule {schedule_id!r} cannot be read back ({exc!r})"
+            ) from None
+    _set(schedule, "next_fire_time", None if next_fire is None else moment(next_fire))
+    _set(schedule, "last_fire_time", None if last_fire is None else moment(last_fire))
+    _set(schedule, "acquired_by", None)
+    _set(schedule, "acquired_until", None)
+    return schedule
+
+
+def trigger_state(schedule: Schedule) -> bytes | None:
+    """What a fire changed in the schedule's trigger, pickled (None once finished).
+
+    Half the cost of storing the whole schedule again, on every fire.
+    """
+    if schedule.next_fire_time is None:
+        return None  # a finished schedule never fires again: its state is moot
+    return pickle.dumps(schedule.trigger.__getstate__(), pickle.HIGHEST_PROTOCOL)
+
+
 def _load(
     connection: Connection, moment: Callable[[Any], datetime]
 ) -> tuple[list[Task], list[Schedule], dict[str, datetime]]:
@@ -707,26 +739,12 @@ def _load(
         task = unpickle(data, f"task {task_id!r}")
         task.running_jobs = 0
         tasks.append(task)
-    schedules: list[Schedule] = []
-    for schedule_id, data, trigger, next_fire, last_fire in connection.execute(
-        "SELECT id, data, trigger, next_fire_time, last_fire_time FROM schedules"
-    ):
-        schedule = unpickle(data, f"schedule {schedule_id!r}")
-        # The columns have the latest fire times; the trigger's state after a
-        # fire is there unless the schedule was stored whole since, or finished.
-        if trigger is not None:
-            state = unpickle(trigger, f"the trigger of schedule {schedule_id!r}")
-            try:
-                schedule.trigger.__setstate__(state)
-            except Exception as exc:
-                raise DamagedValue(
-                    f"the trigger of schedule {schedule_id!r} cannot be read back "
-                    f"({exc!r})"
-                ) from None
-        schedule.next_fire_time = None if next_fire is None else moment(next_fire)
-        schedule.last_fire_time = None if last_fire is None else moment(last_fire)
-        schedule.acquired_by = schedule.acquired_until = None
-        schedules.append(schedule)
+    schedules = [
+        schedule_of(row, moment)
+        for row in connection.execute(
+            "SELECT id, data, trigger, next_fire_time, last_fire_time FROM schedules"
+        )
+    ]
     taken = {
         schedule_id: moment(fire_time)
         for schedule_id, fire_time in connection.execute(

@@ -8,9 +8,7 @@ deleted or replaced under the process.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import functools
 import logging
 import os
 import sqlite3
@@ -53,6 +51,8 @@ SCHEMA_VERSION = 5
 _SCENARIO_TABLES = """
 CREATE TABLE IF NOT EXISTS scenario_runs (
     run_id TEXT PRIMARY KEY,
+    -- the node that ran it on a shared PostgreSQL store; NULL in a file
+    node TEXT,
     scenario_id TEXT NOT NULL,
     name TEXT NOT NULL,
     seed INTEGER NOT NULL,
@@ -413,12 +413,7 @@ class SqliteFile(Database):
                 f"more is written to it: restart ScheduleZero"
             )
             logger.error("%s", lost)
-            self._lost = lost
-            on_lost = self.on_lost
-            if on_lost is not None and self._call_soon is not None:
-                # An ended event loop (RuntimeError) leaves nobody to tell.
-                with contextlib.suppress(RuntimeError):
-                    self._call_soon(functools.partial(on_lost, lost))
+            self._lose(lost)
             return
 
     def _setup(self) -> sqlite3.Connection:

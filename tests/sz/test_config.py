@@ -242,6 +242,17 @@ def test_store_url_names_the_database() -> None:
     assert config.store.url == "sqlite:///schedulezero.db"
 
 
+def test_a_nodes_settings_default_to_a_lease_of_10_s_and_a_third_of_it() -> None:
+    store = parse_config({"store": {"url": "postgresql://sz@db/jobs"}}).store
+    assert (store.node, store.lease, store.heartbeat) == (None, 10.0, None)
+    assert store.heartbeat_seconds == pytest.approx(10 / 3)
+    named = parse_config(
+        {"store": {"url": "postgresql://sz@db/jobs", "node": "n-1", "lease": 4}}
+    ).store
+    assert named.node == "n-1"
+    assert named.heartbeat_seconds == pytest.approx(4 / 3)
+
+
 # Configs are values
 
 
@@ -372,6 +383,22 @@ def test_a_class_built_in_python_is_held_to_the_same_rules() -> None:
             "'sqlite:///schedulezero.db' or 'postgresql://user@host:port/database', "
             "got 'schedulezero.db'",
             id="bad-store-url",
+        ),
+        pytest.param(
+            "store:\n  node: two words\n",
+            "store.node: expected a node name of 1 to 100 letters, digits or "
+            "'.-_:@', got 'two words'",
+            id="bad-node-name",
+        ),
+        pytest.param(
+            "store:\n  lease: 0\n",
+            "store.lease: expected a number of seconds from 1 to 3600, got 0",
+            id="bad-lease",
+        ),
+        pytest.param(
+            "store:\n  lease: 5\n  heartbeat: 5\n",
+            "store.heartbeat: expected a number of seconds below lease (5), got 5",
+            id="heartbeat-not-below-lease",
         ),
         pytest.param(
             "handlers:\n  zmq:\n    registration_server: tcp://127.0.0.1:70000\n",

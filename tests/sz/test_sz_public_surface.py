@@ -52,6 +52,7 @@ PUBLIC = {
     "NoHealthyHandler",
     "Overloaded",
     "StoreError",
+    "FencedOut",
     "RemoteError",
     "ConnectionLost",
     "ScenarioError",

@@ -319,3 +319,89 @@ async def test_store_arguments_that_cannot_work_exit_two_naming_them(
     assert says in err
     assert "Traceback" not in err
     assert not await anyio.Path(tmp_path / "jobs.db").exists()
+
+
+@pytest.mark.postgresql
+async def test_sz_history_and_schedules_read_a_postgresql_store_while_nodes_run(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Read-only on PostgreSQL: the reads make no node row and take nothing up.
+
+    A node holds a job in flight; ``sz history --store`` and ``sz schedules
+    --store`` (real processes) show the store while it runs, and afterwards the
+    nodes, the writers and the accepted jobs are as they were.
+    """
+    started = anyio.Event()
+    release = anyio.Event()
+    sz = ScheduleZero(store=pg_url, node="only")
+
+    @sz.handler(name="slow")
+    async def slow() -> None:
+        started.set()
+        await release.wait()
+
+    @sz.handler(name="echo")
+    async def echo(text: str) -> str:
+        return text
+
+    def state() -> list[Any]:
+        return [
+            query(pg_url, "SELECT name, epoch FROM sz.nodes ORDER BY name"),
+            query(pg_url, "SELECT count(*) FROM sz.writers"),
+            query(pg_url, "SELECT id, node FROM sz.jobs ORDER BY id"),
+            query(pg_url, "SELECT count(*) FROM sz.history"),
+        ]
+
+    async with sz:
+        await sz.schedule(
+            "echo",
+            "interval",
+            hours=1,
+            start_time=datetime.now(UTC) + timedelta(hours=1),
+            args=["hi"],
+            id="hourly",
+        )
+        await sz.run_now("echo", args=["now"])
+        await sz.submit("slow", job_id="in-flight")
+        with anyio.fail_after(PATIENCE):
+            await started.wait()
+        await sz.history(limit=1)  # its rows are written
+        before = await anyio.to_thread.run_sync(state)
+        code, out, err = await sz_command(
+            tmp_path, "history", "--store", pg_url, "--task", "echo", "--json"
+        )
+        assert (code, err) == (0, "")
+        rows = json.loads(out)["rows"]
+        assert [row["task"] for row in rows] == ["echo"]
+        code, out, err = await sz_command(
+            tmp_path, "schedules", "--store", pg_url, "--json"
+        )
+        assert (code, err) == (0, "")
+        assert [s["id"] for s in json.loads(out)] == ["hourly"]
+        shown = await read_schedules(pg_url)
+        assert [s["id"] for s in shown] == ["hourly"]
+        after = await anyio.to_thread.run_sync(state)
+        assert after == before
+        assert before[2] == [("in-flight", "only")]
+        release.set()
+
+
+@pytest.mark.postgresql
+async def test_a_postgresql_database_without_a_store_is_refused_for_reading(
+    tmp_path: Path, pg_url: str
+) -> None:
+    code, _, err = await sz_command(tmp_path, "history", "--store", pg_url)
+    assert code != 0
+    assert "no ScheduleZero store in schema 'sz'" in err
+    assert "Traceback" not in err
+    made = await anyio.to_thread.run_sync(
+        query, pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'sz'"
+    )
+    assert made == [(0,)]
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        return connection.execute(sql).fetchall()

@@ -369,9 +369,11 @@ async def test_a_layout_4_file_gains_the_scenario_tables_and_keeps_its_rows(
 
 
 def make_pg_layout_1(url: str) -> None:
-    """The schema as layout 1 left it: layout 2 without the scenario tables."""
+    """The schema as layout 1 left it: layout 2 without fence and scenario tables."""
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP TABLE sz.scenario_runs, sz.scenario_metrics")
+        connection.execute("DROP FUNCTION sz.fence(text, bigint)")
+        connection.execute("DROP INDEX sz.jobs_by_node")
         connection.execute("UPDATE sz.meta SET value = '1' WHERE name = 'layout'")
 
 
@@ -391,7 +393,7 @@ def pg_layout_of(url: str) -> tuple[str, set[str]]:
 
 
 @pytest.mark.postgresql
-async def test_a_layout_1_postgresql_schema_gains_the_scenario_tables(
+async def test_a_layout_1_postgresql_schema_gains_the_fence_and_scenario_tables(
     pg_url: str,
 ) -> None:
     from sz.store.postgres import SCHEMA_VERSION as PG_LAYOUT
