@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts pytest browser browser-deps postgresql-deps bench clean
+.PHONY: run test lint typecheck contracts pytest browser browser-deps postgresql-deps netns-deps bench clean
 # Debian's Chromium drives the dashboard's browser tests (Playwright cannot
 # download its own browsers here).
 CHROMIUM ?= /usr/bin/chromium
@@ -41,7 +41,7 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) postgresql-deps
+pytest: $(STAMP) postgresql-deps netns-deps
 	$(BIN)/pytest
 
 # In a process of their own: Playwright's event loop must not meet AnyIO's tests.
@@ -64,6 +64,17 @@ postgresql-deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 		else \
 			echo "the PostgreSQL store's tests need PostgreSQL's server at $(PG_BIN): as root, apt-get install postgresql (or SZ_PG_BIN=/path/to/bin); they are skipped meanwhile" >&2; \
+		fi; }
+
+# As root, installs iproute2 when `ip` is missing: the network-partition test
+# (tests/sz/remote/test_partition.py) makes network namespaces with it; without
+# root it is skipped, saying why.
+netns-deps:
+	@command -v ip >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; \
+		else \
+			echo "the network-partition test needs root and iproute2's ip: it is skipped" >&2; \
 		fi; }
 
 bench: $(STAMP) postgresql-deps

@@ -102,8 +102,12 @@ async def spawn_worker() -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]
         key: Path | None = None,
         server_key: Path | None = None,
         extra: list[str] | None = None,
+        prefix: list[str] | None = None,
     ) -> WorkerProcess:
+        # ``prefix`` runs it through another program (``ip netns exec NS``),
+        # which must exec the worker so that the pid is the worker's.
         command: list[Any] = [
+            *(prefix or []),
             sys.executable,
             "-m",
             "sz",

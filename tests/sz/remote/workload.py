@@ -84,6 +84,19 @@ async def crowd(path: str, token: str, seconds: float) -> int:
     return os.getpid()
 
 
+async def announce_until(path: str, token: str, gate: str) -> int:
+    """Append ``token`` to ``path`` as it starts, then run until the file
+    ``gate`` exists (a minute at most): a job in flight for as long as the test
+    needs. Returns the process id."""
+    with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230 - tiny
+        trace.write(f"{token} {os.getpid()}\n")
+    with anyio.move_on_after(60):
+        # Another process makes the file: no event here can tell of it.
+        while not await anyio.Path(gate).exists():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+    return os.getpid()
+
+
 async def hold(path: str) -> None:
     """Write ``started`` to ``path``, then wait until cancelled; write ``ended``."""
     with Path(path).open("a", encoding="utf-8") as trace:  # noqa: ASYNC230
