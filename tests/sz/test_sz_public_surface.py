@@ -30,6 +30,7 @@ PUBLIC = {
     "JobHandle",
     "JobStatus",
     "JobState",
+    "LiveCounts",
     "RecentDeadLetter",
     "HandlerHealth",
     "HealthPolicy",
@@ -80,6 +81,7 @@ FACADE = {
     "run_now",
     "governors",
     "handlers",
+    "live_counts",
     "broker",
     "history",
     "metrics",
@@ -98,6 +100,7 @@ ASYNC = FACADE - {
     "job",
     "dead_letters",
     "metrics",
+    "live_counts",
     "scenarios",
 }
 
