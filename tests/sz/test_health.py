@@ -345,7 +345,7 @@ def test_a_handlers_own_timeout_is_its_trials_deadline() -> None:
     assert not tracker.snapshot(15.5).trial
 
 
-def test_peek_state_reads_the_state_and_leaves_a_stuck_trial_to_the_dispatcher() -> None:
+def test_peek_state_reads_the_state_and_leaves_a_stuck_trial_alone() -> None:
     policy = attrs.evolve(POLICY, trial_timeout=2.0, heartbeat_timeout=30.0)
     tracker = HealthTracker(policy, now=0.0)
     assert tracker.peek_state(1.0) == tracker.state(1.0) == "healthy"

@@ -1,4 +1,4 @@
-"""``sz.live_counts()``: the live jobs and handlers, read without asking the dispatcher."""
+"""``sz.live_counts()``: live jobs and handlers, read without asking the dispatcher."""
 
 from __future__ import annotations
 
