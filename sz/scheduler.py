@@ -77,6 +77,7 @@ from .jobs import (
     Reason,
     new_job_id,
 )
+from .livecounts import LiveCounts, live_counts
 from .metrics import JobMetrics, Metrics
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .remote.broker import BoundRouter, CannotBind, bind_router
@@ -1422,6 +1423,23 @@ class ScheduleZero:
             raise SzError("the scheduler is not running")
         result: list[HandlerStatus] = await self._dispatcher.ask(HandlersQuery())
         return result
+
+    def live_counts(self) -> LiveCounts:
+        """How many jobs are held, waiting, running and retrying; handlers up.
+
+        The counts ``jobs()`` and ``handlers()`` would give at this moment,
+        read from the dispatcher's state rather than asked of it: not a
+        checkpoint, and it never waits behind the jobs in the dispatcher's
+        mailbox, so a dashboard may poll it under any load (see
+        ``LiveCounts``).
+
+        Raises:
+            SzError: The scheduler is not running.
+        """
+        state, system = self._state, self._system
+        if self._dispatcher is None or state is None or system is None:
+            raise SzError("the scheduler is not running")
+        return live_counts(state, lowlevel.clock(system).now())
 
     async def history(
         self,

@@ -30,6 +30,7 @@ PUBLIC = {
     "JobHandle",
     "JobStatus",
     "JobState",
+    "LiveCounts",
     "RecentDeadLetter",
     "HandlerHealth",
     "HealthPolicy",
@@ -81,6 +82,7 @@ FACADE = {
     "run_now",
     "governors",
     "handlers",
+    "live_counts",
     "broker",
     "history",
     "metrics",
@@ -99,6 +101,7 @@ ASYNC = FACADE - {
     "job",
     "dead_letters",
     "metrics",
+    "live_counts",
     "scenarios",
 }
 
