@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from actors import lowlevel
+from actors.system import DEATHS_KEPT
 from sz import (
     Attempt,
     JobFailed,
@@ -43,9 +44,11 @@ from .json import (
     attempt_data,
     broker_data,
     dead_letter_data,
+    death_data,
     governor_data,
     handler_data,
     job_status_data,
+    last_run_data,
     schedule_data,
     value_data,
 )
@@ -72,7 +75,7 @@ from .requests import (
 )
 
 if TYPE_CHECKING:
-    from actors import ActorSnapshot
+    from actors import ActorDeath, ActorSnapshot
     from sz import BrokerStats, HandlerStatus, JobStatus, Schedule
 
 __all__ = [
@@ -135,6 +138,7 @@ def add_api_routes(app: web.Application) -> None:
     app[_SUBMITTED] = _Submitted()
     router = app.router
     router.add_get("/api/actors", get_actors)
+    router.add_get("/api/deaths", get_deaths)
     router.add_post("/api/actors/{path:.+}/kill", partial(kill_actor, action="kill"))
     router.add_post(
         "/api/actors/{path:.+}/restart", partial(kill_actor, action="restart")
@@ -182,6 +186,24 @@ async def get_actors(request: web.Request) -> web.Response:
         request, _snapshot, request.app[ACCESS].scheduler
     )
     return json_answer(actor_data(snapshot))
+
+
+def _deaths(sz: ScheduleZero, limit: int) -> list[ActorDeath]:
+    return lowlevel.recent_deaths(sz.system, limit)
+
+
+async def get_deaths(request: web.Request) -> web.Response:
+    """``GET /api/deaths?limit=100``: the latest crashes of actors, newest first.
+
+    Each with its cause and whether the actor was restarted since or ended for
+    good: kept by the actor system (its latest ``DEATHS_KEPT``), so a page
+    opened after a death still shows it.
+    """
+    limit = query_int(request, "limit", 100, DEATHS_KEPT)
+    found: list[ActorDeath] = await call_scheduler(
+        request, _deaths, request.app[ACCESS].scheduler, limit
+    )
+    return json_answer({"kept": DEATHS_KEPT, "deaths": [death_data(d) for d in found]})
 
 
 async def get_actor(request: web.Request) -> web.Response:
@@ -247,12 +269,32 @@ async def _put_schedule(
     return await sz.get_schedule(schedule_id), not existed
 
 
+async def _schedules_and_last_runs(
+    sz: ScheduleZero,
+) -> tuple[list[Schedule], dict[str, Attempt]]:
+    schedules = await sz.schedules()
+    last = await sz.last_runs(schedule.id for schedule in schedules)
+    return schedules, last
+
+
 async def list_schedules(request: web.Request) -> web.Response:
-    """``GET /api/schedules``: every schedule."""
-    found: list[Schedule] = await call_scheduler(
-        request, ScheduleZero.schedules, request.app[ACCESS].scheduler
+    """``GET /api/schedules``: every schedule, each with its last run.
+
+    ``last_run`` is its latest job's end (one read of the history for every
+    schedule), or null if none ended (or its rows were pruned).
+    """
+    found, last = await call_scheduler(
+        request, _schedules_and_last_runs, request.app[ACCESS].scheduler
     )
-    return json_answer([schedule_data(schedule) for schedule in found])
+    return json_answer(
+        [
+            {
+                **schedule_data(schedule),
+                "last_run": last_run_data(last.get(schedule.id)),
+            }
+            for schedule in found
+        ]
+    )
 
 
 async def create_schedule(request: web.Request) -> web.Response:

@@ -95,6 +95,9 @@ class HistoryBackend(Protocol):
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Rows matching ``query``, newest first."""
 
+    async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
+        """The last final row of each schedule named that has one, by its id."""
+
     async def unfinished(self) -> list[Unfinished]:
         """Accepted jobs without a final row."""
 
@@ -218,6 +221,24 @@ class MemoryHistory:
                     break
         return found
 
+    async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
+        """Scan from the newest row until each schedule's last final row is found.
+
+        Stops as soon as every schedule named is found; one that never ran
+        costs a scan of every row kept (``store.history_limit`` at most).
+        """
+        wanted = set(schedule_ids)
+        found: dict[str, Attempt] = {}
+        schedule_at, final_at = _AT["schedule_id"], _AT["final"]
+        for row in reversed(self.rows):
+            if not wanted:
+                break
+            schedule_id = row[schedule_at]
+            if schedule_id in wanted and row[final_at]:
+                found[schedule_id] = Attempt(*row)
+                wanted.discard(schedule_id)
+        return found
+
     async def unfinished(self) -> list[Unfinished]:
         """None: a memory store starts empty."""
         return []
@@ -264,6 +285,19 @@ _COLUMNS = (
     "duration, outcome, error, attempt, final, reason, waited, arguments, note, "
     "traceback"
 )
+
+#: The last final row of each schedule of a list (``ids``: one ``SELECT ? AS
+#: id`` per schedule, joined by ``UNION ALL``): SQLite's and PostgreSQL's alike.
+_LAST_RUNS = (
+    "SELECT {columns} FROM history WHERE seq IN (SELECT (SELECT h.seq "
+    "FROM history h WHERE h.schedule_id = ids.id AND h.final "
+    "ORDER BY h.finished_at DESC, h.job_id DESC, h.attempt DESC LIMIT 1) "
+    "FROM ({ids}) ids)"
+)
+
+#: Schedules asked for in one statement of ``last_runs``: SQLite takes at most
+#: 32,766 parameters in one.
+LAST_RUNS_CHUNK = 500
 
 _RESULT = (
     "SELECT outcome, result, note FROM history WHERE job_id = ? AND final "
@@ -458,6 +492,33 @@ class FileHistory:
         def select(connection: Connection) -> list[Attempt]:
             return [_attempt(moment, v) for v in connection.execute(sql, params)]
 
+        return await self.file.read(select)
+
+    async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
+        """Each schedule's last final row: one statement per ``LAST_RUNS_CHUNK`` ids.
+
+        One walk of the finish-time index, newest first, per schedule: short
+        for a schedule that fires often, the whole history for one that never
+        ran (there is no index by schedule).
+        """
+        moment = self.file.moment
+        statements = []
+        for start in range(0, len(schedule_ids), LAST_RUNS_CHUNK):
+            chunk = schedule_ids[start : start + LAST_RUNS_CHUNK]
+            ids = " UNION ALL ".join("SELECT CAST(? AS TEXT) AS id" for _ in chunk)
+            statements.append((_LAST_RUNS.format(columns=_COLUMNS, ids=ids), chunk))
+
+        def select(connection: Connection) -> dict[str, Attempt]:
+            found: dict[str, Attempt] = {}
+            for sql, params in statements:
+                for values in connection.execute(sql, params):
+                    row = _attempt(moment, values)
+                    if row.schedule_id is not None:
+                        found[row.schedule_id] = row
+            return found
+
+        if not statements:
+            return {}
         return await self.file.read(select)
 
     async def unfinished(self) -> list[Unfinished]:

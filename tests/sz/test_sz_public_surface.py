@@ -82,6 +82,7 @@ FACADE = {
     "handlers",
     "broker",
     "history",
+    "last_runs",
     "metrics",
     "wait_store_lost",
     "upcoming",

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -734,3 +735,34 @@ def test_rows_kept_in_memory_add_nothing_to_the_garbage_collectors_walk() -> Non
         row(start + timedelta(microseconds=n), job_id=f"job-{n}")
         for n in (19_999, 19_998)
     ]
+
+
+async def test_last_runs_gives_each_schedules_latest_final_row_in_one_read(
+    kind: str, where: Path | str
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(seconds: int, job_id: str, schedule_id: str | None, **kw: Any) -> Attempt:
+        return attrs.evolve(
+            row(now + timedelta(seconds=seconds), job_id=job_id),
+            schedule_id=schedule_id,
+            **kw,
+        )
+
+    rows = [
+        at(1, "a1", "a"),
+        at(2, "b1", "b", outcome="failure"),
+        at(3, "a2", "a", outcome="failure"),
+        # A retry's first attempt, not final: never a last run.
+        at(4, "b2", "b", final=False, outcome="failure"),
+        # A later row of a job of no schedule, and of a schedule not asked for.
+        at(5, "x", None),
+        at(6, "o1", "other"),
+    ]
+    async with backend_of(kind, where) as backend:
+        for kept in rows:
+            backend.add(kept)
+        await backend.flush()
+        found = await backend.last_runs(("a", "b", "never"))
+        assert await backend.last_runs(()) == {}
+    assert found == {"a": rows[2], "b": rows[1]}
