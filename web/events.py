@@ -25,8 +25,9 @@ The events, each with ``data:`` one line of JSON:
   but a sign of life (a heartbeat, a job's end) does: a page can age the
   heartbeat itself from the event's time until the next one.
 - ``series``: the samples of ``GET /api/series`` (``web.series``) taken since
-  the client's last events, ``{"full": false, "samples": [...]}``; the first of
-  a connection holds the last ``SERIES_ON_CONNECT`` (60) with ``"full": true``.
+  the client's last events, oldest first, as ``items`` (``removed`` is always
+  empty); the first of a connection holds the last ``SERIES_ON_CONNECT`` (60),
+  with ``"full": true``.
 
 Every connection begins with a full snapshot: one event of each kind, the
 others with ``"full": true`` and every item. Each event bears an ``id:``,
@@ -229,10 +230,10 @@ class _Snapshot:
                 if series is None
                 else series.after(self.series_seq - SERIES_ON_CONNECT, self.series_seq)
             )
-            yield "series", {"full": True, "samples": samples}
+            yield "series", {"full": True, "items": samples, "removed": []}
         elif series is not None and self.series_seq > before.series_seq:
             samples = series.after(before.series_seq, self.series_seq)
-            yield "series", {"full": False, "samples": samples}
+            yield "series", {"full": False, "items": samples, "removed": []}
 
 
 @attrs.frozen(kw_only=True)
