@@ -26,7 +26,7 @@ The events, each with ``data:`` one line of JSON:
   heartbeat itself from the event's time until the next one.
 - ``series``: the samples of ``GET /api/series`` (``web.series``) taken since
   the client's last events, oldest first, as ``items`` (``removed`` is always
-  empty); the first of a connection holds the last ``SERIES_ON_CONNECT`` (60),
+  empty); the first of a connection holds the last ``SERIES_ON_CONNECT`` (10),
   with ``"full": true``.
 
 Every connection begins with a full snapshot: one event of each kind, the
@@ -93,8 +93,8 @@ logger = logging.getLogger("web")
 KINDS = ("summary", "job", "schedule", "handler", "actor", "series")
 
 #: The samples of ``/api/series`` a connection's first ``series`` event holds:
-#: the last minute, enough to join a chart fetched from that route.
-SERIES_ON_CONNECT = 60
+#: ten seconds, enough to join a chart fetched from that route.
+SERIES_ON_CONNECT = 10
 
 #: What a browser's ``EventSource`` waits before reconnecting, in milliseconds.
 RETRY_MS = 2000
