@@ -585,8 +585,9 @@ async def job_result(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------- history
 
 
-#: An opaque cursor: where a row stands in the history's order (shared with
-#: ``sz history --store``, which reads the same cursors).
+#: The old name of ``sz.shapes.history_cursor`` (an opaque cursor: where a
+#: row stands in the history's order, shared with ``sz history --store``),
+#: kept for code that still imports it from here; use that one.
 _cursor = history_cursor
 
 
@@ -633,7 +634,7 @@ async def history(request: web.Request) -> web.Response:
     return json_answer(
         {
             "rows": [attempt_data(row) for row in page],
-            "next": _cursor(page[-1]) if more and page else None,
+            "next": history_cursor(page[-1]) if more and page else None,
         }
     )
 

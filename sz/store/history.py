@@ -168,6 +168,9 @@ class MemoryHistory:
         self.on_row = on_row
         #: ``history_order`` of the last row (rows are added at every job's end).
         self._last: tuple[datetime, str, int] | None = None
+        #: Each schedule's latest final row: ``last_runs`` reads it instead of
+        #: scanning the rows for a schedule that has not run lately.
+        self._last_runs: dict[str, _Row] = {}
 
     def accept(
         self,
@@ -191,6 +194,11 @@ class MemoryHistory:
         rows = self.rows
         kept: _Row = _AS_TUPLE(row)
         key = (row.finished_at, row.job_id, row.attempt)  # history_order(row)
+        schedule_id = row.schedule_id
+        if schedule_id is not None and row.final:
+            known = self._last_runs.get(schedule_id)
+            if known is None or _ORDER(known) <= key:
+                self._last_runs[schedule_id] = kept
         if self._last is None or not rows or self._last <= key:
             rows.append(kept)
             self._last = key
@@ -222,22 +230,17 @@ class MemoryHistory:
         return found
 
     async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
-        """Scan from the newest row until each schedule's last final row is found.
+        """Each schedule's latest final row, kept aside as rows are added.
 
-        Stops as soon as every schedule named is found; one that never ran
-        costs a scan of every row kept (``store.history_limit`` at most).
+        O(the ids asked): no scan. A row that fell off the oldest end (past
+        the capacity) is still its schedule's last run; one pruned is not.
         """
-        wanted = set(schedule_ids)
-        found: dict[str, Attempt] = {}
-        schedule_at, final_at = _AT["schedule_id"], _AT["final"]
-        for row in reversed(self.rows):
-            if not wanted:
-                break
-            schedule_id = row[schedule_at]
-            if schedule_id in wanted and row[final_at]:
-                found[schedule_id] = Attempt(*row)
-                wanted.discard(schedule_id)
-        return found
+        last_runs = self._last_runs
+        return {
+            schedule_id: Attempt(*last_runs[schedule_id])
+            for schedule_id in schedule_ids
+            if schedule_id in last_runs
+        }
 
     async def unfinished(self) -> list[Unfinished]:
         """None: a memory store starts empty."""
@@ -251,6 +254,9 @@ class MemoryHistory:
         """Drop rows that finished before ``before`` (they are kept in that order)."""
         while self.rows and self.rows[0][_FINISHED] < before:
             self.rows.popleft()
+        for schedule_id, row in list(self._last_runs.items()):
+            if row[_FINISHED] < before:
+                del self._last_runs[schedule_id]
 
     async def flush(self) -> None:
         """Nothing to wait for."""

@@ -126,8 +126,8 @@ async def test_the_series_holds_the_seconds_past_and_the_stream_goes_on() -> Non
         async def counted() -> bool:
             _, body = await get(url)
             samples[:] = body["samples"]
-            finished = sum(s["finished"] for s in samples)
-            fires = sum(s["fires"] for s in samples)
+            finished: int = sum(s["finished"] for s in samples)
+            fires: int = sum(s["fires"] for s in samples)
             return finished >= 22 and fires >= 1
 
         await wait_until(counted, timeout=DEADLINE, interval=0.1)

@@ -758,6 +758,8 @@ async def test_last_runs_gives_each_schedules_latest_final_row_in_one_read(
         # A later row of a job of no schedule, and of a schedule not asked for.
         at(5, "x", None),
         at(6, "o1", "other"),
+        # Arriving late, finished before a2: not a's last run.
+        at(0, "a0", "a"),
     ]
     async with backend_of(kind, where) as backend:
         for kept in rows:
@@ -765,4 +767,9 @@ async def test_last_runs_gives_each_schedules_latest_final_row_in_one_read(
         await backend.flush()
         found = await backend.last_runs(("a", "b", "never"))
         assert await backend.last_runs(()) == {}
+        # Past the retention: a pruned row is no schedule's last run.
+        backend.prune(now + timedelta(seconds=5.5))
+        await backend.flush()
+        pruned = await backend.last_runs(("a", "b", "other"))
     assert found == {"a": rows[2], "b": rows[1]}
+    assert pruned == {"other": rows[5]}
