@@ -27,6 +27,10 @@ export const model = {
   restartedAt: new Map(),
   /** The server's per-second samples (/api/series), by their seq. */
   series: new Map(),
+  /** How far this browser's clock is ahead of the server's, in ms (from the
+   * first summary's time): the samples' times are the server's. */
+  skew: 0,
+  skewRead: false,
   /** Per actor path: recent [t, processed] samples. */
   processed: new Map(),
   connected: false,
@@ -64,9 +68,10 @@ function bury(actor) {
 /** Keep the server's samples (from the stream or /api/series), each once. */
 export function addSamples(samples) {
   for (const sample of samples) {
+    // t: on the server's clock.
     if (!model.series.has(sample.seq)) model.series.set(sample.seq, { ...sample, t: Date.parse(sample.time) });
   }
-  const oldest = Date.now() - WINDOW_MS - RATE_SPAN * SAMPLE_MS;
+  const oldest = Date.now() - model.skew - WINDOW_MS - RATE_SPAN * SAMPLE_MS;
   for (const [seq, sample] of model.series) if (sample.t < oldest) model.series.delete(seq);
 }
 
@@ -103,11 +108,12 @@ export function actorRate(path) {
  * server was away) breaks the lines: a null point.
  */
 export function series() {
-  const samples = [...model.series.values()].sort((a, b) => a.seq - b.seq);
+  const samples = [...model.series.values()].sort((a, b) => a.seq - b.seq)
+    .map((sample) => ({ ...sample, t: sample.t + model.skew }));
   const throughput = [];
   const p50 = [];
   const p99 = [];
-  let window = [];
+  let recent = [];
   let before = null;
   for (const sample of samples) {
     if (before && sample.seq !== before.seq + 1) {
@@ -115,11 +121,11 @@ export function series() {
       throughput.push(gap);
       p50.push(gap);
       p99.push(gap);
-      window = [];
+      recent = [];
     }
-    window.push(sample.finished);
-    if (window.length > RATE_SPAN) window.shift();
-    throughput.push({ t: sample.t, v: window.reduce((n, v) => n + v, 0) / window.length });
+    recent.push(sample.finished);
+    if (recent.length > RATE_SPAN) recent.shift();
+    throughput.push({ t: sample.t, v: recent.reduce((n, v) => n + v, 0) / recent.length });
     if (sample.lateness_p99 !== null) {
       p50.push({ t: sample.t, v: sample.lateness_p50 });
       p99.push({ t: sample.t, v: sample.lateness_p99 });
@@ -138,6 +144,12 @@ export function connect(changed) {
   const events = {
     summary(data) {
       model.summary = data;
+      // Sent within an interval of its time: good to a second, which a chart
+      // of fifteen minutes needs. Read once, so that the samples keep one base.
+      if (!model.skewRead) {
+        model.skew = Date.now() - Date.parse(data.time);
+        model.skewRead = true;
+      }
       changed("summary");
     },
     series(data) {
