@@ -503,9 +503,8 @@ class FileHistory:
     async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
         """Each schedule's last final row: one statement per ``LAST_RUNS_CHUNK`` ids.
 
-        One walk of the finish-time index, newest first, per schedule: short
-        for a schedule that fires often, the whole history for one that never
-        ran (there is no index by schedule).
+        One look in the index of each schedule's final rows by finish time
+        (``history_by_schedule``) per schedule, however long the history.
         """
         moment = self.file.moment
         statements = []

@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresDatabase"]
 logger = logging.getLogger("sz.store")
 
 #: The layout this code writes. A database of a newer layout is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The PostgreSQL schema the tables live in, unless the URL says ``?schema=``.
 DEFAULT_SCHEMA = "sz"
@@ -58,8 +58,12 @@ CONNECT_TIMEOUT = 10
 #: before still holds until the server notices its connection closed.
 LOCK_WAIT = 5.0
 
-#: What turns a database of layout N into layout N + 1 (none yet).
-_MIGRATIONS: dict[int, str] = {}
+#: What turns a database of layout N into layout N + 1.
+_MIGRATIONS: dict[int, str] = {
+    # 2: each schedule's final rows by finish time (its last run, at once)
+    1: "CREATE INDEX IF NOT EXISTS history_by_schedule ON history "
+    "(schedule_id, finished_at) WHERE final AND schedule_id IS NOT NULL",
+}
 
 _SCHEMA = """
 -- Times are timestamptz. Lease columns will be compared with the database's
@@ -127,6 +131,8 @@ CREATE TABLE history (
 );
 CREATE INDEX history_by_finish ON history (finished_at);
 CREATE INDEX history_by_job ON history (job_id);
+CREATE INDEX history_by_schedule ON history (schedule_id, finished_at)
+    WHERE final AND schedule_id IS NOT NULL;
 -- the nodes sharing the database (several nodes; unused by a single node)
 CREATE TABLE nodes (
     name text PRIMARY KEY,

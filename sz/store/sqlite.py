@@ -47,7 +47,7 @@ __all__ = [
 logger = logging.getLogger("sz.store")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: What turns a file of layout N into layout N + 1 (applied in one transaction
 #: with the version bump, so a crash leaves the file at one layout or the other).
@@ -63,6 +63,9 @@ _MIGRATIONS = {
     ),
     # 4: the fire a job of a schedule was taken for (before jitter)
     3: "ALTER TABLE jobs ADD COLUMN fire_time INTEGER;",
+    # 5: each schedule's final rows by finish time (its last run, at once)
+    4: "CREATE INDEX IF NOT EXISTS history_by_schedule ON history "
+    "(schedule_id, finished_at) WHERE final AND schedule_id IS NOT NULL;",
 }
 
 #: Seconds between checkpoints of the WAL into the database file.
@@ -145,6 +148,8 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_finish ON history (finished_at);
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
+CREATE INDEX IF NOT EXISTS history_by_schedule ON history (schedule_id, finished_at)
+    WHERE final AND schedule_id IS NOT NULL;
 """
 
 

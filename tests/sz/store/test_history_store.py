@@ -31,7 +31,7 @@ from sz.history import PRUNE_EVERY, HistoryActor
 from sz.jobs import Attempt, HistoryQuery, history_order
 from sz.scheduler import HISTORY_LIMIT, ScheduleZero
 from sz.store import SqliteFile
-from sz.store.history import FileHistory, MemoryHistory
+from sz.store.history import _LAST_RUNS, FileHistory, MemoryHistory
 from sz.store.location import database_for
 
 if TYPE_CHECKING:
@@ -773,3 +773,53 @@ async def test_last_runs_gives_each_schedules_latest_final_row_in_one_read(
         pruned = await backend.last_runs(("a", "b", "other"))
     assert found == {"a": rows[2], "b": rows[1]}
     assert pruned == {"other": rows[5]}
+
+
+def _schedule_index(path: Path, sql: str) -> tuple[int, list[str], str]:
+    """The file's layout, its history indexes, and the plan of ``sql``."""
+    connection = sqlite3.connect(path)
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        indexes = sorted(
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'history'"
+            )
+        )
+        plan = " / ".join(
+            row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", ("a",))
+        )
+        return version, indexes, plan
+    finally:
+        connection.close()
+
+
+def _back_to_layout_4(path: Path) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript(
+            "DROP INDEX history_by_schedule; PRAGMA user_version = 4;"
+        )
+    finally:
+        connection.close()
+
+
+async def test_last_runs_on_sqlite_look_up_an_index_that_a_migration_adds(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sz.db"
+    file = SqliteFile(path)
+    await file.open()
+    await file.close()
+    await anyio.to_thread.run_sync(_back_to_layout_4, path)
+    # A store of the layout before: the next open adds the index.
+    file = SqliteFile(path)
+    await file.open()
+    await file.close()
+    sql = _LAST_RUNS.format(columns="job_id", ids="SELECT CAST(? AS TEXT) AS id")
+    version, indexes, plan = await anyio.to_thread.run_sync(_schedule_index, path, sql)
+    assert version == 5
+    assert "history_by_schedule" in indexes
+    # Each schedule is one look in it, never a walk of the whole history.
+    assert "SEARCH h USING INDEX history_by_schedule (schedule_id=?)" in plan

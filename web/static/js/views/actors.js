@@ -26,11 +26,13 @@ export default {
     let again = false;
     let seen = null; // the failures and actors the deaths were asked for
 
+    const deathsPanel = panel("Recent deaths", h("span", { class: "muted" }, "crashes and kills the server remembers, newest first"), deathsLive);
+    deathsPanel.classList.add("deaths");
     root.append(
       h("div", { class: "view-head" }, h("h1", {}, "Actors"),
         h("p", { class: "muted" }, "Click a header to sort. Actors that ended stay listed, with their cause.")),
       live,
-      panel("Recent deaths", h("span", { class: "muted" }, "crashes and kills the server remembers, newest first"), deathsLive),
+      deathsPanel,
     );
 
     /** Ask the server for its deaths; again after, if news came meanwhile. */
