@@ -22,8 +22,8 @@ The events, each with ``data:`` one line of JSON:
   the changed or new ones as the matching ``/api`` route shows them and
   ``removed`` the keys of those gone (a job ended, a schedule deleted). A
   handler's ``heartbeat_age`` and ``uptime`` do not by themselves make news,
-  but a sign of life (a heartbeat, a job's end) does: a page can age the
-  heartbeat itself from the event's time until the next one.
+  but a new sign of life (its ``last_seen`` moving: a job's start or end) does,
+  so that a page can age the heartbeat itself from one event to the next.
 - ``series``: the samples of ``GET /api/series`` (``web.series``) taken since
   the client's last events, oldest first, as ``items`` (``removed`` is always
   empty); the first of a connection holds the last ``SERIES_ON_CONNECT`` (10),
@@ -185,8 +185,9 @@ class _Snapshot:
             kind: {key: _news_of(kind, item) for key, item in items.items()}
             for kind, items in self.keyed.items()
         }
-        # A heartbeat is news, though its age is a clock reading: the time of
-        # the last sign of life (on the system's clock) changed.
+        # A new sign of life is news, though the age is a clock reading: a page
+        # ages it itself between events. (Today every sign of life, a job's
+        # start or end, also moves a count; this holds if that changes.)
         handler_news = self.news["handler"]
         for handler in state[3][0]:
             news = handler_news.get(handler.name)
