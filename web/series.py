@@ -109,9 +109,9 @@ class Series:
     """
 
     def __init__(self, kept: int = SERIES_KEPT) -> None:
-        #: Each sample: when it was taken (Unix seconds), and as JSON-ready
-        #: data, with its number (``seq``).
-        self._samples: deque[tuple[float, dict[str, Any]]] = deque(maxlen=kept)
+        #: Each sample: when it was taken, and as JSON-ready data, with its
+        #: number (``seq``).
+        self._samples: deque[tuple[datetime, dict[str, Any]]] = deque(maxlen=kept)
         self._seq = itertools.count(1)
         self._taken = 0
         self._before: _Counters | None = None
@@ -135,12 +135,15 @@ class Series:
         deltas = [a - b for a, b in zip(counts, before[2], strict=True)]
         seq = next(self._seq)
         self._taken = seq
+        # The time as the answer writes it, so that ``since`` of a sample's
+        # own time leaves that sample out.
+        moment = datetime.fromtimestamp(at, UTC)
         self._samples.append(
             (
-                at,
+                moment,
                 {
                     "seq": seq,
-                    "time": datetime.fromtimestamp(at, UTC).isoformat(),
+                    "time": moment.isoformat(),
                     "finished": ended - before[0],
                     "failed": failed - before[1],
                     "fires": fires_delta,
@@ -173,8 +176,7 @@ class Series:
         """The samples kept taken after ``moment`` (all of them if None)."""
         if moment is None:
             return [data for _, data in self._samples]
-        after = moment.timestamp()
-        return [data for at, data in self._samples if at > after]
+        return [data for at, data in self._samples if at > moment]
 
     async def run(self, app: web.Application) -> None:
         """Sample every ``SERIES_INTERVAL`` until cancelled."""
