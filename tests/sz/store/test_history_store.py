@@ -33,6 +33,7 @@ from sz.scheduler import HISTORY_LIMIT, ScheduleZero
 from sz.store import SqliteFile
 from sz.store.history import _LAST_RUNS, FileHistory, MemoryHistory
 from sz.store.location import database_for
+from sz.store.sqlite import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -795,11 +796,13 @@ def _schedule_index(path: Path, sql: str) -> tuple[int, list[str], str]:
         connection.close()
 
 
-def _back_to_layout_4(path: Path) -> None:
+def _back_to_the_layout_before(path: Path) -> None:
+    """The file as the layout before the index left it (its last step)."""
     connection = sqlite3.connect(path)
     try:
         connection.executescript(
-            "DROP INDEX history_by_schedule; PRAGMA user_version = 4;"
+            "DROP INDEX history_by_schedule; "
+            f"PRAGMA user_version = {SCHEMA_VERSION - 1};"
         )
     finally:
         connection.close()
@@ -812,14 +815,14 @@ async def test_last_runs_on_sqlite_look_up_an_index_that_a_migration_adds(
     file = SqliteFile(path)
     await file.open()
     await file.close()
-    await anyio.to_thread.run_sync(_back_to_layout_4, path)
+    await anyio.to_thread.run_sync(_back_to_the_layout_before, path)
     # A store of the layout before: the next open adds the index.
     file = SqliteFile(path)
     await file.open()
     await file.close()
     sql = _LAST_RUNS.format(columns="job_id", ids="SELECT CAST(? AS TEXT) AS id")
     version, indexes, plan = await anyio.to_thread.run_sync(_schedule_index, path, sql)
-    assert version == 5
+    assert version == SCHEMA_VERSION
     assert "history_by_schedule" in indexes
     # Each schedule is one look in it, never a walk of the whole history.
     assert "SEARCH h USING INDEX history_by_schedule (schedule_id=?)" in plan
