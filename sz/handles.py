@@ -188,7 +188,8 @@ class JobDesk:
     async def _rows(self, query: HistoryQuery) -> list[Attempt]:
         if self._history is None:
             raise SzError("the scheduler is not running")
-        return await query_history(self._history, query)
+        rows: list[Attempt] = await query_history(self._history, query)
+        return rows
 
     async def result(
         self,

@@ -20,6 +20,7 @@ __all__ = [
     "JobFuture",
     "JobState",
     "JobStatus",
+    "LastRunsQuery",
     "Outcome",
     "Reason",
     "bounded_repr",
@@ -580,3 +581,15 @@ class HistoryQuery:
             and (self.before is None or self._is_before(row, self.before))
             and (self.final is None or row.final == self.final)
         )
+
+
+@attrs.frozen(kw_only=True)
+class LastRunsQuery:
+    """Ask the history for the last final row of each schedule named.
+
+    Attributes:
+        schedule_ids: The schedules; one without a final row is left out of
+            the answer (a dict by schedule id).
+    """
+
+    schedule_ids: tuple[str, ...]

@@ -73,6 +73,7 @@ from .jobs import (
     JobFuture,
     JobState,
     JobStatus,
+    LastRunsQuery,
     Outcome,
     Reason,
     new_job_id,
@@ -100,7 +101,7 @@ from .tree import CORE_SUPERVISION, HandlersSupervisor
 logger = logging.getLogger("sz.scheduler")
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
     from apscheduler.abc import Trigger
@@ -1484,7 +1485,36 @@ class ScheduleZero:
             limit=limit,
             final=final,
         )
-        return await query_history(self._history, query)
+        rows: list[Attempt] = await query_history(self._history, query)
+        return rows
+
+    async def last_runs(self, schedule_ids: Iterable[str]) -> dict[str, Attempt]:
+        """The final history row of each schedule's latest job that ended.
+
+        One read of the store for them all (a dashboard's schedules list),
+        where asking ``history(schedule_id=..., final=True, limit=1)`` for each
+        would be one per schedule. A schedule none of whose jobs ended yet (or
+        whose rows were pruned) is absent from the answer. A checkpoint.
+
+        Args:
+            schedule_ids: The schedules, at most ``HISTORY_LIMIT`` (100,000).
+
+        Raises:
+            SzError: The scheduler is not running, or too many ids were given.
+        """
+        ids = tuple(dict.fromkeys(schedule_ids))
+        if len(ids) > HISTORY_LIMIT:
+            raise SzError(
+                f"last_runs takes at most {HISTORY_LIMIT:,} schedules, got {len(ids):,}"
+            )
+        if self._history is None:
+            raise SzError("the scheduler is not running")
+        if not ids:
+            return {}
+        found: dict[str, Attempt] = await query_history(
+            self._history, LastRunsQuery(schedule_ids=ids)
+        )
+        return found
 
 
 def _config_trigger(entry: ScheduleEntry) -> tuple[str, dict[str, Any]]:

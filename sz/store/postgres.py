@@ -60,7 +60,7 @@ logger = logging.getLogger("sz.store")
 T = TypeVar("T")
 
 #: The layout this code writes. A database of a newer layout is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The PostgreSQL schema the tables live in, unless the URL says ``?schema=``.
 DEFAULT_SCHEMA = "sz"
@@ -110,6 +110,9 @@ LISTEN_POLL = 0.25
 _MIGRATIONS: dict[int, str] = {
     # 2: the fence of several nodes, and scenario runs and their results
     1: nodes.FENCE_LAYOUT + _SCENARIO_TABLES,
+    # 3: each schedule's final rows by finish time (its last run, at once)
+    2: "CREATE INDEX IF NOT EXISTS history_by_schedule ON history "
+    "(schedule_id, finished_at) WHERE final AND schedule_id IS NOT NULL",
 }
 
 _SCHEMA = (
@@ -179,6 +182,8 @@ CREATE TABLE history (
 );
 CREATE INDEX history_by_finish ON history (finished_at);
 CREATE INDEX history_by_job ON history (job_id);
+CREATE INDEX history_by_schedule ON history (schedule_id, finished_at)
+    WHERE final AND schedule_id IS NOT NULL;
 -- the nodes sharing the database (nodes.py): a row per name, never deleted
 CREATE TABLE nodes (
     name text PRIMARY KEY,

@@ -45,7 +45,7 @@ __all__ = [
 logger = logging.getLogger("sz.store")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Scenario runs and their results (``scenario_runs.py``): layout 5's tables.
 _SCENARIO_TABLES = """
@@ -95,6 +95,9 @@ _MIGRATIONS = {
     3: "ALTER TABLE jobs ADD COLUMN fire_time INTEGER;",
     # 5: scenario runs and their results
     4: _SCENARIO_TABLES,
+    # 6: each schedule's final rows by finish time (its last run, at once)
+    5: "CREATE INDEX IF NOT EXISTS history_by_schedule ON history "
+    "(schedule_id, finished_at) WHERE final AND schedule_id IS NOT NULL;",
 }
 
 #: Seconds between checkpoints of the WAL into the database file.
@@ -178,6 +181,8 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_finish ON history (finished_at);
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
+CREATE INDEX IF NOT EXISTS history_by_schedule ON history (schedule_id, finished_at)
+    WHERE final AND schedule_id IS NOT NULL;
 """
     + _SCENARIO_TABLES
 )

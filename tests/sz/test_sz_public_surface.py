@@ -85,6 +85,7 @@ FACADE = {
     "live_counts",
     "broker",
     "history",
+    "last_runs",
     "metrics",
     "wait_store_lost",
     "upcoming",

@@ -359,7 +359,7 @@ async def test_a_layout_4_file_gains_the_scenario_tables_and_keeps_its_rows(
         assert [row.task for row in rows if row.schedule_id is None] == ["one"]
         run = await finished_run(again)
     version, tables = await anyio.to_thread.run_sync(layout_of, path)
-    assert version == SCHEMA_VERSION == 5
+    assert version == SCHEMA_VERSION == 6
     assert {"scenario_runs", "scenario_metrics", "history", "schedules"} <= tables
 
     async with ScheduleZero(store=f"sqlite:///{path}") as third:
@@ -413,7 +413,7 @@ async def test_a_layout_1_postgresql_schema_gains_the_fence_and_scenario_tables(
         assert [row.task for row in rows if row.schedule_id is None] == ["one"]
         run = await finished_run(again)
     layout, tables = await anyio.to_thread.run_sync(pg_layout_of, pg_url)
-    assert layout == str(PG_LAYOUT) == "2"
+    assert layout == str(PG_LAYOUT) == "3"
     assert {"scenario_runs", "scenario_metrics", "history"} <= tables
     async with ScheduleZero(store=pg_url) as third:
         found = await third.scenarios.run(run.run_id)
