@@ -190,7 +190,12 @@ async def test_kills_of_the_core_however_many_bring_each_actor_back_at_once() ->
     async def noop(n: int) -> int:
         return n
 
-    core = ["/user/dispatcher", "/user/history", "/user/handlers", "/user/handlers/noop"]
+    core = [
+        "/user/dispatcher",
+        "/user/history",
+        "/user/handlers",
+        "/user/handlers/noop",
+    ]
     rounds = 3 * max(CORE_SUPERVISION.max_restarts, HANDLERS_SUPERVISION.max_restarts)
     async with sz, record_events(sz.system) as log:
         for n in range(rounds):
