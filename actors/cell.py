@@ -677,7 +677,7 @@ class Cell:
         if parent.supervision.strategy != "one_for_one":
             parent._start_group_restart(self, crash)
             return await self._park_for_parent()
-        strained = parent._strained(self, now)
+        strained = parent._strained(self, now, crash)
         if strained is None:
             parent._give_up(self, crash)
             return "failed", crash
@@ -705,14 +705,24 @@ class Cell:
             self._window = RestartWindow()
         return self._window.allow(now, self.supervision)
 
-    def _strained(self, child: Cell, now: float) -> bool | None:
+    def _strained(
+        self, child: Cell, now: float, crash: BaseException | None
+    ) -> bool | None:
         """Whether ``child``'s restart now is beyond the intensity (None: give up).
 
         Beyond it, a parent with ``past_intensity`` backs off. A child it backed
         off stays in its burst until it has stayed up ``reset_after``, even
         once its slower restarts fit the window again: else a crash loop would
-        alternate a restart at once with one at the longest delay.
+        alternate a restart at once with one at the longest delay. A kill from
+        outside, when ``count_kills`` is off, is never beyond it (and leaves the
+        window and the burst as they were).
         """
+        if (
+            not self.supervision.count_kills
+            and isinstance(crash, ActorKilled)
+            and not crash.own
+        ):
+            return False
         allowed = self._allow_restart(now)
         past = self.supervision.past_intensity
         if past is None:
@@ -814,7 +824,7 @@ class Cell:
         ):
             return  # already restarted with an earlier group, or gone
         now = self.system._clock.now()
-        strained = self._strained(failed, now)
+        strained = self._strained(failed, now, crash)
         if strained is None:
             failed._decide("failed", crash)
             self._give_up(failed, crash)
