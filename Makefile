@@ -83,6 +83,7 @@ bench: $(STAMP) postgresql-deps
 	$(BIN)/python -m benchmarks.cluster
 	$(BIN)/python -m benchmarks.dispatch
 	$(BIN)/python -m benchmarks.governors
+	$(BIN)/python -m benchmarks.scenarios
 	$(BIN)/python -m benchmarks.store
 	$(BIN)/python -m benchmarks.transport
 	$(BIN)/python -m benchmarks.web

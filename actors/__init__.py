@@ -26,7 +26,11 @@ from .events import (
 )
 from .mailbox import MailboxStatistics as MailboxStatistics
 from .ref import ActorRef as ActorRef
-from .snapshot import ActorSnapshot as ActorSnapshot, ActorState as ActorState
+from .snapshot import (
+    ActorDeath as ActorDeath,
+    ActorSnapshot as ActorSnapshot,
+    ActorState as ActorState,
+)
 from .supervision import (
     Backoff as Backoff,
     Child as Child,
@@ -42,6 +46,7 @@ from .timers import Timer as Timer
 __all__ = [
     "Actor",
     "ActorCrashed",
+    "ActorDeath",
     "ActorError",
     "ActorEvent",
     "ActorKilled",

@@ -87,6 +87,24 @@ _HARD_STOP: Final = _HardStop()
 _receive_checked: dict[type[Any], None] = {}
 
 
+class DeathRecord:
+    """One crash, kept by the system; its cell marks it restarted or ended later.
+
+    Mutable and slotted, not an ``ActorDeath``: what became of the actor is
+    only known after the crash, and readers get frozen copies.
+    """
+
+    __slots__ = ("actor_class", "cause", "died_at", "ended", "path", "restarted")
+
+    def __init__(self, path: str, actor_class: str, cause: str) -> None:
+        self.path = path
+        self.actor_class = actor_class
+        self.cause = cause
+        self.died_at = time.time()
+        self.restarted = False
+        self.ended = False
+
+
 def _check_actor_class(instance: object, factory: Callable[..., Any]) -> None:
     cls = type(instance)
     if cls in _receive_checked:
@@ -127,6 +145,7 @@ class Cell:
         "_backoff_scope",
         "_bursting",
         "_consecutive",
+        "_death",
         "_decision",
         "_finishing",
         "_first",
@@ -211,6 +230,9 @@ class Cell:
         self.restarts = 0
         self.last_error: BaseException | None = None
         self.started_at: float | None = None
+        #: The system's record of this actor's latest crash, until it is
+        #: restarted or ends for good (which the record then says).
+        self._death: DeathRecord | None = None
         # Restart bookkeeping.
         self._up_since = 0.0
         self._consecutive = 0
@@ -479,6 +501,10 @@ class Cell:
         else:
             self.restarts += 1
             system._restart_times.append(system._clock.now())
+            death = self._death
+            if death is not None:
+                death.restarted = True
+                self._death = None
             if system._listening:
                 system._publish(
                     Restarted(
@@ -542,6 +568,9 @@ class Cell:
     def _record_crash(self, crash: BaseException, message: Any) -> None:
         self.failures += 1
         self.last_error = crash
+        death = DeathRecord(self.path, self._class_name(), repr(crash))
+        self.system._deaths.append(death)
+        self._death = death
         if message is _NOTHING:
             message = None
         elif type(message) is Ask:
@@ -648,7 +677,7 @@ class Cell:
         if parent.supervision.strategy != "one_for_one":
             parent._start_group_restart(self, crash)
             return await self._park_for_parent()
-        strained = parent._strained(self, now)
+        strained = parent._strained(self, now, crash)
         if strained is None:
             parent._give_up(self, crash)
             return "failed", crash
@@ -676,14 +705,24 @@ class Cell:
             self._window = RestartWindow()
         return self._window.allow(now, self.supervision)
 
-    def _strained(self, child: Cell, now: float) -> bool | None:
+    def _strained(
+        self, child: Cell, now: float, crash: BaseException | None
+    ) -> bool | None:
         """Whether ``child``'s restart now is beyond the intensity (None: give up).
 
         Beyond it, a parent with ``past_intensity`` backs off. A child it backed
         off stays in its burst until it has stayed up ``reset_after``, even
         once its slower restarts fit the window again: else a crash loop would
-        alternate a restart at once with one at the longest delay.
+        alternate a restart at once with one at the longest delay. A kill from
+        outside, when ``count_kills`` is off, is never beyond it (and leaves the
+        window and the burst as they were).
         """
+        if (
+            not self.supervision.count_kills
+            and isinstance(crash, ActorKilled)
+            and not crash.own
+        ):
+            return False
         allowed = self._allow_restart(now)
         past = self.supervision.past_intensity
         if past is None:
@@ -785,7 +824,7 @@ class Cell:
         ):
             return  # already restarted with an earlier group, or gone
         now = self.system._clock.now()
-        strained = self._strained(failed, now)
+        strained = self._strained(failed, now, crash)
         if strained is None:
             failed._decide("failed", crash)
             self._give_up(failed, crash)
@@ -889,6 +928,10 @@ class Cell:
             child.request_stop(reason)
         self.end_reason = reason
         self.end_error = error
+        death = self._death
+        if death is not None:
+            death.ended = True
+            self._death = None
         self.state = "failed" if reason == "failed" else "stopped"
         for message in self.mailbox.close():
             self.system._dead_letter(self, message, "stopped")
@@ -1002,18 +1045,20 @@ class Cell:
 
     # -------------------------------------------------------------- introspection
 
-    def snapshot(self) -> ActorSnapshot:
-        """Return this actor's snapshot, with its children's."""
+    def _class_name(self) -> str:
         instance_cls = type(self.instance) if self.instance is not None else None
         if instance_cls is None:
             factory = self.factory
             name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
-        else:
-            name = instance_cls.__qualname__
+            return str(name)
+        return instance_cls.__qualname__
+
+    def snapshot(self) -> ActorSnapshot:
+        """Return this actor's snapshot, with its children's."""
         error = self.last_error
         return ActorSnapshot(
             path=self.path,
-            actor_class=name,
+            actor_class=self._class_name(),
             state=self.state,
             mailbox_depth=len(self.mailbox.queue),
             mailbox_capacity=self.mailbox.capacity,

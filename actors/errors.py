@@ -47,4 +47,15 @@ class ExpectedCrash(Exception):
 
 
 class ActorKilled(ActorError):
-    """The crash reason of an actor ended by ``ActorRef.kill()``."""
+    """The crash reason of an actor ended by ``ActorRef.kill()``.
+
+    Attributes:
+        own: True when the actor killed itself (a kill called from its own
+            code): a failure of its own, like any crash. False for a kill from
+            anyone else, which a parent may choose not to count against its
+            intensity (``Supervision.count_kills``).
+    """
+
+    def __init__(self, *args: object, own: bool = False) -> None:
+        super().__init__(*args)
+        self.own = own

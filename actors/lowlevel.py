@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
 
+from .snapshot import ActorDeath
+from .system import DEATHS_KEPT
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -28,6 +31,7 @@ __all__ = [
     "clock",
     "event_factory",
     "loop_caller",
+    "recent_deaths",
     "recent_restarts",
     "shutting_down",
     "task_group",
@@ -65,6 +69,30 @@ def recent_restarts(system: ActorSystem, within: float) -> int:
     while times and times[0] < since:
         times.popleft()
     return len(times)
+
+
+def recent_deaths(system: ActorSystem, limit: int = DEATHS_KEPT) -> list[ActorDeath]:
+    """Return the latest ``limit`` crashes of the system's actors, newest first.
+
+    For a dashboard opened after the fact. Each says whether its actor was
+    restarted since, or ended for good; the system keeps the latest
+    ``DEATHS_KEPT`` (200). Not a checkpoint: O(limit).
+    """
+    found: list[ActorDeath] = []
+    for death in reversed(system._deaths):
+        if len(found) >= limit:
+            break
+        found.append(
+            ActorDeath(
+                path=death.path,
+                actor_class=death.actor_class,
+                cause=death.cause,
+                died_at=death.died_at,
+                restarted=death.restarted,
+                ended=death.ended,
+            )
+        )
+    return found
 
 
 def shutting_down(system: ActorSystem) -> bool:

@@ -176,9 +176,8 @@ class ActorRef:
         parked = cell._parked
         # Only an incarnation cut short (or already going down) ends soon: the
         # latch of one not yet begun is set when that one ends, perhaps never.
-        if (cell.fail(ActorKilled(reason)) or cell.going_down()) and (
-            current_cell.get() is not cell
-        ):
+        own = current_cell.get() is cell
+        if (cell.fail(ActorKilled(reason, own=own)) or cell.going_down()) and not own:
             await parked.wait()
         await anyio.lowlevel.checkpoint()
 

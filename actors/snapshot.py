@@ -8,7 +8,7 @@ import attrs
 
 from .supervision import Supervision
 
-__all__ = ["ActorSnapshot", "ActorState"]
+__all__ = ["ActorDeath", "ActorSnapshot", "ActorState"]
 
 ActorState = Literal[
     "starting", "running", "restarting", "stopping", "stopped", "failed"
@@ -65,3 +65,31 @@ class ActorSnapshot:
     def find(self, path: str) -> ActorSnapshot | None:
         """Return the snapshot at ``path`` within this tree, or None."""
         return next((snap for snap in self.walk() if snap.path == path), None)
+
+
+@attrs.frozen(kw_only=True)
+class ActorDeath:
+    """One crash of an actor (raised, or killed), as the system remembers it.
+
+    ``lowlevel.recent_deaths`` returns the latest, for a dashboard that opens
+    after the fact: the actor's own snapshot keeps only its last error, and an
+    actor that stopped for good leaves the tree.
+
+    Attributes:
+        path: Where the actor lived, such as ``/user/handlers/send_email``.
+        actor_class: The qualified name of its class.
+        cause: ``repr`` of the error that ended it (an ``ActorKilled`` for a kill).
+        died_at: Wall-clock time (Unix seconds) of the crash.
+        restarted: Whether it came back in place since (its supervisor
+            restarted it).
+        ended: Whether it stopped for good instead (not restarted: its restart
+            type, its supervisor giving up, or the system ending). Neither is
+            true while a restart is still to come (a backoff's delay).
+    """
+
+    path: str
+    actor_class: str
+    cause: str
+    died_at: float
+    restarted: bool
+    ended: bool

@@ -124,6 +124,13 @@ class Supervision:
             burst beyond the intensity is logged at WARNING (logger ``actors``). A
             crash loop is thus paced and seen, never spinning hot, and never ends
             the parent.
+        count_kills: Whether a child killed by another actor (``ActorRef.kill``)
+            counts against the intensity, True by default (OTP's rule: every
+            restart counts). False restarts such a child at once (after its own
+            ``backoff``, if it has one), neither counted in the window nor backed
+            off by ``past_intensity``: a kill from outside is not the child
+            failing by itself, and whoever kills sets their pace. A child that
+            crashes, or kills itself, is counted and paced as ever.
     """
 
     strategy: Strategy = attrs.field(
@@ -134,6 +141,9 @@ class Supervision:
     past_intensity: Backoff | None = attrs.field(
         default=None,
         validator=attrs.validators.optional(attrs.validators.instance_of(Backoff)),
+    )
+    count_kills: bool = attrs.field(
+        default=True, validator=attrs.validators.instance_of(bool)
     )
 
 

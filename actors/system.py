@@ -11,7 +11,7 @@ import anyio
 import attrs
 
 from .actor import Actor
-from .cell import Cell
+from .cell import Cell, DeathRecord
 from .clock import Clock, RealClock
 from .deadlines import AskDeadlines
 from .errors import ActorError, ActorStopped
@@ -35,6 +35,9 @@ __all__ = ["ActorSystem", "SystemStatistics"]
 #: How many restart times a system keeps for ``lowlevel.recent_restarts``: a
 #: storm of more within the window asked about counts as this many.
 RESTARTS_KEPT = 10_000
+
+#: How many crashes a system keeps for ``lowlevel.recent_deaths``.
+DEATHS_KEPT = 200
 
 
 class _Guardian(Actor):
@@ -112,6 +115,8 @@ class ActorSystem:
         self._dead_letters = 0
         #: When restarts happened (on ``clock``), the latest ``RESTARTS_KEPT``.
         self._restart_times: deque[float] = deque(maxlen=RESTARTS_KEPT)
+        #: The latest ``DEATHS_KEPT`` crashes, oldest first.
+        self._deaths: deque[DeathRecord] = deque(maxlen=DEATHS_KEPT)
         self._state = "new"
         self._guardian: Cell | None = None
         self._group: TaskGroup | None = None

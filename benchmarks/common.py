@@ -8,6 +8,7 @@ measures, so that their figures are taken the same way everywhere.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import math
 import os
@@ -25,10 +26,10 @@ from apscheduler import AsyncScheduler, current_job
 from apscheduler.datastores.memory import MemoryDataStore
 from apscheduler.triggers.interval import IntervalTrigger
 
-from sz import Config, ScheduleZero
+from sz import Config, ScheduleZero, settle_heap
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from sz.jobs import Attempt
 
@@ -87,6 +88,18 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)
     return ordered[max(0, index)]
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """The heap as ``sz serve`` and ``sz worker`` run on it (``sz.settle_heap``),
+    thawed after: a benchmark's process starts many schedulers, which must not
+    stay frozen once stopped."""
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def resident_bytes() -> int:

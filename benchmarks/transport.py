@@ -46,12 +46,13 @@ from actors import Backoff
 from benchmarks.common import (
     arguments,
     backends,
+    frozen_heap,
     resident_bytes,
     run_now_rate,
     say,
     verdict,
 )
-from sz import BrokerSettings, ScheduleZero, ZMQHandler, settle_heap
+from sz import BrokerSettings, ScheduleZero, ZMQHandler
 from transport import Socket, generate_keys, load_public_key, load_secret_key
 
 if TYPE_CHECKING:
@@ -215,18 +216,6 @@ def worker_process(
     finally:
         process.kill()
         process.wait()
-
-
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """The heap as ``sz serve`` and ``sz worker`` run on it (``sz.settle_heap``),
-    thawed after: this process starts many schedulers, which must not stay
-    frozen once stopped."""
-    settle_heap()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 async def registered(sz: ScheduleZero) -> None:

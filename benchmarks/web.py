@@ -11,12 +11,18 @@ backend, so a ratio reads off one run:
   throughput with no client.
 - ``GET /api/summary`` round trips while ``run_now`` runs flat out and the 5
   clients read the stream, beside a trivial endpoint of the same application
-  (``GET /bench/ping``, through the same middlewares) in the same requests'
-  turns. Target: p99 at most 20 ms.
+  (``GET /bench/ping``, through the same middlewares) and one that calls a
+  function doing nothing in the scheduler's loop (``GET /bench/call``: under
+  trio, the crossing between the gateway's thread and that loop) in the same
+  requests' turns. Target: p99 at most 20 ms. Measured as ``sz serve`` runs (the startup
+  heap frozen out of garbage collection, ``sz.settle_heap``), with the target,
+  and as a program embedding the gateway without that call runs.
 - ``GET /api/history`` pages of 100 rows on a SQLite store of 1,000,000 rows
   (100,000 with ``--quick``): the first page, and the page after a cursor 90 %
   of the way down, beside stdlib ``sqlite3`` running the same page's query on
   the same file, and beside the trivial endpoint. Target: p99 at most 50 ms.
+
+``--only throughput,summary,history`` picks parts (repeatable; all by default).
 
 The HTTP clients are ``aiohttp.ClientSession`` s in a separate process (one for
 the 5 stream readers, each its own session and connection; one for the timed
@@ -44,7 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +67,7 @@ from benchmarks.common import (
     CONCURRENCY,
     arguments,
     each_backend,
+    frozen_heap,
     percentile,
     run_now_rate,
     say,
@@ -92,6 +99,11 @@ TARGETS = {"ratio": 0.90, "summary_p99_ms": 20.0, "history_p99_ms": 50.0}
 
 #: The trivial endpoint beside ours.
 PING = "/bench/ping"
+
+#: A trivial endpoint that calls into the scheduler's loop as ours do
+#: (``SchedulerAccess.call`` of a function doing nothing): under trio, the
+#: crossing between the gateway's thread and the scheduler's loop alone.
+CALL = "/bench/call"
 
 #: Width of the label column.
 LABEL = 46
@@ -214,8 +226,17 @@ async def _ping(request: aioweb.Request) -> aioweb.Response:
     return aioweb.json_response({"ok": True})
 
 
+def _nothing() -> dict[str, bool]:
+    return {"ok": True}
+
+
+async def _call(request: aioweb.Request) -> aioweb.Response:
+    return aioweb.json_response(await request.app[web.ACCESS].call(_nothing))
+
+
 def add_ping(app: aioweb.Application) -> None:
     app.router.add_get(PING, _ping)
+    app.router.add_get(CALL, _call)
 
 
 def gateway(sz: ScheduleZero) -> Any:
@@ -242,7 +263,7 @@ def latency(ms: list[float]) -> str:
 # ---------------------------------------------- throughput and summary
 
 
-async def throughput_figures(n: int, repeat: int, rounds: int) -> None:
+async def throughput_figures(n: int, repeat: int) -> None:
     sz = noop_scheduler()
     async with sz, gateway(sz) as url:
         await run_now_rate(sz, "noop", n // 5, CALLERS)  # warm up
@@ -286,12 +307,23 @@ async def throughput_figures(n: int, repeat: int, rounds: int) -> None:
             f" ({min(kib):,.0f}-{max(kib):,.0f} KiB) per run"
             + (f"   {failed} streams FAILED" if failed else ""),
         )
-        await summary_figures(sz, url, rounds)
 
 
-async def summary_figures(sz: ScheduleZero, url: str, rounds: int) -> None:
+async def summary_part(rounds: int, settled: bool) -> None:
+    """Summary round trips on a fresh scheduler; ``settled``: as ``sz serve``
+    runs, the startup heap frozen once started."""
+    sz = noop_scheduler()
+    async with sz, gateway(sz) as url:
+        with frozen_heap() if settled else nullcontext():
+            await run_now_rate(sz, "noop", 20_000, CALLERS)  # warm up
+            await summary_figures(sz, url, rounds, settled)
+
+
+async def summary_figures(
+    sz: ScheduleZero, url: str, rounds: int, settled: bool
+) -> None:
     """Summary round trips while run_now runs flat out and the clients read."""
-    paths = ["/api/summary", PING]
+    paths = ["/api/summary", CALL, PING]
     took: dict[str, list[float]] = {}
     jobs = 0
 
@@ -311,15 +343,23 @@ async def summary_figures(sz: ScheduleZero, url: str, rounds: int) -> None:
         cancel.cancel()
     summary, ping = took["/api/summary"], took[PING]
     p99 = percentile(summary, 99)
+    heap = (
+        "as sz serve runs (startup heap frozen)"
+        if settled
+        else "embedded (heap not frozen)"
+    )
     say(
-        f"  GET /api/summary, {rounds:,} round trips, while run_now runs"
+        f"  GET /api/summary, {heap}, {rounds:,} round trips, while run_now runs"
         f" ({jobs / elapsed:,.0f} jobs/s) and {CLIENTS} clients read /api/events:"
     )
-    row(
-        "/api/summary",
-        f"{latency(summary)}   target p99 <= {TARGETS['summary_p99_ms']:.0f} ms"
-        f"  {verdict(p99 <= TARGETS['summary_p99_ms'])}",
+    target = (
+        f"   target p99 <= {TARGETS['summary_p99_ms']:.0f} ms"
+        f"  {verdict(p99 <= TARGETS['summary_p99_ms'])}"
+        if settled
+        else ""
     )
+    row("/api/summary", f"{latency(summary)}{target}")
+    row(f"{CALL} (a call into the scheduler's loop)", latency(took[CALL]))
     row(f"{PING} (trivial aiohttp endpoint)", latency(ping))
 
 
@@ -459,13 +499,19 @@ async def history_figures(path: Path, n: int, rounds: int) -> None:
 # ----------------------------------------------------------------- main
 
 
-async def run_backend(quick: bool, backend: str, path: Path, rows: int) -> None:
-    if quick:
-        await throughput_figures(20_000, 1, 200)
-        await history_figures(path, rows, 100)
-    else:
-        await throughput_figures(200_000, REPEAT, 1_000)
-        await history_figures(path, rows, 500)
+PARTS = ["throughput", "summary", "history"]
+
+
+async def run_backend(
+    quick: bool, backend: str, parts: list[str], path: Path, rows: int
+) -> None:
+    if "throughput" in parts:
+        await throughput_figures(*((20_000, 1) if quick else (200_000, REPEAT)))
+    if "summary" in parts:
+        for settled in (True, False):
+            await summary_part(200 if quick else 1_000, settled)
+    if "history" in parts:
+        await history_figures(path, rows, 100 if quick else 500)
 
 
 def main() -> None:
@@ -476,17 +522,25 @@ def main() -> None:
     # The client processes the benchmark starts: not for use by hand.
     parser.add_argument("--readers", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--probe", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        action="append",
+        help="run only these parts (default: all)",
+    )
     options = parser.parse_args()
     if options.readers or options.probe:
         client_main(options)
         return
+    parts = options.only or PARTS
     rows = 100_000 if options.quick else 1_000_000
     with tempfile.TemporaryDirectory(prefix="sz-bench-") as directory:
         path = Path(directory) / "history.db"
-        anyio.run(make_history, path, rows)
+        if "history" in parts:
+            anyio.run(make_history, path, rows)
         each_backend(
             options,
-            lambda backend: run_backend(options.quick, backend, path, rows),
+            lambda backend: run_backend(options.quick, backend, parts, path, rows),
         )
 
 

@@ -40,6 +40,7 @@ from .jobs import (
     Outcome as Outcome,
     Reason as Reason,
 )
+from .livecounts import LiveCounts as LiveCounts
 from .remote import (
     BrokerSettings as BrokerSettings,
     BrokerStats as BrokerStats,
@@ -67,6 +68,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "JobTimeout",
+    "LiveCounts",
     "NoHealthyHandler",
     "Outcome",
     "Overloaded",

@@ -41,7 +41,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from actors import ActorSystem, lowlevel
 
 from .dispatcher import Submit
-from .errors import SzError
+from .errors import StoreError, SzError
 from .jobs import Attempt, Job, Reason
 from .storable import check_storable, check_value
 from .store import COALESCE_POLICIES, PostgresDatabase, ScheduleStore
@@ -521,7 +521,7 @@ class Bridge:
         # job layer, so its job loop would only poll an empty queue.
         scheduler = AsyncScheduler(data_store=store, role=SchedulerRole.scheduler)
         await scheduler.__aenter__()
-        stack.push_async_exit(partial(_leave_apscheduler, scheduler))
+        stack.push_async_exit(partial(_leave_apscheduler, scheduler, file))
         self._scheduler = scheduler
         self._store = store
         self._known_tasks = set()
@@ -1093,6 +1093,7 @@ def _skipped_row(schedule: Any, fire: datetime, now: datetime) -> Attempt:
 
 async def _leave_apscheduler(
     scheduler: AsyncScheduler,
+    file: Database | None,
     exc_type: type[BaseException] | None,
     exc: BaseException | None,
     tb: TracebackType | None,
@@ -1103,11 +1104,22 @@ async def _leave_apscheduler(
     raised a cancellation whose ``__context__`` was itself: ``contextlib``'s exit
     stack walks that chain to its end, and looped for ever (asyncio). A chain
     that comes back on itself is cut where it does.
+
+    Its schedule loop ends with the store's error when the store was lost (a
+    file deleted, a node fenced out): that was logged and told to the owner
+    (``wait_store_lost``) already, so stopping does not raise it again.
     """
     try:
         await scheduler.__aexit__(exc_type, exc, tb)
     except BaseException as error:
         untangle_context(error)
+        if file is not None and file.lost is not None:
+            if isinstance(error, StoreError):
+                return
+            if isinstance(error, BaseExceptionGroup):
+                _, rest = error.split(StoreError)
+                if rest is None:
+                    return
         raise
 
 

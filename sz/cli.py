@@ -572,7 +572,7 @@ def _check_config(path: str) -> int:
     """What ``sz serve -c`` checks before it starts, minus the store and sockets."""
     import_from_working_directory()
     try:
-        sz = ScheduleZero.from_config(path)
+        sz = _as_served(ScheduleZero.from_config(path))
         check_startup(sz)
     except ConfigError as error:  # names the file already
         print(error, file=sys.stderr)
@@ -774,6 +774,18 @@ def _exit_despite_threads(code: int) -> NoReturn:
     os._exit(code)  # the interpreter's exit would wait for them forever
 
 
+def _as_served(sz: ScheduleZero) -> ScheduleZero:
+    """The scheduler with what ``sz serve`` adds to a config's: ``sz.scenario``.
+
+    Before it starts: the handler of scheduled scenario runs is registered, so
+    that runs started through the gateway can be scheduled too, and a config
+    schedule of the task ``sz.scenario`` is one ``sz check-config`` accepts as
+    ``sz serve`` does.
+    """
+    sz.scenarios  # noqa: B018
+    return sz
+
+
 def _web_wanted(options: argparse.Namespace, web: WebConfig) -> WebConfig | None:
     """The gateway this ``sz serve`` is asked to serve (options over the config)."""
     if options.no_web:
@@ -793,9 +805,7 @@ def _run_serve(options: argparse.Namespace, gateway: Gateway | None) -> None:
     else:
         sz = demo_scheduler(options.store or DEFAULT_STORE, node=options.node)
     demo = options.config is None
-    # Before it starts: its sz.scenario handler is registered, so that runs
-    # started through the gateway can be scheduled too.
-    sz.scenarios  # noqa: B018
+    _as_served(sz)
     web = _web_wanted(options, sz.config.web)
     # The gateway's settings refuse (a host beyond this machine without a
     # token) before anything starts.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .jobs import Attempt, Outcome
     from .store.history import HistoryBackend
 
-__all__ = ["MAX_JOB_ID", "JobDesk", "JobHandle", "check_job_id"]
+__all__ = ["MAX_JOB_ID", "JobDesk", "JobHandle", "call_when_done", "check_job_id"]
 
 #: The longest job id a caller may choose, in characters.
 MAX_JOB_ID = 200
@@ -188,7 +188,8 @@ class JobDesk:
     async def _rows(self, query: HistoryQuery) -> list[Attempt]:
         if self._history is None:
             raise SzError("the scheduler is not running")
-        return await query_history(self._history, query)
+        rows: list[Attempt] = await query_history(self._history, query)
+        return rows
 
     async def result(
         self,
@@ -304,3 +305,22 @@ def _failure(
     of = f" of task {task!r}" if task else ""
     said = f": {error}" if error else ""
     return kind(f"job {job_id}{of} ended with {outcome}{said}", outcome=outcome)
+
+
+def call_when_done(handle: JobHandle, callback: Callable[[], None]) -> bool:
+    """Call ``callback()`` once, when this process sees ``handle``'s job end.
+
+    At once if it has ended; not a checkpoint. For sz's own bookkeeping (the
+    scenario runner's count of its jobs not yet ended). Only a handle
+    ``submit`` returned (or one made while such a handle was held) sees the
+    end, as ``done`` does.
+
+    Returns:
+        Whether the end will be seen (or was): False for a handle of a job
+        this process holds no future for, whose end it never sees.
+    """
+    future = handle._future
+    if future is None:
+        return False
+    future.call_when_done(callback)
+    return True

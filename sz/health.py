@@ -254,11 +254,25 @@ class HealthTracker:
         self._seen(now)
 
     def state(self, now: float) -> HealthState:
-        """Return the handler's state at ``now``."""
+        """Return the handler's state at ``now``.
+
+        A trial past its deadline is judged failed on the way (the circuit
+        opens again): the state is ``unhealthy`` either way.
+        """
+        state = self.peek_state(now)
+        if state == "unhealthy":
+            self._expire_trial(now)
+        return state
+
+    def peek_state(self, now: float) -> HealthState:
+        """Return the state ``state(now)`` would, changing nothing.
+
+        For readers other than the dispatcher (``ScheduleZero.live_counts``),
+        which must not judge a handler's trials on its behalf.
+        """
         if self._dead(now):
             return "dead"
         if self._trials_from is not None:
-            self._expire_trial(now)
             return "unhealthy"
         ratio = self._judged_ratio()
         if ratio is not None and ratio >= self._policy.degraded_ratio:

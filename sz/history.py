@@ -10,7 +10,7 @@ import attrs
 
 from actors import Actor, ActorStopped
 
-from .jobs import Attempt, HistoryQuery
+from .jobs import Attempt, HistoryQuery, LastRunsQuery
 
 if TYPE_CHECKING:
     from actors import ActorRef
@@ -92,8 +92,11 @@ class WithResult:
 QUERY_TRIES = 5
 
 
-async def query_history(history: ActorRef, query: HistoryQuery) -> list[Attempt]:
+async def query_history(history: ActorRef, query: HistoryQuery | LastRunsQuery) -> Any:
     """Ask the history actor for the rows ``query`` matches.
+
+    A list of rows for a ``HistoryQuery``; for a ``LastRunsQuery``, a dict of
+    the last final row by schedule id.
 
     A query is only a read: if the actor was killed while it answered (it is
     restarted, its rows kept), the query is asked again, up to ``QUERY_TRIES``
@@ -106,14 +109,11 @@ async def query_history(history: ActorRef, query: HistoryQuery) -> list[Attempt]
     """
     for _ in range(QUERY_TRIES - 1):
         try:
-            rows: list[Attempt] = await history.ask(query)
+            return await history.ask(query)
         except ActorStopped:
             if not history.is_alive:
                 raise
-        else:
-            return rows
-    rows = await history.ask(query)
-    return rows
+    return await history.ask(query)
 
 
 class _Prune:
@@ -163,6 +163,8 @@ class HistoryActor(Actor):
             return None
         if isinstance(message, HistoryQuery):
             return await self.backend.query(message)
+        if isinstance(message, LastRunsQuery):
+            return await self.backend.last_runs(message.schedule_ids)
         if message is _PRUNE:
             self._prune()
             return None

@@ -20,6 +20,7 @@ __all__ = [
     "JobFuture",
     "JobState",
     "JobStatus",
+    "LastRunsQuery",
     "Outcome",
     "Reason",
     "bounded_repr",
@@ -415,10 +416,12 @@ class JobFuture:
 
     # A weak reference: the scheduler finds the future of a job submitted with
     # a caller's id while anything (a handle, the dispatcher) still holds it.
-    __slots__ = ("__weakref__", "_done", "error", "outcome", "value")
+    __slots__ = ("__weakref__", "_done", "_on_done", "error", "outcome", "value")
 
     def __init__(self, new_event: Callable[[], anyio.Event] = anyio.Event) -> None:
         self._done = new_event()
+        #: One callback, or a list of them (rarely: one job, two handles).
+        self._on_done: Callable[[], None] | list[Callable[[], None]] | None = None
         self.outcome: Outcome | None = None
         self.value: Any = None
         self.error: BaseException | None = None
@@ -430,6 +433,8 @@ class JobFuture:
         if self.outcome is None:
             self.outcome, self.value, self.error = outcome, value, error
             self._done.set()
+            if self._on_done is not None:
+                self._ended()
 
     def fail(self, error: BaseException) -> None:
         """The job was never accepted: its waiter gets ``error``.
@@ -439,6 +444,33 @@ class JobFuture:
         if not self._done.is_set():
             self.error = error
             self._done.set()
+            if self._on_done is not None:
+                self._ended()
+
+    def call_when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, when the job ends; at once if it has.
+
+        For a count of jobs not yet ended that costs nothing per look (the
+        scenario runner's ``jobs_pending``), where polling every future costs
+        one look per open job. ``callback`` must not raise.
+        """
+        waiting = self._on_done
+        if self._done.is_set():
+            callback()
+        elif waiting is None:
+            self._on_done = callback
+        elif isinstance(waiting, list):
+            waiting.append(callback)
+        else:
+            self._on_done = [waiting, callback]
+
+    def _ended(self) -> None:
+        waiting, self._on_done = self._on_done, None
+        if isinstance(waiting, list):
+            for callback in waiting:
+                callback()
+        elif waiting is not None:
+            waiting()
 
     @property
     def done(self) -> bool:
@@ -549,3 +581,15 @@ class HistoryQuery:
             and (self.before is None or self._is_before(row, self.before))
             and (self.final is None or row.final == self.final)
         )
+
+
+@attrs.frozen(kw_only=True)
+class LastRunsQuery:
+    """Ask the history for the last final row of each schedule named.
+
+    Attributes:
+        schedule_ids: The schedules; one without a final row is left out of
+            the answer (a dict by schedule id).
+    """
+
+    schedule_ids: tuple[str, ...]

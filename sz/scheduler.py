@@ -73,10 +73,12 @@ from .jobs import (
     JobFuture,
     JobState,
     JobStatus,
+    LastRunsQuery,
     Outcome,
     Reason,
     new_job_id,
 )
+from .livecounts import LiveCounts, live_counts
 from .metrics import JobMetrics, Metrics
 from .remote import BrokerActor, BrokerSettings, BrokerStats, WorkersQuery
 from .remote.broker import BoundRouter, CannotBind, bind_router
@@ -87,6 +89,11 @@ from .store import PostgresDatabase
 from .store.history import FileHistory, HistoryBackend, MemoryHistory, Unfinished
 from .store.location import database_for, is_postgres, store_path
 from .store.nodes import NodeSettings, default_node_name
+from .store.scenario_runs import (
+    FileScenarioRuns,
+    MemoryScenarioRuns,
+    ScenarioRunStore,
+)
 from .store.shared import NodeHistory
 from .takeup import take_up_verdicts
 from .tree import CORE_SUPERVISION, HandlersSupervisor
@@ -94,7 +101,7 @@ from .tree import CORE_SUPERVISION, HandlersSupervisor
 logger = logging.getLogger("sz.scheduler")
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
     from apscheduler.abc import Trigger
@@ -110,6 +117,10 @@ logger = logging.getLogger("sz.scheduler")
 
 #: The wait before the broker restarts after a crash: 50 ms, doubling to 5 s.
 BROKER_BACKOFF = Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2, reset_after=30.0)
+
+#: Scenario runs a memory store keeps, with their results (a durable store
+#: keeps ``KEPT_RUNS``, 1,000): each result holds its whole timeline.
+MEMORY_RUNS = 100
 
 #: History rows kept in memory (the durable store keeps more).
 HISTORY_ROWS = 100_000
@@ -202,6 +213,9 @@ class ScheduleZero:
         #: The latest dead letters of every run.
         self._dead_letters = DeadLetterLog()
         self._scenarios: ScenarioService | None = None
+        #: Where scenario runs and their results are kept (``sz.scenarios``
+        #: writes them): memory until a durable store opens.
+        self._scenario_runs: ScenarioRunStore = MemoryScenarioRuns(MEMORY_RUNS)
         self._bridge = Bridge(
             default_wait=self._default_wait,
             submit=self._submit,
@@ -416,6 +430,25 @@ class ScheduleZero:
                         file, self.config.store.max_result_bytes, self._metrics.record
                     )
                 )
+                runs = FileScenarioRuns(
+                    file,
+                    node=(
+                        file.node.name
+                        if isinstance(file, PostgresDatabase) and file.node is not None
+                        else None
+                    ),
+                )
+                # The store (or, on a cluster, this node's name) is held by one
+                # scheduler at a time: a run of ours still "running" in it was
+                # cut off by the end of the last process.
+                abandoned = await runs.abandon(datetime.now(UTC))
+                if abandoned:
+                    logger.warning(
+                        "%d scenario run(s) were cut off by the end of the last "
+                        "process: kept as aborted",
+                        abandoned,
+                    )
+                self._scenario_runs = runs
                 logger.info(
                     "store: %s",
                     f"sqlite:///{self.store_path.absolute()}"
@@ -424,6 +457,8 @@ class ScheduleZero:
                 )
             else:
                 self._backend = MemoryHistory(HISTORY_ROWS, self._metrics.record)
+                if not isinstance(self._scenario_runs, MemoryScenarioRuns):
+                    self._scenario_runs = MemoryScenarioRuns(MEMORY_RUNS)
                 logger.info("store: memory (nothing outlives the process)")
             system = await stack.enter_async_context(
                 ActorSystem(self.name, supervision=CORE_SUPERVISION)
@@ -1390,6 +1425,23 @@ class ScheduleZero:
         result: list[HandlerStatus] = await self._dispatcher.ask(HandlersQuery())
         return result
 
+    def live_counts(self) -> LiveCounts:
+        """How many jobs are held, waiting, running and retrying; handlers up.
+
+        The counts ``jobs()`` and ``handlers()`` would give at this moment,
+        read from the dispatcher's state rather than asked of it: not a
+        checkpoint, and it never waits behind the jobs in the dispatcher's
+        mailbox, so a dashboard may poll it under any load (see
+        ``LiveCounts``).
+
+        Raises:
+            SzError: The scheduler is not running.
+        """
+        state, system = self._state, self._system
+        if self._dispatcher is None or state is None or system is None:
+            raise SzError("the scheduler is not running")
+        return live_counts(state, lowlevel.clock(system).now())
+
     async def history(
         self,
         *,
@@ -1433,7 +1485,36 @@ class ScheduleZero:
             limit=limit,
             final=final,
         )
-        return await query_history(self._history, query)
+        rows: list[Attempt] = await query_history(self._history, query)
+        return rows
+
+    async def last_runs(self, schedule_ids: Iterable[str]) -> dict[str, Attempt]:
+        """The final history row of each schedule's latest job that ended.
+
+        One read of the store for them all (a dashboard's schedules list),
+        where asking ``history(schedule_id=..., final=True, limit=1)`` for each
+        would be one per schedule. A schedule none of whose jobs ended yet (or
+        whose rows were pruned) is absent from the answer. A checkpoint.
+
+        Args:
+            schedule_ids: The schedules, at most ``HISTORY_LIMIT`` (100,000).
+
+        Raises:
+            SzError: The scheduler is not running, or too many ids were given.
+        """
+        ids = tuple(dict.fromkeys(schedule_ids))
+        if len(ids) > HISTORY_LIMIT:
+            raise SzError(
+                f"last_runs takes at most {HISTORY_LIMIT:,} schedules, got {len(ids):,}"
+            )
+        if self._history is None:
+            raise SzError("the scheduler is not running")
+        if not ids:
+            return {}
+        found: dict[str, Attempt] = await query_history(
+            self._history, LastRunsQuery(schedule_ids=ids)
+        )
+        return found
 
 
 def _config_trigger(entry: ScheduleEntry) -> tuple[str, dict[str, Any]]:

@@ -46,12 +46,18 @@ CORE_BACKOFF = Backoff(min=0.02, max=0.5, factor=2.0, jitter=0.2, reset_after=5.
 #: ``/user`` under a scheduler: OTP's intensity (3 restarts in 5 s) at once,
 #: and beyond it ``CORE_BACKOFF`` rather than the end of the process. Actors a
 #: user spawns beside the scheduler's (``sz.system.spawn``) are treated alike.
-CORE_SUPERVISION = Supervision(max_restarts=3, within=5.0, past_intensity=CORE_BACKOFF)
+#: A kill from outside (an operator's ``sz kill``, a chaos run) restarts its
+#: actor at once and is not counted: the backoff is for an actor that fails by
+#: itself, and pacing a kill storm kept the dispatcher and the history down
+#: most of the time (1,000 kills in 26 s: job latency p99 16 s instead of ms).
+CORE_SUPERVISION = Supervision(
+    max_restarts=3, within=5.0, past_intensity=CORE_BACKOFF, count_kills=False
+)
 
 #: ``/user/handlers``: 10 restarts of its handlers in 10 s at once, then
-#: ``CORE_BACKOFF``.
+#: ``CORE_BACKOFF``; a handler killed from outside restarts at once, uncounted.
 HANDLERS_SUPERVISION = Supervision(
-    max_restarts=10, within=10.0, past_intensity=CORE_BACKOFF
+    max_restarts=10, within=10.0, past_intensity=CORE_BACKOFF, count_kills=False
 )
 
 

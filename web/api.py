@@ -13,8 +13,6 @@ the scheduler's loop, so a request crosses over once.
 
 from __future__ import annotations
 
-import json
-import math
 from collections import OrderedDict
 from datetime import UTC, datetime
 from functools import partial
@@ -24,6 +22,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from actors import lowlevel
+from actors.system import DEATHS_KEPT
 from sz import (
     Attempt,
     JobFailed,
@@ -39,23 +38,44 @@ from sz.jobs import describe_error
 from sz.shapes import history_cursor, row_after
 
 from .access import ACCESS
-from .errors import error_for, json_error
+from .errors import json_error
 from .json import (
     actor_data,
     attempt_data,
     broker_data,
     dead_letter_data,
+    death_data,
     governor_data,
     handler_data,
     job_status_data,
+    last_run_data,
     schedule_data,
     value_data,
 )
+from .requests import (
+    MAX_ID as MAX_ID,
+    MUTATIONS as MUTATIONS,
+    arguments,
+    call_scheduler,
+    check_keys,
+    check_mutations,
+    invalid,
+    json_answer,
+    number,
+    optional_text,
+    path_id,
+    query_bool,
+    query_int,
+    query_seconds,
+    query_text,
+    query_time,
+    read_body,
+    required_text,
+    schedule_request,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
-    from actors import ActorSnapshot
+    from actors import ActorDeath, ActorSnapshot
     from sz import BrokerStats, HandlerStatus, JobStatus, Schedule
 
 __all__ = [
@@ -66,11 +86,6 @@ __all__ = [
     "SUBMITTED_KEPT",
     "add_api_routes",
 ]
-
-#: Whether the API may kill and restart actors and delete schedules: True
-#: when the application does not set it. The application sets it from its
-#: settings (``web.mutations``).
-MUTATIONS: web.AppKey[bool] = web.AppKey("mutations", bool)
 
 #: The most rows one history page holds (``limit``).
 MAX_HISTORY_PAGE = 1000
@@ -89,27 +104,9 @@ MAX_JOB_WAIT = 86_400.0
 #: results can be fetched on a store that keeps no results (memory).
 SUBMITTED_KEPT = 1000
 
-#: The longest schedule or job id in a path, in characters.
-MAX_ID = 200
 
 _OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
 _STATES = ("held", "waiting", "running")
-_COALESCE = ("latest", "earliest", "all")
-
-#: Keywords of ``ScheduleZero.schedule`` itself: never trigger fields.
-_SCHEDULE_KEYWORDS = frozenset(
-    {
-        "task_id",
-        "trigger",
-        "args",
-        "kwargs",
-        "id",
-        "paused",
-        "misfire_grace_time",
-        "affinity",
-        "coalesce",
-    }
-)
 
 
 class _Submitted:
@@ -141,6 +138,7 @@ def add_api_routes(app: web.Application) -> None:
     app[_SUBMITTED] = _Submitted()
     router = app.router
     router.add_get("/api/actors", get_actors)
+    router.add_get("/api/deaths", get_deaths)
     router.add_post("/api/actors/{path:.+}/kill", partial(kill_actor, action="kill"))
     router.add_post(
         "/api/actors/{path:.+}/restart", partial(kill_actor, action="restart")
@@ -168,190 +166,6 @@ def add_api_routes(app: web.Application) -> None:
 
 
 # ------------------------------------------------------------------ plumbing
-
-
-async def _call(request: web.Request, func: Callable[..., Any], *args: Any) -> Any:
-    """``func(*args)`` in the scheduler's loop; its errors answered as JSON.
-
-    An error ``error_for`` knows becomes its JSON answer; any other goes on to
-    the application's middleware (a 500).
-    """
-    try:
-        return await request.app[ACCESS].call(func, *args)
-    except Exception as exc:
-        answer = error_for(exc)
-        if answer is None:
-            raise
-        raise answer from exc
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-def _invalid(field: str, problem: str) -> web.HTTPException:
-    return json_error(422, f"{field}: {problem}")
-
-
-def _mutations(request: web.Request) -> None:
-    if not request.app.get(MUTATIONS, True):
-        raise json_error(
-            403, "mutations (kill, restart, delete) are turned off on this server"
-        )
-
-
-def _path_id(request: web.Request, name: str = "id") -> str:
-    value = request.match_info[name]
-    if not 0 < len(value) <= MAX_ID:
-        raise _invalid(name, f"must be 1 to {MAX_ID} characters long")
-    return value
-
-
-def _query_int(request: web.Request, name: str, default: int, top: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= top or not raw.strip().isdigit():
-        raise _invalid(
-            f"query parameter {name!r}", f"must be an integer from 1 to {top:,}"
-        )
-    return value
-
-
-def _query_seconds(
-    request: web.Request, name: str, default: float, top: float
-) -> float:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 <= value <= top):
-        raise _invalid(
-            f"query parameter {name!r}",
-            f"must be a number of seconds from 0 to {top:g}",
-        )
-    return value
-
-
-def _query_bool(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    if raw in ("true", "1"):
-        return True
-    if raw in ("false", "0"):
-        return False
-    raise _invalid(f"query parameter {name!r}", "must be true or false")
-
-
-def _query_text(request: web.Request, name: str) -> str | None:
-    raw = request.query.get(name)
-    if raw is not None and not 0 < len(raw) <= MAX_ID:
-        raise _invalid(
-            f"query parameter {name!r}", f"must be 1 to {MAX_ID} characters long"
-        )
-    return raw
-
-
-def _parse_time(raw: str) -> datetime | None:
-    text = raw[:-1] + "+00:00" if raw.upper().endswith("Z") else raw
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _query_time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    moment = _parse_time(raw)
-    if moment is None:
-        raise _invalid(
-            f"query parameter {name!r}",
-            "must be an ISO 8601 date and time (UTC if no offset is given)",
-        )
-    return moment
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object.
-
-    Raises:
-        HTTPException: 422 if it is not a JSON object.
-    """
-    raw = await request.read()
-    try:
-        body = json.loads(raw) if raw else None
-    except (ValueError, RecursionError):
-        raise _invalid("body", "is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _invalid("body", "must be a JSON object")
-    return body
-
-
-def _check_keys(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise _invalid(f"body.{unknown[0]}", "is not a field of this request")
-
-
-def _optional_text(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
-        raise _invalid(
-            f"body.{name}", f"must be a string of 1 to {MAX_ID} characters or null"
-        )
-    return value
-
-
-def _required_text(body: Mapping[str, Any], name: str) -> str:
-    value = _optional_text(body, name)
-    if value is None:
-        raise _invalid(f"body.{name}", "is required")
-    return value
-
-
-def _arguments(
-    body: Mapping[str, Any],
-) -> tuple[list[Any] | dict[str, Any] | None, dict[str, Any] | None]:
-    args = body.get("args")
-    if args is not None and not isinstance(args, list | dict):
-        raise _invalid("body.args", "must be an array (positional) or an object")
-    kwargs = body.get("kwargs")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise _invalid("body.kwargs", "must be an object")
-    return args, kwargs
-
-
-def _number(
-    body: Mapping[str, Any], name: str, top: float, *, above_zero: bool = False
-) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not (value > 0 if above_zero else value >= 0)
-        or value > top
-    ):
-        low = "above 0" if above_zero else "from 0"
-        raise _invalid(f"body.{name}", f"must be a number {low} to {top:,.0f} or null")
-    return float(value)
-
-
 # -------------------------------------------------------------------- actors
 
 
@@ -362,28 +176,46 @@ def _snapshot(sz: ScheduleZero) -> ActorSnapshot:
 def _actor_path(request: web.Request) -> str:
     path = unquote(request.match_info["path"]).strip("/")
     if not path or len(path) > 1000:
-        raise _invalid("path", "must name an actor, such as user/handlers/echo")
+        raise invalid("path", "must name an actor, such as user/handlers/echo")
     return "/" + path
 
 
 async def get_actors(request: web.Request) -> web.Response:
     """``GET /api/actors``: the whole supervision tree, from ``/user`` down."""
-    snapshot: ActorSnapshot = await _call(
+    snapshot: ActorSnapshot = await call_scheduler(
         request, _snapshot, request.app[ACCESS].scheduler
     )
-    return _json(actor_data(snapshot))
+    return json_answer(actor_data(snapshot))
+
+
+def _deaths(sz: ScheduleZero, limit: int) -> list[ActorDeath]:
+    return lowlevel.recent_deaths(sz.system, limit)
+
+
+async def get_deaths(request: web.Request) -> web.Response:
+    """``GET /api/deaths?limit=100``: the latest crashes of actors, newest first.
+
+    Each with its cause and whether the actor was restarted since or ended for
+    good: kept by the actor system (its latest ``DEATHS_KEPT``), so a page
+    opened after a death still shows it.
+    """
+    limit = query_int(request, "limit", 100, DEATHS_KEPT)
+    found: list[ActorDeath] = await call_scheduler(
+        request, _deaths, request.app[ACCESS].scheduler, limit
+    )
+    return json_answer({"kept": DEATHS_KEPT, "deaths": [death_data(d) for d in found]})
 
 
 async def get_actor(request: web.Request) -> web.Response:
     """``GET /api/actors/{path}``: one actor and its children."""
     path = _actor_path(request)
-    snapshot: ActorSnapshot = await _call(
+    snapshot: ActorSnapshot = await call_scheduler(
         request, _snapshot, request.app[ACCESS].scheduler
     )
     found = snapshot.find(path)
     if found is None:
         raise json_error(404, f"no actor at {path}")
-    return _json(actor_data(found))
+    return json_answer(actor_data(found))
 
 
 async def _kill(sz: ScheduleZero, path: str, reason: str) -> bool:
@@ -399,13 +231,13 @@ async def kill_actor(request: web.Request, *, action: str) -> web.Response:
 
     Both kill it: a kill is a crash, and its supervisor restarts it.
     """
-    _mutations(request)
+    check_mutations(request)
     path = _actor_path(request)
     if path == "/user":
-        raise _invalid(
+        raise invalid(
             "path", "the root guardian /user cannot be killed: nothing supervises it"
         )
-    found = await _call(
+    found = await call_scheduler(
         request,
         _kill,
         request.app[ACCESS].scheduler,
@@ -414,71 +246,10 @@ async def kill_actor(request: web.Request, *, action: str) -> web.Response:
     )
     if not found:
         raise json_error(404, f"no actor at {path}")
-    return _json({"path": path, "action": action}, status=202)
+    return json_answer({"path": path, "action": action}, status=202)
 
 
 # ----------------------------------------------------------------- schedules
-
-_SCHEDULE_FIELDS = frozenset(
-    {
-        "task",
-        "trigger",
-        "fields",
-        "args",
-        "kwargs",
-        "id",
-        "paused",
-        "misfire_grace_time",
-        "coalesce",
-        "affinity",
-    }
-)
-
-
-def _schedule_request(body: Mapping[str, Any], id: str | None) -> dict[str, Any]:
-    """``ScheduleZero.schedule``'s keywords from a request body, checked."""
-    _check_keys(body, _SCHEDULE_FIELDS)
-    task = _required_text(body, "task")
-    trigger = body.get("trigger", "cron")
-    if not isinstance(trigger, str) or not 0 < len(trigger) <= MAX_ID:
-        raise _invalid(
-            "body.trigger",
-            "must be cron, interval, date, calendarinterval or a crontab string",
-        )
-    fields = body.get("fields")
-    if fields is None:
-        fields = {}
-    if not isinstance(fields, dict):
-        raise _invalid("body.fields", "must be an object of the trigger's fields")
-    for name, value in fields.items():
-        if name in _SCHEDULE_KEYWORDS or not name.isidentifier():
-            raise _invalid(f"body.fields.{name}", "is not a trigger field")
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise _invalid(f"body.fields.{name}", "must be a string or a number")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _invalid(f"body.fields.{name}", "must be a finite number")
-    args, kwargs = _arguments(body)
-    given_id = _optional_text(body, "id")
-    if id is not None and given_id is not None and given_id != id:
-        raise _invalid("body.id", f"must be the id of the path ({id!r}) or absent")
-    paused = body.get("paused", False)
-    if not isinstance(paused, bool):
-        raise _invalid("body.paused", "must be true or false")
-    coalesce = body.get("coalesce", "latest")
-    if coalesce not in _COALESCE:
-        raise _invalid("body.coalesce", f"must be one of {', '.join(_COALESCE)}")
-    return {
-        "task_id": task,
-        "trigger": trigger,
-        "fields": dict(fields),
-        "args": args,
-        "kwargs": kwargs,
-        "id": id if id is not None else given_id,
-        "paused": paused,
-        "misfire_grace_time": _number(body, "misfire_grace_time", 366 * 86_400.0),
-        "coalesce": coalesce,
-        "affinity": _optional_text(body, "affinity"),
-    }
 
 
 async def _put_schedule(
@@ -498,42 +269,62 @@ async def _put_schedule(
     return await sz.get_schedule(schedule_id), not existed
 
 
+async def _schedules_and_last_runs(
+    sz: ScheduleZero,
+) -> tuple[list[Schedule], dict[str, Attempt]]:
+    schedules = await sz.schedules()
+    last = await sz.last_runs(schedule.id for schedule in schedules)
+    return schedules, last
+
+
 async def list_schedules(request: web.Request) -> web.Response:
-    """``GET /api/schedules``: every schedule."""
-    found: list[Schedule] = await _call(
-        request, ScheduleZero.schedules, request.app[ACCESS].scheduler
+    """``GET /api/schedules``: every schedule, each with its last run.
+
+    ``last_run`` is its latest job's end (one read of the history for every
+    schedule), or null if none ended (or its rows were pruned).
+    """
+    found, last = await call_scheduler(
+        request, _schedules_and_last_runs, request.app[ACCESS].scheduler
     )
-    return _json([schedule_data(schedule) for schedule in found])
+    return json_answer(
+        [
+            {
+                **schedule_data(schedule),
+                "last_run": last_run_data(last.get(schedule.id)),
+            }
+            for schedule in found
+        ]
+    )
 
 
 async def create_schedule(request: web.Request) -> web.Response:
     """``POST /api/schedules``: add a schedule (replace one of the same id). 201."""
-    wanted = _schedule_request(await _body(request), None)
-    schedule, _ = await _call(
+    wanted = schedule_request(await read_body(request), None)
+    schedule, _ = await call_scheduler(
         request, _put_schedule, request.app[ACCESS].scheduler, wanted, False
     )
-    return _json(schedule_data(schedule), status=201)
+    return json_answer(schedule_data(schedule), status=201)
 
 
 async def replace_schedule(request: web.Request) -> web.Response:
     """``PUT /api/schedules/{id}``: replace it (200), or add it (201)."""
-    schedule_id = _path_id(request)
-    wanted = _schedule_request(await _body(request), schedule_id)
-    schedule, new = await _call(
+    schedule_id = path_id(request)
+    wanted = schedule_request(await read_body(request), schedule_id)
+    schedule, new = await call_scheduler(
         request, _put_schedule, request.app[ACCESS].scheduler, wanted, True
     )
-    return _json(schedule_data(schedule), status=201 if new else 200)
+    return json_answer(schedule_data(schedule), status=201 if new else 200)
 
 
 async def get_schedule(request: web.Request) -> web.Response:
     """``GET /api/schedules/{id}``: one schedule; 404 if none."""
-    schedule: Schedule = await _call(
+    schedule: Schedule = await call_scheduler(
         request,
         ScheduleZero.get_schedule,
         request.app[ACCESS].scheduler,
-        _path_id(request),
+        path_id(request),
     )
-    return _json(schedule_data(schedule))
+    return json_answer(schedule_data(schedule))
 
 
 async def _delete(sz: ScheduleZero, schedule_id: str) -> None:
@@ -543,8 +334,10 @@ async def _delete(sz: ScheduleZero, schedule_id: str) -> None:
 
 async def delete_schedule(request: web.Request) -> web.Response:
     """``DELETE /api/schedules/{id}``: remove it. 204; 404 if none."""
-    _mutations(request)
-    await _call(request, _delete, request.app[ACCESS].scheduler, _path_id(request))
+    check_mutations(request)
+    await call_scheduler(
+        request, _delete, request.app[ACCESS].scheduler, path_id(request)
+    )
     return web.Response(status=204)
 
 
@@ -558,14 +351,14 @@ async def _pause_or_resume(sz: ScheduleZero, schedule_id: str, pause: bool) -> S
 
 async def pause_or_resume(request: web.Request, *, pause: bool) -> web.Response:
     """``POST /api/schedules/{id}/pause`` or ``/resume``: 200 with the schedule."""
-    schedule: Schedule = await _call(
+    schedule: Schedule = await call_scheduler(
         request,
         _pause_or_resume,
         request.app[ACCESS].scheduler,
-        _path_id(request),
+        path_id(request),
         pause,
     )
-    return _json(schedule_data(schedule))
+    return json_answer(schedule_data(schedule))
 
 
 async def _run_schedule(sz: ScheduleZero, schedule_id: str) -> JobHandle:
@@ -580,21 +373,21 @@ async def _run_schedule(sz: ScheduleZero, schedule_id: str) -> JobHandle:
 
 async def run_schedule(request: web.Request) -> web.Response:
     """``POST /api/schedules/{id}/run``: a job of its task and arguments now. 202."""
-    handle: JobHandle = await _call(
-        request, _run_schedule, request.app[ACCESS].scheduler, _path_id(request)
+    handle: JobHandle = await call_scheduler(
+        request, _run_schedule, request.app[ACCESS].scheduler, path_id(request)
     )
     request.app[_SUBMITTED].add(handle)
-    return _json({"job_id": handle.id}, status=202)
+    return json_answer({"job_id": handle.id}, status=202)
 
 
 async def upcoming(request: web.Request) -> web.Response:
     """``GET /api/schedules/{id}/upcoming?n=5``: its next ``n`` fire times."""
-    schedule_id = _path_id(request)
-    n = _query_int(request, "n", 5, MAX_UPCOMING)
-    fires: list[datetime] = await _call(
+    schedule_id = path_id(request)
+    n = query_int(request, "n", 5, MAX_UPCOMING)
+    fires: list[datetime] = await call_scheduler(
         request, ScheduleZero.upcoming, request.app[ACCESS].scheduler, schedule_id, n
     )
-    return _json(
+    return json_answer(
         {
             "id": schedule_id,
             "fire_times": [fire.astimezone(UTC).isoformat() for fire in fires],
@@ -613,14 +406,18 @@ async def _handlers(sz: ScheduleZero) -> tuple[list[HandlerStatus], float]:
 
 async def list_handlers(request: web.Request) -> web.Response:
     """``GET /api/handlers``: every handler, local and remote, with its health."""
-    statuses, now = await _call(request, _handlers, request.app[ACCESS].scheduler)
-    return _json([handler_data(status, now) for status in statuses])
+    statuses, now = await call_scheduler(
+        request, _handlers, request.app[ACCESS].scheduler
+    )
+    return json_answer([handler_data(status, now) for status in statuses])
 
 
 async def list_governors(request: web.Request) -> web.Response:
     """``GET /api/governors``: every limit, with its tokens and counts."""
-    found = await _call(request, ScheduleZero.governors, request.app[ACCESS].scheduler)
-    return _json([governor_data(status) for status in found])
+    found = await call_scheduler(
+        request, ScheduleZero.governors, request.app[ACCESS].scheduler
+    )
+    return json_answer([governor_data(status) for status in found])
 
 
 async def _broker(sz: ScheduleZero) -> tuple[str, BrokerStats] | None:
@@ -631,10 +428,10 @@ async def _broker(sz: ScheduleZero) -> tuple[str, BrokerStats] | None:
 
 async def get_broker(request: web.Request) -> web.Response:
     """``GET /api/broker``: its endpoint and counters; 404 without a broker."""
-    found = await _call(request, _broker, request.app[ACCESS].scheduler)
+    found = await call_scheduler(request, _broker, request.app[ACCESS].scheduler)
     if found is None:
         raise json_error(404, "no broker: this scheduler accepts no remote workers")
-    return _json(broker_data(*found))
+    return json_answer(broker_data(*found))
 
 
 # ---------------------------------------------------------------------- jobs
@@ -646,13 +443,11 @@ async def list_jobs(request: web.Request) -> web.Response:
     """``GET /api/jobs?state=``: the live jobs (held, waiting and why, running)."""
     state = request.query.get("state")
     if state is not None and state not in _STATES:
-        raise _invalid(
-            "query parameter 'state'", f"must be one of {', '.join(_STATES)}"
-        )
-    found: list[JobStatus] = await _call(
+        raise invalid("query parameter 'state'", f"must be one of {', '.join(_STATES)}")
+    found: list[JobStatus] = await call_scheduler(
         request, ScheduleZero.jobs, request.app[ACCESS].scheduler, state
     )
-    return _json([job_status_data(status) for status in found])
+    return json_answer([job_status_data(status) for status in found])
 
 
 async def _submit(sz: ScheduleZero, wanted: dict[str, Any]) -> JobHandle:
@@ -662,23 +457,23 @@ async def _submit(sz: ScheduleZero, wanted: dict[str, Any]) -> JobHandle:
 
 async def submit_job(request: web.Request) -> web.Response:
     """``POST /api/jobs``: accept a job now. 202 with its id."""
-    body = await _body(request)
-    _check_keys(body, _JOB_FIELDS)
-    task = _required_text(body, "task")
-    args, kwargs = _arguments(body)
+    body = await read_body(request)
+    check_keys(body, _JOB_FIELDS)
+    task = required_text(body, "task")
+    args, kwargs = arguments(body)
     wanted = {
         "task": task,
         "args": args,
         "kwargs": kwargs,
-        "job_id": _optional_text(body, "job_id"),
-        "affinity": _optional_text(body, "affinity"),
-        "wait": _number(body, "wait", MAX_JOB_WAIT),
+        "job_id": optional_text(body, "job_id"),
+        "affinity": optional_text(body, "affinity"),
+        "wait": number(body, "wait", MAX_JOB_WAIT),
     }
-    handle: JobHandle = await _call(
+    handle: JobHandle = await call_scheduler(
         request, _submit, request.app[ACCESS].scheduler, wanted
     )
     request.app[_SUBMITTED].add(handle)
-    return _json({"job_id": handle.id}, status=202)
+    return json_answer({"job_id": handle.id}, status=202)
 
 
 def _kept(request: web.Request, job_id: str) -> JobHandle | None:
@@ -697,13 +492,13 @@ async def _status(sz: ScheduleZero, job_id: str, kept: JobHandle | None) -> JobS
 
 async def get_job(request: web.Request) -> web.Response:
     """``GET /api/jobs/{id}``: where the job stands; 404 if unknown."""
-    job_id = _path_id(request)
-    status: JobStatus = await _call(
+    job_id = path_id(request)
+    status: JobStatus = await call_scheduler(
         request, _status, request.app[ACCESS].scheduler, job_id, _kept(request, job_id)
     )
     if status.state == "unknown":
         raise json_error(404, f"no job {job_id!r} here")
-    return _json(job_status_data(status))
+    return json_answer(job_status_data(status))
 
 
 async def _cancel(sz: ScheduleZero, job_id: str, kept: JobHandle | None) -> bool | None:
@@ -716,13 +511,13 @@ async def _cancel(sz: ScheduleZero, job_id: str, kept: JobHandle | None) -> bool
 
 async def cancel_job(request: web.Request) -> web.Response:
     """``POST /api/jobs/{id}/cancel``: cancel it if live; 404 if unknown."""
-    job_id = _path_id(request)
-    cancelled: bool | None = await _call(
+    job_id = path_id(request)
+    cancelled: bool | None = await call_scheduler(
         request, _cancel, request.app[ACCESS].scheduler, job_id, _kept(request, job_id)
     )
     if cancelled is None:
         raise json_error(404, f"no job {job_id!r} here")
-    return _json({"job_id": job_id, "cancelled": cancelled})
+    return json_answer({"job_id": job_id, "cancelled": cancelled})
 
 
 async def _result(
@@ -771,9 +566,9 @@ async def job_result(request: web.Request) -> web.Response:
 
     Waits for the job's end at most ``timeout`` seconds (504 then).
     """
-    job_id = _path_id(request)
-    timeout = _query_seconds(request, "timeout", DEFAULT_RESULT_WAIT, MAX_RESULT_WAIT)
-    answer: dict[str, Any] | None = await _call(
+    job_id = path_id(request)
+    timeout = query_seconds(request, "timeout", DEFAULT_RESULT_WAIT, MAX_RESULT_WAIT)
+    answer: dict[str, Any] | None = await call_scheduler(
         request,
         _result,
         request.app[ACCESS].scheduler,
@@ -784,14 +579,15 @@ async def job_result(request: web.Request) -> web.Response:
     if answer is None:
         raise json_error(404, f"no job {job_id!r} here")
     answer["result"] = value_data(answer["result"])
-    return _json(answer)
+    return json_answer(answer)
 
 
 # ------------------------------------------------------------------- history
 
 
-#: An opaque cursor: where a row stands in the history's order (shared with
-#: ``sz history --store``, which reads the same cursors).
+#: The old name of ``sz.shapes.history_cursor`` (an opaque cursor: where a
+#: row stands in the history's order, shared with ``sz history --store``),
+#: kept for code that still imports it from here; use that one.
 _cursor = history_cursor
 
 
@@ -800,7 +596,7 @@ def _after(cursor: str) -> Attempt:
     try:
         return row_after(cursor)
     except ValueError:
-        raise _invalid(
+        raise invalid(
             "query parameter 'cursor'", "is not a cursor this API gave"
         ) from None
 
@@ -812,33 +608,33 @@ async def history(request: web.Request) -> web.Response:
     """
     outcome = request.query.get("outcome")
     if outcome is not None and outcome not in _OUTCOMES:
-        raise _invalid(
+        raise invalid(
             "query parameter 'outcome'",
             f"must be one of {', '.join(sorted(_OUTCOMES))}",
         )
-    limit = _query_int(request, "limit", 100, MAX_HISTORY_PAGE)
+    limit = query_int(request, "limit", 100, MAX_HISTORY_PAGE)
     cursor = request.query.get("cursor")
     query: dict[str, Any] = {
-        "task": _query_text(request, "task"),
-        "handler": _query_text(request, "handler"),
+        "task": query_text(request, "task"),
+        "handler": query_text(request, "handler"),
         "outcome": outcome,
-        "schedule_id": _query_text(request, "schedule_id"),
-        "job_id": _query_text(request, "job_id"),
-        "since": _query_time(request, "since"),
-        "final": _query_bool(request, "final"),
+        "schedule_id": query_text(request, "schedule_id"),
+        "job_id": query_text(request, "job_id"),
+        "since": query_time(request, "since"),
+        "final": query_bool(request, "final"),
         "before": _after(cursor) if cursor is not None else None,
         # One more than the page: whether a next page exists.
         "limit": limit + 1,
     }
-    rows: list[Attempt] = await _call(
+    rows: list[Attempt] = await call_scheduler(
         request, partial(request.app[ACCESS].scheduler.history, **query)
     )
     page = rows[:limit]
     more = len(rows) > limit
-    return _json(
+    return json_answer(
         {
             "rows": [attempt_data(row) for row in page],
-            "next": _cursor(page[-1]) if more and page else None,
+            "next": history_cursor(page[-1]) if more and page else None,
         }
     )
 
@@ -855,10 +651,10 @@ async def dead_letters(request: web.Request) -> web.Response:
 
     ``total`` counts every dead letter of the run, kept or not.
     """
-    limit = _query_int(request, "limit", 100, 1000)
-    total, letters = await _call(
+    limit = query_int(request, "limit", 100, 1000)
+    total, letters = await call_scheduler(
         request, _dead_letters, request.app[ACCESS].scheduler, limit
     )
-    return _json(
+    return json_answer(
         {"total": total, "letters": [dead_letter_data(letter) for letter in letters]}
     )

@@ -21,6 +21,7 @@ from .events import add_event_routes
 from .metrics import add_metrics_route
 from .openapi import OPENAPI
 from .security import security_middlewares
+from .series import add_series_routes
 from .settings import SETTINGS, GatewaySettings
 from .summary import add_summary_routes
 from .tests import add_tests_routes
@@ -102,6 +103,7 @@ ROUTES: tuple[RouteAdder, ...] = (
     add_openapi_route,
     add_api_routes,
     add_metrics_route,
+    add_series_routes,
     add_event_routes,
     add_tests_routes,
     add_dashboard_routes,

@@ -21,7 +21,13 @@ The events, each with ``data:`` one line of JSON:
   ``{"full": false, "items": [...], "removed": [...]}``, ``items`` holding
   the changed or new ones as the matching ``/api`` route shows them and
   ``removed`` the keys of those gone (a job ended, a schedule deleted). A
-  handler's ``heartbeat_age`` and ``uptime`` do not by themselves make news.
+  handler's ``heartbeat_age`` and ``uptime`` do not by themselves make news,
+  but a new sign of life (its ``last_seen`` moving: a job's start or end) does,
+  so that a page can age the heartbeat itself from one event to the next.
+- ``series``: the samples of ``GET /api/series`` (``web.series``) taken since
+  the client's last events, oldest first, as ``items`` (``removed`` is always
+  empty); the first of a connection holds the last ``SERIES_ON_CONNECT`` (10),
+  with ``"full": true``.
 
 Every connection begins with a full snapshot: one event of each kind, the
 others with ``"full": true`` and every item. Each event bears an ``id:``,
@@ -54,6 +60,7 @@ from sz import SzError
 from .access import ACCESS
 from .json import actor_data, handler_data, job_status_data, schedule_data
 from .security import origin_allowed
+from .series import SERIES, Series
 from .settings import SETTINGS, GatewaySettings
 from .summary import summarize
 
@@ -67,6 +74,7 @@ __all__ = [
     "EVENTS",
     "KINDS",
     "RETRY_LINE",
+    "SERIES_ON_CONNECT",
     "EventFeed",
     "EventFeedStatistics",
     "SlowClient",
@@ -82,7 +90,11 @@ __all__ = [
 logger = logging.getLogger("web")
 
 #: The named events, in the order a snapshot sends them.
-KINDS = ("summary", "job", "schedule", "handler", "actor")
+KINDS = ("summary", "job", "schedule", "handler", "actor", "series")
+
+#: The samples of ``/api/series`` a connection's first ``series`` event holds:
+#: ten seconds, enough to join a chart fetched from that route.
+SERIES_ON_CONNECT = 10
 
 #: What a browser's ``EventSource`` waits before reconnecting, in milliseconds.
 RETRY_MS = 2000
@@ -164,7 +176,7 @@ class _Snapshot:
 
     _serials = itertools.count(1)
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, series: Series | None = None) -> None:
         self.serial = next(self._serials)
         self.summary = state[0]
         self.summary_news = _news_of_summary(self.summary)
@@ -173,6 +185,17 @@ class _Snapshot:
             kind: {key: _news_of(kind, item) for key, item in items.items()}
             for kind, items in self.keyed.items()
         }
+        # A new sign of life is news, though the age is a clock reading: a page
+        # ages it itself between events. (Today every sign of life, a job's
+        # start or end, also moves a count; this holds if that changes.)
+        handler_news = self.news["handler"]
+        for handler in state[3][0]:
+            news = handler_news.get(handler.name)
+            if news is not None:
+                news["seen"] = round(handler.health.last_seen, 3)
+        self._series = series
+        #: The ``seq`` of the latest series sample when this was read.
+        self.series_seq = 0 if series is None else series.taken
         #: The events from each snapshot a client came from (its serial; 0:
         #: none), as (kind, data as one line of JSON).
         self._events: dict[int, list[tuple[str, str]]] = {}
@@ -201,6 +224,17 @@ class _Snapshot:
             removed = [key for key in was if key not in is_]
             if changed or removed:
                 yield kind, {"full": False, "items": changed, "removed": removed}
+        series = self._series
+        if before is None:
+            samples = (
+                []
+                if series is None
+                else series.after(self.series_seq - SERIES_ON_CONNECT, self.series_seq)
+            )
+            yield "series", {"full": True, "items": samples, "removed": []}
+        elif series is not None and self.series_seq > before.series_seq:
+            samples = series.after(before.series_seq, self.series_seq)
+            yield "series", {"full": False, "items": samples, "removed": []}
 
 
 @attrs.frozen(kw_only=True)
@@ -266,7 +300,7 @@ class EventFeed:
         access = self._app[ACCESS]
         self._reads += 1
         state: _State = await access.call(_read, access.scheduler)
-        return _Snapshot(state)
+        return _Snapshot(state, self._app.get(SERIES))
 
     @contextlib.contextmanager
     def subscribed(self) -> Iterator[None]:

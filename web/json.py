@@ -28,8 +28,9 @@ from sz.shapes import (
 )
 
 if TYPE_CHECKING:
-    from actors import ActorSnapshot
+    from actors import ActorDeath, ActorSnapshot
     from sz import (
+        Attempt,
         BrokerStats,
         GovernorStatus,
         HandlerStatus,
@@ -44,10 +45,12 @@ __all__ = [
     "attempt_data",
     "broker_data",
     "dead_letter_data",
+    "death_data",
     "governor_data",
     "handler_data",
     "iso",
     "job_status_data",
+    "last_run_data",
     "number",
     "schedule_data",
     "value_data",
@@ -164,6 +167,32 @@ def actor_data(snapshot: ActorSnapshot) -> dict[str, Any]:
             "backoff_max": None if backoff is None else backoff.max,
         },
         "children": [actor_data(child) for child in snapshot.children],
+    }
+
+
+def death_data(death: ActorDeath) -> dict[str, Any]:
+    """An ``ActorDeath``: one crash of an actor, and what became of the actor."""
+    return {
+        "path": death.path,
+        "name": death.path.rsplit("/", 1)[-1],
+        "actor_class": death.actor_class,
+        "cause": death.cause,
+        "died_at": _unix(death.died_at),
+        "restarted": death.restarted,
+        "ended": death.ended,
+    }
+
+
+def last_run_data(row: Attempt | None) -> dict[str, Any] | None:
+    """A schedule's last run, from its latest job's final row; None if none."""
+    if row is None:
+        return None
+    return {
+        "job_id": row.job_id,
+        "finished_at": iso(row.finished_at),
+        "outcome": row.outcome,
+        "duration": number(row.duration),
+        "attempt": row.attempt,
     }
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from actors.system import DEATHS_KEPT
 from sz import Outcome
-from sz.scenarios import RUN_STATES
+from sz.scenarios import KEPT_RESULTS, MAX_LISTED, RUN_STATES
 
 from .api import MAX_HISTORY_PAGE, MAX_ID, MAX_JOB_WAIT, MAX_RESULT_WAIT, MAX_UPCOMING
 from .tests import MAX_PARAMS, MAX_SEED, YAML_TYPES
@@ -152,10 +153,16 @@ _TESTS_SCHEMAS: dict[str, Any] = {
             "name": _TEXT,
             "seed": {"type": "integer"},
             "state": _RUN_STATE,
+            "outcome": _nullable(
+                {"type": "string", "enum": ["passed", "failed", "aborted", "error"]}
+            ),
             "error": _nullable(_TEXT),
             "started_at": _TIME,
             "finished_at": _nullable(_TIME),
             "passed": {"type": ["boolean", "null"]},
+            # One number per reported metric, for trends (a distribution's p99).
+            "metrics": {"type": "object", "additionalProperties": _NUMBER},
+            "units": {"type": "object", "additionalProperties": _TEXT},
         }
     ),
     "RunResult": _object(
@@ -568,8 +575,75 @@ _SCHEMAS: dict[str, Any] = {
             "letters": {"type": "array", "items": _ref("DeadLetter")},
         }
     ),
+    "LastRun": _object(
+        {
+            "job_id": _TEXT,
+            "finished_at": _TIME,
+            "outcome": {"type": "string", "enum": _OUTCOMES},
+            "duration": _nullable({**_NUMBER, "minimum": 0}),
+            "attempt": {"type": "integer", "minimum": 1},
+        }
+    ),
+    "ActorDeath": _object(
+        {
+            "path": _TEXT,
+            "name": _TEXT,
+            "actor_class": _TEXT,
+            "cause": {**_TEXT, "description": "repr of the error that ended it."},
+            "died_at": _nullable(_TIME),
+            "restarted": {
+                "type": "boolean",
+                "description": "It came back in place since.",
+            },
+            "ended": {
+                "type": "boolean",
+                "description": "It stopped for good instead (neither: a restart "
+                "is still to come).",
+            },
+        }
+    ),
+    "Deaths": _object(
+        {
+            "kept": {
+                **_COUNT,
+                "description": "How many deaths the server keeps, at most.",
+            },
+            "deaths": {"type": "array", "items": _ref("ActorDeath")},
+        }
+    ),
+    "SeriesSample": _object(
+        {
+            "seq": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The sample's number: consecutive.",
+            },
+            "time": _TIME,
+            "finished": {**_COUNT, "description": "Jobs ended in the second."},
+            "failed": {**_COUNT, "description": "Of them, those that failed."},
+            "fires": {**_COUNT, "description": "Fires' first attempts started."},
+            "lateness_mean": _nullable({**_NUMBER, "minimum": 0}),
+            "lateness_p50": _nullable({**_NUMBER, "minimum": 0}),
+            "lateness_p99": _nullable({**_NUMBER, "minimum": 0}),
+        }
+    ),
+    "Series": _object(
+        {
+            "interval": {**_NUMBER, "description": "Seconds between two samples."},
+            "kept": {**_COUNT, "description": "How many samples are kept, at most."},
+            "samples": {"type": "array", "items": _ref("SeriesSample")},
+        }
+    ),
     **_TESTS_SCHEMAS,
 }
+
+#: A schedule as ``GET /api/schedules`` lists it: with its last run.
+_SCHEMAS["ListedSchedule"] = _object(
+    {
+        **_SCHEMAS["Schedule"]["properties"],
+        "last_run": _nullable(_ref("LastRun")),
+    }
+)
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -851,9 +925,27 @@ def _tests_paths() -> dict[str, Any]:
         "/api/tests/results": {
             "get": _operation(
                 "listRuns",
-                "Every run kept (the latest 100 ended, and those running), "
-                "newest first.",
+                "Runs, running or ended, newest first: this server's, and those "
+                "kept in its store from before a restart (the newest 1,000).",
                 ("200", {"type": "array", "items": _ref("RunSummary")}, "The runs."),
+                errors=("422", "503"),
+                parameters=[
+                    _in_query(
+                        "scenario",
+                        _ID,
+                        "Only runs of this scenario: its library id or its name.",
+                    ),
+                    _in_query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LISTED,
+                            "default": KEPT_RESULTS,
+                        },
+                        "The most runs listed.",
+                    ),
+                ],
                 tag="tests",
             )
         },
@@ -911,6 +1003,40 @@ def _paths() -> dict[str, Any]:
                 tag="actors",
             )
         },
+        "/api/deaths": {
+            "get": _operation(
+                "getDeaths",
+                "The latest crashes of actors, newest first, restarted or not.",
+                ("200", _ref("Deaths"), "The deaths."),
+                errors=("422", "503"),
+                parameters=[
+                    _in_query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": DEATHS_KEPT,
+                            "default": 100,
+                        },
+                        "How many.",
+                    )
+                ],
+                tag="actors",
+            )
+        },
+        "/api/series": {
+            "get": _operation(
+                "getSeries",
+                "Throughput and fire lateness, a sample a second, for the last "
+                "fifteen minutes.",
+                ("200", _ref("Series"), "The samples, oldest first."),
+                errors=("422",),
+                parameters=[
+                    _in_query("since", _TIME, "Only samples taken after this time.")
+                ],
+                tag="summary",
+            )
+        },
         "/api/actors/{path}": {
             "get": _operation(
                 "getActor",
@@ -926,8 +1052,12 @@ def _paths() -> dict[str, Any]:
         "/api/schedules": {
             "get": _operation(
                 "listSchedules",
-                "Every schedule.",
-                ("200", {"type": "array", "items": schedule}, "The schedules."),
+                "Every schedule, each with its last run.",
+                (
+                    "200",
+                    {"type": "array", "items": _ref("ListedSchedule")},
+                    "The schedules.",
+                ),
                 tag="schedules",
             ),
             "post": _operation(

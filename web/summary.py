@@ -23,9 +23,6 @@ FAILED = frozenset(
     {"failure", "timeout", "abandoned", "no_healthy_handler", "rejected"}
 )
 
-#: The handler health states in which a handler takes jobs.
-UP = frozenset({"healthy", "degraded"})
-
 #: The window of ``actors.restarts_recent``, in seconds: five minutes.
 RESTARTS_WINDOW = 300.0
 
@@ -44,38 +41,38 @@ async def summarize(sz: ScheduleZero) -> dict[str, Any]:
     ``actors.restarts_5m`` counts the restarts of the last five minutes, as the
     actor system recorded them.
 
+    Only the schedules are awaited; everything else is read after them in one
+    synchronous pass (``sz.live_counts()``, not an ask of the dispatcher: an
+    ask waits behind every job in its mailbox), so the numbers are of one
+    instant and consistent with one another.
+
     Raises:
         SzError: The scheduler is not running.
     """
-    now = datetime.now(UTC)
-    jobs = await sz.jobs()
-    handlers = await sz.handlers()
     schedules = await sz.schedules()
-    actors = sz.system.snapshot().walk()
+    now = datetime.now(UTC)
+    live = sz.live_counts()
+    system = sz.system
+    actors = system.snapshot().walk()
     metrics = sz.metrics()
     ended: dict[str, int] = {}
     for (_task, outcome), count in metrics.jobs.items():
         ended[outcome] = ended.get(outcome, 0) + count
     soon = now + timedelta(hours=1)
-    states = [job.state for job in jobs]
-    system = sz.system
     return {
         "time": now.isoformat(),
         "jobs": {
-            "held": states.count("held"),
-            "waiting": states.count("waiting"),
-            "running": states.count("running"),
-            "retrying": sum((job.attempt or 1) > 1 for job in jobs),
+            "held": live.held,
+            "waiting": live.waiting,
+            "running": live.running,
+            "retrying": live.retrying,
         },
         "ended": {
             "total": sum(ended.values()),
             "failed": sum(n for outcome, n in ended.items() if outcome in FAILED),
             "by_outcome": dict(sorted(ended.items())),
         },
-        "handlers": {
-            "up": sum(h.health.state in UP for h in handlers),
-            "total": len(handlers),
-        },
+        "handlers": {"up": live.handlers_up, "total": live.handlers},
         "actors": {
             "up": sum(a.state == "running" for a in actors),
             "total": len(actors),

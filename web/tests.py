@@ -31,20 +31,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import hdrs, web
 
 from sz import SzError
-from sz.scenarios import MAX_SCENARIO_BYTES, SCENARIO_TASK
+from sz.scenarios import KEPT_RESULTS, MAX_LISTED, MAX_SCENARIO_BYTES, SCENARIO_TASK
 
 from .access import ACCESS
-from .api import (
-    MAX_ID,
-    MUTATIONS,
-    _body,
-    _call,
-    _check_keys,
-    _invalid,
-    _optional_text,
-    _path_id,
-    _schedule_request,
-)
 from .errors import json_error
 from .events import (
     RETRY_LINE,
@@ -57,6 +46,19 @@ from .events import (
     write_within,
 )
 from .json import schedule_data
+from .requests import (
+    MAX_ID,
+    MUTATIONS,
+    call_scheduler,
+    check_keys,
+    invalid,
+    optional_text,
+    path_id,
+    query_int,
+    query_text,
+    read_body,
+    schedule_request,
+)
 from .settings import SETTINGS, GatewaySettings
 
 if TYPE_CHECKING:
@@ -123,7 +125,7 @@ def _service(sz: ScheduleZero) -> ScenarioService:
     return sz.scenarios
 
 
-def _mutations(request: web.Request) -> None:
+def check_mutations(request: web.Request) -> None:
     if not request.app.get(MUTATIONS, True):
         raise json_error(
             403,
@@ -140,7 +142,7 @@ async def _scenarios(request: web.Request, func: Any, *args: Any) -> Any:
         result = func(_service(sz), *args)
         return await result if asyncio.iscoroutine(result) else result
 
-    return await _call(request, _across, call)
+    return await call_scheduler(request, _across, call)
 
 
 async def _across(call: Any) -> Any:
@@ -150,7 +152,7 @@ async def _across(call: Any) -> Any:
 
 
 def _run_id(request: web.Request) -> str:
-    return _path_id(request, "run_id")
+    return path_id(request, "run_id")
 
 
 def _params(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,20 +160,20 @@ def _params(body: Mapping[str, Any]) -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, dict) or len(params) > MAX_PARAMS:
-        raise _invalid(
+        raise invalid(
             "body.params", f"must be an object of at most {MAX_PARAMS} parameters"
         )
     for name, value in params.items():
         if not name.isidentifier():
-            raise _invalid(f"body.params.{name}", "is not a parameter name")
+            raise invalid(f"body.params.{name}", "is not a parameter name")
         if not isinstance(value, str | int | float | bool) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
-            raise _invalid(
+            raise invalid(
                 f"body.params.{name}", "must be a string, a number or a boolean"
             )
         if isinstance(value, str) and len(value) > MAX_ID:
-            raise _invalid(
+            raise invalid(
                 f"body.params.{name}", f"must be at most {MAX_ID} characters long"
             )
     return dict(params)
@@ -182,14 +184,14 @@ def _seed(body: Mapping[str, Any]) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise _invalid("body.seed", f"must be an integer from 0 to {MAX_SEED} or null")
+        raise invalid("body.seed", f"must be an integer from 0 to {MAX_SEED} or null")
     return seed
 
 
 def _scenario_id(body: Mapping[str, Any]) -> str:
     value = body.get("id")
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
-        raise _invalid("body.id", f"must be a scenario's id (1 to {MAX_ID} characters)")
+        raise invalid("body.id", f"must be a scenario's id (1 to {MAX_ID} characters)")
     return value
 
 
@@ -214,23 +216,21 @@ async def _loaded_text(request: web.Request) -> tuple[str, str]:
         try:
             return raw.decode("utf-8"), "<api>"
         except UnicodeDecodeError:
-            raise _invalid("body", "is not UTF-8 text") from None
+            raise invalid("body", "is not UTF-8 text") from None
     if kind != "application/json":
         raise json_error(
             415,
             f"a scenario is sent as YAML (Content-Type: application/yaml or "
             f'text/yaml) or as JSON {{"yaml": "..."}}, not as {kind}',
         )
-    body = await _body(request)
-    _check_keys(body, frozenset({"yaml", "source"}))
+    body = await read_body(request)
+    check_keys(body, frozenset({"yaml", "source"}))
     text = body.get("yaml")
     if not isinstance(text, str) or not text:
-        raise _invalid("body.yaml", "must be the scenario's YAML text")
+        raise invalid("body.yaml", "must be the scenario's YAML text")
     source = body.get("source", "<api>")
     if not isinstance(source, str) or not 0 < len(source) <= MAX_ID:
-        raise _invalid(
-            "body.source", f"must be a file name of 1 to {MAX_ID} characters"
-        )
+        raise invalid("body.source", f"must be a file name of 1 to {MAX_ID} characters")
     return text, source
 
 
@@ -245,7 +245,7 @@ async def load_scenario(request: web.Request) -> web.Response:
     ``file:line: problem``, the file being ``<api>`` (or the JSON body's
     ``source``).
     """
-    _mutations(request)
+    check_mutations(request)
     text, source = await _loaded_text(request)
     if len(text.encode()) > MAX_SCENARIO_BYTES:
         raise json_error(413, f"a scenario is at most {MAX_SCENARIO_BYTES:,} bytes")
@@ -268,25 +268,34 @@ async def start_run(request: web.Request) -> web.Response:
 
     429 while as many runs as the server allows go on already.
     """
-    _mutations(request)
-    body = await _body(request)
-    _check_keys(body, _RUN_FIELDS)
+    check_mutations(request)
+    body = await read_body(request)
+    check_keys(body, _RUN_FIELDS)
     wanted = (_scenario_id(body), _params(body), _seed(body))
     answer: dict[str, Any] = await _scenarios(request, _start, *wanted)
     return web.json_response(answer, status=202)
 
 
-def _results(service: ScenarioService) -> list[dict[str, Any]]:
-    return [run.summary_json() for run in service.runs()]
+async def _results(
+    service: ScenarioService, scenario: str | None, limit: int
+) -> list[dict[str, Any]]:
+    return [run.summary_json() for run in await service.runs(scenario, limit)]
 
 
 async def list_results(request: web.Request) -> web.Response:
-    """``GET /api/tests/results``: every run kept, running or ended, newest first."""
-    return web.json_response(await _scenarios(request, _results))
+    """``GET /api/tests/results``: runs, running or ended, newest first.
+
+    ``?scenario=`` keeps the runs of one scenario (its library id or its
+    name); ``?limit=`` lists at most that many (100 by default, up to
+    1,000). Runs kept in the store from before a restart are listed too.
+    """
+    scenario = query_text(request, "scenario")
+    limit = query_int(request, "limit", KEPT_RESULTS, MAX_LISTED)
+    return web.json_response(await _scenarios(request, _results, scenario, limit))
 
 
-def _result(service: ScenarioService, run_id: str) -> dict[str, Any] | None:
-    run = service.run(run_id)
+async def _result(service: ScenarioService, run_id: str) -> dict[str, Any] | None:
+    run = await service.run(run_id)
     return run.to_json() if run is not None else None
 
 
@@ -303,8 +312,8 @@ async def get_result(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-def _csv(service: ScenarioService, run_id: str) -> tuple[str, str | None] | None:
-    run = service.run(run_id)
+async def _csv(service: ScenarioService, run_id: str) -> tuple[str, str | None] | None:
+    run = await service.run(run_id)
     if run is None:
         return None
     if run.result is None:
@@ -339,7 +348,7 @@ async def abort_run(request: web.Request) -> web.Response:
     processes; the run ends ``aborted`` (a run already ended is left as it
     was).
     """
-    _mutations(request)
+    check_mutations(request)
     run_id = _run_id(request)
     answer = await _scenarios(request, _abort, run_id)
     if answer is None:
@@ -375,17 +384,17 @@ async def schedule_runs(request: web.Request) -> web.Response:
     409 when this scheduler cannot schedule runs (its ``sz.scenarios`` was
     made after it started).
     """
-    _mutations(request)
-    body = await _body(request)
-    _check_keys(body, _SCHEDULE_FIELDS)
+    check_mutations(request)
+    body = await read_body(request)
+    check_keys(body, _SCHEDULE_FIELDS)
     scenario_id, params, seed = _scenario_id(body), _params(body), _seed(body)
     shape: dict[str, Any] = {
         key: body[key]
         for key in ("trigger", "fields", "paused", "misfire_grace_time", "coalesce")
         if key in body
     }
-    shape["id"] = _optional_text(body, "schedule_id")
-    checked = _schedule_request({"task": SCENARIO_TASK, **shape}, None)
+    shape["id"] = optional_text(body, "schedule_id")
+    checked = schedule_request({"task": SCENARIO_TASK, **shape}, None)
     wanted = {
         "scenario_id": scenario_id,
         "params": params,
@@ -411,8 +420,8 @@ async def schedule_runs(request: web.Request) -> web.Response:
 # -------------------------------------------------------------------- stream
 
 
-def _watch(service: ScenarioService, run_id: str, seen: int) -> RunView | None:
-    return service.watch(run_id, seen)
+async def _watch(service: ScenarioService, run_id: str, seen: int) -> RunView | None:
+    return await service.watch(run_id, seen)
 
 
 async def stream_metrics(request: web.Request) -> web.StreamResponse:

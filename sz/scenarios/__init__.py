@@ -111,6 +111,7 @@ from .result import (
 from .runner import run_scenario as run_scenario
 from .service import (
     KEPT_RESULTS as KEPT_RESULTS,
+    MAX_LISTED as MAX_LISTED,
     MAX_RUNNING as MAX_RUNNING,
     RUN_STATES as RUN_STATES,
     SCENARIO_TASK as SCENARIO_TASK,
@@ -118,6 +119,7 @@ from .service import (
     RunState as RunState,
     RunView as RunView,
     ScenarioService as ScenarioService,
+    trend_metrics as trend_metrics,
 )
 from .shipped import library_scenarios as library_scenarios, resolve as resolve
 from .source import MAX_SCENARIO_BYTES as MAX_SCENARIO_BYTES
@@ -133,6 +135,7 @@ __all__ = [
     "FUNCTIONS",
     "KEPT_RESULTS",
     "MAX_EXPRESSION_DEPTH",
+    "MAX_LISTED",
     "MAX_RUNNING",
     "MAX_SCENARIO_BYTES",
     "METRICS",
@@ -222,4 +225,5 @@ __all__ = [
     "render",
     "resolve",
     "run_scenario",
+    "trend_metrics",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .units import BYTES, COUNT, PER_SECOND, SECONDS, Dimension
+from .units import BYTES, COUNT, PER_SECOND, RATIO, SECONDS, Dimension
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,8 +26,8 @@ class MetricInfo:
 
     Attributes:
         name: Its name in conditions and in the ``metrics`` section.
-        dimension: What it measures: seconds, bytes, a count, or a count per
-            second. A number compared with it must have a unit of the same
+        dimension: What it measures: seconds, bytes, a count, a ratio, or a
+            count per second. A number compared with it must have a unit of the same
             dimension.
         sampled: True if the run records it over time (a series of samples:
             its bare name is the latest, and ``p99(name)`` and the like read the
@@ -108,6 +108,13 @@ METRICS: Mapping[str, MetricInfo] = _metrics(
         sampled=False,
         description="jobs that succeeded more than once (counted by the run's "
         "own handlers)",
+    ),
+    MetricInfo(
+        name="error_rate",
+        dimension=RATIO,
+        sampled=False,
+        description="the share of the run's jobs whose final outcome was not a "
+        "success (0.01 is 1%)",
     ),
     MetricInfo(
         name="restarts",

@@ -6,8 +6,8 @@ comparison must measure the same thing (``job_latency < 500MB`` is refused).
 A number without a unit compared with a metric in seconds or bytes takes the
 unit the scenario's ``metrics`` section shows that metric in (``memory_usage:
 MB`` makes ``memory_usage < 500`` mean 500MB); without one it is refused, since
-``job_latency < 2`` could mean seconds or milliseconds. Counts and rates of
-counts need no unit.
+``job_latency < 2`` could mean seconds or milliseconds. Counts, ratios (a bare
+0.01 is ``1%``) and rates of counts need no unit.
 
 :func:`evaluate` runs when a run ends (assertions) or while it runs
 (``wait_until``, the steady state).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import ExpressionError
 from .catalog import METRICS, MetricInfo
@@ -36,7 +36,7 @@ from .expressions import (
     render,
 )
 from .hints import expected_one_of
-from .units import BYTE_UNITS, COUNT, TIME_UNITS, Dimension, unit_of
+from .units import BYTE_UNITS, COUNT, RATIO_UNITS, TIME_UNITS, Dimension, unit_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -81,7 +81,7 @@ def display_unit_problem(metric: MetricInfo, unit: str) -> str | None:
     if found is None:
         return (
             f"{unit!r} is no unit (expected a time unit such as ms, a byte unit "
-            "such as MB, a word such as jobs, or a rate such as schedules/sec)"
+            "such as MB, %, a word such as jobs, or a rate such as schedules/sec)"
         )
     if found[0] != metric.dimension:
         return f"{metric.name} is in {metric.dimension}, and {unit!r} is in {found[0]}"
@@ -93,7 +93,7 @@ def _language_unit(display: str | None) -> str | None:
     if display is None:
         return None
     head, slash, tail = display.partition("/")
-    if head not in TIME_UNITS and head not in BYTE_UNITS:
+    if head not in TIME_UNITS and head not in BYTE_UNITS and head not in RATIO_UNITS:
         head = ""
     return (head + slash + tail) or None
 
@@ -161,8 +161,8 @@ class _Checker:
             if found is not None and found[1] != 1.0:
                 return Quantity(value=number.value, unit=display, column=number.column)
             return number
-        if dimension.base == "count":
-            return number
+        if dimension.base in ("count", "ratio"):
+            return number  # a count, or a ratio (0.01 is 1%)
         example = _EXAMPLES[dimension.base]
         if dimension.per_second:
             example = "1MB/s" if dimension.base == "bytes" else "0.1s/s"
@@ -260,11 +260,24 @@ def _names(expression: Expression) -> Iterator[str]:
 
 
 @overload
-def evaluate(expression: Predicate, metrics: Mapping[str, MetricValue]) -> bool: ...
-@overload
-def evaluate(expression: Value, metrics: Mapping[str, MetricValue]) -> float: ...
 def evaluate(
-    expression: Expression, metrics: Mapping[str, MetricValue]
+    expression: Predicate,
+    metrics: Mapping[str, MetricValue],
+    *,
+    trend_after: float | None = None,
+) -> bool: ...
+@overload
+def evaluate(
+    expression: Value,
+    metrics: Mapping[str, MetricValue],
+    *,
+    trend_after: float | None = None,
+) -> float: ...
+def evaluate(
+    expression: Expression,
+    metrics: Mapping[str, MetricValue],
+    *,
+    trend_after: float | None = None,
 ) -> float | bool:
     """The value of an expression: True or False for a condition, else a number.
 
@@ -275,15 +288,23 @@ def evaluate(
         metrics: Each metric's value: a number, or its samples oldest first
             (numbers, or ``(time, value)`` pairs, which ``rate`` needs). A bare
             metric name reads the latest sample.
+        trend_after: The time (on the samples' clock) before which ``rate``
+            ignores samples: the end of a warm-up. None (the default): every
+            sample counts. The other functions read every sample.
 
     Raises:
         ExpressionError: A metric read has no value or no samples, or ``rate``
-            is given fewer than two timed samples (or all at one time);
-            ``column`` says which part of the expression.
+            is given fewer than two timed samples (or all at one time;
+            after ``trend_after`` if given); ``column`` says which part of
+            the expression.
     """
+
+    def value(part: Expression) -> Any:
+        return evaluate(part, metrics, trend_after=trend_after)
+
     match expression:
-        case Number(value=value):
-            return value
+        case Number(value=number):
+            return number
         case Quantity():
             return expression.base_value
         case Metric():
@@ -292,15 +313,15 @@ def evaluate(
                 return _sample_values(expression, found)[-1]
             return float(found)
         case Call(function=function, metric=metric):
-            return _call(expression, function, _value_of(metric, metrics))
+            return _call(expression, function, _value_of(metric, metrics), trend_after)
         case Compare(op=op, left=left, right=right):
-            return _OPERATORS[op](evaluate(left, metrics), evaluate(right, metrics))
+            return _OPERATORS[op](value(left), value(right))
         case And(operands=operands):
-            return all(evaluate(operand, metrics) for operand in operands)
+            return all(value(operand) for operand in operands)
         case Or(operands=operands):
-            return any(evaluate(operand, metrics) for operand in operands)
+            return any(value(operand) for operand in operands)
         case Not(operand=operand):
-            return not evaluate(operand, metrics)
+            return not value(operand)
 
 
 def _value_of(metric: Metric, metrics: Mapping[str, MetricValue]) -> MetricValue:
@@ -322,12 +343,21 @@ def _sample_values(at: Metric | Call, samples: Sequence[Sample]) -> list[float]:
     ]
 
 
-def _call(call: Call, function: str, value: MetricValue) -> float:
+def _call(
+    call: Call, function: str, value: MetricValue, trend_after: float | None
+) -> float:
     samples: Sequence[Sample] = value if isinstance(value, Sequence) else (value,)
     if function == "count":
         return float(len(samples))
     if function == "rate":
-        return _slope(call, samples)
+        if trend_after is None:
+            return _slope(call, samples)
+        after = [
+            sample
+            for sample in samples
+            if not isinstance(sample, tuple) or sample[0] >= trend_after
+        ]
+        return _slope(call, after, " after the warm-up")
     values = _sample_values(call, samples)
     if function == "max":
         return max(values)
@@ -346,12 +376,12 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _slope(call: Call, samples: Sequence[Sample]) -> float:
+def _slope(call: Call, samples: Sequence[Sample], which: str = "") -> float:
     timed = [sample for sample in samples if isinstance(sample, tuple)]
     if len(timed) != len(samples) or len(timed) < 2:
         raise ExpressionError(
             f"rate() needs two or more (time, value) samples of "
-            f"{call.metric.name}, got {len(timed)} timed of {len(samples)}",
+            f"{call.metric.name}{which}, got {len(timed)} timed of {len(samples)}",
             column=call.column,
         )
     times = [float(time) for time, _ in timed]

@@ -20,7 +20,7 @@ A comparison is between two values; ``and``, ``or`` and ``not`` join
 comparisons; comparisons do not chain (``0 < x < 1`` is refused: write
 ``0 < x and x < 1``). Numbers are decimal, with an optional fraction, exponent
 and sign (``-1.5e3``); a unit follows with no space (``2s``, ``500MB``,
-``100/s``: see :mod:`sz.scenarios.units`). Metric names are identifiers, dotted
+``100/s``, ``1%``: see :mod:`sz.scenarios.units`). Metric names are identifiers, dotted
 if need be. Which names exist and whether units agree is
 :func:`sz.scenarios.check_expression`'s business, not the parser's.
 """
@@ -35,7 +35,7 @@ import attrs
 
 from ..errors import ExpressionError
 from .hints import expected_one_of
-from .units import BYTE_UNITS, TIME_UNITS, unit_of
+from .units import BYTE_UNITS, RATIO_UNITS, TIME_UNITS, unit_of
 
 __all__ = [
     "COMPARISONS",
@@ -104,7 +104,7 @@ class Number:
 
 @attrs.frozen(kw_only=True)
 class Quantity:
-    """A number with a unit: ``2s``, ``50ms``, ``500MB``, ``10MB/s``, ``100/s``.
+    """A number with a unit: ``2s``, ``50ms``, ``500MB``, ``10MB/s``, ``100/s``, ``1%``.
 
     Attributes:
         value: The number, in ``unit``.
@@ -295,10 +295,10 @@ class _Token:
 
 _SPACE = re.compile(r"[ \t\r\n]+")
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_UNIT = re.compile(r"[A-Za-z]+(?:/[A-Za-z]+)?|/[A-Za-z]+")
+_UNIT = re.compile(r"(?:%|[A-Za-z]+)(?:/[A-Za-z]+)?|/[A-Za-z]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _OPERATOR = re.compile(r"<=|>=|==|!=|<|>")
-_UNITS = sorted(TIME_UNITS) + sorted(BYTE_UNITS)
+_UNITS = sorted(TIME_UNITS) + sorted(BYTE_UNITS) + sorted(RATIO_UNITS)
 
 
 def _tokens(text: str) -> list[_Token]:

@@ -99,6 +99,7 @@ _SCENARIO_KEYS = (
     "metrics",
     "assertions",
     "steady_state",
+    "warmup",
 )
 #: The sections of ``config.yaml`` a setup may give: the others are the
 #: setup's own (handlers, store) or have no part in a run (web, schedules).
@@ -296,18 +297,36 @@ class _Reader:
             description = self.value(
                 fields["description"], "description", "a string", _string
             )
+        steps = self.steps(fields["steps"], "steps")
+        warmup = self.warmup(fields["warmup"], steps) if "warmup" in fields else None
         return Scenario(
             name=self.text(fields["name"], "name"),
             description=description,
             parameters=parameters,
             setup=self.setup,
-            steps=self.steps(fields["steps"], "steps"),
+            steps=steps,
+            warmup=warmup,
             checks=self.checks(fields["checks"]) if "checks" in fields else (),
             metrics=metrics,
             assertions=self.conditions(fields.get("assertions"), "assertion"),
             steady_state=self.conditions(fields.get("steady_state"), "steady_state"),
             location=self.at(test),
         )
+
+    def warmup(self, node: Node, steps: tuple[Step, ...]) -> float | str:
+        """Seconds after the first step starts, or a top-level step's name."""
+        names = [step.name for step in steps if step.name]
+        if isinstance(node.value, str) and node.value in names:
+            return node.value
+        seconds = parse_duration(node.value)
+        if seconds is None:
+            shown = ", ".join(names) or "none has a name"
+            self.fail(
+                "warmup: expected a duration (such as 10s) or the name of a "
+                f"top-level step ({shown}), got {show(node.value)}",
+                node.line,
+            )
+        return seconds
 
     def parameters(
         self, node: Node | None, overrides: Mapping[str, object], test: Node

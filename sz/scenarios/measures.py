@@ -6,7 +6,8 @@ or fire to final row; ``scheduler_latency``: fire to the start of its first
 attempt): from the history at the end, each sample at the offset its row
 finished. One number (``creation_rate``, ``deletion_rate``: schedules a
 second of time spent in those actions; ``lost_jobs``, ``duplicate_jobs``:
-from the checks).
+from the checks; ``error_rate``: the share of the history's jobs whose final
+outcome was not a success, none without a job).
 """
 
 from __future__ import annotations
@@ -70,17 +71,24 @@ def final_metrics(
         values["job_latency"] = latency
     if lateness:
         values["scheduler_latency"] = lateness
+    if history.finals:
+        failed = sum(rows[0].outcome != "success" for rows in history.finals.values())
+        values["error_rate"] = failed / len(history.finals)
     values["lost_jobs"] = float(lost)
     values["duplicate_jobs"] = float(duplicates)
     return values
 
 
-def summarize(name: str, value: MetricValue) -> float | dict[str, float]:
+def summarize(
+    name: str, value: MetricValue, trend_after: float | None = None
+) -> float | dict[str, float]:
     """A metric as the result reports it: a number, or a summary of its samples.
 
     The summary has ``p50``, ``p90``, ``p99``, ``max``, ``min``, ``mean`` and
     ``count``; a metric sampled over time also ``rate``, its trend per second
-    (the least-squares slope: a leak's signature).
+    (the least-squares slope: a leak's signature), over the samples from
+    ``trend_after`` on (the end of the warm-up; every sample if None), when
+    there are two or more.
     """
     if isinstance(value, int | float):
         return float(value)
@@ -107,8 +115,13 @@ def summarize(name: str, value: MetricValue) -> float | dict[str, float]:
         "mean": math.fsum(values) / len(values),
         "count": float(len(values)),
     }
-    if name in OVER_TIME and len(samples) >= 2:
-        summary["rate"] = _slope(samples)
+    trend = (
+        samples
+        if trend_after is None
+        else [sample for sample in samples if sample[0] >= trend_after]
+    )
+    if name in OVER_TIME and len(trend) >= 2:
+        summary["rate"] = _slope(trend)
     return summary
 
 

@@ -469,9 +469,14 @@ class Scenario:
         metrics: Metrics reported, none by default (those the conditions read
             are measured regardless).
         assertions: Conditions that must hold at the end, none by default.
-        steady_state: Conditions that must hold before the first step, while
-            the steps run and after the last (Chaos Toolkit's steady-state
+        steady_state: Conditions that must hold before the first fault,
+            during the faults and after the last (before, while and after the
+            steps in a scenario without faults: Chaos Toolkit's steady-state
             hypothesis), none by default.
+        warmup: When the warm-up ends, after which trends are measured
+            (``rate()`` and a metric's ``rate``): seconds after the first step
+            starts, or the name of a top-level step whose end ends it. None
+            (the default): no warm-up, trends read every sample.
         location: Where it was written (its ``test`` key).
     """
 
@@ -484,6 +489,7 @@ class Scenario:
     metrics: tuple[MetricEntry, ...] = ()
     assertions: tuple[Condition, ...] = ()
     steady_state: tuple[Condition, ...] = ()
+    warmup: float | str | None = None
     location: Location = _location
 
     def walk(self) -> Iterator[Step]:

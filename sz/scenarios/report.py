@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .catalog import METRICS
-from .units import BYTE_UNITS, TIME_UNITS
+from .units import BYTE_UNITS, RATIO_UNITS, TIME_UNITS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -98,7 +98,7 @@ def _number(value: float, name: str, unit: str | None) -> str:
     base = info.dimension.base if info is not None else "count"
     if unit is not None:
         head = unit.partition("/")[0]
-        scale = TIME_UNITS.get(head) or BYTE_UNITS.get(head)
+        scale = TIME_UNITS.get(head) or BYTE_UNITS.get(head) or RATIO_UNITS.get(head)
         if scale:
             return f"{value / scale:,.3g} {unit}"
         return f"{value:,.1f} {unit}" if abs(value) >= 100 else f"{value:,.4g} {unit}"
@@ -106,12 +106,14 @@ def _number(value: float, name: str, unit: str | None) -> str:
         return f"{value * 1000:,.3g} ms" if abs(value) < 1 else f"{value:,.3g} s"
     if base == "bytes":
         return f"{value / 1e6:,.1f} MB"
+    if base == "ratio":
+        return f"{value * 100:,.3g} %"
     if info is not None and info.dimension.per_second:
         return f"{value:,.1f}/s"
     return f"{value:,.6g}"
 
 
-def _metric(name: str, value: Any, unit: str | None) -> str:
+def _metric(name: str, value: Any, unit: str | None, trend: str = "trend") -> str:
     if not isinstance(value, dict):
         return _number(float(value), name, unit)
     if not value.get("count"):
@@ -122,7 +124,7 @@ def _metric(name: str, value: Any, unit: str | None) -> str:
         if key in value
     ]
     if "rate" in value:
-        parts.append(f"trend {_number(value['rate'], name, unit)}/s")
+        parts.append(f"{trend} {_number(value['rate'], name, unit)}/s")
     parts.append(f"n={value['count']:.0f}")
     return "  ".join(parts)
 
@@ -145,6 +147,19 @@ def _details(check: Mapping[str, Any]) -> str:
     return "; ".join(shown)
 
 
+def _phase_lines(phases: Mapping[str, Any], width: int) -> list[str]:
+    """The steady state's phases, one line each under its check."""
+    lines = []
+    for phase, verdict in phases.items():
+        mark = "PASS" if verdict.get("passed") else "FAIL"
+        count = verdict.get("checked", 0)
+        said = f"{count} sample{'s' if count != 1 else ''}" if count else "no sample"
+        broken = "; ".join(verdict.get("violations") or ())
+        detail = f"{said}; broke: {broken}" if broken else said
+        lines.append(f"{'  ' + phase:<{width}}  {mark:<6}  {detail}")
+    return lines
+
+
 def format_result(
     result: ScenarioResult, units: Mapping[str, str] | None = None
 ) -> str:
@@ -165,18 +180,28 @@ def format_result(
     ]
     if result.error:
         lines.append(f"  {result.error}")
+    warmed = [event for event in result.timeline if event.event == "warmup_end"]
+    trend = f"trend after warm-up ({warmed[0].offset:.1f}s)" if warmed else "trend"
     if result.metrics:
         width = max(map(len, result.metrics))
         lines += ["", f"{'metric':<{width}}  value"]
         lines += [
-            f"{name:<{width}}  {_metric(name, value, units.get(name))}"
+            f"{name:<{width}}  {_metric(name, value, units.get(name), trend)}"
             for name, value in result.metrics.items()
         ]
     if result.checks:
-        width = max(map(len, result.checks))
+        width = max(len(name) for name in (*result.checks, "  during"))
         lines += ["", f"{'check':<{width}}  result  details"]
         for name, check in result.checks.items():
             mark = "PASS" if check.get("passed") else "FAIL"
+            phases = check.get("phases") if name == "steady_state" else None
+            if isinstance(phases, dict):
+                lines.append(
+                    f"{name:<{width}}  {mark:<6}  phases marked by "
+                    f"{check.get('marked_by', 'steps')}"
+                )
+                lines += _phase_lines(phases, width)
+                continue
             lines.append(f"{name:<{width}}  {mark:<6}  {_details(check)}")
     if result.assertions:
         width = max(len(a.expression) for a in result.assertions)

@@ -48,7 +48,9 @@ class TimelineEvent:
         at: When (wall clock, UTC).
         offset: Seconds since the run began.
         event: ``run_start``, ``step_start``, ``step_end``, ``fault``,
-            ``worker``, ``steady_state`` or ``run_end``.
+            ``worker``, ``steady_state`` (a condition broke, with the phase
+            known then), ``warmup_end`` (trends are measured from here) or
+            ``run_end``.
         name: The step's name (or kind), the fault's, or the worker's.
         detail: What else there is to say: a fault's targets, a step's error,
             the run's outcome.

@@ -14,6 +14,7 @@ under it (a supervisor that gave up past ``/user``).
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import tempfile
@@ -43,7 +44,7 @@ from .counting import counted, resolve_functions
 from .evaluation import evaluate, metrics_named
 from .loader import load_scenario
 from .measures import final_metrics, summarize
-from .model import Scenario
+from .model import ChaosStep, Scenario
 from .operations import LocalHandler, Operations
 from .record import RunRecord
 from .result import AssertionResult, Outcome, ScenarioResult
@@ -138,6 +139,8 @@ class RunActor(Actor):
                     raise child.error
                 if not child.ok:
                     raise Aborted("a step's actor was killed or stopped before its end")
+                if step.name is not None and step.name == self.scenario.warmup:
+                    self.context.record.event("warmup_end", step.name)
         except Exception as error:
             self.slot.error = error
         self.slot.finished = not isinstance(self.slot.error, Aborted)
@@ -230,30 +233,113 @@ async def _watch_escalations(
                 record.event("escalated", event.path, child=event.child)
 
 
-async def _watch_steady(
-    scenario: Scenario, context: RunContext, phase: list[str]
-) -> None:
+def _has_faults(scenario: Scenario) -> bool:
+    return any(isinstance(step, ChaosStep) for step in scenario.walk())
+
+
+async def _watch_steady(scenario: Scenario, context: RunContext) -> None:
     failing: set[str] = set()
     while True:
         await context.sampler.wait_sample()
         context.progress("sample")
-        _steady(scenario, context, phase[0], failing)
+        _steady(scenario, context, failing)
 
 
 def _steady(
-    scenario: Scenario, context: RunContext, phase: str, failing: set[str]
+    scenario: Scenario,
+    context: RunContext,
+    failing: set[str],
+    *,
+    start: bool = False,
+    end: bool = False,
 ) -> None:
+    """Evaluate the steady state on the latest samples, and keep each verdict.
+
+    Which phase a verdict falls in is decided at the end (``steady_phases``),
+    once the last fault is known; the timeline's ``steady_state`` events say
+    the phase as known at the time.
+    """
+    if not scenario.steady_state:
+        return
+    record = context.record
     values = context.live_metrics()
+    offset = record.offset()
+    if start:
+        phase = "before"
+    elif end:
+        phase = "after"
+    elif _has_faults(scenario):
+        phase = "during" if record.faults else "before"
+    else:
+        phase = "during"
     for condition in scenario.steady_state:
         try:
-            holds = evaluate(condition.expression, values)
+            holds = evaluate(
+                condition.expression, values, trend_after=record.warmup_end()
+            )
         except ExpressionError:
             continue  # not measured yet
+        record.steady_state_checks.append((offset, condition.text, holds))
         key = f"{phase}:{condition.text}"
         if not holds and key not in failing:
             failing.add(key)
-            context.record.steady_state_failures.append((phase, condition.text))
-            context.record.event("steady_state", condition.text, phase=phase)
+            record.event("steady_state", condition.text, phase=phase)
+
+
+#: The steady state's phases, in order.
+PHASES = ("before", "during", "after")
+
+
+def steady_phases(
+    record: RunRecord, steps: tuple[float, float] | None
+) -> dict[str, Any]:
+    """The steady state's verdicts by phase: before, during and after the faults.
+
+    The phases are marked by the run's faults: before the first fault struck,
+    from then until the last fault's step returned, and after. A run without
+    faults (or none struck) has them marked by its steps: before the first
+    step, while the steps ran, after the last. A phase without a sample taken
+    in it shows ``checked`` 0 and holds.
+
+    Args:
+        record: The run's record, with its verdicts.
+        steps: When the steps started and ended (offsets), or None if they
+            never did.
+    """
+    faults = record.faults
+    if faults:
+        marked_by = "faults"
+        start = faults[0].offset
+        end = record.last_fault_end if record.last_fault_end is not None else start
+    else:
+        marked_by = "steps"
+        start, end = steps if steps is not None else (math.inf, math.inf)
+    phases: dict[str, dict[str, Any]] = {
+        name: {"passed": True, "checked": 0, "violations": []} for name in PHASES
+    }
+    violations: list[dict[str, str]] = []
+    samples: dict[str, set[float]] = {name: set() for name in PHASES}
+    for offset, text, held in record.steady_state_checks:
+        name = "before" if offset < start else "during" if offset <= end else "after"
+        phase = phases[name]
+        samples[name].add(offset)
+        if not held and text not in phase["violations"]:
+            phase["passed"] = False
+            phase["violations"].append(text)
+            violations.append({"phase": name, "condition": text})
+    for name in PHASES:
+        phases[name]["checked"] = len(samples[name])
+    return {
+        "passed": not violations,
+        "marked_by": marked_by,
+        "phases": phases,
+        "violations": violations,
+    }
+
+
+async def _warm_up(seconds: float, record: RunRecord) -> None:
+    await anyio.sleep(seconds)
+    record.event("warmup_end", f"{seconds:g}s")
 
 
 async def run_scenario(
@@ -302,6 +388,7 @@ async def run_scenario(
     run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
     started_at = datetime.now(UTC)
     record = RunRecord(started_at, on_event)
+    record.warmup = scenario.warmup
     record.event("run_start", scenario.name, seed=seed)
     folder = Path(
         await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "sz-scenario-")
@@ -310,14 +397,18 @@ async def run_scenario(
     error: str | None = None
     checks: dict[str, dict[str, Any]] = {}
     values: dict[str, Any] = {}
+    steps: list[float] = []
     try:
         outcome, error, checks, values = await _run(
-            scenario, seed, run_id, record, folder, on_progress
+            scenario, seed, run_id, record, folder, on_progress, steps
         )
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
-    return _result(scenario, seed, run_id, record, outcome, error, checks, values)
+    bounds = (steps[0], steps[1]) if len(steps) == 2 else None
+    return _result(
+        scenario, seed, run_id, record, outcome, error, checks, values, bounds
+    )
 
 
 async def _run(
@@ -327,7 +418,9 @@ async def _run(
     record: RunRecord,
     folder: Path,
     on_progress: Callable[[Progress], None] | None,
+    steps: list[float],
 ) -> tuple[Outcome, str | None, dict[str, dict[str, Any]], dict[str, Any]]:
+    """Run it; ``steps`` gets when the steps started and when they ended."""
     try:
         sz, handlers, built = _build(scenario, record, folder)
     except SzError as exc:
@@ -391,22 +484,24 @@ async def _run(
                 return ref
 
             context.operations = Operations(sz, record, handlers, spawn_handler)
-            phase = ["before"]
             async with anyio.create_task_group() as group:
                 await group.start(_watch_escalations, sz, record)
                 group.start_soon(sampler.run)
                 await sampler.wait_sample()
-                _steady(scenario, context, "before", set())
-                phase[0] = "during"
+                _steady(scenario, context, set(), start=True)
                 running = True
-                group.start_soon(_watch_steady, scenario, context, phase)
+                group.start_soon(_watch_steady, scenario, context)
                 scenarios = await sz.system.spawn(ScenariosActor, name="scenarios")
+                steps.append(record.offset())
+                if isinstance(scenario.warmup, float):
+                    group.start_soon(_warm_up, scenario.warmup, record)
                 run_ref.append(
                     await scenarios.ask(_StartRun(run_id, scenario, context, slot))
                 )
                 await slot.done.wait()
+                steps.append(record.offset())
                 await sampler.wait_sample()
-                _steady(scenario, context, "after", set())
+                _steady(scenario, context, set(), end=True)
                 context.progress("end")
                 group.cancel_scope.cancel()
             history = await read_history(sz)
@@ -447,11 +542,13 @@ def _result(
     error: str | None,
     checks: dict[str, dict[str, Any]],
     values: dict[str, Any],
+    steps: tuple[float, float] | None,
 ) -> ScenarioResult:
     assertions: list[AssertionResult] = []
+    trend_after = record.warmup_end()
     for condition in scenario.assertions:
         try:
-            held = evaluate(condition.expression, values)
+            held = evaluate(condition.expression, values, trend_after=trend_after)
         except ExpressionError as exc:
             assertions.append(
                 AssertionResult(
@@ -463,17 +560,15 @@ def _result(
                 AssertionResult(expression=condition.text, value=held, passed=held)
             )
     if scenario.steady_state:
-        failures = record.steady_state_failures
-        checks["steady_state"] = {
-            "passed": not failures,
-            "violations": [
-                {"phase": phase, "condition": text} for phase, text in failures
-            ],
-        }
+        checks["steady_state"] = steady_phases(record, steps)
     wanted = [entry.name for entry in scenario.metrics]
     for condition in scenario.assertions:
         wanted += sorted(metrics_named(condition.expression) - set(wanted))
-    metrics = {name: summarize(name, values[name]) for name in wanted if name in values}
+    metrics = {
+        name: summarize(name, values[name], trend_after)
+        for name in wanted
+        if name in values
+    }
     if outcome == "passed" and not (
         all(check["passed"] for check in checks.values())
         and all(assertion.passed for assertion in assertions)

@@ -16,19 +16,26 @@ scheduler and worker processes are stopped before the actor is gone, and the
 run ends ``aborted``. Runs are bounded (``max_running``, 2 by default): one
 more is refused with :class:`TooManyRuns`.
 
-Finished results are kept in memory, the latest ``kept`` (100 by default);
-keeping them in the store, so that they survive a restart, comes with the
-store's scenario tables.
+Every run is also kept in the scheduler's store (``sz.store.scenario_runs``):
+written as it starts and once more as it ends (its outcome, its result's JSON
+export and one number per metric for trends), so that on a SQLite or
+PostgreSQL store past runs survive a restart. The store keeps the newest
+1,000 runs. ``runs`` and ``run`` read the runs of this process from memory
+(the latest ``kept`` ended ones, 100 by default, and every live one) and the
+others from the store. A run the process ended in the middle of is found
+``running`` when the store opens again, and kept as ``aborted`` with the error
+"the process ended during the run".
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +47,7 @@ from actors import Actor
 
 from ..errors import ScenarioError, SzError, TooManyRuns, UnknownScenario
 from ..handlers import CURRENT_JOB
+from ..store.scenario_runs import KEPT_RUNS, StoredRun
 from .context import Progress
 from .loader import parse_scenario
 from .model import Scalar, Scenario
@@ -52,9 +60,11 @@ if TYPE_CHECKING:
     from actors import ActorRef
 
     from ..scheduler import ScheduleZero
+    from ..store.scenario_runs import ScenarioRunStore
 
 __all__ = [
     "KEPT_RESULTS",
+    "MAX_LISTED",
     "MAX_LOADED",
     "MAX_RUNNING",
     "RUN_STATES",
@@ -63,6 +73,7 @@ __all__ = [
     "RunState",
     "RunView",
     "ScenarioService",
+    "trend_metrics",
 ]
 
 #: Runs that may go on at once in one scheduler, by default.
@@ -70,6 +81,9 @@ MAX_RUNNING = 2
 
 #: Finished runs whose results are kept, the latest first, by default.
 KEPT_RESULTS = 100
+
+#: The most runs one ``runs`` call lists: as many as a store keeps.
+MAX_LISTED = KEPT_RUNS
 
 #: Scenarios loaded through the API that the library keeps (the oldest goes).
 MAX_LOADED = 100
@@ -170,6 +184,21 @@ def _progress_json(progress: Progress) -> dict[str, Any]:
     }
 
 
+def trend_metrics(result: ScenarioResult) -> dict[str, float]:
+    """One number per reported metric of ``result``, for trends across runs.
+
+    A metric that is one number is itself; one with samples is its ``p99``
+    (in the metric's base unit: seconds, bytes, a count). A metric with no
+    samples, or not a finite number, is left out.
+    """
+    found: dict[str, float] = {}
+    for name, value in result.metrics.items():
+        number = value.get("p99") if isinstance(value, Mapping) else value
+        if isinstance(number, int | float) and math.isfinite(number):
+            found[name] = float(number)
+    return found
+
+
 @attrs.define(kw_only=True)
 class RunState:
     """One run the service started: where it stands, and its result once ended.
@@ -186,9 +215,16 @@ class RunState:
         state: ``running``, then its outcome.
         progress: Its latest progress, or None before the first.
         timeline: Its timeline so far, as it happened.
-        result: Its result once it ended.
+        result: Its result once it ended (for a run read from a store's
+            list: None, with ``finished_at``, ``passed`` and ``metrics``
+            standing in for it).
         error: Why it ended early, or None.
+        finished_at: When it ended, for a run without its result at hand.
+        passed: Whether it passed, for a run without its result at hand.
+        metrics: Its trend metrics (``trend_metrics``), for a run without
+            its result at hand.
         done: Set when it ended.
+        on_end: Called once, with the run, when it ends (None by default).
     """
 
     run_id: str
@@ -204,7 +240,13 @@ class RunState:
     timeline: list[TimelineEvent] = attrs.Factory(list)
     result: ScenarioResult | None = None
     error: str | None = None
+    finished_at: datetime | None = None
+    passed: bool | None = None
+    metrics: Mapping[str, float] = attrs.Factory(dict)
     done: anyio.Event = attrs.Factory(anyio.Event)
+    on_end: Callable[[RunState], None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
     @property
     def running(self) -> bool:
@@ -218,7 +260,17 @@ class RunState:
         self.result = result
         self.state = result.outcome
         self.error = result.error
+        self._ended()
+
+    def _ended(self) -> None:
+        result = self.result
+        if result is not None:
+            self.finished_at = result.finished_at
+            self.passed = result.passed
+            self.metrics = trend_metrics(result)
         self.done.set()
+        if self.on_end is not None:
+            self.on_end(self)
 
     def abort(self, why: str, state: Outcome = "aborted") -> None:
         """It ended without a result of the runner's: killed, or a bug."""
@@ -252,7 +304,7 @@ class RunState:
             timeline=tuple(self.timeline),
             error=why,
         )
-        self.done.set()
+        self._ended()
 
     def progress_json(self) -> dict[str, Any]:
         """Where it stands, as the ``progress`` event of its stream shows it."""
@@ -297,8 +349,13 @@ class RunState:
         return shown
 
     def summary_json(self) -> dict[str, Any]:
-        """The run as ``/api/tests/results`` lists it."""
-        result = self.result
+        """The run as ``/api/tests/results`` lists it.
+
+        ``metrics`` has one number per reported metric (``trend_metrics``;
+        empty while it runs), ``units`` the unit each is shown in, and
+        ``outcome`` is None while it runs, then its ``state``.
+        """
+        finished = self.finished_at
         return {
             "run_id": self.run_id,
             "scenario_id": self.scenario_id,
@@ -306,11 +363,84 @@ class RunState:
             "name": self.name,
             "seed": self.seed,
             "state": self.state,
+            "outcome": None if self.running else self.state,
             "error": self.error,
             "started_at": self.started_at.isoformat(),
-            "finished_at": result.finished_at.isoformat() if result else None,
-            "passed": result.passed if result else None,
+            "finished_at": finished.isoformat() if finished is not None else None,
+            "passed": self.passed,
+            "metrics": dict(self.metrics),
+            "units": dict(self.units),
         }
+
+    def stored(self) -> StoredRun:
+        """The run as the store keeps it (with its result's export once ended)."""
+        result = self.result
+        return StoredRun(
+            run_id=self.run_id,
+            scenario_id=self.scenario_id,
+            name=self.name,
+            seed=self.seed,
+            parameters=dict(self.parameters),
+            schedule_id=self.schedule_id,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            outcome=None if self.running else self.state,
+            error=self.error,
+            passed=self.passed,
+            units=dict(self.units),
+            metrics=dict(self.metrics),
+            result=result.to_json() if result is not None else None,
+        )
+
+    @classmethod
+    def from_stored(cls, stored: StoredRun) -> RunState:
+        """A run read back from the store: ended (or, listed, still running).
+
+        A run whose result was not kept (one cut off by the end of its
+        process) gets an empty result of its outcome, so that it shows as
+        any ended run does.
+        """
+        state: RunStateName = next(
+            (known for known in RUN_STATES[1:] if known == stored.outcome),
+            "running" if stored.outcome is None else "error",
+        )
+        result: ScenarioResult | None = None
+        if stored.result is not None:
+            with contextlib.suppress(ValueError):
+                result = ScenarioResult.from_json(
+                    {**stored.result, "outcome": stored.outcome, "error": stored.error}
+                )
+        elif state != "running" and stored.finished_at is not None:
+            result = ScenarioResult(
+                name=stored.name,
+                run_id=stored.run_id,
+                seed=stored.seed,
+                parameters=dict(stored.parameters),
+                started_at=stored.started_at,
+                finished_at=stored.finished_at,
+                outcome=state,
+                error=stored.error,
+            )
+        run = cls(
+            run_id=stored.run_id,
+            scenario_id=stored.scenario_id,
+            name=stored.name,
+            seed=stored.seed,
+            parameters=dict(stored.parameters),
+            schedule_id=stored.schedule_id,
+            units=dict(stored.units),
+            started_at=stored.started_at,
+            state=state,
+            result=result,
+            error=stored.error,
+            finished_at=stored.finished_at,
+            passed=stored.passed,
+            metrics=dict(stored.metrics),
+            timeline=list(result.timeline) if result is not None else [],
+        )
+        if state != "running":
+            run.done.set()
+        return run
 
 
 @attrs.frozen(kw_only=True)
@@ -555,16 +685,25 @@ class ScenarioService:
             parameters=dict(scenario.parameters),
             schedule_id=schedule_id,
             units=_units(scenario),
+            on_end=self._ended,
         )
         # Counted at once: a start racing this one sees it.
         self._runs[run.run_id] = run
         try:
+            # In the store before it runs: a process that dies during the run
+            # leaves it there, found cut off at the next start.
+            await self._store().started(run.stored())
             parent = system.lookup("/user/scenarios")
             if parent is None:
                 parent = await system.spawn(RunsActor, name="scenarios")
             await parent.ask(_Start(run, scenario))
-        except BaseException:
-            run.abort("the run's actor could not start", "error")
+        except BaseException as exc:
+            why = (
+                f"the run could not start: {exc}"
+                if isinstance(exc, SzError)
+                else "the run's actor could not start"
+            )
+            run.abort(why, "error")
             raise
         finally:
             self._prune()
@@ -595,17 +734,69 @@ class ScenarioService:
         for run_id in ended[: max(0, len(ended) - self.kept)]:
             del self._runs[run_id]
 
-    def runs(self) -> list[RunState]:
-        """Every run kept, running or ended, the newest first."""
+    def _store(self) -> ScenarioRunStore:
+        # The scheduler's: memory, or the durable store it opened.
+        return self.scheduler._scenario_runs
+
+    def _ended(self, run: RunState) -> None:
+        """A run ended: keep its end in the store (queued, never waited for)."""
+        self._store().ended(run.stored())
+
+    async def runs(
+        self, scenario: str | None = None, limit: int = KEPT_RESULTS
+    ) -> list[RunState]:
+        """Runs, running or ended, the newest first: this process's and the store's.
+
+        A checkpoint (the store is read on its thread). Runs of this process
+        are read from memory (every live one, and the latest ``kept`` ended);
+        older ones, and those of earlier processes, from the store, which
+        lists them without their results (``run`` reads one whole).
+
+        Args:
+            scenario: Only runs of this scenario: a library id or a name;
+                None (the default) for every run.
+            limit: The most runs listed, 100 by default; from 1 to
+                ``MAX_LISTED`` (1,000).
+
+        Raises:
+            ValueError: ``limit`` is out of range.
+            StoreError: The store cannot be read.
+        """
+        if isinstance(limit, bool) or not 1 <= limit <= MAX_LISTED:
+            raise ValueError(f"limit must be from 1 to {MAX_LISTED:,}, got {limit!r}")
         self._prune()
-        return list(reversed(self._runs.values()))
+        found = {
+            run.run_id: run
+            for run in self._runs.values()
+            if scenario is None or scenario in (run.scenario_id, run.name)
+        }
+        for stored in await self._store().runs(scenario, limit):
+            if stored.run_id not in found:
+                found[stored.run_id] = RunState.from_stored(stored)
+        ordered = sorted(
+            found.values(), key=lambda run: (run.started_at, run.run_id), reverse=True
+        )
+        return ordered[:limit]
 
-    def run(self, run_id: str) -> RunState | None:
-        """The run ``run_id``, if kept."""
-        return self._runs.get(run_id)
+    async def run(self, run_id: str) -> RunState | None:
+        """The run ``run_id``, with its result once ended: from memory or the store.
 
-    def watch(self, run_id: str, seen: int) -> RunView | None:
+        A checkpoint.
+
+        Raises:
+            StoreError: The store cannot be read.
+        """
+        found = self._runs.get(run_id)
+        if found is not None:
+            return found
+        stored = await self._store().get(run_id)
+        return RunState.from_stored(stored) if stored is not None else None
+
+    async def watch(self, run_id: str, seen: int) -> RunView | None:
         """What a watcher of the run has not seen: its progress, new events.
+
+        A checkpoint. A run of an earlier process (read from the store) is
+        seen ended at once.
 
         Args:
             run_id: The run.
@@ -614,7 +805,7 @@ class ScenarioService:
         Returns:
             None if the run is not kept.
         """
-        run = self._runs.get(run_id)
+        run = await self.run(run_id)
         if run is None:
             return None
         timeline = run.timeline

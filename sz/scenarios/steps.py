@@ -177,6 +177,7 @@ async def _execute(
             )
             detail = await inject(step.fault, context.sz, context.rng, context.fleet)
             record.event("fault", step.fault.kind, step=step_label(step), **detail)
+            record.last_fault_end = record.offset()
             return detail
         case LoopStep():
             return await _loop(step, context, actor)
@@ -190,7 +191,11 @@ async def _wait_until(step: WaitUntilStep, context: RunContext) -> dict[str, Any
         while True:
             await context.sampler.wait_sample()
             try:
-                if evaluate(step.condition.expression, context.live_metrics()):
+                if evaluate(
+                    step.condition.expression,
+                    context.live_metrics(),
+                    trend_after=context.record.warmup_end(),
+                ):
                     return {"waited": round(anyio.current_time() - started, 3)}
             except ExpressionError:
                 pass  # a metric with no sample yet: not yet

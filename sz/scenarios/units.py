@@ -1,11 +1,11 @@
-"""Units of the scenario language: seconds, bytes, counts, and each per second.
+"""Units of the scenario language: seconds, bytes, counts, ratios, each per second.
 
-A number in a condition may carry a unit (``2s``, ``50ms``, ``500MB``), and a
-rate one more (``10MB/s``, ``100/s``); a duration in a scenario file may be a
-number of seconds or such a string (``"50ms"``). Every value is reduced to its
-base unit (seconds, bytes, a count) before it is compared, so ``2s`` and
-``2000ms`` are equal. Byte units are decimal (``KB`` is 1,000 bytes) and binary
-with an ``i`` (``KiB`` is 1,024).
+A number in a condition may carry a unit (``2s``, ``50ms``, ``500MB``, ``1%``),
+and a rate one more (``10MB/s``, ``100/s``); a duration in a scenario file may
+be a number of seconds or such a string (``"50ms"``). Every value is reduced to
+its base unit (seconds, bytes, a count, a ratio) before it is compared, so
+``2s`` and ``2000ms`` are equal, and ``1%`` is the ratio 0.01. Byte units are
+decimal (``KB`` is 1,000 bytes) and binary with an ``i`` (``KiB`` is 1,024).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import attrs
 
 __all__ = [
     "BYTE_UNITS",
+    "RATIO_UNITS",
     "TIME_UNITS",
     "Dimension",
     "parse_duration",
     "unit_of",
 ]
 
-Base = Literal["seconds", "bytes", "count"]
+Base = Literal["seconds", "bytes", "count", "ratio"]
 
 #: Time units and their length in seconds.
 TIME_UNITS: dict[str, float] = {
@@ -49,12 +50,17 @@ BYTE_UNITS: dict[str, float] = {
 }
 
 
+#: Ratio units (a share of a whole, as ``error_rate``) and their size.
+RATIO_UNITS: dict[str, float] = {"%": 0.01}
+
+
 @attrs.frozen(kw_only=True)
 class Dimension:
     """What a value measures: its base unit, and whether it is so much per second.
 
     Attributes:
-        base: ``"seconds"``, ``"bytes"`` or ``"count"``.
+        base: ``"seconds"``, ``"bytes"``, ``"count"`` or ``"ratio"`` (a share
+            of a whole: 0.01 is ``1%``).
         per_second: True for a rate of the base (bytes a second, jobs a second).
     """
 
@@ -70,6 +76,7 @@ class Dimension:
 SECONDS = Dimension(base="seconds")
 BYTES = Dimension(base="bytes")
 COUNT = Dimension(base="count")
+RATIO = Dimension(base="ratio")
 PER_SECOND = Dimension(base="count", per_second=True)
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_]*")
@@ -83,6 +90,8 @@ def _base_unit(text: str) -> tuple[Base, float] | None:
         return "seconds", TIME_UNITS[text]
     if text in BYTE_UNITS:
         return "bytes", BYTE_UNITS[text]
+    if text in RATIO_UNITS:
+        return "ratio", RATIO_UNITS[text]
     return None
 
 
@@ -90,9 +99,9 @@ def unit_of(text: str, *, words: bool = False) -> tuple[Dimension, float] | None
     """The dimension of a unit and how many base units one of it is.
 
     ``"ms"`` is seconds (0.001), ``"MB/s"`` bytes per second (1e6), ``"/m"`` a
-    count per second (1/60). With ``words``, a word that is no unit counts
-    things (``"jobs"``, ``"schedules/sec"``): the display units a scenario's
-    ``metrics`` section may give.
+    count per second (1/60), ``"%"`` a ratio (0.01). With ``words``, a word
+    that is no unit counts things (``"jobs"``, ``"schedules/sec"``): the
+    display units a scenario's ``metrics`` section may give.
 
     Args:
         text: The unit as written.

@@ -205,6 +205,11 @@ class Database:
         #: only logged).
         self.on_lost: Callable[[StoreError], None] | None = None
 
+    @property
+    def lost(self) -> StoreError | None:
+        """Why nothing more may be written (file gone, node fenced out); else None."""
+        return self._lost
+
     # ------------------------------------------------- what subclasses say
 
     def _connect(self) -> Any:

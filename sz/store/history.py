@@ -96,6 +96,9 @@ class HistoryBackend(Protocol):
     async def query(self, query: HistoryQuery) -> list[Attempt]:
         """Rows matching ``query``, newest first."""
 
+    async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
+        """The last final row of each schedule named that has one, by its id."""
+
     async def unfinished(self) -> list[Unfinished]:
         """Accepted jobs without a final row."""
 
@@ -166,6 +169,9 @@ class MemoryHistory:
         self.on_row = on_row
         #: ``history_order`` of the last row (rows are added at every job's end).
         self._last: tuple[datetime, str, int] | None = None
+        #: Each schedule's latest final row: ``last_runs`` reads it instead of
+        #: scanning the rows for a schedule that has not run lately.
+        self._last_runs: dict[str, _Row] = {}
 
     def accept(
         self,
@@ -189,6 +195,11 @@ class MemoryHistory:
         rows = self.rows
         kept: _Row = _AS_TUPLE(row)
         key = (row.finished_at, row.job_id, row.attempt)  # history_order(row)
+        schedule_id = row.schedule_id
+        if schedule_id is not None and row.final:
+            known = self._last_runs.get(schedule_id)
+            if known is None or _ORDER(known) <= key:
+                self._last_runs[schedule_id] = kept
         if self._last is None or not rows or self._last <= key:
             rows.append(kept)
             self._last = key
@@ -219,6 +230,19 @@ class MemoryHistory:
                     break
         return found
 
+    async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
+        """Each schedule's latest final row, kept aside as rows are added.
+
+        O(the ids asked): no scan. A row that fell off the oldest end (past
+        the capacity) is still its schedule's last run; one pruned is not.
+        """
+        last_runs = self._last_runs
+        return {
+            schedule_id: Attempt(*last_runs[schedule_id])
+            for schedule_id in schedule_ids
+            if schedule_id in last_runs
+        }
+
     async def unfinished(self) -> list[Unfinished]:
         """None: a memory store starts empty."""
         return []
@@ -231,6 +255,9 @@ class MemoryHistory:
         """Drop rows that finished before ``before`` (they are kept in that order)."""
         while self.rows and self.rows[0][_FINISHED] < before:
             self.rows.popleft()
+        for schedule_id, row in list(self._last_runs.items()):
+            if row[_FINISHED] < before:
+                del self._last_runs[schedule_id]
 
     async def flush(self) -> None:
         """Nothing to wait for."""
@@ -265,6 +292,19 @@ _COLUMNS = (
     "duration, outcome, error, attempt, final, reason, waited, arguments, note, "
     "traceback"
 )
+
+#: The last final row of each schedule of a list (``ids``: one ``SELECT ? AS
+#: id`` per schedule, joined by ``UNION ALL``): SQLite's and PostgreSQL's alike.
+_LAST_RUNS = (
+    "SELECT {columns} FROM history WHERE seq IN (SELECT (SELECT h.seq "
+    "FROM history h WHERE h.schedule_id = ids.id AND h.final "
+    "ORDER BY h.finished_at DESC, h.job_id DESC, h.attempt DESC LIMIT 1) "
+    "FROM ({ids}) ids)"
+)
+
+#: Schedules asked for in one statement of ``last_runs``: SQLite takes at most
+#: 32,766 parameters in one.
+LAST_RUNS_CHUNK = 500
 
 _RESULT = (
     "SELECT outcome, result, note FROM history WHERE job_id = ? AND final "
@@ -466,6 +506,32 @@ class FileHistory:
         def select(connection: Connection) -> list[Attempt]:
             return [_attempt(moment, v) for v in connection.execute(sql, params)]
 
+        return await self.file.read(select)
+
+    async def last_runs(self, schedule_ids: tuple[str, ...]) -> dict[str, Attempt]:
+        """Each schedule's last final row: one statement per ``LAST_RUNS_CHUNK`` ids.
+
+        One look in the index of each schedule's final rows by finish time
+        (``history_by_schedule``) per schedule, however long the history.
+        """
+        moment = self.file.moment
+        statements = []
+        for start in range(0, len(schedule_ids), LAST_RUNS_CHUNK):
+            chunk = schedule_ids[start : start + LAST_RUNS_CHUNK]
+            ids = " UNION ALL ".join("SELECT CAST(? AS TEXT) AS id" for _ in chunk)
+            statements.append((_LAST_RUNS.format(columns=_COLUMNS, ids=ids), chunk))
+
+        def select(connection: Connection) -> dict[str, Attempt]:
+            found: dict[str, Attempt] = {}
+            for sql, params in statements:
+                for values in connection.execute(sql, params):
+                    row = _attempt(moment, values)
+                    if row.schedule_id is not None:
+                        found[row.schedule_id] = row
+            return found
+
+        if not statements:
+            return {}
         return await self.file.read(select)
 
     async def unfinished(self) -> list[Unfinished]:

@@ -191,7 +191,8 @@ def take_over(
     """Take over every node whose lease ran out (one transaction).
 
     Their accepted jobs become this node's; the schedules they held are let
-    go; their epochs are raised (fencing them out).
+    go; their scenario runs still running end ``aborted``; their epochs are
+    raised (fencing them out).
 
     Returns:
         The nodes taken over, and their accepted jobs as ``(id, schedule_id,
@@ -251,6 +252,13 @@ def take_over(
                 "UPDATE nodes SET epoch = epoch + 1, lease_until = NULL "
                 "WHERE name = %s",
                 (name,),
+            )
+            # Its scenario runs ran in its process: they ended with it.
+            raw.execute(
+                "UPDATE scenario_runs SET outcome = 'aborted', passed = false, "
+                "error = %s, finished_at = now() "
+                "WHERE node = %s AND outcome IS NULL",
+                (f"its node {name} ended during the run (taken over)", name),
             )
             jobs.extend(moved)
             taken.append(

@@ -136,6 +136,15 @@ class PgServer:
         self.sql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Drop the database of ``url`` (``create_database``'s), ending its sessions.
+
+        Raises:
+            RuntimeError: ``psql`` failed.
+        """
+        name = url.rsplit("/", 1)[-1].split("?", 1)[0]
+        self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement with ``psql``; return what it printed (unaligned)."""
         done = subprocess.run(

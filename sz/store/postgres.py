@@ -60,7 +60,7 @@ logger = logging.getLogger("sz.store")
 T = TypeVar("T")
 
 #: The layout this code writes. A database of a newer layout is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The PostgreSQL schema the tables live in, unless the URL says ``?schema=``.
 DEFAULT_SCHEMA = "sz"
@@ -72,11 +72,48 @@ CONNECT_TIMEOUT = 10
 #: before still holds until the server notices its connection closed.
 LOCK_WAIT = 5.0
 
+#: Scenario runs and their results (``scenario_runs.py``): layout 2's tables,
+#: with the fence. ``node`` is the node that ran it (None off a cluster).
+_SCENARIO_TABLES = """
+CREATE TABLE scenario_runs (
+    run_id text PRIMARY KEY,
+    node text,
+    scenario_id text NOT NULL,
+    name text NOT NULL,
+    seed bigint NOT NULL,
+    parameters text NOT NULL,
+    schedule_id text,
+    started_at timestamptz NOT NULL,
+    -- NULL while the run runs
+    finished_at timestamptz,
+    outcome text,
+    error text,
+    passed boolean,
+    units text NOT NULL,
+    -- the result's JSON export
+    result text
+);
+CREATE INDEX scenario_runs_by_start ON scenario_runs (started_at);
+CREATE INDEX scenario_runs_by_scenario ON scenario_runs (scenario_id, started_at);
+CREATE TABLE scenario_metrics (
+    run_id text NOT NULL,
+    name text NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
 #: Seconds the listener waits for a notification before it looks whether to end.
 LISTEN_POLL = 0.25
 
 #: What turns a database of layout N into layout N + 1.
-_MIGRATIONS: dict[int, str] = {1: nodes.FENCE_LAYOUT}
+_MIGRATIONS: dict[int, str] = {
+    # 2: the fence of several nodes, and scenario runs and their results
+    1: nodes.FENCE_LAYOUT + _SCENARIO_TABLES,
+    # 3: each schedule's final rows by finish time (its last run, at once)
+    2: "CREATE INDEX IF NOT EXISTS history_by_schedule ON history "
+    "(schedule_id, finished_at) WHERE final AND schedule_id IS NOT NULL",
+}
 
 _SCHEMA = (
     """
@@ -145,6 +182,8 @@ CREATE TABLE history (
 );
 CREATE INDEX history_by_finish ON history (finished_at);
 CREATE INDEX history_by_job ON history (job_id);
+CREATE INDEX history_by_schedule ON history (schedule_id, finished_at)
+    WHERE final AND schedule_id IS NOT NULL;
 -- the nodes sharing the database (nodes.py): a row per name, never deleted
 CREATE TABLE nodes (
     name text PRIMARY KEY,
@@ -162,6 +201,7 @@ CREATE TABLE writers (
 );
 """
     + nodes.FENCE_LAYOUT
+    + _SCENARIO_TABLES
 )
 
 _MARK = "UPDATE writers SET batch = %s, written_at = clock_timestamp() WHERE id = %s"

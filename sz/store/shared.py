@@ -39,7 +39,7 @@ import contextlib
 import logging
 import pickle
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from apscheduler import (
@@ -71,6 +71,8 @@ if TYPE_CHECKING:
 __all__ = ["NOTIFY_MARGIN", "POLL", "FirePass", "NodeHistory", "SharedScheduleStore"]
 
 logger = logging.getLogger("sz.store")
+
+T = TypeVar("T")
 
 #: The longest a node's schedule loop sleeps without looking at the database:
 #: schedules another node added or let go are seen within this many seconds,
@@ -555,7 +557,8 @@ class SharedScheduleStore(ScheduleStore):
 
         The lease is the node's (``store.lease``), on the database's clock.
         A schedule that cannot be read back is logged and left held (it comes
-        back once its lease runs out).
+        back once its lease runs out). Nothing once the store is lost (this
+        node fenced out).
         """
         parameters = {
             "ahead": self.lookahead.total_seconds(),
@@ -564,7 +567,7 @@ class SharedScheduleStore(ScheduleStore):
             "limit": limit,
             "lease": self.lease,
         }
-        rows = await self.db.read(
+        rows = await self._loop_read(
             lambda c: c.raw.execute(_CLAIM, parameters).fetchall()
         )
         if not rows:
@@ -674,13 +677,27 @@ class SharedScheduleStore(ScheduleStore):
             except Exception:
                 logger.exception("dispatching a fire of schedule %s failed", row[1])
 
+    async def _loop_read(self, work: Callable[[Any], T]) -> T | None:
+        """A read of APScheduler's loop; None once the store is lost.
+
+        Fenced out (or the store lost), this node claims nothing more: its
+        owner was told (``on_lost``) and stops it. Raising to the loop instead
+        would end it and take the host's task group down with it.
+        """
+        try:
+            return await self.db.read(work)
+        except StoreError:
+            if self.db.lost is not None:
+                return None
+            raise
+
     async def get_next_schedule_run_time(self) -> datetime | None:
         """When the loop should look next: the earliest free schedule's early time.
 
         Measured on the database's clock and turned into this node's, at most
         ``POLL`` seconds away (schedules other nodes let go are seen so).
         """
-        row = await self.db.read(lambda c: c.raw.execute(_NEXT).fetchone())
+        row = await self._loop_read(lambda c: c.raw.execute(_NEXT).fetchone())
         due_in = None if row is None else row[0]
         wait = POLL
         if due_in is not None:

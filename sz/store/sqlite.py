@@ -45,7 +45,39 @@ __all__ = [
 logger = logging.getLogger("sz.store")
 
 #: The layout this code writes. A file of a newer layout is refused, never touched.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
+
+#: Scenario runs and their results (``scenario_runs.py``): layout 5's tables.
+_SCENARIO_TABLES = """
+CREATE TABLE IF NOT EXISTS scenario_runs (
+    run_id TEXT PRIMARY KEY,
+    -- the node that ran it on a shared PostgreSQL store; NULL in a file
+    node TEXT,
+    scenario_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    schedule_id TEXT,
+    started_at INTEGER NOT NULL,
+    -- NULL while the run runs
+    finished_at INTEGER,
+    outcome TEXT,
+    error TEXT,
+    passed INTEGER,
+    units TEXT NOT NULL,
+    -- the result's JSON export
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS scenario_runs_by_start ON scenario_runs (started_at);
+CREATE INDEX IF NOT EXISTS scenario_runs_by_scenario
+    ON scenario_runs (scenario_id, started_at);
+CREATE TABLE IF NOT EXISTS scenario_metrics (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
 
 #: What turns a file of layout N into layout N + 1 (applied in one transaction
 #: with the version bump, so a crash leaves the file at one layout or the other).
@@ -61,6 +93,11 @@ _MIGRATIONS = {
     ),
     # 4: the fire a job of a schedule was taken for (before jitter)
     3: "ALTER TABLE jobs ADD COLUMN fire_time INTEGER;",
+    # 5: scenario runs and their results
+    4: _SCENARIO_TABLES,
+    # 6: each schedule's final rows by finish time (its last run, at once)
+    5: "CREATE INDEX IF NOT EXISTS history_by_schedule ON history "
+    "(schedule_id, finished_at) WHERE final AND schedule_id IS NOT NULL;",
 }
 
 #: Seconds between checkpoints of the WAL into the database file.
@@ -90,7 +127,8 @@ WATCH_EVERY = 1.0
 #: told from another program's database.
 APPLICATION_ID = 0x535A7374
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 -- Times are integer microseconds since the Unix epoch (UTC): exact to compare.
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
@@ -143,7 +181,11 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_finish ON history (finished_at);
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id);
+CREATE INDEX IF NOT EXISTS history_by_schedule ON history (schedule_id, finished_at)
+    WHERE final AND schedule_id IS NOT NULL;
 """
+    + _SCENARIO_TABLES
+)
 
 
 def _restart_wal(connection: sqlite3.Connection) -> None:

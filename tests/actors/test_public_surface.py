@@ -61,6 +61,7 @@ DESIGNED = {
 
 #: Exported beyond the design's list: types users meet in signatures and counters.
 EXTRAS = {
+    "ActorDeath",
     "ActorKilled",
     "ExpectedCrash",
     "ActorState",
@@ -182,6 +183,7 @@ def test_lowlevel_is_the_submodule_and_lists_its_accessors() -> None:
         "clock",
         "event_factory",
         "loop_caller",
+        "recent_deaths",
         "recent_restarts",
         "shutting_down",
         "task_group",

@@ -13,10 +13,12 @@ import pytest
 
 from actors import (
     Actor,
+    ActorDeath,
     ActorSnapshot,
     ActorSystem,
     Backoff,
     Restarted,
+    Stopped,
     Supervision,
     lowlevel,
 )
@@ -275,3 +277,31 @@ async def test_recent_restarts_counts_the_restarts_within_the_window_asked() -> 
         assert lowlevel.recent_restarts(system, 100.0) == 1
         clock.advance(150.0)
         assert lowlevel.recent_restarts(system, 300.0) == 1
+
+
+async def test_recent_deaths_keep_each_crash_and_what_became_of_the_actor() -> None:
+    async with ActorSystem() as system, record_events(system) as log:
+        assert lowlevel.recent_deaths(system) == []
+        kept = await system.spawn(Worker, name="kept")
+        gone = await system.spawn(Worker, name="gone", restart="temporary")
+        kept.tell("boom")
+        await log.wait_for(Restarted, "/user/kept")
+        await kept.kill("killed by a test")
+        await log.wait_for(Restarted, "/user/kept", count=2)
+        gone.tell("boom")
+        await log.wait_for(Stopped, "/user/gone")
+
+        deaths = lowlevel.recent_deaths(system)
+        # Newest first: the temporary actor's crash, the kill, the first crash.
+        assert [(d.path, d.cause, d.restarted, d.ended) for d in deaths] == [
+            ("/user/gone", "ValueError('boom')", False, True),
+            ("/user/kept", "ActorKilled('killed by a test')", True, False),
+            ("/user/kept", "ValueError('boom')", True, False),
+        ]
+        assert all(isinstance(d, ActorDeath) for d in deaths)
+        assert deaths[0].actor_class == "Worker"
+        assert deaths[2].died_at <= deaths[1].died_at <= deaths[0].died_at
+        assert deaths[0].died_at == pytest.approx(time.time(), abs=60)
+        # The gone actor left the tree; its death is still told.
+        assert system.snapshot().find("/user/gone") is None
+        assert lowlevel.recent_deaths(system, limit=1) == deaths[:1]

@@ -211,3 +211,78 @@ def test_the_system_refuses_a_supervision_that_is_not_one() -> None:
 def test_past_intensity_must_be_a_backoff() -> None:
     with pytest.raises(TypeError):
         Supervision(past_intensity=5.0)  # type: ignore[arg-type]
+
+
+#: PATIENT, but a kill from outside is neither counted nor paced.
+KILLS_UNCOUNTED = Supervision(
+    max_restarts=2, within=10.0, past_intensity=PAST, count_kills=False
+)
+
+
+class SelfKiller(Crasher):
+    """Kills itself when told ``"die"``: its own failure, however it ends."""
+
+    async def receive(self, message: Any) -> Any:
+        if message == "die":
+            await self.ref.kill("by its own hand")
+        return await super().receive(message)
+
+
+async def test_with_count_kills_off_a_kill_from_outside_restarts_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    caplog.set_level(logging.WARNING, logger="actors")
+    async with ActorSystem(clock=clock) as system, record_events(system) as log:
+        await system.spawn(
+            Supervisor, [Child(Crasher, name="loop")], KILLS_UNCOUNTED, name="sup"
+        )
+        ref = system.lookup("/user/sup/loop")
+        assert ref is not None
+        # Far beyond the intensity, every kill restarts it at once ...
+        assert await restart_delays(ref, clock, log, 8, kill=True) == [0.0] * 8
+        sup = system.snapshot().find("/user/sup")
+        assert sup is not None
+        assert sup.window_restarts == 0
+        # ... and leaves the intensity whole for the crashes it guards against.
+        assert await restart_delays(ref, clock, log, 4) == [0.0, 0.0, 1.0, 2.0]
+        assert log.of(Escalated) == []
+        assert await ref.ask("ping") == "pong"
+    bursts = [r for r in caplog.records if "beyond its intensity" in r.msg]
+    assert len(bursts) == 1  # the crashes' burst, not the kills
+
+
+async def test_with_count_kills_off_an_actor_that_kills_itself_is_paced() -> None:
+    clock = ManualClock()
+    async with ActorSystem(clock=clock) as system, record_events(system) as log:
+        await system.spawn(
+            Supervisor, [Child(SelfKiller, name="loop")], KILLS_UNCOUNTED, name="sup"
+        )
+        ref = system.lookup("/user/sup/loop")
+        assert ref is not None
+        delays = []
+        for count in range(1, 6):
+            ref.tell("die")
+            await restarted(ref, clock, log, count)
+            delays.append(log.of(Restarted, ref.path)[-1].delay)
+
+        assert delays == [0.0, 0.0, 1.0, 2.0, 4.0]
+
+
+async def test_with_count_kills_off_kills_never_escalate() -> None:
+    clock = ManualClock()
+    strict = Supervision(max_restarts=1, within=10.0, count_kills=False)
+    async with ActorSystem(clock=clock) as system, record_events(system) as log:
+        await system.spawn(
+            Supervisor, [Child(Crasher, name="leaf")], strict, name="sup"
+        )
+        ref = system.lookup("/user/sup/leaf")
+        assert ref is not None
+        assert await restart_delays(ref, clock, log, 5, kill=True) == [0.0] * 5
+        assert log.of(Escalated) == []
+        assert await ref.ask("ping") == "pong"
+
+
+def test_count_kills_must_be_a_bool() -> None:
+    with pytest.raises(TypeError):
+        Supervision(count_kills="no")  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ main run leaves this folder alone (``tests/conftest.py``).
 
 - ``server``: ``sz serve`` (the console script, so the gateway is on) in a
   distributed config, on a fresh SQLite file, with a remote ``sz worker``
-  process connected to its broker; ``token_server``: the same with a token.
+  process connected to its broker; ``token_server``: the same with a token;
+  ``read_only_server``: the same with ``web.mutations`` off.
 - ``page``: a new page of a headless Debian Chromium (``/usr/bin/chromium``,
   or ``SZ_CHROMIUM``); an error in the page's console fails the test, unless
   the test expected it and removed it from ``page.console_errors``.
@@ -65,7 +66,7 @@ handlers:
 governors:
   per_method_limits:
     remote_echo: {{rate: 50, burst: 50}}
-web: {{enabled: true{token}}}
+web: {{enabled: true{token}{mutations}}}
 schedules:
   - {{id: tick, task: echo, interval: {{seconds: 1}}, args: {{message: tick}}}}
   - {{id: flaky, task: fail, interval: {{seconds: 2}}, args: {{probability: 1.0}}}}
@@ -195,11 +196,13 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
-def _start(tmp: Path, token: str | None) -> Iterator[Server]:
+def _start(tmp: Path, token: str | None, *, mutations: bool = True) -> Iterator[Server]:
     (tmp / "tasks.py").write_text(TASKS)
     (tmp / "config.yaml").write_text(
         CONFIG.format(
-            db=tmp / "sz.db", token="" if token is None else f", token: {token}"
+            db=tmp / "sz.db",
+            token="" if token is None else f", token: {token}",
+            mutations="" if mutations else ", mutations: false",
         )
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tmp)}
@@ -254,6 +257,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A running ``sz serve`` with a remote worker and ``web.token`` set."""
     yield from _start(tmp_path_factory.mktemp("serve-token"), TOKEN)
+
+
+@pytest.fixture(scope="module")
+def read_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A running ``sz serve`` with a remote worker and ``web.mutations`` off."""
+    yield from _start(tmp_path_factory.mktemp("serve-read-only"), None, mutations=False)
 
 
 @pytest.fixture(autouse=True)

@@ -122,7 +122,7 @@ def test_the_actors_table_lists_every_actor_and_sorts_by_rate(
     server: Server, page: Page, shot: Shot
 ) -> None:
     open_view(page, server, "actors")
-    table = page.locator("#view table")
+    table = page.locator("#view table").first
     expect(table).to_contain_text("/user/dispatcher")
     expect(table).to_contain_text("/user/history")
     # The remote worker's proxy sits in the same tree as the local handlers.

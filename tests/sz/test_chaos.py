@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from actors import Actor, ActorSnapshot, Restarted
+from actors import Actor, ActorSnapshot, Escalated, Restarted
 from actors.testing import record_events, wait_until
 from sz import JobFailed, ScheduleZero
-from sz.tree import CORE_BACKOFF, CORE_SUPERVISION
+from sz.tree import CORE_BACKOFF, CORE_SUPERVISION, HANDLERS_SUPERVISION
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -180,3 +180,35 @@ async def test_a_crash_loop_beside_the_scheduler_backs_off_and_is_seen(
     assert snapshot is not None
     assert snapshot.restarts >= intensity + beyond
     assert snapshot.mailbox_depth > 900  # paced: most of its mail still waits
+
+
+async def test_kills_of_the_core_however_many_bring_each_actor_back_at_once() -> None:
+    """An operator's or a chaos run's kill costs a restart, never a backoff."""
+    sz = ScheduleZero(store="memory")
+
+    @sz.handler(concurrency=2)
+    async def noop(n: int) -> int:
+        return n
+
+    core = [
+        "/user/dispatcher",
+        "/user/history",
+        "/user/handlers",
+        "/user/handlers/noop",
+    ]
+    rounds = 3 * max(CORE_SUPERVISION.max_restarts, HANDLERS_SUPERVISION.max_restarts)
+    async with sz, record_events(sz.system) as log:
+        for n in range(rounds):
+            for path in core:
+                ref = sz.system.lookup(path)
+                assert ref is not None
+                await ref.kill("chaos")
+            # Served between the kills: every job ends, none waits long.
+            assert await sz.run_now("noop", args={"n": n}, timeout=5) == n
+        delays = {path: [e.delay for e in log.of(Restarted, path)] for path in core}
+
+    # Far beyond every intensity, not one restart waited.
+    for path in core:
+        assert len(delays[path]) >= rounds, path
+        assert set(delays[path]) == {0.0}, path
+    assert log.of(Escalated) == []

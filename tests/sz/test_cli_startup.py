@@ -78,9 +78,12 @@ REFUSED = {
     ),
     "unknown-task": (
         f"{HANDLERS}schedules:\n  - {{id: s, task: nope, cron: '* * * * *'}}\n",
-        # sz serve lists sz.scenario after echo (it serves scheduled scenario
-        # runs); check-config lists echo alone.
-        "schedules[0] (s): no handler for task 'nope' (registered: echo",
+        # Both list sz.scenario after echo: sz serve serves scheduled
+        # scenario runs, and check-config knows it.
+        (
+            "schedules[0] (s): no handler for task 'nope' (registered: echo, "
+            "sz.scenario)"
+        ),
     ),
     "retention": (
         "reporting:\n  metrics:\n    retention_days: 100000000000\n",
@@ -178,6 +181,28 @@ def test_check_config_accepts_what_sz_serve_starts(tmp_path: Path) -> None:
     assert result.stdout == "config.yaml: ok (scheduler mode embedded)\n"
 
 
+#: A config schedule of recurring scenario runs, as ``sz serve`` serves them.
+SCENARIO_SCHEDULE = (
+    f"{HANDLERS}schedules:\n"
+    "  - {id: nightly, task: sz.scenario, cron: '0 3 * * *', "
+    "args: {scenario: soak}}\n"
+)
+
+
+def test_check_config_knows_the_sz_scenario_task_that_sz_serve_serves(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.yaml").write_text(SCENARIO_SCHEDULE)
+    result = subprocess.run(
+        [*SZ_SCRIPT, "check-config", "config.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "config.yaml: ok (scheduler mode embedded)\n"
+
+
 async def read_until(process: Process, *needles: str) -> str:
     assert process.stdout is not None
     seen = ""
@@ -209,6 +234,15 @@ async def test_sz_serve_imports_handler_modules_from_the_working_directory(
     backend: str,
 ) -> None:
     seen = await serve_until(backend, schedule("cron: '* * * * *'"), "schedule s: echo")
+    assert "Traceback" not in seen
+
+
+async def test_sz_serve_starts_the_config_schedule_of_scenario_runs_it_checked(
+    backend: str,
+) -> None:
+    seen = await serve_until(
+        backend, SCENARIO_SCHEDULE, "schedule nightly: sz.scenario"
+    )
     assert "Traceback" not in seen
 
 

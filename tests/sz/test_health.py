@@ -343,3 +343,21 @@ def test_a_handlers_own_timeout_is_its_trials_deadline() -> None:
     tracker.record_start(15.0)
     assert tracker.snapshot(15.4).trial
     assert not tracker.snapshot(15.5).trial
+
+
+def test_peek_state_reads_the_state_and_leaves_a_stuck_trial_alone() -> None:
+    policy = attrs.evolve(POLICY, trial_timeout=2.0, heartbeat_timeout=30.0)
+    tracker = HealthTracker(policy, now=0.0)
+    assert tracker.peek_state(1.0) == tracker.state(1.0) == "healthy"
+    run(tracker, 2.0, True, False, True, True, True)
+    assert tracker.peek_state(2.0) == tracker.state(2.0) == "degraded"
+    assert tracker.peek_state(40.0) == tracker.state(40.0) == "dead"
+    run(tracker, 41.0, *[False] * 5)
+    tracker.record_start(46.0)  # a trial, which never finishes
+    # Past its deadline, peeking judges nothing: the trial still holds the
+    # circuit half-open, as before the deadline.
+    assert tracker.peek_state(48.0) == "unhealthy"
+    assert tracker.snapshot(47.9).trial
+    # The dispatcher's reading judges it failed: open again for a cooldown.
+    assert tracker.state(48.0) == "unhealthy"
+    assert not tracker.snapshot(47.9).trial

@@ -30,6 +30,7 @@ PUBLIC = {
     "JobHandle",
     "JobStatus",
     "JobState",
+    "LiveCounts",
     "RecentDeadLetter",
     "HandlerHealth",
     "HealthPolicy",
@@ -81,8 +82,10 @@ FACADE = {
     "run_now",
     "governors",
     "handlers",
+    "live_counts",
     "broker",
     "history",
+    "last_runs",
     "metrics",
     "wait_store_lost",
     "upcoming",
@@ -99,6 +102,7 @@ ASYNC = FACADE - {
     "job",
     "dead_letters",
     "metrics",
+    "live_counts",
     "scenarios",
 }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -251,6 +252,33 @@ async def test_killing_an_actor_from_the_api_makes_its_supervisor_restart_it(
         assert (result["outcome"], result["result"]) == ("success", 1)
 
 
+async def test_a_killed_actor_is_listed_among_the_deaths_with_its_cause() -> None:
+    sz, _ = scheduler()
+    async with sz, served(sz) as api:
+        status, body = await api.get("/api/deaths")
+        assert (status, body["deaths"]) == (200, [])
+        await api.post("/api/actors/user/handlers/echo/kill")
+
+        async def restarted() -> bool:
+            _, body = await api.get("/api/deaths")
+            return bool(body["deaths"] and body["deaths"][0]["restarted"])
+
+        await wait_until(restarted)
+        status, body = await api.get("/api/deaths", limit="1")
+        assert status == 200
+        [death] = body["deaths"]
+        assert (death["path"], death["name"], death["ended"]) == (
+            "/user/handlers/echo",
+            "echo",
+            False,
+        )
+        assert death["cause"] == "ActorKilled('killed from the gateway')"
+        assert body["kept"] >= 100
+        status, body = await api.get("/api/deaths", limit="0")
+        assert status == 422
+        assert body["error"]["message"].startswith("query parameter 'limit'")
+
+
 async def test_the_root_guardian_cannot_be_killed() -> None:
     sz, _ = scheduler()
     async with sz, served(sz) as api:
@@ -311,7 +339,7 @@ async def test_a_schedule_is_created_read_replaced_paused_resumed_run_and_delete
         assert created["next_fire_time"].endswith("09:30:00+00:00")
 
         status, listed = await api.get("/api/schedules")
-        assert (status, listed) == (200, [created])
+        assert (status, listed) == (200, [{**created, "last_run": None}])
         assert await api.get("/api/schedules/morning") == (200, created)
 
         status, replaced = await api.put(
@@ -343,6 +371,53 @@ async def test_a_schedule_is_created_read_replaced_paused_resumed_run_and_delete
         status, _ = await api.get("/api/schedules/morning")
         assert status == 404
         assert [s.id for s in await sz.schedules()] == ["other"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_the_schedules_list_gives_each_schedules_last_run(
+    store: str, tmp_path: Path
+) -> None:
+    sz, _ = scheduler(
+        "memory" if store == "memory" else f"sqlite:///{tmp_path / 'sz.db'}"
+    )
+    now = datetime.now(UTC).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with sz, served(sz) as api:
+        for schedule_id, task in (("ok", "echo"), ("bad", "fail")):
+            await api.post(
+                "/api/schedules",
+                {
+                    "id": schedule_id,
+                    "task": task,
+                    "trigger": "date",
+                    "fields": {"run_time": now},
+                },
+            )
+        await api.post(
+            "/api/schedules",
+            {
+                "id": "idle",
+                "task": "echo",
+                "trigger": "date",
+                "fields": {"run_time": later},
+                "paused": True,
+            },
+        )
+
+        async def both_ran() -> bool:
+            _, listed = await api.get("/api/schedules")
+            last = {s["id"]: s["last_run"] for s in listed}
+            return bool(last.get("ok") and last.get("bad"))
+
+        await wait_until(both_ran)
+        status, listed = await api.get("/api/schedules")
+        [row] = await sz.history(schedule_id="ok", final=True, limit=1)
+    assert status == 200
+    last = {s["id"]: s["last_run"] for s in listed}
+    assert last["idle"] is None
+    assert (last["ok"]["outcome"], last["bad"]["outcome"]) == ("success", "failure")
+    assert last["ok"]["job_id"] == row.job_id
+    assert last["ok"]["finished_at"] == row.finished_at.isoformat()
 
 
 async def test_unknown_schedule_ids_are_404_on_every_route() -> None:

@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 from test_web_cli import DASHBOARD, SZ, running, stop
+from web_http import http
+
+import web
+from actors.testing import wait_until
+from sz import ScheduleZero
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -126,3 +131,69 @@ async def test_sz_scenario_run_url_runs_inside_a_live_server(
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert "no ScheduleZero answers at" in err
+
+
+#: Runs until stopped, killing its own handler now and then.
+ENDLESS = """\
+test:
+  name: endless
+  setup: {handlers: [noop]}
+  steps:
+    - name: chaos
+      type: loop
+      iterations: 100000
+      steps:
+        - {type: chaos, fault: kill_actor, target: "/user/handlers/noop"}
+        - {type: sleep, duration: 100ms}
+"""
+
+
+async def test_a_run_whose_server_is_killed_comes_back_aborted_after_a_restart(
+    tmp_path: Path, anyio_backend_name: str
+) -> None:
+    store = f"sqlite:///{tmp_path / 'sz.db'}"
+    command = [
+        *SZ,
+        "serve",
+        "--web",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        "--backend",
+        anyio_backend_name,
+    ]
+    async with running(command, tmp_path) as output:
+        await output.wait_for("actor tree")
+        found = DASHBOARD.search(output.text)
+        assert found is not None, output.text
+        url = found[1]
+        loaded = await http(
+            "POST",
+            f"{url}/api/tests/load",
+            body=ENDLESS.encode(),
+            headers={"Content-Type": "application/yaml"},
+        )
+        started = await http(
+            "POST", f"{url}/api/tests/run", json={"id": loaded.json()["id"]}
+        )
+        assert started.status == 202, started.body
+        run_id = started.json()["run_id"]
+
+        async def stepping() -> bool:
+            answer = (await http("GET", f"{url}/api/tests/results/{run_id}")).json()
+            running = answer["state"] == "running"
+            return bool(running and answer["progress"]["elapsed"] > 0.5)
+
+        await wait_until(stepping, timeout=20)
+        output.process.kill()  # SIGKILL: the run never ends there
+        await output.process.wait()
+
+    again = ScheduleZero(store=store)
+    async with again, web.serve(again, web.GatewaySettings(port=0)) as url:
+        listed = (await http("GET", f"{url}/api/tests/results")).json()
+        one = (await http("GET", f"{url}/api/tests/results/{run_id}")).json()
+    assert [run["run_id"] for run in listed] == [run_id]
+    assert listed[0]["outcome"] == "aborted"
+    assert one["state"] == one["outcome"] == "aborted"
+    assert one["error"] == "the process ended during the run"
+    assert one["passed"] is False

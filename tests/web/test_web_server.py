@@ -106,6 +106,35 @@ async def test_the_summary_counts_jobs_schedules_handlers_and_actors() -> None:
     assert summary["time"].endswith("+00:00")
 
 
+async def test_the_summary_counts_live_jobs_as_sz_jobs_does() -> None:
+    sz = ScheduleZero()
+    gate = anyio.Event()
+
+    @sz.handler(concurrency=2)
+    async def gated() -> None:
+        await gate.wait()
+
+    async with sz, web.serve(sz, ANY_PORT) as url:
+        handles = [await sz.submit("gated") for _ in range(5)]
+
+        async def two_run_three_wait() -> bool:
+            states = [job.state for job in await sz.jobs()]
+            return (states.count("running"), states.count("waiting")) == (2, 3)
+
+        await wait_until(two_run_three_wait)
+        during = (await http("GET", f"{url}/api/summary")).json()
+        gate.set()
+        for handle in handles:
+            await handle.result(timeout=10)
+        await wait_until(lambda: sum(sz.metrics().jobs.values()) == 5)
+        after = (await http("GET", f"{url}/api/summary")).json()
+    assert during["jobs"] == {"held": 0, "waiting": 3, "running": 2, "retrying": 0}
+    assert during["ended"]["total"] == 0
+    assert after["jobs"] == {"held": 0, "waiting": 0, "running": 0, "retrying": 0}
+    assert after["ended"] == {"total": 5, "failed": 0, "by_outcome": {"success": 5}}
+    assert during["handlers"] == after["handlers"] == {"up": 1, "total": 1}
+
+
 async def test_the_summary_reports_the_scheduler_loops_lag_once_measured() -> None:
     async with ScheduleZero() as sz, web.serve(sz, ANY_PORT) as url:
 

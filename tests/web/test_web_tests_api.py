@@ -24,6 +24,7 @@ from sz import ScheduleZero
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 DEADLINE = 30.0
 
@@ -215,6 +216,54 @@ async def test_a_run_passes_and_its_result_is_the_export_with_its_state() -> Non
     assert samples.body.decode().splitlines()[0] == "offset,metric,value"
     # The run's actor ended with it.
     assert gone.status == 404
+
+
+async def test_runs_kept_in_the_store_are_served_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'sz.db'}"
+    first = ScheduleZero(store=store)
+    async with first, web.serve(first, settings()) as url:
+        scenario_id = await load(url, PASSING)
+        run_ids = [await start(url, scenario_id, seed=n) for n in (1, 2)]
+        before = [await ended(url, run_id) for run_id in run_ids]
+        other = await start(url, await load(url, FAILING))
+        await ended(url, other)
+
+    again = ScheduleZero(store=store)
+    async with again, web.serve(again, settings()) as url:
+        listed = (await http("GET", f"{url}/api/tests/results")).json()
+        of_small = await http(
+            "GET", f"{url}/api/tests/results?scenario={scenario_id}&limit=1"
+        )
+        by_name = await http("GET", f"{url}/api/tests/results?scenario=small")
+        none = await http("GET", f"{url}/api/tests/results?scenario=nothing")
+        bad = await http("GET", f"{url}/api/tests/results?limit=0")
+        too_many = await http("GET", f"{url}/api/tests/results?limit=1001")
+        one = await result_of(url, run_ids[0])
+        samples = await http("GET", f"{url}/api/tests/results/{run_ids[0]}/csv")
+        missing = await http("GET", f"{url}/api/tests/results/run-nothing")
+    assert [run["run_id"] for run in listed] == [other, run_ids[1], run_ids[0]]
+    newest = listed[1]
+    assert newest["state"] == newest["outcome"] == "passed"
+    assert newest["passed"] is True
+    assert newest["units"] == {"memory_usage": "MB"}
+    assert set(newest["metrics"]) == {"jobs_per_sec", "memory_usage", "lost_jobs"}
+    assert all(isinstance(v, float) for v in newest["metrics"].values())
+    assert newest["finished_at"] == before[1]["finished_at"]
+    assert listed[0]["outcome"] == "failed"
+    assert [run["run_id"] for run in of_small.json()] == [run_ids[1]]
+    assert [run["run_id"] for run in by_name.json()] == run_ids[::-1]
+    assert none.json() == []
+    assert (bad.status, too_many.status) == (422, 422)
+    # The whole run, as it was served before the restart.
+    assert one["state"] == one["outcome"] == "passed"
+    for key in ("metrics", "checks", "assertions", "timeline", "units", "seed"):
+        assert one[key] == before[0][key], key
+    # The samples over time are not kept in the store.
+    assert samples.status == 200
+    assert samples.body.decode().splitlines() == ["offset,metric,value"]
+    assert missing.status == 404
 
 
 async def test_a_run_whose_condition_never_holds_ends_failed() -> None:
@@ -533,11 +582,12 @@ async def test_a_run_goes_on_while_the_server_shows_its_actor_in_the_tree() -> N
         tree = (await http("GET", f"{url}/api/actors/user/scenarios")).json()
         # Its faults (a kill every 100 ms) hit the run's own scheduler: none
         # of the server's actors restarted.
-        await wait_until(
-            lambda: any(
-                event.event == "fault" for event in sz.scenarios.runs()[0].timeline
-            )
-        )
+
+        async def faulted() -> bool:
+            runs = await sz.scenarios.runs()
+            return any(event.event == "fault" for event in runs[0].timeline)
+
+        await wait_until(faulted)
         restarts = [a.restarts for a in sz.system.snapshot().walk()]
         await http("POST", f"{url}/api/tests/runs/{run_id}/abort")
     assert [child["name"] for child in tree["children"]] == [run_id]

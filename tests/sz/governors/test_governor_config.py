@@ -435,7 +435,7 @@ async def test_a_layout_1_store_gains_waited_and_keeps_its_old_rows(
     assert held.waited > 0
 
     version, columns, rows = await anyio.to_thread.run_sync(read_layout, path)
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 6
     assert columns[-5:] == ["waited", "arguments", "result", "note", "traceback"]
     assert rows[0] == ("old-job", None)
     assert sorted(waited is None for _, waited in rows[1:]) == [False, True]
@@ -452,7 +452,7 @@ async def test_a_new_store_starts_at_the_current_layout(tmp_path: Path) -> None:
     async with rated_scheduler(path) as sz:
         await sz.run_now("work", args=[1])
     version, columns, rows = await anyio.to_thread.run_sync(read_layout, path)
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 6
     assert {"waited", "arguments", "result", "note", "traceback"} <= set(columns)
     assert len(rows) == 1
 

@@ -58,6 +58,8 @@ units = st.sampled_from(
         "KB/h",
         "s/s",
         "B/min",
+        "%",
+        "%/s",
     ]
 )
 values: st.SearchStrategy[Value] = st.one_of(
@@ -111,7 +113,7 @@ def test_arbitrary_text_raises_nothing_but_expression_error(text: str) -> None:
     assert 1 <= column <= len(text) + 1
 
 
-@given(st.text(alphabet="ab1.2e()<=>!&|-+ sMBK/_", max_size=40))
+@given(st.text(alphabet="ab1.2e()<=>!&|-+ sMBK/_%", max_size=40))
 def test_text_near_the_language_raises_nothing_but_expression_error(text: str) -> None:
     try:
         parse_expression(text)
@@ -172,6 +174,9 @@ def test_dotted_metric_names_are_one_name() -> None:
         ("a < 1 || b < 2", 7, "unexpected '|' (join with or)"),
         ("a < 2xs", 6, "unknown unit 'xs' (expected one of: h, m, min, ms, s"),
         ("a < 5 MB", 7, "a unit follows its number with no space: 5MB"),
+        ("a < 5 %", 7, "unexpected '%'"),
+        ("a < %5", 5, "unexpected '%'"),
+        ("a < 5%%", 7, "unexpected '%'"),
         ("p95x(a) < 1", 1, "unknown function 'p95x' (did you mean 'p95'?"),
         ("p99(2) < 1", 5, "expected a metric name inside p99(...), got '2'"),
         ("p99(a < 1", 7, "expected ')' to close p99(, got '<'"),
@@ -231,6 +236,9 @@ def checked(text: str, **display_units: str) -> Predicate:
         "count(job_latency) > 0",
         "p50(scheduler_latency) < p99(job_latency)",
         "not (restarts > 10 or fds >= 1000)",
+        "error_rate < 1%",
+        "error_rate <= 0.01",
+        "error_rate < 0.5% or lost_jobs == 0",
     ],
 )
 def test_conditions_whose_units_agree_pass_the_check(text: str) -> None:
@@ -245,9 +253,9 @@ def test_conditions_whose_units_agree_pass_the_check(text: str) -> None:
             1,
             (
                 "unknown metric 'job_latncy' (did you mean 'job_latency'? expected "
-                "one of: creation_rate, deletion_rate, duplicate_jobs, fds, "
-                "job_latency, jobs_pending, jobs_per_sec, lost_jobs, memory_usage, "
-                "restarts, scheduler_latency)"
+                "one of: creation_rate, deletion_rate, duplicate_jobs, error_rate, "
+                "fds, job_latency, jobs_pending, jobs_per_sec, lost_jobs, "
+                "memory_usage, restarts, scheduler_latency)"
             ),
         ),
         (
@@ -263,6 +271,8 @@ def test_conditions_whose_units_agree_pass_the_check(text: str) -> None:
         ("2s < memory_usage", 6, "2s is in seconds and memory_usage is in bytes"),
         ("jobs_per_sec > 5MB/s", 16, "is in per second and 5MB/s is in bytes per"),
         ("lost_jobs < 1s", 13, "lost_jobs is in count and 1s is in seconds"),
+        ("lost_jobs < 1%", 13, "lost_jobs is in count and 1% is in ratio"),
+        ("error_rate < 1s", 14, "error_rate is in ratio and 1s is in seconds"),
         (
             "p99(job_latency) < 2",
             20,
@@ -304,6 +314,9 @@ def test_a_bare_number_takes_the_unit_its_metric_is_shown_in() -> None:
     assert render(checked("creation_rate > 2", creation_rate="schedules/min")) == (
         "creation_rate > 2/min"
     )
+    # A ratio shown in % reads a bare number in percent; without, as the ratio.
+    assert render(checked("error_rate < 1", error_rate="%")) == "error_rate < 1%"
+    assert render(checked("error_rate < 0.01")) == "error_rate < 0.01"
 
 
 def test_metrics_named_lists_every_metric_read() -> None:
@@ -327,6 +340,26 @@ def test_quantities_compare_in_base_units() -> None:
     assert value_of("60/m == 1/s")
     assert value_of("3600MB/h == 1MB/s")
     assert value_of("-1s < 0s")
+    assert value_of("1% == 0.01")
+    assert value_of("100% == 1")
+    assert value_of("50%/s == 0.5/s")
+
+
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_a_percentage_is_a_hundredth_of_its_number(number: float) -> None:
+    parsed = parse_expression(f"error_rate < {number!r}%")
+    assert isinstance(parsed, Compare)
+    assert isinstance(parsed.right, Quantity)
+    assert parsed.right.base_value == number * 0.01
+
+
+def test_error_rate_below_one_percent_reads_the_ratio() -> None:
+    condition = checked("error_rate < 1%")
+    assert evaluate(condition, {"error_rate": 0.009})
+    assert not evaluate(condition, {"error_rate": 0.01})
+    shown = checked("error_rate < 1", error_rate="%")
+    assert evaluate(shown, {"error_rate": 0.009})
+    assert not evaluate(shown, {"error_rate": 0.5})
 
 
 def test_a_bare_metric_reads_its_number_or_latest_sample() -> None:
@@ -404,3 +437,14 @@ def test_a_checked_bare_number_is_evaluated_in_its_display_unit() -> None:
     condition = checked("memory_usage < 500", memory_usage="MB")
     assert evaluate(condition, {"memory_usage": [400e6]})
     assert not evaluate(condition, {"memory_usage": [600e6]})
+
+
+def test_rate_after_a_warm_up_reads_only_the_samples_from_its_end() -> None:
+    condition = parse_expression("rate(m) < 0.5/s")
+    # Rising fast while warming up (to 3s), flat after.
+    samples = [(0.0, 0.0), (1.0, 10.0), (2.0, 20.0), (3.0, 30.0), (4.0, 30.0)]
+    assert not evaluate(condition, {"m": samples})
+    assert evaluate(condition, {"m": samples}, trend_after=3.0)
+    assert evaluate(parse_expression("max(m) == 30"), {"m": samples}, trend_after=3.0)
+    with pytest.raises(ExpressionError, match="samples of m after the warm-up"):
+        evaluate(condition, {"m": samples}, trend_after=4.0)

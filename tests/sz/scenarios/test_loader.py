@@ -962,3 +962,25 @@ def test_anchors_and_merge_keys_work_as_yaml_says() -> None:
     assert isinstance(first, ChaosStep)
     assert isinstance(second, ChaosStep)
     assert second.fault == KillActor(target="/user/handlers/*", pick="first")
+
+
+def test_warmup_is_a_duration_or_a_top_level_steps_name() -> None:
+    steps = """\
+        steps:
+          - {name: warm, type: sleep, duration: 1s}
+          - {name: day, type: sleep, duration: 1s}
+        """
+    assert scenario(f"name: s\nwarmup: 2.5s\n{textwrap.dedent(steps)}").warmup == 2.5
+    assert scenario(f"name: s\nwarmup: 3\n{textwrap.dedent(steps)}").warmup == 3.0
+    assert scenario(f"name: s\nwarmup: warm\n{textwrap.dedent(steps)}").warmup == "warm"
+    assert scenario(f"name: s\n{textwrap.dedent(steps)}").warmup is None
+    # Through a parameter, as the shipped soak's duration is.
+    with_param = (
+        f"name: s\nparameters: {{w: 1s}}\nwarmup: ${{w}}\n{textwrap.dedent(steps)}"
+    )
+    assert scenario(with_param, w="250ms").warmup == 0.25
+    error = refused(f"name: s\nwarmup: warmer\n{textwrap.dedent(steps)}")
+    assert str(error) == (
+        "s.yaml:3: warmup: expected a duration (such as 10s) or the name of a "
+        "top-level step (warm, day), got 'warmer'"
+    )

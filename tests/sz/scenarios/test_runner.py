@@ -9,7 +9,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from sz.scenarios import Pacer
+from sz.scenarios import Pacer, format_result
 
 from .runs import events, explain, run_text
 
@@ -257,6 +257,31 @@ async def test_assertions_are_evaluated_and_any_false_one_fails_the_run() -> Non
     assert result.metrics["job_latency"]["count"] == 10  # type: ignore[index]
 
 
+async def test_error_rate_is_the_share_of_jobs_that_did_not_succeed_in_percent() -> (
+    None
+):
+    result = await run_text(
+        """\
+        test:
+          name: errors
+          setup: {handlers: [noop, fail]}
+          steps:
+            - {type: action, action: {method: submit_jobs, args: {task: noop, count: 9}}}
+            - {type: action, action: {method: submit_jobs, args: {task: fail, count: 1}}}
+            - {type: wait_until, condition: "jobs_pending == 0", timeout: 10}
+          metrics: [{error_rate: "%"}]
+          assertions: [error_rate < 1%, error_rate <= 10, error_rate == 0.1]
+        """
+    )
+    held = {a.expression: a.passed for a in result.assertions}
+    assert held == {
+        "error_rate < 1%": False,
+        "error_rate <= 10": True,
+        "error_rate == 0.1": False,  # shown in %: 0.1 means 0.1 %
+    }
+    assert result.metrics["error_rate"] == pytest.approx(0.1)
+
+
 async def test_a_steady_state_condition_that_breaks_during_the_run_fails_it() -> None:
     result = await run_text(
         """\
@@ -274,6 +299,61 @@ async def test_a_steady_state_condition_that_breaks_during_the_run_fails_it() ->
     assert check["passed"] is False
     assert check["violations"] == [{"phase": "during", "condition": "jobs_pending < 3"}]
     assert [e.name for e in events(result, "steady_state")] == ["jobs_pending < 3"]
+    # Without faults, the steps mark the phases.
+    assert check["marked_by"] == "steps"
+    phases = check["phases"]
+    assert [(name, v["passed"]) for name, v in phases.items()] == [
+        ("before", True),
+        ("during", False),
+        ("after", True),
+    ]
+    assert phases["during"]["violations"] == ["jobs_pending < 3"]
+    assert phases["before"]["checked"] >= 1
+    assert phases["after"]["checked"] >= 1
+
+
+async def test_the_steady_state_is_reported_before_during_and_after_the_faults() -> (
+    None
+):
+    result = await run_text(
+        """\
+        test:
+          name: phases
+          setup: {handlers: [{task: sleep, concurrency: 1}]}
+          steady_state: [jobs_pending < 3, memory_usage < 100GB]
+          steps:
+            - {name: calm, type: sleep, duration: 500ms}
+            - {name: first, type: chaos, fault: kill_actor, target: /user/handlers/sleep}
+            - {type: action, action: {method: submit_jobs, args: {task: sleep, count: 10, args: {seconds: 0.05}}}}
+            - {type: wait_until, condition: "jobs_pending == 0", timeout: 10}
+            - {name: last, type: chaos, fault: kill_actor, target: /user/handlers/sleep}
+            - {name: recovered, type: sleep, duration: 500ms}
+        """
+    )
+    assert result.outcome == "failed"
+    check = result.checks["steady_state"]
+    assert check["marked_by"] == "faults"
+    phases = check["phases"]
+    assert {name: v["passed"] for name, v in phases.items()} == {
+        "before": True,
+        "during": False,
+        "after": True,
+    }
+    assert phases["during"]["violations"] == ["jobs_pending < 3"]
+    assert all(phases[name]["checked"] >= 2 for name in ("before", "after"))
+    # The phases are the faults': the first struck after the calm step, and
+    # the samples after the last fault's step are "after".
+    (calm,) = [e for e in events(result, "step_end") if e.name == "calm"]
+    faults = events(result, "fault")
+    assert len(faults) == 2
+    assert faults[0].offset >= calm.offset
+    lines = [" ".join(line.split()) for line in format_result(result).splitlines()]
+    at = lines.index("steady_state FAIL phases marked by faults")
+    before, during, after = lines[at + 1 : at + 4]
+    assert before.startswith("before PASS ")
+    assert during.startswith("during FAIL ")
+    assert during.endswith("samples; broke: jobs_pending < 3")
+    assert after.startswith("after PASS ")
 
 
 async def test_killing_the_run_actor_aborts_the_run() -> None:
@@ -319,3 +399,26 @@ async def test_stopping_a_step_actor_aborts_the_run() -> None:
     fault = events(result, "fault")[0]
     assert len(fault.detail["targets"]) == 1
     assert fault.detail["targets"][0].endswith("-long")
+
+
+async def test_a_warm_up_of_a_duration_ends_that_long_after_the_steps_start() -> None:
+    result = await run_text(
+        """\
+        test:
+          name: warm
+          setup: {handlers: [noop]}
+          warmup: 300ms
+          steps:
+            - {name: nap, type: sleep, duration: 1s}
+          metrics: [memory_usage]
+          assertions: ["rate(memory_usage) < 1GB/s"]
+        """
+    )
+    assert result.outcome == "passed", explain(result)
+    (warmed,) = events(result, "warmup_end")
+    (nap,) = [e for e in events(result, "step_start") if e.name == "nap"]
+    assert warmed.name == "0.3s"
+    assert 0.3 <= warmed.offset - nap.offset + 0.05 < 1.0
+    memory = result.metrics["memory_usage"]
+    assert isinstance(memory, dict)
+    assert "rate" in memory

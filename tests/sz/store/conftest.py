@@ -34,6 +34,12 @@ def pg_server() -> Iterator[PgServer]:
 
 
 @pytest.fixture
-def pg_url(pg_server: PgServer) -> str:
-    """The URL of an empty database of the session's server, the test's own."""
-    return pg_server.create_database()
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """The URL of an empty database of the session's server, the test's own.
+
+    Dropped after the test: a session's hundreds of databases otherwise fill
+    the server's folder with gigabytes that take minutes to remove at its end.
+    """
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)

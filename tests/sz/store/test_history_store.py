@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -30,8 +31,9 @@ from sz.history import PRUNE_EVERY, HistoryActor
 from sz.jobs import Attempt, HistoryQuery, history_order
 from sz.scheduler import HISTORY_LIMIT, ScheduleZero
 from sz.store import SqliteFile
-from sz.store.history import FileHistory, MemoryHistory
+from sz.store.history import _LAST_RUNS, FileHistory, MemoryHistory
 from sz.store.location import database_for
+from sz.store.sqlite import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -734,3 +736,93 @@ def test_rows_kept_in_memory_add_nothing_to_the_garbage_collectors_walk() -> Non
         row(start + timedelta(microseconds=n), job_id=f"job-{n}")
         for n in (19_999, 19_998)
     ]
+
+
+async def test_last_runs_gives_each_schedules_latest_final_row_in_one_read(
+    kind: str, where: Path | str
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(seconds: int, job_id: str, schedule_id: str | None, **kw: Any) -> Attempt:
+        return attrs.evolve(
+            row(now + timedelta(seconds=seconds), job_id=job_id),
+            schedule_id=schedule_id,
+            **kw,
+        )
+
+    rows = [
+        at(1, "a1", "a"),
+        at(2, "b1", "b", outcome="failure"),
+        at(3, "a2", "a", outcome="failure"),
+        # A retry's first attempt, not final: never a last run.
+        at(4, "b2", "b", final=False, outcome="failure"),
+        # A later row of a job of no schedule, and of a schedule not asked for.
+        at(5, "x", None),
+        at(6, "o1", "other"),
+        # Arriving late, finished before a2: not a's last run.
+        at(0, "a0", "a"),
+    ]
+    async with backend_of(kind, where) as backend:
+        for kept in rows:
+            backend.add(kept)
+        await backend.flush()
+        found = await backend.last_runs(("a", "b", "never"))
+        assert await backend.last_runs(()) == {}
+        # Past the retention: a pruned row is no schedule's last run.
+        backend.prune(now + timedelta(seconds=5.5))
+        await backend.flush()
+        pruned = await backend.last_runs(("a", "b", "other"))
+    assert found == {"a": rows[2], "b": rows[1]}
+    assert pruned == {"other": rows[5]}
+
+
+def _schedule_index(path: Path, sql: str) -> tuple[int, list[str], str]:
+    """The file's layout, its history indexes, and the plan of ``sql``."""
+    connection = sqlite3.connect(path)
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        indexes = sorted(
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'history'"
+            )
+        )
+        plan = " / ".join(
+            row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", ("a",))
+        )
+        return version, indexes, plan
+    finally:
+        connection.close()
+
+
+def _back_to_the_layout_before(path: Path) -> None:
+    """The file as the layout before the index left it (its last step)."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript(
+            "DROP INDEX history_by_schedule; "
+            f"PRAGMA user_version = {SCHEMA_VERSION - 1};"
+        )
+    finally:
+        connection.close()
+
+
+async def test_last_runs_on_sqlite_look_up_an_index_that_a_migration_adds(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sz.db"
+    file = SqliteFile(path)
+    await file.open()
+    await file.close()
+    await anyio.to_thread.run_sync(_back_to_the_layout_before, path)
+    # A store of the layout before: the next open adds the index.
+    file = SqliteFile(path)
+    await file.open()
+    await file.close()
+    sql = _LAST_RUNS.format(columns="job_id", ids="SELECT CAST(? AS TEXT) AS id")
+    version, indexes, plan = await anyio.to_thread.run_sync(_schedule_index, path, sql)
+    assert version == SCHEMA_VERSION
+    assert "history_by_schedule" in indexes
+    # Each schedule is one look in it, never a walk of the whole history.
+    assert "SEARCH h USING INDEX history_by_schedule (schedule_id=?)" in plan

@@ -31,6 +31,7 @@ from sz.config import StoreConfig
 from sz.jobs import Job
 from sz.store import PostgresDatabase, shared as shared_module
 from sz.store.nodes import NodeSettings
+from sz.store.scenario_runs import ABANDONED
 from sz.store.shared import NodeHistory, SharedScheduleStore
 
 if TYPE_CHECKING:
@@ -455,6 +456,66 @@ async def test_only_a_schedule_due_soon_is_notified(pg_url: str) -> None:
         finally:
             await anyio.to_thread.run_sync(watcher.close)
     assert heard == ["1", "2", "", "3"]
+
+
+async def add_running_run(url: str, run_id: str, node: str) -> None:
+    """A scenario run's first row, as its node writes it when the run starts."""
+    await rows_of(
+        url,
+        "INSERT INTO sz.scenario_runs (run_id, node, scenario_id, name, seed, "
+        "parameters, started_at, units) VALUES (%s, %s, 's-id', 's', 1, '{}', "
+        "now(), '{}')",
+        run_id,
+        node,
+    )
+
+
+async def test_a_nodes_scenario_runs_end_aborted_with_it_and_not_before(
+    pg_url: str,
+) -> None:
+    """A starting node aborts its own cut-off runs, never a live node's.
+
+    Node A's run stays ``running`` while A lives, however many nodes start;
+    when A's lease runs out, the node that takes A over ends A's run
+    ``aborted``, naming A.
+    """
+    a = ScheduleZero(config=node_config(pg_url, "a", lease=60.0, heartbeat=50.0))
+    b = ScheduleZero(config=node_config(pg_url, "b", lease=2.0, heartbeat=0.1))
+    async with a:
+        # A's live run, and one B left running when its last process died.
+        await add_running_run(pg_url, "of-a", "a")
+        await add_running_run(pg_url, "of-b", "b")
+        async with b:
+            found = await rows_of(
+                pg_url,
+                "SELECT run_id, outcome, error FROM sz.scenario_runs ORDER BY run_id",
+            )
+            assert found == [("of-a", None, None), ("of-b", "aborted", ABANDONED)]
+            await rows_of(
+                pg_url,
+                "UPDATE sz.nodes SET lease_until = now() - interval '1s' "
+                "WHERE name = 'a'",
+            )
+
+            async def a_taken_over() -> bool:
+                rows = await rows_of(
+                    pg_url,
+                    "SELECT outcome FROM sz.scenario_runs WHERE run_id = 'of-a'",
+                )
+                return rows == [("aborted",)]
+
+            await wait_until(a_taken_over, timeout=PATIENCE)
+            with anyio.fail_after(PATIENCE):
+                lost = await a.wait_store_lost()
+            assert isinstance(lost, FencedOut)
+    (error, passed) = (
+        await rows_of(
+            pg_url,
+            "SELECT error, passed FROM sz.scenario_runs WHERE run_id = 'of-a'",
+        )
+    )[0]
+    assert error == "its node a ended during the run (taken over)"
+    assert passed is False
 
 
 async def test_a_node_is_woken_by_a_schedule_another_node_adds(

@@ -84,6 +84,8 @@ async def test_the_layout_is_made_on_first_open_and_reopened_as_it_is(
         "history",
         "nodes",
         "writers",
+        "scenario_runs",
+        "scenario_metrics",
     }
     # What several nodes need: a scheduler on PostgreSQL is one of them.
     jobs = await anyio.to_thread.run_sync(columns, pg_url, "jobs")
@@ -378,3 +380,29 @@ async def test_while_the_server_is_down_calls_fail_naming_it_and_rows_land_after
     assert finals == [("success",)]
     assert await rows_of(url, "SELECT count(*) FROM sz.jobs") == [(0,)]
     assert "connected again" in caplog.text
+
+
+async def test_a_database_of_the_layout_before_gets_the_index_of_last_runs(
+    pg_url: str,
+) -> None:
+    store = PostgresDatabase(pg_url)
+    await store.open()
+    await store.close()
+    await rows_of(pg_url, "DROP INDEX sz.history_by_schedule")
+    # The layout before the index (the index is its last step).
+    before = str(SCHEMA_VERSION - 1)
+    await rows_of(pg_url, "UPDATE sz.meta SET value = %s WHERE name = 'layout'", before)
+    store = PostgresDatabase(pg_url)
+    await store.open()
+    await store.close()
+    assert await rows_of(pg_url, "SELECT value FROM sz.meta WHERE name = 'layout'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+    [(definition,)] = await rows_of(
+        pg_url,
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'sz' "
+        "AND indexname = 'history_by_schedule'",
+    )
+    assert "(schedule_id, finished_at) WHERE (final AND (schedule_id IS NOT NULL))" in (
+        definition
+    )

@@ -18,6 +18,37 @@ export function toLogin() {
  * Throws ApiError with the API's own message ({"error": {"message"}}).
  */
 export async function api(method, path, body) {
+  const answer = await send(method, path, body);
+  if (answer.status === 204) return null;
+  let data = null;
+  try {
+    data = await answer.json();
+  } catch {
+    if (answer.ok) throw new ApiError(answer.status, "the answer is not JSON");
+  }
+  if (!answer.ok) {
+    throw new ApiError(answer.status, data?.error?.message ?? `${answer.status} ${answer.statusText}`);
+  }
+  return data;
+}
+
+/** GET an API answer that is text (a CSV export); errors as api() throws them. */
+export async function apiText(path) {
+  const answer = await send("GET", path);
+  if (!answer.ok) {
+    let message = `${answer.status} ${answer.statusText}`;
+    try {
+      message = (await answer.json())?.error?.message ?? message;
+    } catch {
+      // Not JSON: the status line says enough.
+    }
+    throw new ApiError(answer.status, message);
+  }
+  return answer.text();
+}
+
+/** The fetch of one API call; a 401 sends the page to the login form. */
+async function send(method, path, body) {
   const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -33,17 +64,7 @@ export async function api(method, path, body) {
     toLogin();
     throw new ApiError(401, "sign in first");
   }
-  if (answer.status === 204) return null;
-  let data = null;
-  try {
-    data = await answer.json();
-  } catch {
-    if (answer.ok) throw new ApiError(answer.status, "the answer is not JSON");
-  }
-  if (!answer.ok) {
-    throw new ApiError(answer.status, data?.error?.message ?? `${answer.status} ${answer.statusText}`);
-  }
-  return data;
+  return answer;
 }
 
 /** A query string of the non-empty values of `params`. */

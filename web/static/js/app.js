@@ -11,8 +11,13 @@ import handlers from "./views/handlers.js";
 import jobs from "./views/jobs.js";
 import history from "./views/history.js";
 import deadLetters from "./views/deadletters.js";
+import scenarios from "./views/scenarios.js";
+import scenario from "./views/scenario.js";
+import run from "./views/run.js";
+import runs from "./views/runs.js";
 
-const VIEWS = [overview, tree, actors, schedules, handlers, jobs, history, deadLetters];
+// A view with a `section` has no nav entry of its own: its section's is lit.
+const VIEWS = [overview, tree, actors, schedules, handlers, jobs, history, deadLetters, scenarios, scenario, run, runs];
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content;
 
 /** What every view is given. */
@@ -54,9 +59,9 @@ function route() {
 }
 
 function renderNav() {
-  const active = current?.view.id;
+  const active = current?.view.section ?? current?.view.id;
   render(document.getElementById("nav"), h("ul", {},
-    VIEWS.map((view) => h("li", {},
+    VIEWS.filter((view) => !view.section).map((view) => h("li", {},
       h("a", { href: `#/${view.id}`, "aria-current": view.id === active ? "page" : null }, view.title)))));
 }
 

@@ -1,13 +1,15 @@
 // A small line chart in SVG: one series over a time window, a few grid lines.
+// (runchart.js and trendchart.js draw the scenario pages' charts alike.)
 
 import { s } from "./dom.js";
 
-const W = 600;
-const H = 160;
-const PAD = { left: 48, right: 10, top: 12, bottom: 22 };
+/** The charts' size in SVG units (they scale to their box) and margins. */
+export const W = 600;
+export const H = 160;
+export const PAD = { left: 48, right: 10, top: 12, bottom: 22 };
 
 /** A round number at or above `value`, for the top of the axis. */
-function niceTop(value) {
+export function niceTop(value) {
   if (!(value > 0)) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
   for (const step of [1, 2, 2.5, 5, 10]) if (value <= step * power) return step * power;
@@ -16,9 +18,10 @@ function niceTop(value) {
 
 /**
  * An SVG chart of `points` ({t: ms, v: number or null}) over the last
- * `windowMs`, values shown by `format`. A null value breaks the line.
+ * `windowMs`, values shown by `format`. A null value breaks the line. `name`
+ * (optional) is its data-chart; its data-from is its oldest point's time (ms).
  */
-export function lineChart({ points, windowMs, format, label, now = Date.now() }) {
+export function lineChart({ points, windowMs, format, label, name, now = Date.now() }) {
   const values = points.map((p) => p.v).filter((v) => v !== null && Number.isFinite(v));
   const top = niceTop(Math.max(0, ...values));
   const plotW = W - PAD.left - PAD.right;
@@ -30,11 +33,13 @@ export function lineChart({ points, windowMs, format, label, now = Date.now() })
     s("line", { class: "grid-line", x1: PAD.left, x2: W - PAD.right, y1: y(top * f), y2: y(top * f) }),
     s("text", { class: "axis", x: PAD.left - 6, y: y(top * f) + 4, "text-anchor": "end" }, format(top * f)),
   ]);
-  const ticks = [5, 4, 3, 2, 1, 0].map((minutes) => {
+  // A tick a minute up to six minutes, every five past that.
+  const step = windowMs > 6 * 60000 ? 5 : 1;
+  const ticks = [];
+  for (let minutes = 0; minutes * 60000 <= windowMs; minutes += step) {
     const t = now - minutes * 60000;
-    if (minutes * 60000 > windowMs) return null;
-    return s("text", { class: "axis", x: x(t), y: H - 6, "text-anchor": "middle" }, minutes ? `-${minutes}m` : "now");
-  });
+    ticks.push(s("text", { class: "axis", x: x(t), y: H - 6, "text-anchor": minutes * 60000 === windowMs ? "start" : "middle" }, minutes ? `-${minutes}m` : "now"));
+  }
 
   // Runs of consecutive non-null points, each a polyline (and its area).
   const runs = [];
@@ -53,7 +58,9 @@ export function lineChart({ points, windowMs, format, label, now = Date.now() })
     s("polyline", { class: "line", points: r.join(" ") }),
   ]);
   const last = [...points].reverse().find((p) => p.v !== null && Number.isFinite(p.v));
-  return s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label },
+  const first = points.find((p) => p.v !== null && Number.isFinite(p.v) && now - p.t <= windowMs);
+  return s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label,
+    "data-chart": name ?? null, "data-from": first ? Math.round(first.t) : null },
     s("title", {}, label),
     grid, ticks, lines,
     points.length === 0

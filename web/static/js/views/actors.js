@@ -1,8 +1,18 @@
 // Actors: every actor in one table, sortable by mailbox depth and message
-// rate; actors that left the tree stay listed with the cause of their end.
+// rate; actors that left the tree stay listed with the cause of their end;
+// and the server's record of recent deaths (crashes and kills, restarted or
+// not), which a page opened after the fact shows too.
 
-import { h, render, table, sortOnClick, badge, num, when } from "../dom.js";
+import { api } from "../api.js";
+import { h, render, table, sortOnClick, badge, num, when, panel } from "../dom.js";
 import { actorRate } from "../live.js";
+
+/** What became of an actor after a death, as a coloured label. */
+function aftermath(death) {
+  if (death.restarted) return h("span", { class: "badge state-running", title: "Restarted in place by its supervisor" }, "restarted");
+  if (death.ended) return h("span", { class: "badge state-failed", title: "Stopped for good" }, "ended");
+  return h("span", { class: "badge state-restarting", title: "A restart is still to come" }, "restarting");
+}
 
 export default {
   id: "actors",
@@ -10,11 +20,73 @@ export default {
   mount(root, ctx) {
     const sort = { key: "mailbox_depth", dir: "desc" };
     const live = h("div");
+    const deathsLive = h("div");
+    let deaths = [];
+    let asking = false;
+    let again = false;
+    let seen = null; // the failures and actors the deaths were asked for
+
+    const deathsPanel = panel("Recent deaths", h("span", { class: "muted" }, "crashes and kills the server remembers, newest first"), deathsLive);
+    deathsPanel.classList.add("deaths");
     root.append(
       h("div", { class: "view-head" }, h("h1", {}, "Actors"),
         h("p", { class: "muted" }, "Click a header to sort. Actors that ended stay listed, with their cause.")),
       live,
+      deathsPanel,
     );
+
+    /** Ask the server for its deaths; again after, if news came meanwhile. */
+    const refreshDeaths = async () => {
+      if (asking) {
+        again = true;
+        return;
+      }
+      asking = true;
+      try {
+        deaths = (await api("GET", "/api/deaths?limit=100")).deaths;
+        drawDeaths();
+      } catch {
+        // The connection state shows in the header; asked again on news.
+      } finally {
+        asking = false;
+        if (again) {
+          again = false;
+          refreshDeaths();
+        }
+      }
+    };
+
+    /** A death shows as a failure count going up, or an actor leaving; its
+     * aftermath as a restart count going up. */
+    const deathNews = () => {
+      let failures = 0;
+      let restarts = 0;
+      for (const actor of ctx.model.actor.values()) {
+        failures += actor.failures;
+        restarts += actor.restarts;
+      }
+      const now = `${failures}/${restarts}/${ctx.model.actor.size}/${ctx.model.gone.size}`;
+      const news = now !== seen;
+      seen = now;
+      return news;
+    };
+
+    const drawDeaths = () => {
+      render(deathsLive, table({
+        columns: [
+          { key: "died_at", label: "When", cell: (d) => when(d.died_at) },
+          { key: "path", label: "Path", cell: (d) => h("span", { class: "mono" }, d.path) },
+          { key: "actor_class", label: "Class", cell: (d) => h("span", { class: "muted" }, d.actor_class) },
+          { key: "cause", label: "Cause", cell: (d) => h("span", { class: "cause" }, d.cause) },
+          { key: "after", label: "Then", cell: aftermath },
+        ],
+        rows: deaths,
+        key: (d) => `${d.path}@${d.died_at}`,
+        rowAttrs: (d) => ({ "data-path": d.path }),
+        empty: "No actor died since the server started.",
+      }));
+    };
+
     const draw = () => {
       const { model } = ctx;
       const rows = [
@@ -46,6 +118,12 @@ export default {
       }));
     };
     sortOnClick(live, sort, draw, ["mailbox_depth", "rate", "processed", "failures", "restarts"]);
-    return { update: draw };
+    drawDeaths();
+    return {
+      update(kind) {
+        if (kind === "route" || (kind === "actor" && deathNews())) refreshDeaths();
+        draw();
+      },
+    };
   },
 };

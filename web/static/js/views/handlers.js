@@ -1,11 +1,20 @@
 // Handlers: local and remote, health, heartbeat age, capacity and busy,
-// effective rate; and the governors' limits.
+// effective rate; and the governors' limits. The handlers come from the live
+// stream (each sign of life is news there; the page ages the heartbeat itself
+// between two); the governors, which are not on it, and the handlers while
+// the stream is down, are asked for every FALLBACK_MS.
 
 import { api } from "../api.js";
 import { h, render, table, sortOnClick, badge, num, duration, panel } from "../dom.js";
 
-/** Heartbeat ages change without making news: asked for this often, in ms. */
-const POLL_MS = 2000;
+/** How often the governors (and, while the stream is down, the handlers) are
+ * asked for, in ms. */
+const FALLBACK_MS = 15000;
+
+/** A reading of `seconds` at `at` (ms), aged to now; null stays null. */
+function aged(seconds, at) {
+  return seconds === null || seconds === undefined || !at ? seconds : seconds + Math.max(0, Date.now() - at) / 1000;
+}
 
 function load(busy, capacity) {
   const used = capacity ? Math.min(1, busy / capacity) : 0;
@@ -32,20 +41,29 @@ export default {
 
     const poll = async () => {
       try {
-        const [handlers, govs] = await Promise.all([api("GET", "/api/handlers"), api("GET", "/api/governors")]);
-        for (const handler of handlers) ctx.model.handler.set(handler.name, handler);
+        const [handlers, govs] = await Promise.all([
+          ctx.model.connected ? null : api("GET", "/api/handlers"),
+          api("GET", "/api/governors"),
+        ]);
+        const now = Date.now();
+        for (const handler of handlers ?? []) ctx.model.handler.set(handler.name, { ...handler, received_at: now });
         governors = govs;
         draw();
       } catch {
         // The connection state shows in the header.
       }
     };
-    const timer = setInterval(poll, POLL_MS);
+    const timer = setInterval(poll, FALLBACK_MS);
 
     const draw = () => {
       const byName = new Map(governors.map((g) => [g.name, g]));
       const rows = [...ctx.model.handler.values()].map((hd) => ({
         ...hd,
+        health: {
+          ...hd.health,
+          heartbeat_age: aged(hd.health.heartbeat_age, hd.received_at),
+          uptime: hd.health.state === "dead" ? hd.health.uptime : aged(hd.health.uptime, hd.received_at),
+        },
         effective: byName.get(`handler:${hd.name}`)?.effective_rate ?? null,
       }));
       render(live, table({
@@ -97,7 +115,8 @@ export default {
     return {
       update(kind) {
         if (kind === "route") poll();
-        if (kind !== "tick") draw();
+        // Each tick ages the heartbeats.
+        if (kind === "route" || kind === "tick" || kind === "handler" || kind === "connection") draw();
       },
       dispose() {
         clearInterval(timer);

@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { lineChart } from "../chart.js";
 import { h, render, panel, table, badge, num, duration, when, relative, shortId } from "../dom.js";
-import { WINDOW_MS, series } from "../live.js";
+import { WINDOW_MS, loadSeries, series } from "../live.js";
 
 export default {
   id: "overview",
@@ -30,9 +30,10 @@ export default {
 
     const draw = () => {
       const { model } = ctx;
-      const { throughput, lateness } = series();
-      const rate = throughput.at(-1)?.v;
+      const { throughput, lateness, p50 } = series();
+      const rate = [...throughput].reverse().find((p) => p.v !== null)?.v;
       const late = [...lateness].reverse().find((p) => p.v !== null)?.v;
+      const median = [...p50].reverse().find((p) => p.v !== null)?.v;
       const outcomes = Object.entries(model.summary?.ended.by_outcome ?? {});
       const total = outcomes.reduce((n, [, count]) => n + count, 0);
       const upcoming = [...model.schedule.values()]
@@ -41,9 +42,10 @@ export default {
         .slice(0, 6);
       render(live, h("div", { class: "overview-grid" },
         panel("Throughput", h("span", { class: "figure", "data-figure": "throughput" }, rate === undefined ? "–" : `${num(rate)} jobs/s`),
-          lineChart({ points: throughput, windowMs: WINDOW_MS, format: (v) => num(v), label: "Jobs ended per second, last 5 minutes" })),
-        panel("Fire lateness", h("span", { class: "figure", "data-figure": "lateness" }, late === undefined ? "–" : `${duration(late)} mean`),
-          lineChart({ points: lateness, windowMs: WINDOW_MS, format: (v) => duration(v), label: "Mean lateness of fires, last 5 minutes" })),
+          lineChart({ points: throughput, windowMs: WINDOW_MS, format: (v) => num(v), name: "throughput", label: "Jobs ended per second, last 15 minutes" })),
+        panel("Fire lateness", h("span", { class: "figure", "data-figure": "lateness", title: "Of the fires of the latest second with one" },
+          late === undefined ? "–" : `p50 ${duration(median)} · p99 ${duration(late)}`),
+          lineChart({ points: lateness, windowMs: WINDOW_MS, format: (v) => duration(v), name: "lateness", label: "Fire lateness, p99 of each second, last 15 minutes" })),
         panel("Outcomes", h("span", { class: "muted" }, `${num(total)} jobs since start`),
           outcomes.length
             ? h("ul", { class: "bars" }, outcomes.map(([outcome, count]) => h("li", { "data-key": outcome },
@@ -82,6 +84,11 @@ export default {
       // Bar widths through the CSSOM: the policy allows no style attributes.
       for (const fill of live.querySelectorAll("[data-fill]")) fill.style.width = `${fill.dataset.fill}%`;
     };
+
+    // The minutes before the page opened; the stream brings the rest.
+    loadSeries().then(draw, () => {
+      // The summary bar shows that the server is away; the charts fill live.
+    });
 
     return {
       update(kind) {

@@ -1,10 +1,11 @@
 // Schedules: next and last run, paused and why, run now, bulk pause/resume,
 // upcoming fire times, and a form to create one.
 
-import { api, query } from "../api.js";
+import { api } from "../api.js";
 import { h, render, table, sortOnClick, badge, when, relative, toast } from "../dom.js";
 
-/** How often the last runs are asked for again, at most, in ms. */
+/** How often the last runs are asked for again, at most, in ms: one request
+ * (the schedules list, which holds each one's last run) whatever their number. */
 const LAST_RUN_EVERY = 3000;
 
 /** "seconds=30, hour=9" (commas or lines) as trigger fields. */
@@ -87,9 +88,11 @@ export default {
     const selected = new Set();
     const expanded = new Set();
     const upcoming = new Map(); // id -> {next, times}
-    const lastRuns = new Map(); // id -> history row
+    const lastRuns = new Map(); // id -> its last run, as /api/schedules gives it
     let lastAsked = 0;
     let asking = false;
+    let seenEnded = null;
+    let pending = null; // a timer: asked again once the interval is over
 
     const live = h("div");
     const toolbar = h("div", { class: "toolbar" });
@@ -101,14 +104,21 @@ export default {
     );
 
     const refreshLastRuns = async () => {
-      if (asking || Date.now() - lastAsked < LAST_RUN_EVERY) return;
+      const wait = lastAsked + LAST_RUN_EVERY - Date.now();
+      if (asking || wait > 0) {
+        // Not lost: asked when the interval is over.
+        pending ??= setTimeout(() => {
+          pending = null;
+          refreshLastRuns();
+        }, Math.max(wait, 100));
+        return;
+      }
       asking = true;
       lastAsked = Date.now();
       try {
-        const ids = [...ctx.model.schedule.keys()].slice(0, 100);
-        const pages = await Promise.all(ids.map((id) =>
-          api("GET", `/api/history${query({ schedule_id: id, final: "true", limit: 1 })}`).then((page) => [id, page.rows[0]])));
-        for (const [id, row] of pages) if (row) lastRuns.set(id, row);
+        const listed = await api("GET", "/api/schedules");
+        lastRuns.clear();
+        for (const schedule of listed) if (schedule.last_run) lastRuns.set(schedule.id, schedule.last_run);
         draw();
       } catch {
         // Shown again on the next try.
@@ -250,8 +260,16 @@ export default {
     return {
       update(kind) {
         if (kind === "handler" || kind === "route") fillTasks();
-        if (kind === "route" || kind === "summary" || kind === "schedule") refreshLastRuns();
+        // A job's end is what changes a last run: the summary counts them.
+        const ended = ctx.model.summary?.ended.total ?? null;
+        if (kind === "route" || kind === "schedule" || (kind === "summary" && ended !== seenEnded)) {
+          seenEnded = ended;
+          refreshLastRuns();
+        }
         draw();
+      },
+      dispose() {
+        clearTimeout(pending);
       },
     };
   },
