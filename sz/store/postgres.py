@@ -258,28 +258,47 @@ class _Connection:
             cursor.executemany(self._translated(sql), parameters)
 
     def __enter__(self) -> _Connection:
-        # Pipeline mode: BEGIN, the batch's statements and COMMIT go out
-        # together, one round trip to the server rather than one each.
+        # Pipeline mode, with BEGIN and COMMIT as statements of their own:
+        # BEGIN, the batch's statements and COMMIT go out together and are
+        # answered at one sync, one round trip. (psycopg's ``transaction()``
+        # syncs as it begins, in pipeline mode too: a round trip more.)
         pipeline = self.raw.pipeline()
         pipeline.__enter__()
         try:
-            transaction = self.raw.transaction()
-            transaction.__enter__()
+            self.raw.execute("BEGIN")
         except BaseException as exc:
             pipeline.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        self._transactions.append((pipeline, transaction))
+        self._transactions.append(pipeline)
         return self
 
     def __exit__(self, *exc: Any) -> Any:
-        pipeline, transaction = self._transactions.pop()
+        pipeline = self._transactions.pop()
         try:
-            transaction.__exit__(*exc)
-        except BaseException as error:
-            pipeline.__exit__(type(error), error, error.__traceback__)
+            if exc[0] is None:
+                self.raw.execute("COMMIT")
+            # The sync: every statement's answer, or the first one's error.
+            pipeline.__exit__(*exc)
+        except BaseException:
+            self._roll_back()
             raise
-        pipeline.__exit__(*exc)
+        if exc[0] is not None:
+            self._roll_back()
         return False
+
+    def _roll_back(self) -> None:
+        """End a transaction an error left open, unless its connection is gone.
+
+        After an error the server skips the rest of the pipeline, COMMIT too.
+        """
+        import psycopg
+
+        raw = self.raw
+        if raw.closed or raw.broken:
+            return
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                raw.execute("ROLLBACK")
 
     def close(self) -> None:
         self.raw.close()
@@ -822,6 +841,9 @@ class PostgresDatabase(Database):
 
         After every write queued before it. A node's transaction starts with
         its fence, as every batch does: a node fenced out changes nothing.
+        In pipeline mode: BEGIN, the fence and ``work``'s statements go out
+        together until ``work`` reads a result, and COMMIT after; ``work`` must
+        not use what pipeline mode refuses (``COPY``, server-side cursors).
         A checkpoint.
 
         Raises:
@@ -833,7 +855,9 @@ class PostgresDatabase(Database):
         def run(connection: _Connection) -> T:
             raw = connection.raw
             try:
-                with raw.transaction():
+                # A batch's transaction (``_Connection``): BEGIN is no round
+                # trip of its own.
+                with connection:
                     if node is not None:
                         raw.execute(_FENCE, (node.name, self.epoch))
                     return work(raw)
@@ -841,6 +865,43 @@ class PostgresDatabase(Database):
                 if _is_fenced(exc):
                     raise self.fence_out("while it was silent") from None
                 raise
+
+        return await self.read(run)
+
+    async def fenced_rows(
+        self, sql: str, parameters: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """One statement, fenced, in a transaction of its own: its rows.
+
+        ``sql`` follows ``WITH node_fence AS MATERIALIZED (SELECT fence(...))``
+        and must read ``node_fence`` (``... USING node_fence``) before it
+        changes a row: the fence is then checked, in the statement's own
+        transaction, before anything is written. One round trip, where
+        ``transact`` needs two. After every write queued before it. A
+        checkpoint.
+
+        Raises:
+            FencedOut: This node's row was taken over.
+            StoreError: The database refused it, or cannot be reached.
+        """
+        node = self.node
+        if node is None:
+            statement = "WITH node_fence AS MATERIALIZED (SELECT 1) " + sql
+            arguments = tuple(parameters)
+        else:
+            statement = "WITH node_fence AS MATERIALIZED (SELECT fence(%s, %s)) " + sql
+            arguments = (node.name, self.epoch, *parameters)
+
+        def run(connection: _Connection) -> list[tuple[Any, ...]]:
+            try:
+                rows: list[tuple[Any, ...]] = connection.raw.execute(
+                    statement, arguments
+                ).fetchall()
+            except Exception as exc:
+                if _is_fenced(exc):
+                    raise self.fence_out("while it was silent") from None
+                raise
+            return rows
 
         return await self.read(run)
 

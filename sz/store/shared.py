@@ -19,9 +19,13 @@ node takes fires, in the way Quartz, db-scheduler and their peers do:
   recorded taken, and the skipped fires' rows. Only after that commit does any
   fire reach the dispatcher. The batch's transaction starts, as every
   transaction of a node does, with the node's own fence (``nodes.py``).
-- **Wake-ups.** A change to a schedule is notified (``NOTIFY`` in its
-  transaction); a node's listener wakes its schedule loop early. Correctness
-  rests on polling, at least every ``POLL`` seconds.
+- **Wake-ups.** A schedule added or replaced that falls due before the other
+  nodes would look anyway (within ``POLL``, the lookahead and ``NOTIFY_MARGIN``)
+  is notified (``NOTIFY`` in its transaction); a node's listener wakes its
+  schedule loop early. Correctness rests on polling, at least every ``POLL``
+  seconds: a notification only saves that wait, so a schedule due later, a
+  paused one or a removal sends none (each cost the server its notification
+  queue's lock and every node's listener a wake-up).
 
 A schedule removed while a node holds it stays removed; one replaced (paused,
 resumed, redefined) has its lease cleared, so the holder's release leaves the
@@ -64,7 +68,7 @@ if TYPE_CHECKING:
     from .history import Unfinished
     from .postgres import PostgresDatabase
 
-__all__ = ["POLL", "FirePass", "NodeHistory", "SharedScheduleStore"]
+__all__ = ["NOTIFY_MARGIN", "POLL", "FirePass", "NodeHistory", "SharedScheduleStore"]
 
 logger = logging.getLogger("sz.store")
 
@@ -74,6 +78,11 @@ T = TypeVar("T")
 #: schedules another node added or let go are seen within this many seconds,
 #: whether or not a notification woke it.
 POLL = 1.0
+
+#: Seconds beyond ``POLL`` and the lookahead within which an added schedule's
+#: next fire time wakes the other nodes: room for their clocks and the
+#: database's to differ, and for the commit to reach them.
+NOTIFY_MARGIN = 2.0
 
 #: The shortest sleep between passes, so that a schedule another node is busy
 #: claiming (its rows locked) does not spin the loop.
@@ -473,8 +482,16 @@ class SharedScheduleStore(ScheduleStore):
             schedule.paused,
             pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
         )
-        self.db.write(((_PUT_SCHEDULE, row), (_NOTIFY, (self.db.channel,))))
+        soon = self._wakes_others(schedule)
+        if soon:
+            self.db.write(((_PUT_SCHEDULE, row), (_NOTIFY, (self.db.channel,))))
+        else:
+            self.db.write(((_PUT_SCHEDULE, row),))
         await self.db.flush()
+        if not soon:
+            # This node's loop, too, looks before it falls due (the one
+            # listener of these events; each costs it a task).
+            return
         event = ScheduleAdded if existed is False else ScheduleUpdated
         await self._publish(
             event(
@@ -483,6 +500,20 @@ class SharedScheduleStore(ScheduleStore):
                 next_fire_time=schedule.next_fire_time,
             )
         )
+
+    def _wakes_others(self, schedule: Schedule) -> bool:
+        """Whether the nodes (this one's loop too) must hear of ``schedule`` at once.
+
+        Only if it falls due before they would look anyway (each looks at
+        least every ``POLL`` seconds, a lookahead early): a notification wakes
+        every node's listener and takes the server's queue lock at the commit,
+        for nothing when the schedule is far off (as most added schedules are).
+        """
+        fire = schedule.next_fire_time
+        if fire is None or schedule.paused:
+            return False
+        horizon = POLL + self.lookahead.total_seconds() + NOTIFY_MARGIN
+        return fire - datetime.now(UTC) <= timedelta(seconds=horizon)
 
     async def _exists(self, schedule_id: str) -> bool:
         found = await self.db.read(
@@ -499,18 +530,15 @@ class SharedScheduleStore(ScheduleStore):
         wanted = list(ids)
         if not wanted:
             return
-        channel = self.db.channel
 
-        def remove(raw: Any) -> list[tuple[str, str]]:
-            removed: list[tuple[str, str]] = raw.execute(
-                "DELETE FROM schedules WHERE id = ANY(%s) RETURNING id, task",
-                (wanted,),
-            ).fetchall()
-            if removed:
-                raw.execute("SELECT pg_notify(%s, '')", (channel,))
-            return removed
-
-        for schedule_id, task_id in await self.db.transact(remove):
+        # No notification: a removal never makes a fire due sooner, and a node
+        # woken for a schedule since removed only finds nothing to claim.
+        removed = await self.db.fenced_rows(
+            "DELETE FROM schedules USING node_fence WHERE id = ANY(%s) "
+            "RETURNING id, task",
+            (wanted,),
+        )
+        for schedule_id, task_id in removed:
             if self._fires is not None:
                 self._fires.unfold(schedule_id)
             self._seen.pop(schedule_id, None)

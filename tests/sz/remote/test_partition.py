@@ -208,6 +208,9 @@ async def rows_by_job(sz: ScheduleZero, task: str) -> dict[str, list[Attempt]]:
     return {job: sorted(rows, key=lambda r: r.attempt) for job, rows in jobs.items()}
 
 
+# Above the default 60 s: the test's own deadlines (two worker starts, the loss,
+# the retries, the return) add up to more on a loaded machine.
+@pytest.mark.timeout(120)
 async def test_jobs_of_a_worker_cut_off_are_retried_elsewhere_and_it_rejoins(
     link: Link, spawn_worker: Spawn, anyio_backend: Backend, tmp_path: Path
 ) -> None:

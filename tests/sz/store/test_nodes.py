@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 import psycopg
 import pytest
 from apscheduler import ConflictPolicy, Job as ApsJob, Schedule, ScheduleResult
@@ -396,6 +397,65 @@ async def test_a_dead_nodes_accepted_jobs_are_taken_over_and_it_is_fenced_out(
     nodes = await rows_of(pg_url, "SELECT name, epoch FROM sz.nodes ORDER BY name")
     assert nodes == [("a", 2), ("b", 1)]
     assert await rows_of(pg_url, "SELECT count(*) FROM sz.jobs") == [(0,)]
+
+
+async def test_a_removal_by_a_node_fenced_out_removes_nothing(pg_url: str) -> None:
+    """A removal is one statement with its fence: taken over, the node changes
+    nothing (and hears that it is fenced out); live, it removes."""
+    async with node(pg_url, "a") as a:
+        ids = await add_due(a.store, 3)
+        await a.store.remove_schedules([ids[0]])
+        # Its row taken over, as another node's takeover raises the epoch.
+        await rows_of(pg_url, "UPDATE sz.nodes SET epoch = epoch + 1 WHERE name = 'a'")
+        with pytest.raises(FencedOut):
+            await a.store.remove_schedules(ids[1:])
+    left = await rows_of(pg_url, "SELECT id FROM sz.schedules ORDER BY id")
+    assert left == [(i,) for i in ids[1:]]
+
+
+async def test_only_a_schedule_due_soon_is_notified(pg_url: str) -> None:
+    """A schedule far off (or paused) is added without a notification: the
+    nodes look before it falls due anyway. Markers the test notifies itself
+    bracket each add: notifications arrive in commit order."""
+    async with node(pg_url, "a") as a:
+        channel = a.store.db.channel
+        watcher = await anyio.to_thread.run_sync(
+            partial(psycopg.connect, pg_url, autocommit=True)
+        )
+        try:
+
+            def mark(payload: str) -> None:
+                watcher.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+            def heard_until(payload: str) -> list[str]:
+                heard = []
+                for notify in watcher.notifies(timeout=PATIENCE):
+                    heard.append(notify.payload)
+                    if notify.payload == payload:
+                        return heard
+                raise AssertionError(f"{payload} never came: {heard}")
+
+            await anyio.to_thread.run_sync(watcher.execute, f'LISTEN "{channel}"')
+            await anyio.to_thread.run_sync(mark, "1")
+            far = datetime.now(UTC) + timedelta(hours=1)
+            for schedule in (
+                Schedule(
+                    id="far",
+                    task_id="task",
+                    trigger=IntervalTrigger(hours=1, start_time=far),
+                    job_executor="async",
+                    next_fire_time=far,
+                ),
+                attrs.evolve(due_schedule("paused"), paused=True),
+            ):
+                await a.store.add_schedule(schedule, ConflictPolicy.replace)
+            await anyio.to_thread.run_sync(mark, "2")
+            await add_due(a.store, 1)
+            await anyio.to_thread.run_sync(mark, "3")
+            heard = await anyio.to_thread.run_sync(heard_until, "3")
+        finally:
+            await anyio.to_thread.run_sync(watcher.close)
+    assert heard == ["1", "2", "", "3"]
 
 
 async def add_running_run(url: str, run_id: str, node: str) -> None:
