@@ -68,6 +68,16 @@ DEFAULT_SCHEMA = "sz"
 #: Seconds a connection attempt may take.
 CONNECT_TIMEOUT = 10
 
+#: New connections in a row that may be lost under one batch (or read) before
+#: its callers hear of the loss: the server is reachable, so each loss is
+#: made good by connecting again, but a write that itself ends its session
+#: would otherwise be retried for ever.
+RECONNECTS = 5
+
+#: SQLSTATEs of a session the server ended (``pg_terminate_backend``, a
+#: restart): the connection is gone, even before psycopg has noticed.
+_SESSION_ENDED = frozenset({"57P01", "57P02"})
+
 #: Seconds a start waits for the store's lock, which a ScheduleZero killed just
 #: before still holds until the server notices its connection closed.
 LOCK_WAIT = 5.0
@@ -675,8 +685,9 @@ class PostgresDatabase(Database):
         """Connect again; the number of a batch in doubt found committed, if any.
 
         Raises:
-            psycopg.OperationalError: The server cannot be reached, or another
-                ScheduleZero took the store meanwhile (the store is then lost).
+            psycopg.OperationalError: The server cannot be reached, the new
+                connection was lost too, or another ScheduleZero took the
+                store meanwhile (the store is then lost).
         """
         import psycopg
 
@@ -701,19 +712,63 @@ class PostgresDatabase(Database):
         if self._outage:
             logger.warning("%s: connected again", self.where)
             self._outage = False
-        doubt, self._doubt = self._doubt, None
+        doubt = self._doubt
         if doubt is None:
             return None
         number, works = doubt
         row = connection.raw.execute(
             "SELECT batch FROM writers WHERE id = %s", (self._writer,)
         ).fetchone()
+        # Only once it is known: a new connection lost before the answer leaves
+        # the batch in doubt for the next one to look up.
+        self._doubt = None
         if row is None or row[0] < number:
             return None
         # It was committed: writes of it kept to retry must not land twice.
         done = {id(work) for work in works}
         self._kept[:] = [work for work in self._kept if id(work) not in done]
         return number
+
+    def _recover(self) -> int | None:
+        """Connect again (``_reconnect``), as often as the new connection is lost.
+
+        A backend ended while it is set up (``pg_terminate_backend`` twice in a
+        row, a failover) is no reason to fail a batch: the server answered, so
+        another connection is made, up to ``RECONNECTS`` in a row.
+
+        Raises:
+            psycopg.OperationalError: The server cannot be reached, the store
+                is lost, or ``RECONNECTS`` new connections in a row were lost.
+        """
+        import psycopg
+
+        tries = 0
+        while True:
+            tries += 1
+            before = self._connection
+            try:
+                return self._reconnect()
+            except psycopg.OperationalError as exc:
+                made = self._connection is not before
+                if not made or self._lost is not None or tries >= RECONNECTS:
+                    raise
+                if not self._gone(exc):
+                    raise  # the new connection refused a statement: no loss
+                self._connection_lost(exc)
+
+    def _gone(self, error: BaseException) -> bool:
+        """Whether ``error`` was the connection's loss, not a statement refused.
+
+        The server's word that it ended the session can come before psycopg
+        finds the socket closed: the connection then still looks usable.
+        """
+        connection: _Connection = self._connection
+        if not connection.usable:
+            return True
+        state = getattr(error, "sqlstate", None)
+        return isinstance(state, str) and (
+            state in _SESSION_ENDED or state.startswith("08")
+        )
 
     def _connection_lost(self, error: BaseException) -> None:
         if not self._outage:
@@ -733,7 +788,7 @@ class PostgresDatabase(Database):
         if connection.usable:
             return
         try:
-            self._reconnect()
+            self._recover()
         except psycopg.OperationalError as exc:
             self._connection_lost(exc)
 
@@ -763,40 +818,54 @@ class PostgresDatabase(Database):
         return number
 
     def _commit(self, works: Sequence[Work]) -> None:
+        """Commit ``works`` in one transaction, on new connections if lost.
+
+        A connection lost under the batch is made again and the batch retried
+        (or found committed), up to ``RECONNECTS`` times in a row: its waiters
+        hear of a loss only when the server cannot be reached, never of one
+        that connecting again made good.
+        """
         import psycopg
 
         if not self._connection.usable:
             # Connecting again failed just now (``_prepare``): not twice a batch.
             raise psycopg.OperationalError("the connection is lost")
-        try:
-            self._attempt(works)
-            return
-        except psycopg.Error as exc:
-            connection: _Connection = self._connection
-            if connection.usable and self._doubt is None:
-                raise  # the batch was refused: nothing of it was committed
-            # Retrying it blindly could write it twice: the batch counter on a
-            # new connection says whether it was committed.
-            self._connection_lost(exc)
-        number = self._batch
-        committed = self._reconnect()  # raises if the server cannot be reached
-        if committed == number:
-            return
-        self._attempt(works)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self._attempt(works)
+                return
+            except psycopg.Error as exc:
+                if self._doubt is None and not self._gone(exc):
+                    raise  # the batch was refused: nothing of it was committed
+                if tries > RECONNECTS:
+                    raise
+                # Retrying it blindly could write it twice: the batch counter
+                # on a new connection says whether it was committed.
+                self._connection_lost(exc)
+            number = self._batch
+            # Raises if the server cannot be reached: the batch fails as one.
+            if self._recover() == number:
+                return
 
     def _read(self, work: Callable[[Any], Any]) -> Any:
-        """Run a read; once more on a new connection if the old one was lost."""
+        """Run a read; again on a new connection while the connection is lost.
+
+        Up to ``RECONNECTS`` new connections in a row, as a batch.
+        """
         import psycopg
 
-        try:
-            return work(self._connection)
-        except psycopg.OperationalError as exc:
-            connection: _Connection = self._connection
-            if connection.usable:
-                raise
-            self._connection_lost(exc)
-        self._reconnect()  # raises if the server cannot be reached
-        return work(self._connection)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return work(self._connection)
+            except psycopg.OperationalError as exc:
+                if not self._gone(exc) or tries > RECONNECTS:
+                    raise
+                self._connection_lost(exc)
+            self._recover()  # raises if the server cannot be reached
 
     def _sick(self, error: BaseException) -> bool:
         """The server's trouble (lost, shutting down, out of disk): retry later."""
