@@ -23,9 +23,11 @@ one holds a SQLite file. Opened ``read_only`` (``sz history --store``), nothing
 is written, locked or registered: every transaction is read-only.
 
 A lost connection (the server restarted, the backend terminated) is made again
-before the next batch; a batch whose commit was cut off is looked up, by a
-counter each batch's transaction raises in ``writers``, so that it is neither
-lost nor written twice. While the server cannot be reached, writes nobody waits
+at once and the batch or read retried on it, again while each new connection
+is lost in turn (up to ``RECONNECTS``): a loss that connecting again makes good
+is nobody's error. A batch whose commit was cut off is looked up, by a counter
+each batch's transaction raises in ``writers``, so that it is neither lost nor
+written twice. While the server cannot be reached, writes nobody waits
 on are kept and retried every second (``flush`` raises meanwhile), and writes
 someone waits on fail at once with a ``StoreError`` naming the database: as on
 a full disk, never silently.
@@ -361,16 +363,28 @@ class PostgresDatabase(Database):
 
     def _open(self, role: str = "") -> _Connection:
         """A new connection, in the store's schema, on UTC."""
+        connection = self._dial(role)
+        self._configure(connection)
+        return connection
+
+    def _dial(self, role: str = "") -> _Connection:
+        """A new connection, as the server gave it (the server answered)."""
         import psycopg
 
-        raw = psycopg.connect(
-            self._conninfo,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
-            application_name=nodes.application_name(
-                None if self.node is None else self.node.name, role
-            ),
+        return _Connection(
+            psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT,
+                application_name=nodes.application_name(
+                    None if self.node is None else self.node.name, role
+                ),
+            )
         )
+
+    def _configure(self, connection: _Connection) -> None:
+        """Set a new connection's session up: schema, UTC; closed if that fails."""
+        raw = connection.raw
         # A node stopped inside a transaction would hold its row locks (and
         # its node row) for as long as it stays stopped: the server ends such
         # a session after half a lease, so that a takeover can proceed.
@@ -390,7 +404,6 @@ class PostgresDatabase(Database):
         except BaseException:
             raw.close()
             raise
-        return _Connection(raw)
 
     def _connect(self) -> _Connection:
         try:
@@ -693,8 +706,11 @@ class PostgresDatabase(Database):
 
         old: _Connection = self._connection
         old.close()
-        connection = self._open()
+        connection = self._dial()
+        # The server answered: a loss from here on is this connection's, and
+        # ``_recover`` connects again rather than take the server for gone.
         self._connection = connection
+        self._configure(connection)
         self._writer_pid = connection.raw.info.backend_pid
         try:
             if not self.read_only:
