@@ -23,9 +23,11 @@ one holds a SQLite file. Opened ``read_only`` (``sz history --store``), nothing
 is written, locked or registered: every transaction is read-only.
 
 A lost connection (the server restarted, the backend terminated) is made again
-before the next batch; a batch whose commit was cut off is looked up, by a
-counter each batch's transaction raises in ``writers``, so that it is neither
-lost nor written twice. While the server cannot be reached, writes nobody waits
+at once and the batch or read retried on it, again while each new connection
+is lost in turn (up to ``RECONNECTS``): a loss that connecting again makes good
+is nobody's error. A batch whose commit was cut off is looked up, by a counter
+each batch's transaction raises in ``writers``, so that it is neither lost nor
+written twice. While the server cannot be reached, writes nobody waits
 on are kept and retried every second (``flush`` raises meanwhile), and writes
 someone waits on fail at once with a ``StoreError`` naming the database: as on
 a full disk, never silently.
@@ -67,6 +69,16 @@ DEFAULT_SCHEMA = "sz"
 
 #: Seconds a connection attempt may take.
 CONNECT_TIMEOUT = 10
+
+#: New connections in a row that may be lost under one batch (or read) before
+#: its callers hear of the loss: the server is reachable, so each loss is
+#: made good by connecting again, but a write that itself ends its session
+#: would otherwise be retried for ever.
+RECONNECTS = 5
+
+#: SQLSTATEs of a session the server ended (``pg_terminate_backend``, a
+#: restart): the connection is gone, even before psycopg has noticed.
+_SESSION_ENDED = frozenset({"57P01", "57P02"})
 
 #: Seconds a start waits for the store's lock, which a ScheduleZero killed just
 #: before still holds until the server notices its connection closed.
@@ -370,16 +382,28 @@ class PostgresDatabase(Database):
 
     def _open(self, role: str = "") -> _Connection:
         """A new connection, in the store's schema, on UTC."""
+        connection = self._dial(role)
+        self._configure(connection)
+        return connection
+
+    def _dial(self, role: str = "") -> _Connection:
+        """A new connection, as the server gave it (the server answered)."""
         import psycopg
 
-        raw = psycopg.connect(
-            self._conninfo,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
-            application_name=nodes.application_name(
-                None if self.node is None else self.node.name, role
-            ),
+        return _Connection(
+            psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT,
+                application_name=nodes.application_name(
+                    None if self.node is None else self.node.name, role
+                ),
+            )
         )
+
+    def _configure(self, connection: _Connection) -> None:
+        """Set a new connection's session up: schema, UTC; closed if that fails."""
+        raw = connection.raw
         # A node stopped inside a transaction would hold its row locks (and
         # its node row) for as long as it stays stopped: the server ends such
         # a session after half a lease, so that a takeover can proceed.
@@ -399,7 +423,6 @@ class PostgresDatabase(Database):
         except BaseException:
             raw.close()
             raise
-        return _Connection(raw)
 
     def _connect(self) -> _Connection:
         try:
@@ -694,15 +717,19 @@ class PostgresDatabase(Database):
         """Connect again; the number of a batch in doubt found committed, if any.
 
         Raises:
-            psycopg.OperationalError: The server cannot be reached, or another
-                ScheduleZero took the store meanwhile (the store is then lost).
+            psycopg.OperationalError: The server cannot be reached, the new
+                connection was lost too, or another ScheduleZero took the
+                store meanwhile (the store is then lost).
         """
         import psycopg
 
         old: _Connection = self._connection
         old.close()
-        connection = self._open()
+        connection = self._dial()
+        # The server answered: a loss from here on is this connection's, and
+        # ``_recover`` connects again rather than take the server for gone.
         self._connection = connection
+        self._configure(connection)
         self._writer_pid = connection.raw.info.backend_pid
         try:
             if not self.read_only:
@@ -720,19 +747,63 @@ class PostgresDatabase(Database):
         if self._outage:
             logger.warning("%s: connected again", self.where)
             self._outage = False
-        doubt, self._doubt = self._doubt, None
+        doubt = self._doubt
         if doubt is None:
             return None
         number, works = doubt
         row = connection.raw.execute(
             "SELECT batch FROM writers WHERE id = %s", (self._writer,)
         ).fetchone()
+        # Only once it is known: a new connection lost before the answer leaves
+        # the batch in doubt for the next one to look up.
+        self._doubt = None
         if row is None or row[0] < number:
             return None
         # It was committed: writes of it kept to retry must not land twice.
         done = {id(work) for work in works}
         self._kept[:] = [work for work in self._kept if id(work) not in done]
         return number
+
+    def _recover(self) -> int | None:
+        """Connect again (``_reconnect``), as often as the new connection is lost.
+
+        A backend ended while it is set up (``pg_terminate_backend`` twice in a
+        row, a failover) is no reason to fail a batch: the server answered, so
+        another connection is made, up to ``RECONNECTS`` in a row.
+
+        Raises:
+            psycopg.OperationalError: The server cannot be reached, the store
+                is lost, or ``RECONNECTS`` new connections in a row were lost.
+        """
+        import psycopg
+
+        tries = 0
+        while True:
+            tries += 1
+            before = self._connection
+            try:
+                return self._reconnect()
+            except psycopg.OperationalError as exc:
+                made = self._connection is not before
+                if not made or self._lost is not None or tries >= RECONNECTS:
+                    raise
+                if not self._gone(exc):
+                    raise  # the new connection refused a statement: no loss
+                self._connection_lost(exc)
+
+    def _gone(self, error: BaseException) -> bool:
+        """Whether ``error`` was the connection's loss, not a statement refused.
+
+        The server's word that it ended the session can come before psycopg
+        finds the socket closed: the connection then still looks usable.
+        """
+        connection: _Connection = self._connection
+        if not connection.usable:
+            return True
+        state = getattr(error, "sqlstate", None)
+        return isinstance(state, str) and (
+            state in _SESSION_ENDED or state.startswith("08")
+        )
 
     def _connection_lost(self, error: BaseException) -> None:
         if not self._outage:
@@ -752,7 +823,7 @@ class PostgresDatabase(Database):
         if connection.usable:
             return
         try:
-            self._reconnect()
+            self._recover()
         except psycopg.OperationalError as exc:
             self._connection_lost(exc)
 
@@ -782,40 +853,54 @@ class PostgresDatabase(Database):
         return number
 
     def _commit(self, works: Sequence[Work]) -> None:
+        """Commit ``works`` in one transaction, on new connections if lost.
+
+        A connection lost under the batch is made again and the batch retried
+        (or found committed), up to ``RECONNECTS`` times in a row: its waiters
+        hear of a loss only when the server cannot be reached, never of one
+        that connecting again made good.
+        """
         import psycopg
 
         if not self._connection.usable:
             # Connecting again failed just now (``_prepare``): not twice a batch.
             raise psycopg.OperationalError("the connection is lost")
-        try:
-            self._attempt(works)
-            return
-        except psycopg.Error as exc:
-            connection: _Connection = self._connection
-            if connection.usable and self._doubt is None:
-                raise  # the batch was refused: nothing of it was committed
-            # Retrying it blindly could write it twice: the batch counter on a
-            # new connection says whether it was committed.
-            self._connection_lost(exc)
-        number = self._batch
-        committed = self._reconnect()  # raises if the server cannot be reached
-        if committed == number:
-            return
-        self._attempt(works)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self._attempt(works)
+                return
+            except psycopg.Error as exc:
+                if self._doubt is None and not self._gone(exc):
+                    raise  # the batch was refused: nothing of it was committed
+                if tries > RECONNECTS:
+                    raise
+                # Retrying it blindly could write it twice: the batch counter
+                # on a new connection says whether it was committed.
+                self._connection_lost(exc)
+            number = self._batch
+            # Raises if the server cannot be reached: the batch fails as one.
+            if self._recover() == number:
+                return
 
     def _read(self, work: Callable[[Any], Any]) -> Any:
-        """Run a read; once more on a new connection if the old one was lost."""
+        """Run a read; again on a new connection while the connection is lost.
+
+        Up to ``RECONNECTS`` new connections in a row, as a batch.
+        """
         import psycopg
 
-        try:
-            return work(self._connection)
-        except psycopg.OperationalError as exc:
-            connection: _Connection = self._connection
-            if connection.usable:
-                raise
-            self._connection_lost(exc)
-        self._reconnect()  # raises if the server cannot be reached
-        return work(self._connection)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return work(self._connection)
+            except psycopg.OperationalError as exc:
+                if not self._gone(exc) or tries > RECONNECTS:
+                    raise
+                self._connection_lost(exc)
+            self._recover()  # raises if the server cannot be reached
 
     def _sick(self, error: BaseException) -> bool:
         """The server's trouble (lost, shutting down, out of disk): retry later."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import psycopg
@@ -26,12 +26,14 @@ from sz.store.pgserver import NoServer, PgServer, throwaway_server
 from sz.store.postgres import SCHEMA_VERSION, PostgresDatabase
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.postgresql
 
 #: Seconds any one wait may take before the test fails (far above what it needs).
 PATIENCE = 20.0
+
+T = TypeVar("T")
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -272,17 +274,28 @@ async def test_connections_terminated_mid_run_lose_and_double_no_row(
         return i
 
     terminated: list[int] = []
+    ended: list[int] = []
+
+    async def cut() -> bool:
+        # Not a backend ended before: a cut that lags behind its event can come
+        # right after the one before, while the store connects again; it waits
+        # for the new connection and ends that.
+        ((count, pids),) = await rows_of(
+            pg_url,
+            "SELECT count(pg_terminate_backend(pid)), array_agg(pid) "
+            "FROM pg_stat_activity WHERE application_name LIKE 'schedulezero/%%' "
+            "AND datname = current_database() AND pid <> ALL(%s)",
+            ended,
+        )
+        if count:
+            terminated.append(count)
+            ended.extend(pids)
+        return bool(count)
 
     async def cutter() -> None:
         for event in reached:
             await event.wait()
-            found = await rows_of(
-                pg_url,
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name LIKE 'schedulezero/%%' "
-                "AND datname = current_database()",
-            )
-            terminated.append(found[0][0])
+            await wait_until(cut, timeout=PATIENCE, interval=0.05)
 
     results: list[int] = []
 
@@ -315,6 +328,104 @@ async def test_connections_terminated_mid_run_lose_and_double_no_row(
     assert set(finals.values()) == {1}
     assert await rows_of(pg_url, "SELECT count(*) FROM sz.history") == [(jobs,)]
     assert await rows_of(pg_url, "SELECT count(*) FROM sz.jobs") == [(0,)]
+
+
+def ends_its_session(times: int, then: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Work that ends its own backend the first ``times`` it runs, then does ``then``.
+
+    A connection lost under the store as ``pg_terminate_backend`` does it, at a
+    moment of the test's choosing: inside the batch, and again on each new
+    connection the store makes for it.
+    """
+    left = [times]
+
+    def work(connection: Any) -> T:
+        if left[0]:
+            left[0] -= 1
+            connection.raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            # The backend ends at its next look at its signals: this statement
+            # fails if the one before did not.
+            connection.raw.execute("SELECT 1")
+        return then(connection)
+
+    return work
+
+
+def _insert_one(connection: Any) -> None:
+    connection.execute("INSERT INTO probe VALUES (?)", (1,))
+
+
+async def test_a_write_waited_on_survives_its_connection_lost_twice_in_a_row(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch's connection is lost, then the new one made for it too.
+
+    The server answers all along: the store connects again each time, its
+    waiter hears of the commit (never of the loss), and the row lands once.
+    """
+    caplog.set_level(logging.WARNING, logger="sz.store")
+    store = PostgresDatabase(pg_url)
+    await store.open()
+    try:
+        await store.read(lambda c: c.raw.execute("CREATE TABLE probe (n integer)"))
+        committed = anyio.Event()
+        errors: list[BaseException] = []
+        store.write(
+            ends_its_session(2, _insert_one), committed.set, failed=errors.append
+        )
+        with anyio.fail_after(PATIENCE):
+            await store.flush()
+        assert errors == []
+        assert committed.is_set()
+    finally:
+        await store.close()
+    assert await rows_of(pg_url, "SELECT n FROM sz.probe") == [(1,)]
+    assert "connected again" in caplog.text
+
+
+async def test_a_read_survives_its_connection_lost_twice_in_a_row(pg_url: str) -> None:
+    store = PostgresDatabase(pg_url)
+    await store.open()
+    try:
+        with anyio.fail_after(PATIENCE):
+            found = await store.read(
+                ends_its_session(2, lambda c: c.raw.execute("SELECT 42").fetchone())
+            )
+    finally:
+        await store.close()
+    assert found == (42,)
+
+
+async def test_a_write_that_ends_every_session_fails_to_its_waiter_in_the_end(
+    pg_url: str,
+) -> None:
+    """Not retried for ever: after ``RECONNECTS`` new connections its waiter
+    hears why, and the store goes on writing."""
+    store = PostgresDatabase(pg_url)
+    await store.open()
+    try:
+        await store.read(lambda c: c.raw.execute("CREATE TABLE probe (n integer)"))
+        failed = anyio.Event()
+        errors: list[BaseException] = []
+
+        def fail(error: BaseException) -> None:
+            errors.append(error)
+            failed.set()
+
+        store.write(ends_its_session(1_000, _insert_one), failed=fail)
+        with anyio.fail_after(PATIENCE):
+            await failed.wait()
+        assert len(errors) == 1
+        assert isinstance(errors[0], StoreError)
+        assert str(errors[0]).startswith(f"{store.where}: "), errors[0]
+        committed = anyio.Event()
+        store.write(_insert_one, committed.set)
+        with anyio.fail_after(PATIENCE):
+            await store.flush()
+        assert committed.is_set()
+    finally:
+        await store.close()
+    assert await rows_of(pg_url, "SELECT n FROM sz.probe") == [(1,)]
 
 
 @pytest.fixture
