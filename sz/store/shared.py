@@ -379,6 +379,8 @@ class SharedScheduleStore(ScheduleStore):
         #: The schedules the last ``get_schedules`` read (for ``fire_due``).
         self._seen: dict[str, Schedule] = {}
         self._wake = anyio.Event()
+        #: Whether the schedule loop's last read failed (logged once per outage).
+        self._loop_failing = False
 
     def __repr__(self) -> str:
         return f"SharedScheduleStore({self.db.where!r}, node={self.node!r})"
@@ -678,18 +680,31 @@ class SharedScheduleStore(ScheduleStore):
                 logger.exception("dispatching a fire of schedule %s failed", row[1])
 
     async def _loop_read(self, work: Callable[[Any], T]) -> T | None:
-        """A read of APScheduler's loop; None once the store is lost.
+        """A read of APScheduler's loop; None when it could not be done.
 
-        Fenced out (or the store lost), this node claims nothing more: its
-        owner was told (``on_lost``) and stops it. Raising to the loop instead
-        would end it and take the host's task group down with it.
+        Raising to the loop would end it and take the host's task group down
+        with it. Fenced out (or the store lost), this node claims nothing
+        more: its owner was told (``on_lost``) and stops it. With the server
+        out of reach, the loop looks again after ``POLL`` (what correctness
+        rests on), logged once per outage.
         """
         try:
-            return await self.db.read(work)
-        except StoreError:
-            if self.db.lost is not None:
-                return None
-            raise
+            found = await self.db.read(work)
+        except StoreError as exc:
+            if self.db.lost is None and not self._loop_failing:
+                self._loop_failing = True
+                logger.warning(
+                    "%s: the schedule loop cannot read the store (%s); it "
+                    "looks again every %g s",
+                    self.db.where,
+                    exc,
+                    POLL,
+                )
+            return None
+        if self._loop_failing:
+            self._loop_failing = False
+            logger.warning("%s: the schedule loop reads the store again", self.db.where)
+        return found
 
     async def get_next_schedule_run_time(self) -> datetime | None:
         """When the loop should look next: the earliest free schedule's early time.

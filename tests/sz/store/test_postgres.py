@@ -444,8 +444,9 @@ async def test_while_the_server_is_down_calls_fail_naming_it_and_rows_land_after
     """The server stops while a job runs, and comes back.
 
     Meanwhile ``run_now`` fails at once with a ``StoreError`` naming the
-    database, and the running job's final row is kept and retried: once the
-    server is back it lands, once, and the job is no longer accepted.
+    database, the schedule loop goes on (its failed reads logged), and the
+    running job's final row is kept and retried: once the server is back it
+    lands, once, and the job is no longer accepted.
     """
     caplog.set_level(logging.WARNING, logger="sz.store")
     url = await anyio.to_thread.run_sync(own_server.create_database)
@@ -472,6 +473,12 @@ async def test_while_the_server_is_down_calls_fail_naming_it_and_rows_land_after
             await sz.run_now("echo", args=[1], timeout=PATIENCE)
         assert str(refused.value).startswith(f"{url}: "), refused.value
         assert "the connection to PostgreSQL is lost" in caplog.text
+        # The schedule loop's reads fail too (it reads every POLL): it says
+        # so and goes on looking, rather than ending the scheduler.
+        await wait_until(
+            lambda: "the schedule loop cannot read the store" in caplog.text,
+            timeout=PATIENCE,
+        )
 
         await anyio.to_thread.run_sync(own_server.resume)
 
@@ -484,6 +491,10 @@ async def test_while_the_server_is_down_calls_fail_naming_it_and_rows_land_after
 
         await wait_until(landed, timeout=PATIENCE)
         assert await sz.run_now("echo", args=[2], timeout=PATIENCE) == 2
+        await wait_until(
+            lambda: "the schedule loop reads the store again" in caplog.text,
+            timeout=PATIENCE,
+        )
         tg.cancel_scope.cancel()
     finals = await rows_of(
         url, "SELECT outcome FROM sz.history WHERE job_id = %s AND final", handle.id
