@@ -26,14 +26,21 @@ if TYPE_CHECKING:
     from ..scheduler import ScheduleZero
     from .record import RunRecord
 
-__all__ = ["RATE_WINDOW", "SAMPLE_EVERY", "Sampler", "process_usage"]
+__all__ = [
+    "RATE_WINDOW",
+    "SAMPLE_EVERY",
+    "Sampler",
+    "process_usage",
+    "trailing_rate",
+]
 
 #: Seconds between samples.
 SAMPLE_EVERY = 0.2
 
-#: Seconds of the trailing window ``jobs_per_sec`` is measured over: a rate
-#: limiter's burst, or a sample taken late, moves a whole second's figure
-#: little where it would double a single 0.2 s interval's.
+#: Seconds of the trailing window ``jobs_per_sec`` is measured over (at
+#: least: see ``trailing_rate``): a rate limiter's burst, or a sample taken
+#: late, moves a whole second's figure little where it would double a single
+#: 0.2 s interval's.
 RATE_WINDOW = 1.0
 
 #: The memory page size, for ``/proc/self/statm``.
@@ -60,18 +67,27 @@ def process_usage() -> tuple[float, float | None]:
     return rss, fds
 
 
-def _window_start(
-    finished: Sequence[tuple[float, float]], now: float
-) -> tuple[float, float]:
-    """The latest ``finished`` sample at least ``RATE_WINDOW`` before ``now``.
+def trailing_rate(finished: Sequence[tuple[float, float]]) -> float:
+    """Jobs ended a second over the ``RATE_WINDOW`` before the last sample.
 
-    The oldest one before the run's first second is over; never ``now``'s own.
+    ``finished`` holds ``(offset, jobs ended)`` samples in time order, the run's
+    first one taken before any of its jobs could end (its count is the base).
+    The window runs back to the latest sample at least ``RATE_WINDOW`` old and
+    the count is divided by the time it truly spans (more than a second when
+    samples came late: an average over a longer span, never a count of more
+    than a second's jobs divided by one second). While the run is younger than
+    a window, the window reaches back before its first sample, when none of its
+    jobs had ended: the count since then is divided by the whole
+    ``RATE_WINDOW``. Dividing it by the shorter time the run had lasted read a
+    limiter's burst, which it allows at once, as a rate of several times its
+    limit.
     """
+    now, value = finished[-1]
     for index in range(len(finished) - 2, -1, -1):  # a few steps back, at most
-        at, value = finished[index]
+        at, before = finished[index]
         if now - at >= RATE_WINDOW:
-            return at, value
-    return finished[0]
+            return (value - before) / (now - at)
+    return (value - finished[0][1]) / RATE_WINDOW
 
 
 class Sampler:
@@ -116,10 +132,8 @@ class Sampler:
         self.finished = ended - self._finished_before
         record.sample("finished", self.finished, now)
         if self._last is not None:
-            previous_at, previous = _window_start(record.samples["finished"], now)
-            elapsed = now - previous_at
-            if elapsed > 0:
-                record.sample("jobs_per_sec", (self.finished - previous) / elapsed, now)
+            rate = trailing_rate(record.samples["finished"])
+            record.sample("jobs_per_sec", rate, now)
         self._last = now
         pending = record.pending_submitted() + await self._live_fires()
         record.sample("jobs_pending", pending, now)
