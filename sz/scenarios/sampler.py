@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import anyio
 
 from actors import lowlevel
+
+from .stalls import cpu_wait
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -110,6 +113,9 @@ class Sampler:
         #: Jobs ended since the run began (the scheduler's counters).
         self.finished = 0.0
         self.stopped = False
+        #: The event loop's thread, whose waits for a CPU are the machine's
+        #: stalls of the run (it is made on the loop).
+        self._loop_thread = threading.get_native_id()
 
     def _jobs_ended(self) -> float:
         return float(sum(self.sz.metrics().jobs.values()))
@@ -137,12 +143,19 @@ class Sampler:
         self._last = now
         pending = record.pending_submitted() + await self._live_fires()
         record.sample("jobs_pending", pending, now)
-        rss, fds = await anyio.to_thread.run_sync(process_usage)
+        read_from = record.offset()
+        rss, fds, waited = await anyio.to_thread.run_sync(self._read_proc)
+        if waited is not None:
+            record.cpu_waits.append((read_from, record.offset(), waited))
         record.sample("memory_usage", rss, now)
         if fds is not None:
             record.sample("fds", fds, now)
         fresh, self._fresh = self._fresh, anyio.Event()
         fresh.set()
+
+    def _read_proc(self) -> tuple[float, float | None, float | None]:
+        rss, fds = process_usage()
+        return rss, fds, cpu_wait(self._loop_thread)
 
     async def wait_sample(self) -> None:
         """Wait for the next sample. A checkpoint."""
