@@ -116,6 +116,9 @@ class Sampler:
         #: The event loop's thread, whose waits for a CPU are the machine's
         #: stalls of the run (it is made on the loop).
         self._loop_thread = threading.get_native_id()
+        #: Samples begun, and samples complete (``wait_fresh_sample``).
+        self._begun = 0
+        self._taken = 0
 
     def _jobs_ended(self) -> float:
         return float(sum(self.sz.metrics().jobs.values()))
@@ -128,6 +131,7 @@ class Sampler:
 
     async def sample(self) -> None:
         """Take one sample of every metric sampled over time. A checkpoint."""
+        self._begun += 1
         record, now = self.record, self.record.offset()
         system = self.sz.system
         restarts = lowlevel.recent_restarts(system, max(now, 0.0) + 1.0)
@@ -150,6 +154,7 @@ class Sampler:
         record.sample("memory_usage", rss, now)
         if fds is not None:
             record.sample("fds", fds, now)
+        self._taken += 1
         fresh, self._fresh = self._fresh, anyio.Event()
         fresh.set()
 
@@ -158,8 +163,26 @@ class Sampler:
         return rss, fds, cpu_wait(self._loop_thread)
 
     async def wait_sample(self) -> None:
-        """Wait for the next sample. A checkpoint."""
+        """Wait for the next sample to be complete. A checkpoint.
+
+        That sample may have begun before the call, so some of its figures
+        may have been read before it: to judge what a step just did, use
+        ``wait_fresh_sample``.
+        """
         await self._fresh.wait()
+
+    async def wait_fresh_sample(self) -> None:
+        """Wait for a sample begun after this call to be complete. A checkpoint.
+
+        A sample awaits (the live jobs, ``/proc`` in a thread) between reading
+        its figures and being complete, seconds on a loaded machine: the next
+        sample to be complete may hold a ``jobs_pending`` read before the
+        previous step submitted its jobs, and a ``wait_until jobs_pending ==
+        0`` judged on it would pass at once.
+        """
+        wanted = self._begun + 1
+        while self._taken < wanted:
+            await self._fresh.wait()
 
     async def run(self) -> None:
         """Sample every ``SAMPLE_EVERY`` seconds, on a fixed grid, until cancelled."""
