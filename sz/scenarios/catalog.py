@@ -82,7 +82,10 @@ METRICS: Mapping[str, MetricInfo] = _metrics(
         name="scheduler_latency",
         dimension=SECONDS,
         sampled=True,
-        description="each fire's lateness: from its fire time to its job's start",
+        description=(
+            "each fire's lateness: from its fire time to its job's start, less"
+            " the time the machine kept the scheduler's loop from a CPU"
+        ),
     ),
     MetricInfo(
         name="jobs_per_sec",

@@ -3,7 +3,8 @@
 Sampled over time (``memory_usage``, ``jobs_per_sec``, ``restarts``, ``fds``,
 ``jobs_pending``): the sampler's series. Per job (``job_latency``: submission
 or fire to final row; ``scheduler_latency``: fire to the start of its first
-attempt): from the history at the end, each sample at the offset its row
+attempt, less the time the machine surely kept the loop from a CPU meanwhile,
+``stalls``): from the history at the end, each sample at the offset its row
 finished. One number (``creation_rate``, ``deletion_rate``: schedules a
 second of time spent in those actions; ``lost_jobs``, ``duplicate_jobs``:
 from the checks; ``error_rate``: the share of the history's jobs whose final
@@ -64,6 +65,8 @@ def final_metrics(
             first = history.first_attempts.get(row.job_id, row)
             if first.started_at is not None:
                 late = (first.started_at - first.scheduled_at).total_seconds()
+                # Less the machine's stalls of the loop (module stalls).
+                late -= record.machine_stall(first.scheduled_at, first.started_at)
                 lateness.append((offset, max(0.0, late)))
     latency.sort()
     lateness.sort()

@@ -17,6 +17,7 @@ import attrs
 
 from ..handles import call_when_done
 from .result import MetricSample, TimelineEvent
+from .stalls import cpu_wait_within
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -116,6 +117,10 @@ class RunRecord:
         #: Supervisors that gave up (``Escalated`` events): (path, child, error).
         self.escalations: list[tuple[str, str, str]] = []
         self.samples: dict[str, list[tuple[float, float]]] = {}
+        #: The event loop thread's total wait for a CPU, read at each sample:
+        #: ``(earliest, latest, seconds)``, read between those offsets (see
+        #: ``stalls.cpu_wait_within``). Empty where the system does not count it.
+        self.cpu_waits: list[tuple[float, float, float]] = []
         self.current_step = ""
         #: The scenario's ``warmup`` (seconds, or a top-level step's name), or
         #: None: no warm-up. Its end is the timeline's ``warmup_end`` event.
@@ -128,6 +133,14 @@ class RunRecord:
     def offset(self) -> float:
         """Seconds since the run began (on the event loop's clock)."""
         return anyio.current_time() - self._t0
+
+    def at(self, moment: datetime) -> float:
+        """The offset of the wall-clock time ``moment`` (``wall``'s inverse)."""
+        return (moment - self.started_at).total_seconds()
+
+    def machine_stall(self, since: datetime, until: datetime) -> float:
+        """Seconds the machine surely kept the loop from a CPU in this span."""
+        return cpu_wait_within(self.cpu_waits, self.at(since), self.at(until))
 
     def wall(self, offset: float) -> datetime:
         """The wall-clock time ``offset`` seconds into the run."""

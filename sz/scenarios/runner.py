@@ -500,7 +500,7 @@ async def _run(
                 )
                 await slot.done.wait()
                 steps.append(record.offset())
-                await sampler.wait_sample()
+                await sampler.wait_fresh_sample()
                 _steady(scenario, context, set(), end=True)
                 context.progress("end")
                 group.cancel_scope.cancel()

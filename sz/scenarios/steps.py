@@ -189,7 +189,7 @@ async def _wait_until(step: WaitUntilStep, context: RunContext) -> dict[str, Any
     started = anyio.current_time()
     with anyio.move_on_after(step.timeout):
         while True:
-            await context.sampler.wait_sample()
+            await context.sampler.wait_fresh_sample()
             try:
                 if evaluate(
                     step.condition.expression,

@@ -61,6 +61,34 @@ def test_a_bucket_never_holds_more_than_its_burst() -> None:
     assert bucket.wait(1_000.0) == 0.25
 
 
+@pytest.mark.parametrize("window_ms", [1, 50, 200, 1_000, 2_500])
+def test_no_window_after_a_stall_starts_more_than_burst_plus_rate_times_it(
+    window_ms: int,
+) -> None:
+    # A dispatcher that starts all a bucket allows each millisecond, but whose
+    # loop stalls twice (200 ms, then a whole second): however the stalls
+    # fall, a window of W seconds starts at most burst + rate * W jobs.
+    rate, burst = 200.0, 50.0
+    bucket = TokenBucket(rate=rate, burst=burst)
+    stalled = {*range(1_000, 1_200), *range(2_500, 3_500)}
+    starts: list[int] = []
+    for ms in range(5_000):
+        if ms in stalled:
+            continue
+        while bucket.wait(ms / 1000) == 0.0:
+            bucket.take(ms / 1000)
+            starts.append(ms)
+    cap = burst + rate * window_ms / 1000
+    first = 0
+    most = 0
+    for last, at in enumerate(starts):
+        while at - starts[first] > window_ms:
+            first += 1
+        most = max(most, last - first + 1)
+    assert most <= cap + 1e-9
+    assert len(starts) >= rate * 3.8  # it did run at its rate between stalls
+
+
 def test_wait_gives_the_exact_seconds_until_one_token() -> None:
     bucket = emptied(TokenBucket(rate=4.0, burst=2.0))
     assert bucket.wait(0.0) == 0.25

@@ -65,6 +65,12 @@ async def test_schedule_storm_passes_at_400_schedules() -> None:
 
 
 async def test_governor_overload_passes_as_shipped(blockbuster: BlockBuster) -> None:
+    """The rate holds as shipped: ``p90(jobs_per_sec) <= 300`` at a limit of 200.
+
+    Each ``jobs_per_sec`` sample counts the second before it, the run's first
+    second included (the limiter's burst of 50 at the start is 50 jobs in a
+    second, not 250 a second over the 0.2 s the run has lasted).
+    """
     # Its block_loop fault is a blocking call on the event loop, on purpose.
     blockbuster.functions["time.sleep"].deactivate()
     result = await run_scenario(await shipped("governor_overload"), seed=1)
@@ -82,6 +88,16 @@ async def test_chaos_kill_actors_passes_with_kills_aimed_at_handlers() -> None:
 
 
 async def test_soak_passes_at_a_few_seconds_with_its_slopes_after_warm_up() -> None:
+    """Its thresholds are the shipped ones, on a loaded two-core machine too.
+
+    A fire's lateness is judged (``schedule_fidelity``'s 1 s grace, and
+    ``p99(scheduler_latency) < 500``) net of the time the machine kept the
+    scheduler's loop from a CPU, which Linux counts per thread: under CI's
+    load a second of it happens, and made fires late by the clock that the
+    scheduler started as soon as it ran. Not net of event-loop lag, which
+    the scheduler's own blocking causes as well; and not by a looser grace
+    for CI, which would hide the scheduler's own lateness too.
+    """
     scenario = await shipped(
         "soak", duration="3s", warmup="1s", schedules="10", rate="100"
     )
