@@ -173,11 +173,13 @@ class Database:
 
     Attributes:
         where: How messages name the database (a path, a URL without password).
+        read_only: Opened for reading only: ``write`` refuses (False here).
         stamp: A time as this database stores it.
         moment: A time as this database gives it back, as an aware UTC datetime.
     """
 
     where: str
+    read_only: bool = False
     #: What to do about a value that cannot be read back.
     _damaged_advice = "point the store (--store or store.url) elsewhere"
     stamp: Callable[[datetime], Any] = staticmethod(to_micros)
@@ -330,8 +332,13 @@ class Database:
         of them. Any other failure is logged, and the store is marked broken so
         that the next awaited call raises.
 
-        Never blocks and never raises.
+        Never blocks; raises only on a store opened for reading.
+
+        Raises:
+            StoreError: The store is opened for reading only.
         """
+        if self.read_only:
+            raise StoreError(f"{self.where}: opened for reading only")
         if then is None and failed is None:
             self._queue.put((work, None, _WRITE))
             return

@@ -696,23 +696,6 @@ class PostgresDatabase(Database):
         with contextlib.suppress(RuntimeError):  # the event loop has ended
             call_soon(on_notify)
 
-    def write(
-        self,
-        work: Work,
-        then: Callable[[], None] | None = None,
-        *,
-        urgent: bool = True,
-        failed: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        """Queue a write (``Database.write``); never on a store opened to read.
-
-        Raises:
-            StoreError: The store is opened for reading only.
-        """
-        if self.read_only:
-            raise StoreError(f"{self.where}: opened for reading only")
-        super().write(work, then, urgent=urgent, failed=failed)
-
     def _reconnect(self) -> int | None:
         """Connect again; the number of a batch in doubt found committed, if any.
 

@@ -15,21 +15,16 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from .database import (
     _READ,
     DamagedValue,
     Database,
-    Work,
     from_micros,
     to_micros,
     unpickle,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 __all__ = [
     "APPLICATION_ID",
@@ -314,23 +309,6 @@ class SqliteFile(Database):
             daemon=True,
         )
         return [checkpointer, watcher]
-
-    def write(
-        self,
-        work: Work,
-        then: Callable[[], None] | None = None,
-        *,
-        urgent: bool = True,
-        failed: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        """Queue a write (``Database.write``); never on a file opened to read.
-
-        Raises:
-            StoreError: The file is opened for reading only.
-        """
-        if self.read_only:
-            raise StoreError(f"{self.path}: opened for reading only")
-        super().write(work, then, urgent=urgent, failed=failed)
 
     def _sick(self, error: BaseException) -> bool:
         """A full disk or an I/O error, worth a retry.
