@@ -479,17 +479,7 @@ class ScheduleStore(DataStore):
     def _persist(self, schedule: Schedule) -> None:
         """Queue the schedule's current state for the file (no wait)."""
         assert self.file is not None
-        stamp = self.file.stamp
-        next_fire, last_fire = schedule.next_fire_time, schedule.last_fire_time
-        row = (
-            schedule.id,
-            schedule.task_id,
-            None if next_fire is None else stamp(next_fire),
-            None if last_fire is None else stamp(last_fire),
-            schedule.paused,
-            pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
-        )
-        self.file.write(((_PUT_SCHEDULE, row),))
+        self.file.write(((_PUT_SCHEDULE, schedule_row(schedule, self.file.stamp)),))
 
     def _persist_fire(self, schedule: Schedule) -> None:
         """Queue what a fire changed: fire times and the trigger's state.
@@ -687,6 +677,21 @@ def _put_task(connection: Connection, task_id: str, data: bytes) -> None:
         "INSERT INTO tasks (id, data) VALUES (?, ?) "
         "ON CONFLICT (id) DO UPDATE SET data=excluded.data",
         (task_id, data),
+    )
+
+
+def schedule_row(
+    schedule: Schedule, stamp: Callable[[datetime], Any]
+) -> tuple[Any, ...]:
+    """The ``schedules`` row of ``schedule``, its times as ``stamp`` stores them."""
+    next_fire, last_fire = schedule.next_fire_time, schedule.last_fire_time
+    return (
+        schedule.id,
+        schedule.task_id,
+        None if next_fire is None else stamp(next_fire),
+        None if last_fire is None else stamp(last_fire),
+        schedule.paused,
+        pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
     )
 
 

@@ -53,7 +53,7 @@ from apscheduler import (
 from ..errors import FencedOut, StoreError
 from .database import DamagedValue
 from .history import _FIRED, _INSERT_ROW, FileHistory, _row_values, _unfinished
-from .schedules import ScheduleStore, schedule_of
+from .schedules import ScheduleStore, schedule_of, schedule_row
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -474,16 +474,7 @@ class SharedScheduleStore(ScheduleStore):
                 raise ConflictingIdError(schedule.id)  # type: ignore[no-untyped-call]
         if self._fires is not None:
             self._fires.unfold(schedule.id)
-        stamp = self.db.stamp
-        next_fire, last_fire = schedule.next_fire_time, schedule.last_fire_time
-        row = (
-            schedule.id,
-            schedule.task_id,
-            None if next_fire is None else stamp(next_fire),
-            None if last_fire is None else stamp(last_fire),
-            schedule.paused,
-            pickle.dumps(schedule, pickle.HIGHEST_PROTOCOL),
-        )
+        row = schedule_row(schedule, self.db.stamp)
         soon = self._wakes_others(schedule)
         if soon:
             self.db.write(((_PUT_SCHEDULE, row), (_NOTIFY, (self.db.channel,))))
