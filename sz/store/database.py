@@ -354,6 +354,39 @@ class Database:
         if urgent:
             self._urgent.set()
 
+    async def write_and_wait(self, work: Callable[[Any], T]) -> T:
+        """Apply ``work(connection)`` in the next transaction; its result, committed.
+
+        One crossing to the thread and one transaction, shared with whatever
+        else is queued: a change whose outcome the caller needs (was the row
+        inserted?) without a read before it. Under PostgreSQL's pipeline a
+        statement's outcome is known only at the commit, so ``work`` may
+        return the cursor and the caller read its ``rowcount`` afterwards.
+
+        Raises:
+            StoreError: It failed; nothing of it was committed.
+        """
+        if self._lost is not None:
+            raise self._lost
+        result: list[T] = []
+        errors: list[BaseException] = []
+        finished = anyio.Event()
+
+        def run(connection: Any) -> None:
+            # Assigned, not appended: a batch that fails is tried again one
+            # write at a time.
+            result[:] = [work(connection)]
+
+        def failed(error: BaseException) -> None:
+            errors.append(error)
+            finished.set()
+
+        self.write(run, finished.set, failed=failed)
+        await finished.wait()
+        if errors:
+            raise errors[0]
+        return result[0]
+
     async def read(self, work: Callable[[Any], T]) -> T:
         """Run ``work(connection)`` after every queued write; return its result."""
         return await self._call(work, writes=False)

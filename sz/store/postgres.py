@@ -220,6 +220,12 @@ _MARK = "UPDATE writers SET batch = %s, written_at = clock_timestamp() WHERE id 
 
 _FENCE = "SELECT fence(%s, %s)"
 
+_FENCED_MARK = (
+    "WITH node_fence AS MATERIALIZED (SELECT fence(%s, %s)) "
+    "UPDATE writers SET batch = %s, written_at = clock_timestamp() "
+    "FROM node_fence WHERE id = %s"
+)
+
 
 def _utc(value: datetime) -> datetime:
     """A ``timestamptz`` read back, in UTC as the rest of ScheduleZero has it."""
@@ -818,11 +824,17 @@ class PostgresDatabase(Database):
         committing = False
         try:
             with connection:
-                if self.node is not None:
-                    # First: a node whose row was taken over commits nothing.
-                    connection.raw.execute(_FENCE, (self.node.name, self.epoch))
+                # First, the batch counter and, for a node, its fence (one
+                # statement: each costs the pipeline a parse and an answer):
+                # a node whose row was taken over commits nothing.
+                if self.node is None:
+                    connection.raw.execute(_MARK, (number, self._writer))
+                else:
+                    connection.raw.execute(
+                        _FENCED_MARK,
+                        (self.node.name, self.epoch, number, self._writer),
+                    )
                 apply(connection, works)
-                connection.raw.execute(_MARK, (number, self._writer))
                 committing = True
         except BaseException as exc:
             if _is_fenced(exc):

@@ -155,6 +155,14 @@ ON CONFLICT (id) DO UPDATE SET
         THEN schedules.last_fire_time ELSE excluded.last_fire_time END
 """
 
+# A new schedule, unless one of its id exists (the caller reads the row count).
+_ADD_SCHEDULE = """
+INSERT INTO schedules (id, task, next_fire_time, last_fire_time, paused, data,
+                       trigger)
+VALUES (?, ?, ?, ?, ?, ?, NULL)
+ON CONFLICT (id) DO NOTHING
+"""
+
 _NOTIFY = "SELECT pg_notify(?, '')"
 
 _EXTEND = (
@@ -465,27 +473,37 @@ class SharedScheduleStore(ScheduleStore):
         Raises:
             ConflictingIdError: Its id exists and the policy is ``exception``.
         """
-        existed: bool | None = None
-        if conflict_policy is not ConflictPolicy.replace:
-            existed = await self._exists(schedule.id)
-            if existed and conflict_policy is ConflictPolicy.do_nothing:
-                return
-            if existed:
-                raise ConflictingIdError(schedule.id)  # type: ignore[no-untyped-call]
-        if self._fires is not None:
-            self._fires.unfold(schedule.id)
         row = schedule_row(schedule, self.db.stamp)
         soon = self._wakes_others(schedule)
-        if soon:
-            self.db.write(((_PUT_SCHEDULE, row), (_NOTIFY, (self.db.channel,))))
+        notify = ((_NOTIFY, (self.db.channel,)),) if soon else ()
+        if conflict_policy is ConflictPolicy.replace:
+            if self._fires is not None:
+                self._fires.unfold(schedule.id)
+            self.db.write(((_PUT_SCHEDULE, row), *notify))
+            await self.db.flush()
+            event: type[ScheduleAdded | ScheduleUpdated] = ScheduleUpdated
         else:
-            self.db.write(((_PUT_SCHEDULE, row),))
-        await self.db.flush()
+            # Inserted unless its id exists, told by the insert itself: one
+            # trip to the store's thread and one transaction, not a read first.
+            def add(connection: Any) -> Any:
+                cursor = connection.execute(_ADD_SCHEDULE, row)
+                for statement, parameters in notify:
+                    connection.execute(statement, parameters)
+                return cursor
+
+            cursor = await self.db.write_and_wait(add)
+            if cursor.rowcount != 1:
+                if conflict_policy is ConflictPolicy.do_nothing:
+                    return
+                raise ConflictingIdError(schedule.id)  # type: ignore[no-untyped-call]
+            if self._fires is not None:
+                # A fold left by a removed schedule of the same id.
+                self._fires.unfold(schedule.id)
+            event = ScheduleAdded
         if not soon:
             # This node's loop, too, looks before it falls due (the one
             # listener of these events; each costs it a task).
             return
-        event = ScheduleAdded if existed is False else ScheduleUpdated
         await self._publish(
             event(
                 schedule_id=schedule.id,
@@ -507,14 +525,6 @@ class SharedScheduleStore(ScheduleStore):
             return False
         horizon = POLL + self.lookahead.total_seconds() + NOTIFY_MARGIN
         return fire - datetime.now(UTC) <= timedelta(seconds=horizon)
-
-    async def _exists(self, schedule_id: str) -> bool:
-        found = await self.db.read(
-            lambda c: c.raw.execute(
-                "SELECT 1 FROM schedules WHERE id = %s", (schedule_id,)
-            ).fetchone()
-        )
-        return found is not None
 
     async def remove_schedules(
         self, ids: Iterable[str], *, finished: bool = False
