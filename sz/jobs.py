@@ -455,7 +455,9 @@ class JobFuture:
         one look per open job. ``callback`` must not raise.
         """
         waiting = self._on_done
-        if self._done.is_set():
+        # Ended (``resolve`` sets the outcome, ``fail`` the error): plain
+        # attributes, where the event's ``is_set`` is a call per job.
+        if self.outcome is not None or self.error is not None:
             callback()
         elif waiting is None:
             self._on_done = callback

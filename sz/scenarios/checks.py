@@ -226,8 +226,9 @@ def no_lost_jobs(
     due: list[tuple[str, datetime, list[Attempt]]],
 ) -> dict[str, Any]:
     """Every submitted job and every due fire has exactly one final row."""
-    lost = [job for job in record.submitted if job not in history.finals]
-    several = [job for job in record.submitted if len(history.finals.get(job, ())) > 1]
+    submitted = record.submitted_ids()
+    lost = [job for job in submitted if job not in history.finals]
+    several = [job for job in submitted if len(history.finals.get(job, ())) > 1]
     lost_fires = [f"{sid}@{at.isoformat()}" for sid, at, rows in due if not rows]
     several_fires = [
         f"{sid}@{at.isoformat()}" for sid, at, rows in due if len(rows) > 1
@@ -235,7 +236,7 @@ def no_lost_jobs(
     passed = not (lost or several or lost_fires or several_fires)
     return {
         "passed": passed,
-        "submitted": len(record.submitted),
+        "submitted": len(submitted),
         "refused": record.refused,
         "fires_due": len(due),
         "lost": len(lost) + len(lost_fires),

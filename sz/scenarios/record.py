@@ -92,14 +92,19 @@ class RunRecord:
         self.on_event = on_event
         self._t0 = anyio.current_time()
         self.timeline: list[TimelineEvent] = []
-        #: Every job the run's actions had accepted, by id, in order. A dict
-        #: of ids alone: it holds every job of a run (the soak's memory trend
-        #: measures it too), and nothing read when each was accepted.
-        self.submitted: dict[str, None] = {}
+        #: Every job the run's actions had accepted, by id, in order; an id
+        #: twice where a caller's job id was submitted twice (one job, two
+        #: handles): ``submitted_ids`` is each once. A list of ids alone: it
+        #: holds every job of a run (the soak's memory trend measures it too),
+        #: and an append is the least a job can cost the run at full pace.
+        self.submitted: list[str] = []
         #: Submitted jobs not yet seen ended (``jobs_pending``): counted down
         #: as each ends, since looking at every open job's handle at each
         #: sample cost a run at full pace a tenth of its throughput.
         self._open = 0
+        #: ``_ended`` bound once: a bound method made per job is an object
+        #: more per job for the garbage collector to count.
+        self._on_end = self._ended
         #: Jobs refused before they were accepted (``Overloaded``).
         self.refused = 0
         #: Successful calls of the run's own handler functions, by job id.
@@ -181,11 +186,11 @@ class RunRecord:
 
     def submitted_job(self, handle: JobHandle) -> None:
         """A job the run's action had accepted."""
-        self.submitted[handle.id] = None
+        self.submitted.append(handle.id)
         self._open += 1
         # A handle that never sees its job end stays open, as it did when
         # each sample looked at the handle itself.
-        call_when_done(handle, self._ended)
+        call_when_done(handle, self._on_end)
 
     def _ended(self) -> None:
         self._open -= 1
@@ -196,7 +201,11 @@ class RunRecord:
         For tests of ``no_lost_jobs``: a job the scheduler never saw then has
         no final row, as a job dropped without a trace would not.
         """
-        self.submitted[job_id] = None
+        self.submitted.append(job_id)
+
+    def submitted_ids(self) -> list[str]:
+        """Every job id the run submitted (or claimed), each once, in order."""
+        return list(dict.fromkeys(self.submitted))
 
     def pending_submitted(self) -> int:
         """Submitted jobs not yet seen ended. Not a checkpoint; O(1)."""

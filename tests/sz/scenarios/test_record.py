@@ -52,4 +52,4 @@ async def test_pending_submitted_counts_each_job_until_it_ends() -> None:
         # ``done`` stays false.
         record.submitted_job(sz.job("of-another-process"))
         assert record.pending_submitted() == 1
-    assert len(record.submitted) == 7  # by job id: "twice" once
+    assert len(record.submitted_ids()) == 7  # by job id: "twice" once
