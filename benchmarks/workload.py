@@ -17,17 +17,11 @@ async def noop() -> None:
 
 
 class Calls:
-    """When ``timed`` ran first and last, and how often.
-
-    Both by the clock (``time.perf_counter``) and by the process's CPU time
-    (``time.process_time``): on a shared VM the clock also counts time the
-    machine was given to others, the CPU time only what the process used.
-    """
+    """When ``timed`` ran first and last (``time.perf_counter``), and how often."""
 
     def __init__(self) -> None:
         self.count = 0
         self.first = self.last = 0.0
-        self.first_cpu = self.last_cpu = 0.0
         self.expected = 0
         self.all_ran: anyio.Event | None = None
 
@@ -35,7 +29,6 @@ class Calls:
         """Count afresh; ``all_ran`` is set at the ``expected``-th call."""
         self.count = 0
         self.first = self.last = 0.0
-        self.first_cpu = self.last_cpu = 0.0
         self.expected = expected
         self.all_ran = anyio.Event()
 
@@ -46,10 +39,10 @@ CALLS = Calls()
 
 async def timed() -> None:
     """Nothing, noting when: jobs per second read off the handler's side."""
-    now, cpu = time.perf_counter(), time.process_time()
+    now = time.perf_counter()
     if not CALLS.count:
-        CALLS.first, CALLS.first_cpu = now, cpu
-    CALLS.last, CALLS.last_cpu = now, cpu
+        CALLS.first = now
+    CALLS.last = now
     CALLS.count += 1
     if CALLS.count == CALLS.expected and CALLS.all_ran is not None:
         CALLS.all_ran.set()
