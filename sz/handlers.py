@@ -50,6 +50,10 @@ class HandlerSpec:
         retry_backoff: How long a retry waits after a failure (the runtime's
             ``Backoff``: ``min``, doubled by ``factor`` each attempt, up to
             ``max``, with ``jitter``); None (the default) retries at once.
+        observe: Told ``(job, returned)`` right after each call of an async
+            ``func`` returns (True) or raises (False), on the event loop; None
+            by default. How a scenario run counts executions without a wrapper
+            coroutine around every call (``sz.scenarios.counting``).
         signature: The function's signature, read once at registration (None when
             it has none that ``inspect`` can read): what arguments are checked
             against.
@@ -64,6 +68,9 @@ class HandlerSpec:
     retry_backoff: Backoff | None = attrs.field(
         default=None,
         validator=attrs.validators.optional(attrs.validators.instance_of(Backoff)),
+    )
+    observe: Callable[[Job, bool], None] | None = attrs.field(
+        default=None, eq=False, repr=False
     )
     signature: inspect.Signature | None = attrs.field(
         init=False,
@@ -289,7 +296,16 @@ class HandlerActor(Actor):
         token = CURRENT_JOB.set(job)
         try:
             if self.is_async:
-                return await self.spec.func(*job.args, **job.kwargs)
+                observe = self.spec.observe
+                if observe is None:
+                    return await self.spec.func(*job.args, **job.kwargs)
+                try:
+                    value = await self.spec.func(*job.args, **job.kwargs)
+                except Exception:
+                    observe(job, False)
+                    raise
+                observe(job, True)
+                return value
             call = functools.partial(self.spec.func, *job.args, **job.kwargs)
             return await self.threads.run_sync(call)
         finally:

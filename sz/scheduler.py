@@ -273,6 +273,7 @@ class ScheduleZero:
         retry_backoff: Backoff | None = None,
         rate: float | None = None,
         burst: int | None = None,
+        observe: Callable[[Job, bool], None] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     @overload
@@ -288,6 +289,7 @@ class ScheduleZero:
         retry_backoff: Backoff | None = None,
         rate: float | None = None,
         burst: int | None = None,
+        observe: Callable[[Job, bool], None] | None = None,
     ) -> Callable[..., Any]: ...
 
     def handler(
@@ -302,6 +304,7 @@ class ScheduleZero:
         retry_backoff: Backoff | None = None,
         rate: float | None = None,
         burst: int | None = None,
+        observe: Callable[[Job, bool], None] | None = None,
     ) -> Any:
         """Register a function as a handler of the task ``name`` (its own name).
 
@@ -318,6 +321,10 @@ class ScheduleZero:
         functions run on the event loop; sync ones in worker threads. Registering
         several functions under one name makes several handlers of that task
         (``task``, ``task#2``, ...), among which the dispatcher spreads its jobs.
+        ``observe(job, returned)``, if given, is told on the event loop right
+        after each call of an async function returns (True) or raises (False):
+        a count of executions as the handler saw them, without a wrapper
+        around the function (a sync one is not observed: wrap it).
         Returns the function unchanged.
 
         Raises:
@@ -341,6 +348,7 @@ class ScheduleZero:
                     timeout=timeout,
                     retries=retries,
                     retry_backoff=retry_backoff,
+                    observe=observe,
                 )
             except (ValueError, TypeError) as exc:
                 raise SzError(f"handler {task!r}: {exc}") from None

@@ -1,9 +1,11 @@
-"""The run's own handlers: its setup's functions, wrapped to count executions.
+"""The run's own handlers: its setup's functions, counting executions.
 
 ``no_duplicate_jobs`` counts how many times each job's function returned, as
 the run's handlers saw it, not what the history says (a history that lost a
-retry would hide the duplicate). The job comes from
-:data:`sz.handlers.CURRENT_JOB`, which the handler actor sets around each call.
+retry would hide the duplicate). An async function's handler actor tells the
+run of each call's end (``HandlerSpec.observe``); a sync function is wrapped,
+and its job comes from :data:`sz.handlers.CURRENT_JOB`, which the handler
+actor sets around each call.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..startup import import_handler_module
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..jobs import Job
     from .model import HandlerSpec
     from .record import RunRecord
 
@@ -43,33 +46,29 @@ def resolve_functions(spec: HandlerSpec) -> dict[str, Callable[..., Any]]:
     return found
 
 
-def counted(func: Callable[..., Any], record: RunRecord) -> Callable[..., Any]:
-    """``func``, counting in ``record`` each call that returns and each that raises.
+def counted(
+    func: Callable[..., Any], record: RunRecord
+) -> tuple[Callable[..., Any], Callable[[Job, bool], None] | None]:
+    """``func`` as the run registers it, counting in ``record`` each call's end.
 
-    The wrapper keeps ``func``'s signature (``__wrapped__``), so arguments are
-    checked against it as before, and stays async if ``func`` is.
+    Returns ``(function, observe)`` for ``ScheduleZero.handler``. An async
+    ``func`` is registered unchanged and counted by its handler actor, which
+    tells ``observe`` right after each call returns or raises: a wrapper
+    coroutine around every call cost a run at full pace a twentieth of its
+    throughput. A sync ``func`` runs in the handler's threads, where nothing
+    observes it: it is wrapped (keeping its signature through
+    ``__wrapped__``) and counts itself, and ``observe`` is None.
     """
+    executions, failed_calls = record.executions, record.failed_calls
     if inspect.iscoroutinefunction(func):
-        executions, failed_calls = record.executions, record.failed_calls
-        current_job = CURRENT_JOB.get
 
-        # Counted inline, not through ``_count``: this runs once per job of a
-        # run at full pace, where a function call more is a measurable share
-        # of the runner's overhead.
-        @functools.wraps(func)
-        async def run_async(*args: Any, **kwargs: Any) -> Any:
-            try:
-                value = await func(*args, **kwargs)
-            except Exception:
-                _count(failed_calls)
-                raise
-            job = current_job()
-            if job is not None:
-                key = job.id
-                executions[key] = executions.get(key, 0) + 1
-            return value
+        def observe(job: Job, returned: bool) -> None:
+            # Not ``+= 1``: a Counter's missing key costs a method call, and
+            # every job is a new key.
+            counter = executions if returned else failed_calls
+            counter[job.id] = counter.get(job.id, 0) + 1
 
-        return run_async
+        return func, observe
 
     # Sync functions run in the handler's threads: one lock for the counters.
     lock = threading.Lock()
@@ -80,13 +79,13 @@ def counted(func: Callable[..., Any], record: RunRecord) -> Callable[..., Any]:
             value = func(*args, **kwargs)
         except Exception:
             with lock:
-                _count(record.failed_calls)
+                _count(failed_calls)
             raise
         with lock:
-            _count(record.executions)
+            _count(executions)
         return value
 
-    return run_sync
+    return run_sync, None
 
 
 def _count(counter: Any) -> None:

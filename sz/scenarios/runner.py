@@ -199,9 +199,14 @@ def _build(
     concurrency: dict[str, int | None] = {}
     for spec in setup.handlers:
         for task, func in resolve_functions(spec).items():
-            wrapped = functions.setdefault(task, counted(func, record))
+            function, observe = functions.setdefault(task, counted(func, record))
             concurrency.setdefault(task, spec.concurrency)
-            sz.handler(wrapped, name=task, concurrency=spec.concurrency or 1)
+            sz.handler(
+                function,
+                name=task,
+                concurrency=spec.concurrency or 1,
+                observe=observe,
+            )
             serving = handlers.setdefault(task, [])
             name = task if not serving else f"{task}#{len(serving) + 1}"
             serving.append(
@@ -464,14 +469,21 @@ async def _run(
             async def spawn_handler(
                 task: str, name: str, concurrency: int | None
             ) -> ActorRef:
-                func = built["functions"].get(task)
-                if func is None:
+                found = built["functions"].get(task)
+                if found is None:
                     from .. import builtin
 
-                    func = counted(getattr(builtin, task), record)
-                    built["functions"][task] = func
+                    found = counted(getattr(builtin, task), record)
+                    built["functions"][task] = found
+                func, observe = found
                 given = concurrency or built["concurrency"].get(task) or 1
-                spec = LocalSpec(name=name, task=task, func=func, concurrency=given)
+                spec = LocalSpec(
+                    name=name,
+                    task=task,
+                    func=func,
+                    concurrency=given,
+                    observe=observe,
+                )
                 ref: ActorRef = await run_ref[0].ask(_SpawnHandler(spec))
                 dispatcher = sz.system.lookup("/user/dispatcher")
                 if dispatcher is None:

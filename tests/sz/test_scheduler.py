@@ -141,6 +141,35 @@ async def test_a_handler_timeout_ends_a_job_that_runs_too_long_as_timeout() -> N
         assert (row.outcome, row.final) == ("timeout", True)
 
 
+async def test_observe_hears_each_async_call_end_with_its_job_but_no_timeout() -> None:
+    heard: list[tuple[str, bool]] = []
+    sz = ScheduleZero()
+
+    def observe(job: Any, returned: bool) -> None:
+        heard.append((job.id, returned))
+
+    @sz.handler(observe=observe, timeout=0.05)
+    async def flaky(fail: bool = False, hang: bool = False) -> str:
+        if hang:
+            await anyio.sleep_forever()
+        if fail:
+            raise ValueError("asked to")
+        return "ok"
+
+    async with sz:
+        ok = await sz.submit("flaky", job_id="ok")
+        assert await ok.result(timeout=10) == "ok"
+        bad = await sz.submit("flaky", kwargs={"fail": True}, job_id="bad")
+        with pytest.raises(JobFailed):
+            await bad.result(timeout=10)
+        # Cancelled by its timeout: the call neither returned nor raised.
+        hung = await sz.submit("flaky", kwargs={"hang": True}, job_id="hung")
+        with pytest.raises(JobFailed) as caught:
+            await hung.result(timeout=10)
+        assert caught.value.outcome == "timeout"
+    assert heard == [("ok", True), ("bad", False)]
+
+
 async def test_sync_handlers_run_in_worker_threads_and_async_ones_on_the_loop() -> None:
     sz = ScheduleZero()
 
