@@ -103,6 +103,7 @@ from .pacing import Pacer as Pacer
 from .report import ProgressLine as ProgressLine, format_result as format_result
 from .result import (
     OUTCOMES as OUTCOMES,
+    STORED_SAMPLES as STORED_SAMPLES,
     AssertionResult as AssertionResult,
     MetricSample as MetricSample,
     ScenarioResult as ScenarioResult,
@@ -144,6 +145,7 @@ __all__ = [
     "RUN_STATES",
     "SCENARIO_TASK",
     "STEP_TYPES",
+    "STORED_SAMPLES",
     "STORES",
     "TRIGGER_FIELDS",
     "ActionSpec",

@@ -25,6 +25,7 @@ from .model import Scalar
 
 __all__ = [
     "OUTCOMES",
+    "STORED_SAMPLES",
     "AssertionResult",
     "MetricSample",
     "Outcome",
@@ -38,6 +39,10 @@ Outcome = Literal["passed", "failed", "aborted", "error"]
 #: stopped, or the scheduler ended under it (``aborted``); a step could not do
 #: its work, as a worker fault without workers (``error``).
 OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "aborted", "error")
+
+#: Samples the store keeps of one run at most (about 1.5 MB of JSON): a
+#: longer run keeps every n-th sample of each metric.
+STORED_SAMPLES = 50_000
 
 
 @attrs.frozen(kw_only=True)
@@ -187,7 +192,8 @@ class ScenarioResult:
         The outcome and the error are the ``run_end`` event's (or, when given,
         the keys ``outcome`` and ``error`` beside the export's, as the
         gateway's ``/api/tests/results`` adds them). The export holds no
-        samples: the result read back has none.
+        samples: the result read back has none, unless ``data`` is what the
+        store keeps (``to_stored_json``: a ``samples`` key).
 
         Raises:
             ValueError: ``data`` is not a result's export.
@@ -234,10 +240,30 @@ class ScenarioResult:
                     for item in data["assertions"]
                 ),
                 timeline=timeline,
+                samples=tuple(
+                    MetricSample(metric=str(metric), offset=float(at), value=float(v))
+                    for at, metric, v in data.get("samples", ())
+                ),
                 error=data.get("error", end.get("error")),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a scenario result's JSON: {exc!r}") from None
+
+    def to_stored_json(self) -> dict[str, Any]:
+        """The JSON export and the samples: what the store keeps of a run.
+
+        Samples as ``[offset, metric, value]``, so that a run read back (after
+        a restart) still has its CSV export and its charts; a run of more than
+        ``STORED_SAMPLES`` samples keeps every n-th of each metric, its first
+        and last included.
+        """
+        data = self.to_json()
+        data["samples"] = [
+            [sample.offset, sample.metric, sample.value]
+            for sample in _thinned(self.samples, STORED_SAMPLES)
+            if math.isfinite(sample.value)
+        ]
+        return data
 
     def dumps(self) -> str:
         """The JSON export as text."""
@@ -251,6 +277,23 @@ class ScenarioResult:
         for sample in sorted(self.samples, key=lambda s: (s.offset, s.metric)):
             writer.writerow((f"{sample.offset:.6f}", sample.metric, repr(sample.value)))
         return out.getvalue()
+
+
+def _thinned(samples: tuple[MetricSample, ...], most: int) -> tuple[MetricSample, ...]:
+    """About ``most`` of ``samples``: every n-th of each metric, its last too."""
+    if len(samples) <= most:
+        return samples
+    step = math.ceil(len(samples) / most)
+    by_metric: dict[str, list[MetricSample]] = {}
+    for sample in samples:
+        by_metric.setdefault(sample.metric, []).append(sample)
+    kept: list[MetricSample] = []
+    for series in by_metric.values():
+        picked = series[::step]
+        if picked[-1] is not series[-1]:
+            picked.append(series[-1])
+        kept.extend(picked)
+    return tuple(kept)
 
 
 def _plain(value: Any) -> Any:

@@ -389,7 +389,7 @@ class RunState:
             passed=self.passed,
             units=dict(self.units),
             metrics=dict(self.metrics),
-            result=result.to_json() if result is not None else None,
+            result=result.to_stored_json() if result is not None else None,
         )
 
     @classmethod

@@ -150,6 +150,7 @@ async def test_a_runs_result_survives_closing_and_reopening_the_scheduler(
         assert run.state == "passed", run.error
         assert run.result is not None
         exported = run.result.to_json()
+        csv_text = run.result.to_csv()
         summary = run.summary_json()
 
     again = ScheduleZero(store=durable)
@@ -160,6 +161,9 @@ async def test_a_runs_result_survives_closing_and_reopening_the_scheduler(
     assert found.state == "passed"
     assert found.result is not None
     assert found.result.to_json() == exported
+    # Its samples too: the CSV export and the dashboard's charts of a past run.
+    assert found.result.to_csv() == csv_text
+    assert len(csv_text.splitlines()) > 1
     shown = found.to_json()
     assert shown["state"] == shown["outcome"] == "passed"
     assert shown["units"] == {"memory_usage": "MB"}
