@@ -91,7 +91,8 @@ METRICS: Mapping[str, MetricInfo] = _metrics(
         name="jobs_per_sec",
         dimension=PER_SECOND,
         sampled=True,
-        description="jobs finished a second (any final outcome), over the last second",
+        description="jobs finished a second (any final outcome but rejected:"
+        " refused, like those refused at submit), over the last second",
     ),
     MetricInfo(
         name="job_latency",

@@ -121,7 +121,17 @@ class Sampler:
         self._taken = 0
 
     def _jobs_ended(self) -> float:
-        return float(sum(self.sz.metrics().jobs.values()))
+        # A job the governors refused just after accepting it (a ``rejected``
+        # row) is not throughput, as one refused at ``submit`` (Overloaded)
+        # is not: counted, a burst of refusals read as a burst of work and
+        # broke the rate a limit holds.
+        return float(
+            sum(
+                count
+                for (_, outcome), count in self.sz.metrics().jobs.items()
+                if outcome != "rejected"
+            )
+        )
 
     async def _live_fires(self) -> int:
         if not self.record.schedules:

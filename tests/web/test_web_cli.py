@@ -76,7 +76,10 @@ def listening_ports(pid: int) -> set[int]:
     """The TCP ports process ``pid`` listens on (Linux: its sockets in /proc)."""
     sockets = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        with_link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        try:
+            with_link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue  # closed since it was listed: the process runs on
         if with_link.startswith("socket:["):
             sockets.add(with_link[len("socket:[") : -1])
     ports = set()

@@ -7,13 +7,15 @@ it began (what ``wait_until`` judges a step's effect on).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import anyio
 import pytest
 
 from actors.testing import wait_until
-from sz import ScheduleZero
+from sz import Overloaded, ScheduleZero
+from sz.config import BackpressureConfig, Config, GovernorsConfig
 from sz.scenarios.record import RunRecord
 from sz.scenarios.sampler import RATE_WINDOW, Sampler, trailing_rate
 
@@ -81,3 +83,37 @@ async def test_a_fresh_sample_holds_no_figure_read_before_the_wait_began() -> No
                 record.samples["jobs_pending"]
             )
         group.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_jobs_refused_after_acceptance_are_not_counted_as_jobs_ended() -> None:
+    # Backpressure at 2 waiting jobs: of a burst to a handler held shut, the
+    # excess ends ``rejected`` (refused, as at submit), which is not throughput.
+    backpressure = BackpressureConfig(enabled=True, high_water=2, low_water=1)
+    sz = ScheduleZero(
+        config=Config(governors=GovernorsConfig(backpressure=backpressure))
+    )
+    gate = anyio.Event()
+
+    @sz.handler
+    async def held() -> None:
+        await gate.wait()
+
+    record = RunRecord(datetime.now(UTC))
+    async with sz:
+        sampler = Sampler(sz, record)
+        await sampler.sample()
+        handles = []
+        for _ in range(10):
+            with contextlib.suppress(Overloaded):
+                handles.append(await sz.submit("held"))
+        await wait_until(lambda: sum(h.done for h in handles) > 0, timeout=10)
+        gate.set()
+        for handle in handles:
+            with contextlib.suppress(Overloaded):
+                await handle.result(timeout=10)
+        await sampler.sample()
+    ended = sz.metrics().jobs
+    rejected = ended.get(("held", "rejected"), 0)
+    assert rejected > 0
+    assert record.samples["finished"][-1][1] == ended[("held", "success")]
