@@ -441,9 +441,16 @@ async def test_unknown_schedule_ids_are_404_on_every_route() -> None:
 async def test_upcoming_lists_the_next_fire_times_of_a_schedule() -> None:
     sz, _ = scheduler()
     async with sz, served(sz) as api:
+        # Once a year at New Year: an interval's first fire is now, and a fire
+        # between the two reads moved every later read on by one.
         await api.post(
             "/api/schedules",
-            {"task": "echo", "trigger": "interval", "fields": {"hours": 2}, "id": "i"},
+            {
+                "task": "echo",
+                "trigger": "cron",
+                "fields": {"month": 1, "day": 1, "hour": 0, "minute": 0},
+                "id": "i",
+            },
         )
         status, five = await api.get("/api/schedules/i/upcoming")
         assert status == 200
