@@ -63,10 +63,7 @@ def counted(
     if inspect.iscoroutinefunction(func):
 
         def observe(job: Job, returned: bool) -> None:
-            # Not ``+= 1``: a Counter's missing key costs a method call, and
-            # every job is a new key.
-            counter = executions if returned else failed_calls
-            counter[job.id] = counter.get(job.id, 0) + 1
+            _add(executions if returned else failed_calls, job)
 
         return func, observe
 
@@ -91,6 +88,10 @@ def counted(
 def _count(counter: Any) -> None:
     job = CURRENT_JOB.get()
     if job is not None:
-        # Not ``+= 1``: a Counter's missing key costs a method call, and
-        # every job is a new key (half this function's time at full pace).
-        counter[job.id] = counter.get(job.id, 0) + 1
+        _add(counter, job)
+
+
+def _add(counter: Any, job: Job) -> None:
+    # Not ``+= 1``: a Counter's missing key costs a method call, and every job
+    # is a new key (half the counting's time at full pace).
+    counter[job.id] = counter.get(job.id, 0) + 1

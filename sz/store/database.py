@@ -337,8 +337,7 @@ class Database:
         Raises:
             StoreError: The store is opened for reading only.
         """
-        if self.read_only:
-            raise StoreError(f"{self.where}: opened for reading only")
+        self._writable()
         if then is None and failed is None:
             self._queue.put((work, None, _WRITE))
             return
@@ -364,28 +363,23 @@ class Database:
         return the cursor and the caller read its ``rowcount`` afterwards.
 
         Raises:
-            StoreError: It failed; nothing of it was committed.
+            StoreError: It failed (nothing of it was committed), or the store
+                is opened for reading only, closed, lost or broken.
         """
-        if self._lost is not None:
-            raise self._lost
+        self._writable()
         result: list[T] = []
-        errors: list[BaseException] = []
-        finished = anyio.Event()
 
         def run(connection: Any) -> None:
             # Assigned, not appended: a batch that fails is tried again one
             # write at a time.
             result[:] = [work(connection)]
 
-        def failed(error: BaseException) -> None:
-            errors.append(error)
-            finished.set()
-
-        self.write(run, finished.set, failed=failed)
-        await finished.wait()
-        if errors:
-            raise errors[0]
+        await self._call(run, writes=True)
         return result[0]
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.where}: opened for reading only")
 
     async def read(self, work: Callable[[Any], T]) -> T:
         """Run ``work(connection)`` after every queued write; return its result."""
